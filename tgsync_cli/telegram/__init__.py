@@ -1,0 +1,1 @@
+"""Live Telegram side (pyrogram/kurigram): translation into domain events, the gateway, the client."""
