@@ -80,7 +80,7 @@ class PyrogramGateway:
             raise RuntimeError("PyrogramGateway is synchronous: call it from a worker thread")
         for _ in range(MAX_FLOOD_RETRIES):
             try:
-                return asyncio.run_coroutine_threadsafe(factory(), self.loop).result()
+                return asyncio.run_coroutine_threadsafe(_in_loop(factory), self.loop).result()
             except (ConnectionError, OSError, asyncio.TimeoutError) as e:
                 raise TelegramUnavailable(f"Telegram is not reachable ({what}): "
                                           f"{type(e).__name__}") from None
@@ -119,7 +119,9 @@ class PyrogramGateway:
         async def admins():
             return [m async for m in self.client.get_chat_members(
                 chat_id, filter=enums.ChatMembersFilter.ADMINISTRATORS)]
-        return [_info(m) for m in self._chat_call("listing admins", chat_id, admins) if m.user]
+        # for a basic group pyrogram ignores the filter (one GetFullChat lists everyone): filter here
+        infos = [_info(m) for m in self._chat_call("listing admins", chat_id, admins) if m.user]
+        return [i for i in infos if i.state.status in ("creator", "administrator")]
 
     def get_member(self, chat_id: int, user_id: int) -> ChatMemberInfo:
         async def lookup():
@@ -183,6 +185,13 @@ class PyrogramGateway:
         except errors.RPCError as e:
             raise TelegramError(f"Telegram refused a private message to {user_id}: {_code(e)}") from None
         return True
+
+
+async def _in_loop(factory):
+    """Call `factory` on the loop's thread: pyrogram's sync wrappers (pyrogram/sync.py) would run a
+    Client method called from our worker thread to completion there and hand back a result, not a
+    coroutine."""
+    return await factory()
 
 
 def _info(member) -> ChatMemberInfo:
