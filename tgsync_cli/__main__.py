@@ -1,0 +1,3 @@
+from tgsync_cli.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""CLI commands, split by area; each parses, calls one core function, renders."""

@@ -1,0 +1,56 @@
+"""One small exception hierarchy; every message is written for the operator and fits one line."""
+
+from __future__ import annotations
+
+
+class TgsyncError(Exception):
+    """Anything the CLI reports as `error: <message>` with exit status 1."""
+
+    exit_code = 1
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:  # one line, always
+        return " ".join(self.message.split())
+
+
+class ConfigError(TgsyncError):
+    """A setting is missing or malformed; the message names the key."""
+
+
+class InputError(TgsyncError):
+    """A file or payload we were given is not what it claims to be (names file, line, field)."""
+
+
+class StoreError(TgsyncError):
+    """The store refused or could not be reached."""
+
+
+class StoreUnavailable(StoreError):
+    """The store is down; callers may retry later (events wait, they are not dropped)."""
+
+
+class TelegramError(TgsyncError):
+    """Telegram refused a call. Engines handle these; they are never fatal to the update loop."""
+
+
+class TelegramUnavailable(TelegramError):
+    """No Telegram connection (offline replay, missing credentials): the step is reported and skipped."""
+
+
+class BotNotInChat(TelegramError):
+    """The bot is not (or no longer) a member of the chat."""
+
+
+class AdminRequired(TelegramError):
+    """The call needs the bot to be an administrator of the chat."""
+
+
+class PeerUnknown(TelegramError):
+    """Telegram does not know this peer to the bot (PeerIdInvalid): the bot never met it."""
+
+
+class UserNeverStarted(TelegramError):
+    """A private message to a user who never opened the bot; not an error for callers."""
