@@ -92,6 +92,8 @@ SCHEMA: Dict[Tuple[str, str], Tuple[Callable[[Any], Any], Any]] = {
     ("log", "level"): (_choice("debug", "info", "warning", "error"), "info"),
 }
 
+SECTIONS = {section for section, _ in SCHEMA}
+
 
 class Settings(SimpleNamespace):
     """settings.store.uri, settings.telegram.api_hash…; repr hides secrets."""
@@ -127,7 +129,8 @@ def load_settings(path: Optional[str] = None, env: Optional[Mapping[str, str]] =
         if not name.startswith("TGSYNC_") or name.count("_") < 2:
             continue
         section, key = name[len("TGSYNC_"):].lower().split("_", 1)
-        _apply(values, section, key, v, name)
+        if section in SECTIONS:  # TGSYNC_TEST_…, TGSYNC_DEBUG… are not settings
+            _apply(values, section, key, v, name)
     if store is not None:
         _apply(values, "store", "uri", store, "--store")
     settings = Settings()
