@@ -125,13 +125,16 @@ class Store:
 
     def update_sync(self, club_id: str, fields: Dict[str, Any],
                     guard_at: Optional[datetime] = None) -> bool:
-        """Set sync.* fields; with guard_at, only if sync.bot_status_at is not newer."""
+        """Set sync.* fields; with guard_at, only if sync.bot_status_at is not newer.
+
+        True when the guard let the event through, even if nothing changed: an event retried
+        after failing halfway finds its own fields already set and must still finish its work."""
         flt: Dict[str, Any] = {"_id": club_id}
         if guard_at is not None:
             flt["$or"] = [{"sync.bot_status_at": {"$lte": guard_at}},
                           {"sync.bot_status_at": None}]
         upd = {"$set": {f"sync.{k}": v for k, v in fields.items()}}
-        return self.clubs.update_one(flt, upd).modified_count > 0
+        return self.clubs.update_one(flt, upd).matched_count > 0
 
     def claim_welcome(self, club_id: str) -> bool:
         """Atomically mark the welcome as posted; True only for the one caller who should post it."""
