@@ -108,7 +108,10 @@ class SimGateway:
 
     def get_member(self, chat_id: int, user_id: int) -> ChatMemberInfo:
         self.calls.append("get_member")
-        return self._info(user_id, self._in(chat_id).state(user_id))
+        chat = self._in(chat_id)
+        if user_id == self.world.bot.id:  # Telegram answers the bot about itself too
+            return ChatMemberInfo(self.world.bot, chat.bot)
+        return self._info(user_id, chat.state(user_id))
 
     def iter_member_pages(self, chat_id: int) -> Iterator[Sequence[ChatMemberInfo]]:
         self.calls.append("iter_member_pages")
