@@ -15,5 +15,18 @@ for _area in ("core", "live", "ops", "scale"):
             raise
 
 
+def _accept_negative_chat_ids() -> None:
+    """Group ids are negative (-100…): let commands taking CHAT read `-1001234` as a value."""
+    import inspect
+
+    for info in app.registered_commands:
+        params = inspect.signature(info.callback).parameters
+        if "chat" in params or "telegram_id" in params:
+            info.context_settings = {**(info.context_settings or {}), "ignore_unknown_options": True}
+
+
+_accept_negative_chat_ids()
+
+
 def main() -> None:
     app(prog_name="tgsync")

@@ -255,6 +255,8 @@ class Engine:
         cid, tid = info.club_id, person.id
         existing = self.store.member(cid, tid)
         if existing is not None:
+            if status != ACTIVE:
+                existing = self._message_evidence(cid, tid, existing, at)
             if self.store.set_member(cid, tid, at, existing, status, role, strictly_newer):
                 self._cache_status(cid, tid, status)
             elif existing.get("status") == ACTIVE:
@@ -269,6 +271,8 @@ class Engine:
         if departure is not None and (departure["at"] > at or (strictly_newer and departure["at"] == at)):
             # the later leave still holds, and with it the role a leave maps to
             status, status_at, role, role_at = departure["status"], departure["at"], "member", departure["at"]
+        elif departure is not None and role is None:
+            role, role_at = "member", departure["at"]  # the leave's role stands until a newer role event
         user_id = self.store.upsert_user(person, at)
         doc = {"user_id": user_id, "telegram_id": tid, "username": person.username,
                "first_name": person.first_name, "role": role or "member", "status": status,
@@ -283,6 +287,15 @@ class Engine:
             self.store.clear_departure(cid, tid)
         self._cache_status(cid, tid, status)
         return created and status == ACTIVE
+
+    def _message_evidence(self, cid: str, tid: int, existing: dict, at: datetime) -> dict:
+        """A leave that arrives after a newer message (hot path: no status_at written) is late:
+        the message proves membership after it. Record that proof first so the guard holds."""
+        seen = max(filter(None, (self.last_seen.get((cid, tid)), existing.get("last_seen"))), default=None)
+        if seen is None or seen <= at or (existing.get("status_at") and existing["status_at"] >= seen):
+            return existing
+        self.store.set_member(cid, tid, seen, existing, ACTIVE, None, strictly_newer=True)
+        return self.store.member(cid, tid) or existing
 
     def _cache_status(self, cid: str, tid: int, status: str) -> None:
         if status == ACTIVE:

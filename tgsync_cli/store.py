@@ -8,6 +8,9 @@ applying the same events can never duplicate a member or move a status backwards
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import threading
 import uuid
 from datetime import datetime, timedelta
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -47,7 +50,11 @@ class _Counted:
             self._store.before_call(name)
             self._store.ops += 1
             try:
-                return attr(*args, **kwargs)
+                with self._store.lock:
+                    result = attr(*args, **kwargs)
+                if name == "find" and self._store.embedded:
+                    return _LockedCursor(result, self._store.lock)
+                return result
             except DuplicateKeyError:
                 raise
             except (PyMongoError, OSError) as exc:  # connection refused, timeouts, sqlite I/O
@@ -62,12 +69,33 @@ class _Counted:
             self._coll.update_one(op._filter, op._doc, upsert=op._upsert)
 
 
+class _LockedCursor:
+    """An embedded-store cursor that reads its documents under the store lock."""
+
+    def __init__(self, cursor, lock):
+        self._cursor, self._lock = cursor, lock
+
+    def __getattr__(self, name):
+        attr = getattr(self._cursor, name)
+        if name in ("sort", "limit", "skip", "batch_size"):
+            return lambda *a, **k: _LockedCursor(attr(*a, **k), self._lock)
+        return attr
+
+    def __iter__(self):
+        with self._lock:
+            docs = list(self._cursor)
+        return iter(docs)
+
+
 class Store:
     """Clubs (with embedded members) and users. `before_call` is a hook for fault injection."""
 
     def __init__(self, db, uri_label: str = "store", embedded: bool = True):
         self.ops = 0
         self.embedded = embedded
+        # The embedded engines are not thread-safe (one SQLite connection per collection):
+        # serialise their calls so the serve worker thread and CLI threads can share a store.
+        self.lock = threading.RLock() if embedded else contextlib.nullcontext()
         self.uri_label = uri_label
         self._db = db
         self.clubs = _Counted(db["clubs"], self)
@@ -292,7 +320,9 @@ def open_store(uri: str, database: str = DEFAULT_DB) -> Store:
         if not path:
             raise ConfigError("store.uri 'file:' needs a path, e.g. file:./tgsync-data")
         import litemongo
+        import litemongo.sqlite_store
 
+        litemongo.sqlite_store.sqlite3 = _CrossThreadSqlite()
         client = litemongo.connect(_litemongo_path(path))
         label = uri
     elif uri == "memory:" or uri.startswith("memory:"):
@@ -308,6 +338,19 @@ def open_store(uri: str, database: str = DEFAULT_DB) -> Store:
     store.ensure_indexes()
     store.ops = 0  # schema setup is not part of a run's round trips
     return store
+
+
+class _CrossThreadSqlite:
+    """sqlite3 as litemongo sees it, with connections usable from any thread (calls are
+    serialised by Store.lock), so a store opened by `serve` can be used by its worker thread."""
+
+    def __getattr__(self, name):
+        return getattr(sqlite3, name)
+
+    @staticmethod
+    def connect(*args, **kwargs):
+        kwargs.setdefault("check_same_thread", False)
+        return sqlite3.connect(*args, **kwargs)
 
 
 def _litemongo_path(path: str) -> str:
