@@ -261,8 +261,7 @@ class Simulator:
         chat, uid = self.world.chat(step["chat"]), step["user"]
         if _present(chat.state(uid)):
             return
-        if chat.state(uid).status == "kicked":
-            return  # a banned user cannot join until unbanned
+        # A banned user comes back only through an admin, which lifts the ban: same updates.
         self._set(chat, uid, MemberState("member"), uid)
         self._message(chat, uid, new_chat_members=[self._user(uid)])
 
@@ -303,8 +302,10 @@ class Simulator:
 
     def do_message(self, step):
         chat, uid, text = self.world.chat(step["chat"]), step["user"], step.get("text") or ""
-        if not _present(chat.state(uid)) or chat.migrated_to is not None:
-            return  # Telegram does not let a non-member write here
+        if chat.migrated_to is not None:
+            return  # the old basic group is gone; its messages go nowhere
+        # A writer the world does not list as a member is delivered all the same: scenario
+        # authors leave members out, and a public group's discussion thread lets them write.
         if self._reaches_bot(chat, text):
             self._message(chat, uid, text=text)
 
