@@ -1,0 +1,121 @@
+"""Operator commands: reconcile, import-history, doctor, forget."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+from typing_extensions import Annotated
+
+from tgsync_cli import app as core
+from tgsync_cli import ops, render, render_ops
+from tgsync_cli.commands.base import ConfigOpt, JsonOpt, StoreOpt, app, guarded, settings_for
+from tgsync_cli.errors import TgsyncError
+
+# settings → context manager yielding a TelegramGateway. Tests replace it with the simulator's
+# gateway; nothing else should.
+GATEWAY_FACTORY: ops.GatewayFactory = ops.gateway_for
+
+
+@app.command()
+@guarded
+def reconcile(chat: Annotated[Optional[str], typer.Argument(help="chat id, @username or club_ id")] = None,
+              all_clubs: Annotated[bool, typer.Option("--all", help="every club in the store")] = False,
+              threshold: Annotated[Optional[int], typer.Option(
+                  "--threshold", help="exit 3 when drift exceeds this (default sync.reconcile_threshold)")] = None,
+              dry_run: Annotated[bool, typer.Option("--dry-run", help="compare only, write nothing")] = False,
+              json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
+    """Compare each club with Telegram, fix the roster where the bot may list it (exit 3 on drift)."""
+    settings = settings_for(config, store)
+    limit = settings.sync.reconcile_threshold if threshold is None else threshold
+    st = core.store_from(settings)
+    try:
+        with GATEWAY_FACTORY(settings) as gw:
+            outcome = ops.reconcile_clubs(st, gw, chat, all_clubs, core.utcnow(), dry_run, limit, settings)
+    finally:
+        st.close()
+    if json_out:
+        render.print_json(outcome.as_json())
+    else:
+        render.console.print(render_ops.reconcile_table(outcome))
+    for c in outcome.failed:
+        render.err_console.print(f"error: {c.chat_id}: {c.error}", markup=False, highlight=False)
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command("import-history")
+@guarded
+def import_history(file: Annotated[str, typer.Argument(help="Telegram Desktop export result.json")],
+                   chat: Annotated[str, typer.Option("--chat", help="the group's chat id (authoritative)")],
+                   no_verify: Annotated[bool, typer.Option(
+                       "--no-verify", help="take the last evidence as status; do not ask Telegram")] = False,
+                   json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
+    """Route 7: add everyone who wrote or joined, as Telegram confirms (SPEC §4)."""
+    settings = settings_for(config, store)
+    st = core.store_from(settings)
+    try:
+        rep = ops.import_history_file(st, file, chat, not no_verify, core.utcnow(),
+                                      GATEWAY_FACTORY, settings)
+    finally:
+        st.close()
+    if json_out:
+        render.print_json(rep.as_json())
+        return
+    if rep.club_created:
+        render.console.print(f"created club {rep.club_id} for chat {rep.chat_id}")
+    render.console.print(render_ops.history_summary(rep))
+    for n in rep.notes:
+        render.console.print(f"[yellow]note:[/] {n}")
+
+
+@app.command()
+@guarded
+def doctor(json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
+    """Check config, store, Telegram login, privacy mode and the bot's rights per club."""
+    settings = settings_for(config, store)
+    checks = ops.doctor_checks(settings, GATEWAY_FACTORY)
+    if json_out:
+        render.print_json([c.as_json() for c in checks])
+    else:
+        render.console.print(render_ops.doctor_table(checks))
+    if any(c.level == "fail" for c in checks):
+        raise typer.Exit(1)
+
+
+@app.command()
+@guarded
+def forget(telegram_id: Annotated[int, typer.Argument(help="the person's Telegram user id")],
+           yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+           json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
+    """Erase the account and every membership of one person (data-protection requests)."""
+    settings = settings_for(config, store)
+    st = core.store_from(settings)
+    try:
+        preview = ops.forget_preview(st, telegram_id)
+        if not preview.found:
+            _forget_out(preview, json_out)
+            return
+        if not yes:
+            if not sys.stdin or sys.stdin.closed:
+                raise TgsyncError("forget needs confirmation: pass --yes (no input to ask on)")
+            for line in render_ops.forget_lines(preview, preview=True):
+                render.err_console.print(line, markup=False, highlight=False)
+            try:
+                confirmed = typer.confirm("Erase this person for good?", default=False, err=True)
+            except typer.Abort:
+                raise TgsyncError("forget needs confirmation: pass --yes (no input to ask on)") from None
+            if not confirmed:
+                raise TgsyncError("not confirmed: nothing removed")
+        rep = ops.forget(st, core.make_cache(settings), telegram_id)
+    finally:
+        st.close()
+    _forget_out(rep, json_out)
+
+
+def _forget_out(rep, json_out: bool) -> None:
+    if json_out:
+        render.print_json(rep.as_json())
+    else:
+        for line in render_ops.forget_lines(rep):
+            render.console.print(line, markup=False, highlight=False)

@@ -1,0 +1,83 @@
+"""Rendering for the operator commands: Rich tables for people. No logic lives here."""
+
+from __future__ import annotations
+
+from typing import Iterable, List
+
+from rich.table import Table
+from rich.text import Text
+
+LEVEL_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+
+
+def _s(v) -> str:
+    return "—" if v is None else str(v)
+
+
+def _ids(ids: Iterable[int], limit: int = 8) -> str:
+    ids = list(ids)
+    shown = ", ".join(str(i) for i in ids[:limit])
+    return shown + (f" … (+{len(ids) - limit})" if len(ids) > limit else "")
+
+
+def reconcile_table(outcome) -> Table:
+    title = "Reconcile" + (" (dry run: nothing written)" if outcome.dry_run else "")
+    t = Table(title=title)
+    for col in ("club", "chat", "telegram (incl. bot)", "ayda active", "drift", "changes", "why"):
+        t.add_column(col)
+    for c in outcome.clubs:
+        changes: List[str] = []
+        if outcome.dry_run:
+            if c.would_add or c.would_mark_left:
+                changes.append(f"would add {c.would_add}, mark left {c.would_mark_left}")
+        else:
+            for label, ids in (("added", c.added), ("marked left", c.marked_left),
+                               ("active again", c.reactivated), ("role changed", c.role_changed)):
+                if ids:
+                    changes.append(f"{label} {len(ids)}: {_ids(ids)}")
+        over = c.drift is not None and c.drift > outcome.threshold
+        drift = Text(_s(c.drift), style="bold red" if over else "")
+        why = c.error if c.error else c.reason
+        t.add_row(c.name or c.club_id, str(c.chat_id), _s(c.total_members_telegram),
+                  _s(c.total_members_ayda), drift, "\n".join(changes) or "none", why)
+    return t
+
+
+def history_summary(rep) -> Table:
+    t = Table(title=f"History import into {rep.chat_id}" + ("" if rep.verified else " (not verified)"))
+    t.add_column("")
+    t.add_column("count", justify="right")
+    rows = [("messages read", rep.messages_read), ("candidates", rep.candidates),
+            ("added", rep.added), ("already known", rep.already_known),
+            ("active again", rep.reactivated), ("refused by Telegram", rep.refused),
+            ("skipped", rep.skipped)]
+    for label, n in rows:
+        t.add_row(label, str(n))
+    for reason, n in rep.skip_reasons.items():
+        t.add_row(f"  skipped: {reason}", str(n), style="dim")
+    return t
+
+
+def doctor_table(checks) -> Table:
+    t = Table(title="tgsync doctor")
+    for col in ("check", "", "detail", "fix"):
+        t.add_column(col)
+    for c in checks:
+        t.add_row(c.name, Text(c.level, style=LEVEL_STYLE.get(c.level, "")), c.detail, c.fix)
+    return t
+
+
+def forget_lines(rep, preview: bool = False) -> List[str]:
+    verb = "will remove" if preview else "removed"
+    if not rep.found:
+        return [f"nothing stored about telegram id {rep.telegram_id}"]
+    lines = [f"{verb} for telegram id {rep.telegram_id}:"]
+    lines.append(f"  account: {rep.accounts}")
+    clubs = ", ".join(f"{c['name'] or c['club_id']} ({c['telegram_group_id']})" for c in rep.clubs)
+    lines.append(f"  memberships: {len(rep.clubs)}" + (f" — {clubs}" if clubs else ""))
+    lines.append(f"  departure records: {rep.departures}")
+    if rep.created_by_cleared:
+        lines.append(f"  clubs no longer naming them as creator: {rep.created_by_cleared}")
+    if not preview:
+        lines.append(f"  cache entries: {rep.cache_entries}")
+    return lines
