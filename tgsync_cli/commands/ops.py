@@ -96,21 +96,37 @@ def forget(telegram_id: Annotated[int, typer.Argument(help="the person's Telegra
         if not preview.found:
             _forget_out(preview, json_out)
             return
-        if not yes:
-            if not sys.stdin or sys.stdin.closed:
-                raise TgsyncError("forget needs confirmation: pass --yes (no input to ask on)")
-            for line in render_ops.forget_lines(preview, preview=True):
-                render.err_console.print(line, markup=False, highlight=False)
-            try:
-                confirmed = typer.confirm("Erase this person for good?", default=False, err=True)
-            except typer.Abort:
-                raise TgsyncError("forget needs confirmation: pass --yes (no input to ask on)") from None
-            if not confirmed:
-                raise TgsyncError("not confirmed: nothing removed")
+        if not yes and not _confirmed(preview):
+            raise TgsyncError("not confirmed: nothing removed")
         rep = ops.forget(st, core.make_cache(settings), telegram_id)
     finally:
         st.close()
     _forget_out(rep, json_out)
+
+
+def _confirmed(preview) -> bool:
+    """Ask on a terminal; read one answer line from a pipe. No input at all is a refusal, in one
+    line, before anything is shown: a script that forgot --yes must not hang or half-act."""
+    stdin = sys.stdin
+    if stdin is None or stdin.closed:
+        raise TgsyncError(NO_INPUT)
+    interactive = stdin.isatty()
+    answer = None
+    if not interactive:
+        answer = stdin.readline()
+        if not answer:
+            raise TgsyncError(NO_INPUT)
+    for line in render_ops.forget_lines(preview, preview=True):
+        render.err_console.print(line, markup=False, highlight=False)
+    if interactive:
+        try:
+            return typer.confirm("Erase this person for good?", default=False, err=True)
+        except typer.Abort:
+            raise TgsyncError(NO_INPUT) from None
+    return answer.strip().lower() in ("y", "yes")
+
+
+NO_INPUT = "forget needs confirmation: pass --yes (no input to ask on)"
 
 
 def _forget_out(rep, json_out: bool) -> None:
