@@ -9,7 +9,6 @@ import json
 import os
 from contextlib import contextmanager
 
-import pytest
 from typer.testing import CliRunner
 
 from tgsync_cli import app as core
@@ -19,7 +18,7 @@ from tgsync_cli.commands import ops as ops_cmd
 from tgsync_cli.config import load_settings
 from tgsync_cli import store as store_module
 from tgsync_cli.errors import StoreUnavailable, TelegramError
-from tgsync_cli.simulator import SimGateway, Simulator
+from tgsync_cli.simulator import Simulator
 from tgsync_cli.store import open_store
 from tests.worlds import BOT, CHAT, Story
 

@@ -33,35 +33,13 @@ GatewayFactory = Callable[[Settings], ContextManager[Any]]
 # -- the live gateway -----------------------------------------------------------------------------
 @contextmanager
 def gateway_for(settings: Settings) -> Iterator[Any]:
-    """A started PyrogramGateway for one-shot commands, stopped on exit.
+    """A started PyrogramGateway for one-shot commands, stopped on exit. It is the live commands'
+    connection (credentials checked before connecting, updates off so `serve` keeps receiving
+    them, Telegram's login refusals named by setting, never by value)."""
+    from tgsync_cli.live import pyrogram_connection
 
-    Credentials are checked before anything connects (ConfigError names the missing key); a
-    failed login is reported by Telegram's error code only, never with the token."""
-    from tgsync_cli.telegram.client import check_credentials, make_client
-    from tgsync_cli.telegram.gateway import BackgroundLoop, PyrogramGateway
-
-    t = settings.telegram
-    check_credentials(t.api_id, t.api_hash, t.bot_token)
-    loop = BackgroundLoop()
-    try:
-        client = make_client(t.api_id, t.api_hash, t.bot_token, t.session_dir, loop=loop.loop)
-        try:
-            loop.run(client.start())
-        except (ConnectionError, OSError, TimeoutError) as exc:
-            raise TelegramUnavailable(f"Telegram is not reachable ({type(exc).__name__})") from None
-        except Exception as exc:  # pyrogram's RPC errors: the code says enough, the text may not
-            code = getattr(exc, "ID", None) or type(exc).__name__
-            raise TelegramError(f"Telegram login failed: {code}; check telegram.bot_token, "
-                                "telegram.api_id and telegram.api_hash") from None
-        try:
-            yield PyrogramGateway(client, loop.loop, max_flood_wait=t.max_flood_wait)
-        finally:
-            try:
-                loop.run(client.stop())
-            except Exception:  # stopping is best effort; the process is ending anyway
-                pass
-    finally:
-        loop.close()
+    with pyrogram_connection(settings) as conn:
+        yield conn.gateway
 
 
 def resolve_chat_id(store: Store, chat: str) -> int:
