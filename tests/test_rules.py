@@ -198,3 +198,9 @@ def test_source_is_never_overwritten(tmp_path):
     out = (Story().bot_added(as_="member").then("message", user=3).then("promote_bot")
            .then("import_members").then("start", user=3, payload=f"join_{CHAT}").run(tmp_path))
     assert out.member(3) == ("member", "active", "message_activity")
+
+
+def test_after_a_restart_replies_still_name_the_club(tmp_path):
+    out = (Story().bot_added().then("restart_bot")
+           .then("start", user=3, payload=f"join_{CHAT}").run(tmp_path))
+    assert "Sunday Long Run" in [s for s in out.sent if s["chat"] == 3][0]["text"]

@@ -133,7 +133,7 @@ class Store:
 
     def club_index(self) -> List[dict]:
         """One query for the in-memory club map and the member cache warm-up."""
-        return list(self.clubs.find({}, {"telegram_group_id": 1, "previous_group_ids": 1,
+        return list(self.clubs.find({}, {"telegram_group_id": 1, "previous_group_ids": 1, "name": 1,
                                          "sync": 1, "members.telegram_id": 1,
                                          "members.status": 1}))
 
