@@ -14,7 +14,10 @@ SERVICE_NOTIFICATIONS_ID = 777000  # "Telegram": channel posts copied into a dis
 CHANNEL_BOT_ID = 136817688  # @Channel_Bot
 STAND_IN_IDS = frozenset({ANONYMOUS_ADMIN_ID, SERVICE_NOTIFICATIONS_ID, CHANNEL_BOT_ID})
 
-DEEP_LINK_RE = re.compile(r"^join_(-?\d{1,20})$")
+# ASCII digits only and no trailing newline: `\d` and `$` alone would let "join_-١٠٠١" and
+# "join_1\n" through. Checked with fullmatch.
+DEEP_LINK_RE = re.compile(r"join_(-?[0-9]{1,20})", re.ASCII)
+_INT64 = 2**63 - 1
 
 TELEGRAM_STATUSES = ("creator", "administrator", "member", "restricted", "left", "kicked")
 
@@ -48,13 +51,12 @@ def parse_join_payload(payload: Optional[str]) -> Optional[int]:
     """The chat id a `join_<chat_id>` payload names, or None if it is malformed."""
     if payload is None:
         return None
-    m = DEEP_LINK_RE.match(payload)
+    m = DEEP_LINK_RE.fullmatch(payload)
     if not m:
         return None
-    try:
-        return int(m.group(1))
-    except ValueError:  # pragma: no cover - the regex guarantees digits
-        return None
+    chat_id = int(m.group(1))
+    # 20 digits can exceed what any chat id (or MongoDB's 8-byte integer) can hold: no such club.
+    return chat_id if abs(chat_id) <= _INT64 else None
 
 
 def deep_link(bot_username: str, chat_id: int) -> str:

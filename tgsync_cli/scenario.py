@@ -149,11 +149,11 @@ def _validate_timeline(timeline: List[Any], users: dict, chats: dict) -> None:
             _fail(f"{p}.at", "times must not decrease")
         last = at
         action = step.get("do")
-        if action not in ACTIONS:
+        if not isinstance(action, str) or action not in ACTIONS:  # a list or object is unhashable
             _fail(f"{p}.do", f"unknown action {json.dumps(action)[:40]}")
         required, optional = ACTIONS[action]
         for key in required:
-            if key not in step:
+            if step.get(key) is None:  # null is as missing as absent
                 _fail(f"{p}.{key}", f"missing (required by {action})")
         for key in step:
             if key not in required and key not in optional and key not in ("at", "do"):

@@ -76,7 +76,7 @@ def replay(file: Annotated[str, typer.Argument(help="JSON Lines of Bot API Updat
         for note in report.notes:
             render.console.print(f"[yellow]skipped:[/] {note}")
     for n, e in report.invalid:
-        render.err_console.print(f"{file}:{n}: {e}", markup=False, highlight=False)
+        render.err_console.print(f"{file}:{n}: {e}", markup=False, highlight=False, soft_wrap=True)
     if report.invalid:
         raise typer.Exit(1)
 
