@@ -16,6 +16,8 @@ and is injected inside the embedded engines' bulk loop, which applies operations
 
 from __future__ import annotations
 
+import json
+import logging
 import random
 import threading
 import time
@@ -157,3 +159,128 @@ def duplicates(store) -> dict:
         dup_members += len(ids) - len(set(ids))
     tids = [u["telegram_id"] for u in store.users._coll.find({})]
     return {"members": dup_members, "accounts": len(tids) - len(set(tids))}
+
+
+# -- soak: many updates through the pipeline with the store failing -----------------------------
+class SoakTelegram:
+    """Answers the engine's few Telegram questions during a soak (no network): the creator is
+    the admin, everyone asking is a member, posts go nowhere."""
+
+    def __init__(self, bot_id: int):
+        from tgsync_cli.gateway import BotIdentity
+
+        self._me = BotIdentity(bot_id, "soak_bot")
+
+    def me(self):
+        return self._me
+
+    def get_admins(self, chat_id):
+        from tgsync_cli.events import MemberState, Person
+        from tgsync_cli.gateway import ChatMemberInfo
+
+        return [ChatMemberInfo(Person(1, first_name="Owner"), MemberState("creator"))]
+
+    def get_member(self, chat_id, user_id):
+        from tgsync_cli.events import MemberState, Person
+        from tgsync_cli.gateway import ChatMemberInfo
+
+        return ChatMemberInfo(Person(user_id), MemberState("member"))
+
+    def iter_member_pages(self, chat_id):
+        from tgsync_cli.errors import AdminRequired
+
+        raise AdminRequired("not listed in a soak")
+
+    def member_count(self, chat_id):
+        return 0
+
+    def send_group_message(self, chat_id, text, button_text=None, button_url=None):
+        return None
+
+    def send_private(self, user_id, text):
+        return True
+
+
+def soak_updates(n: int, seed: int = 1, clubs: int = 40, people: int = 60):
+    """`n` Bot API Update dicts of busy clubs: mostly messages, joins, leaves, kicks,
+    promotions, restrictions and deep links; about 2 % delivered twice and 1 % late."""
+    rng = random.Random(seed)
+    bot = {"id": 9000, "is_bot": True, "first_name": "Soak", "username": "soak_bot"}
+    chats = [{"id": -1009000000 - i, "type": "supergroup", "title": f"Club {i}"} for i in range(clubs)]
+    t = 1_740_000_000
+    out = []
+    for c in chats:
+        t += 1
+        out.append({"my_chat_member": {"chat": c, "from": _soak_user(1), "date": t,
+                                       "old_chat_member": {"user": bot, "status": "left"},
+                                       "new_chat_member": {"user": bot, "status": "administrator"}}})
+    statuses = ["member"] * 5 + ["left"] * 3 + ["kicked", "administrator", "restricted"]
+    while len(out) < n:
+        t += 1
+        r = rng.random()
+        c, uid = rng.choice(chats), rng.randint(2, people + 1)
+        if r < 0.02 and len(out) > clubs:
+            out.append(json.loads(json.dumps(out[rng.randrange(clubs, len(out))])))  # a duplicate
+            continue
+        date = t - rng.randint(1, 600) if r < 0.03 else t  # some arrive late
+        if r < 0.80:
+            out.append({"message": {"message_id": len(out), "chat": c, "from": _soak_user(uid),
+                                    "date": date, "text": "km today"}})
+        elif r < 0.82:
+            out.append({"message": {"message_id": len(out), "date": date, "from": _soak_user(uid),
+                                    "chat": {"id": uid, "type": "private"},
+                                    "text": f"/start join_{c['id']}"}})
+        else:
+            new = rng.choice(statuses)
+            member = {"user": _soak_user(uid), "status": new}
+            if new == "restricted":
+                member["is_member"] = rng.random() < 0.5
+            out.append({"chat_member": {"chat": c, "from": _soak_user(uid), "date": date,
+                                        "old_chat_member": {"user": _soak_user(uid), "status": "member"},
+                                        "new_chat_member": member}})
+    for i, u in enumerate(out):
+        u["update_id"] = i + 1
+    return out[:n]
+
+
+def _soak_user(uid: int) -> dict:
+    return {"id": uid, "is_bot": False, "first_name": f"Runner {uid}", "username": f"runner{uid}"}
+
+
+def run_soak(n: int, fault_rate: float, seed: int = 1, store_uri: str = "memory:") -> dict:
+    """Push `n` updates through the Pipeline into an engine whose store fails `fault_rate` of its
+    calls (seeded). Returns the figures and the final store snapshot."""
+    from tgsync_cli.botapi import parse_update
+    from tgsync_cli.cache import MemoryMemberCache
+    from tgsync_cli.engine import Engine
+    from tgsync_cli.pipeline import Pipeline
+    from tgsync_cli.store import open_store
+
+    store = open_store(store_uri)
+    faults = FaultyStore(store)
+    engine = Engine(store, SoakTelegram(9000), MemoryMemberCache(), bot_id=9000)
+    engine.start()
+    faults.fail_randomly(fault_rate, seed=seed)
+    pipe = Pipeline(engine, max_pending=1000, backoff=(0.0, 0.0), sleep=lambda s: None)
+    quiet = logging.getLogger("tgsync")
+    level, quiet.level = quiet.level, logging.CRITICAL  # 5 % of calls failing is the point here
+    pipe.start()
+    events = 0
+    started = time.monotonic()
+    for update in soak_updates(n, seed=seed):
+        for ev in parse_update(update):
+            pipe.submit(ev)
+            events += 1
+    spooled = pipe.stop(timeout=3600)
+    quiet.setLevel(level)
+    elapsed = time.monotonic() - started
+    faults.heal()
+    final = snapshot(store)
+    stats = pipe.stats()
+    return {"updates": n, "events": events, "faults_injected": faults.total_injected,
+            "store_calls": faults.calls, "retries": stats["retries"], "applied": stats["applied"],
+            "refused": stats["failed"], "spooled": spooled,
+            "lost": events - stats["applied"] - spooled,
+            "duplicates": duplicates(store), "seconds": round(elapsed, 1),
+            "members": sum(len(c["members"]) for c in final["clubs"]),
+            "accounts": len(final["users"]), "snapshot": final, "failed": list(pipe.failed)}
