@@ -237,13 +237,60 @@ class Store:
 
     def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime]) -> int:
         """One bulk write; never moves last_seen backwards."""
-        ops = [UpdateOne({"_id": cid, "members": {"$elemMatch": {
-                   "telegram_id": tid, "$or": [{"last_seen": {"$lt": at}}, {"last_seen": None}]}}},
-                         {"$set": {"members.$.last_seen": at}})
-               for (cid, tid), at in seen.items()]
+        if self.embedded and seen:
+            return self._flush_last_seen_embedded(seen)
+        ops = [_last_seen_op(cid, tid, at) for (cid, tid), at in seen.items()]
         if ops:
             self.clubs.bulk_write(ops, ordered=False)
         return len(ops)
+
+    def _flush_last_seen_embedded(self, seen: Dict[Tuple[str, int], datetime]) -> int:
+        """The embedded engines copy the whole club document on every update, so one update per
+        member made a flush cost members × document size. Here, in process: read the clubs
+        concerned, then one update per club setting members by position, its filter re-checking
+        that each position still holds that member with the older last_seen it was read with (what
+        MongoDB does server-side with arrayFilters, which the embedded engines lack). Still one
+        round trip: nothing leaves the process. A club whose document changed in between misses
+        and falls back to the per-member guarded updates."""
+        by_club: Dict[str, Dict[int, datetime]] = {}
+        for (cid, tid), at in seen.items():
+            by_club.setdefault(cid, {})[tid] = at
+        self.before_call("bulk_write")
+        self.ops += 1  # one round trip from the caller's view, as a bulk write is
+        raw = self._db["clubs"]
+        try:
+            docs = list(raw.find({"_id": {"$in": list(by_club)}},
+                                 {"members.telegram_id": 1, "members.last_seen": 1}))
+        except (PyMongoError, OSError) as exc:
+            raise StoreUnavailable(f"store call bulk_write failed: {type(exc).__name__}") from exc
+        ops = []
+        for doc in docs:
+            wanted = by_club[doc["_id"]]
+            flt: Dict[str, Any] = {"_id": doc["_id"]}
+            sets: Dict[str, Any] = {}
+            for i, m in enumerate(doc.get("members") or ()):
+                at = wanted.get(m.get("telegram_id"))
+                cur = m.get("last_seen")
+                if at is None or (cur is not None and cur >= at):
+                    continue
+                flt[f"members.{i}.telegram_id"] = m["telegram_id"]
+                flt[f"members.{i}.last_seen"] = cur
+                sets[f"members.{i}.last_seen"] = at
+            if sets:
+                ops.append((UpdateOne(flt, {"$set": sets}), doc["_id"]))
+        if not ops:
+            return 0
+        missed = []
+        for op, cid in ops:
+            try:
+                r = raw.update_one(op._filter, op._doc)
+            except (PyMongoError, OSError) as exc:
+                raise StoreUnavailable(f"store call bulk_write failed: {type(exc).__name__}") from exc
+            if not r.matched_count:
+                missed.extend(_last_seen_op(cid, tid, at) for tid, at in by_club[cid].items())
+        if missed:  # a concurrent writer changed that club: the per-member guards decide
+            self.clubs.bulk_write(missed, ordered=False)
+        return len(seen)
 
     # -- departures (tombstones) -------------------------------------------------------------
     def record_departure(self, club_id: str, tid: int, status: str, at: datetime) -> None:
@@ -366,3 +413,10 @@ def redact_uri(uri: str) -> str:
         scheme, rest = uri.split("://", 1)
         return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
     return uri
+
+
+def _last_seen_op(club_id: str, tid: int, at: datetime) -> UpdateOne:
+    """Set one member's last_seen, only forwards in time."""
+    return UpdateOne({"_id": club_id, "members": {"$elemMatch": {
+        "telegram_id": tid, "$or": [{"last_seen": {"$lt": at}}, {"last_seen": None}]}}},
+        {"$set": {"members.$.last_seen": at}})
