@@ -27,6 +27,7 @@ from tgsync_cli.rules import club_status, iso, is_person
 from tgsync_cli.store import Store, member_change, new_id
 
 ACTIVE = "active"
+PUSH_CHUNK = 1000  # members per atomic push: ~200 KB, far below MongoDB's 16 MB document limit
 GatewayFactory = Callable[[Settings], ContextManager[Any]]
 
 
@@ -257,24 +258,29 @@ def import_history(store: Store, gateway, scan, chat_id: int, verify: bool, at: 
         doc, report.club_created = store.create_club(chat_id, scan.chat_name or str(chat_id), None, {})
     report.club_id = doc["_id"]
     user_ids = _ensure_accounts(store, [p for p, _, _ in to_add], fresh=verify, at=at)
-    ops: List[UpdateOne] = []
-    for person, status_at, ev in to_add:
-        tid = person.id
-        ops.append(UpdateOne(
-            {"_id": doc["_id"], "members.telegram_id": {"$ne": tid}},
-            {"$push": {"members": {
-                "user_id": user_ids.get(tid), "telegram_id": tid, "username": person.username,
-                "first_name": person.first_name, "role": "member", "status": ACTIVE,
-                "joined_at": ev.at, "last_seen": ev.at, "source": "history_import",
-                "status_at": status_at, "role_at": None}}}))
+    cid = doc["_id"]
+    fresh = {person.id: {
+        "user_id": user_ids.get(person.id), "telegram_id": person.id, "username": person.username,
+        "first_name": person.first_name, "role": "member", "status": ACTIVE, "joined_at": ev.at,
+        "last_seen": ev.at, "source": "history_import", "status_at": status_at, "role_at": None}
+        for person, status_at, ev in to_add}
+    ids = list(fresh)
+    # One atomic push per chunk, guarded on none of the chunk being there yet: a member added
+    # concurrently makes the chunk miss, and only then are its members pushed one by one.
+    ops = [UpdateOne({"_id": cid, "members.telegram_id": {"$nin": chunk}},
+                     {"$push": {"members": {"$each": [fresh[t] for t in chunk]}}})
+           for chunk in (ids[i:i + PUSH_CHUNK] for i in range(0, len(ids), PUSH_CHUNK))]
     for m, status_at in to_reactivate:
-        change = member_change(doc["_id"], m["telegram_id"], status_at, m, ACTIVE, None, strictly_newer=True)
+        change = member_change(cid, m["telegram_id"], status_at, m, ACTIVE, None, strictly_newer=True)
         if change is not None:
             ops.append(UpdateOne(change[0], change[1]))
     store.member_ops(ops)
-    added_ids = [p.id for p, _, _ in to_add]
-    if added_ids:
-        store.departures.delete_many({"club_id": doc["_id"], "telegram_id": {"$in": added_ids}})
+    if fresh:
+        now_in = {m["telegram_id"] for m in (store.clubs.find_one(
+            {"_id": cid}, {"members.telegram_id": 1}) or {}).get("members", [])}
+        store.member_ops([UpdateOne({"_id": cid, "members.telegram_id": {"$ne": t}},
+                                    {"$push": {"members": fresh[t]}}) for t in ids if t not in now_in])
+        store.departures.delete_many({"club_id": cid, "telegram_id": {"$in": ids}})
     report.added, report.reactivated = len(to_add), len(to_reactivate)
     report.skipped = sum(skips.values())
     report.skip_reasons = dict(skips)
