@@ -426,7 +426,7 @@ def _store_checks(settings: Settings) -> Tuple[Optional[Store], List[Check]]:
     except Exception as exc:  # a unique index refused by duplicate data, an auth failure…
         return None, [Check("store", "fail", f"{label}: {type(exc).__name__}",
                             "check store.uri credentials; remove duplicate telegram ids if an index is refused")]
-    out = [Check("store", "ok", f"{label}: reachable, {n} club(s)")]
+    out = [Check("store", "ok", f"{label} is reachable, {n} club(s)")]
     missing = []
     for coll, keys in EXPECTED_INDEXES.items():
         try:
