@@ -153,3 +153,22 @@ def test_a_damaged_spool_line_is_kept_aside_with_its_line_number_and_the_rest_re
     assert "spool.jsonl:2:" in caplog.text and "spool.jsonl:3:" in caplog.text
     assert len((tmp_path / "spool.jsonl.bad").read_text().splitlines()) == 2
     assert [m["telegram_id"] for m in store.club_by_group(CHAT.id)["members"]] == [100]
+
+
+def test_the_member_cache_is_rewarmed_from_the_store_every_half_ttl():
+    """A member another process added becomes a hot-path member without writing first."""
+    import time as _time
+
+    store = open_store("memory:")
+    engine = engine_on(store)
+    other = engine_on(store)  # another process
+    other.handle(writers(1)[0])
+    club_id = engine.club(CHAT.id).club_id
+    assert not engine.cache.is_active(club_id, 100)
+    pipe = Pipeline(engine, rewarm_seconds=0.05)
+    pipe.start()
+    deadline = _time.monotonic() + 10
+    while not engine.cache.is_active(club_id, 100) and _time.monotonic() < deadline:
+        _time.sleep(0.02)
+    pipe.stop(timeout=5)
+    assert engine.cache.is_active(club_id, 100)

@@ -44,8 +44,12 @@ _FLUSH = object()
 class Pipeline:
     def __init__(self, engine, *, max_pending: int = 10000, flush_seconds: float = 900.0,
                  spool_path: Optional[str] = None, backoff: tuple = (0.2, 30.0),
-                 sleep: Optional[Callable[[float], None]] = time.sleep):
+                 sleep: Optional[Callable[[float], None]] = time.sleep,
+                 rewarm_seconds: Optional[float] = None):
         self.engine = engine
+        # Re-reading the member cache from the store (one query) every half TTL keeps active
+        # members' entries from expiring, so a quiet member's next message stays on the hot path.
+        self._rewarm_seconds = rewarm_seconds
         self._q: "queue.Queue[Any]" = queue.Queue(maxsize=max_pending)
         self._replay: Deque[Any] = collections.deque()  # spooled events: first, and unbounded
         self._flush_seconds = flush_seconds
@@ -130,8 +134,13 @@ class Pipeline:
 
     def _run(self) -> None:
         next_flush = time.monotonic() + self._flush_seconds
+        next_warm = time.monotonic() + (self._rewarm_seconds or float("inf"))
         while not self._abandon.is_set():
             item = self._next()
+            if self._rewarm_seconds and time.monotonic() >= next_warm:
+                if not self._with_retry(self.engine.start, "cache re-warm"):
+                    return
+                next_warm = time.monotonic() + self._rewarm_seconds
             if item is None and self._draining.is_set() and not self._replay and self._q.empty():
                 return
             if item is _FLUSH or time.monotonic() >= next_flush:

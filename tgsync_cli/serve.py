@@ -247,7 +247,8 @@ def build_runtime(settings: Settings, queue: Optional[str] = None,
     store = store_from(settings)
     bot_id = bot_id_from_token(t.bot_token)
     engine = make_engine(store, gateway, settings, bot_id=bot_id)
-    extra = {} if pipeline_cls is Pipeline else {"settings": settings}  # celery: broker_url
+    extra = ({"rewarm_seconds": settings.cache.ttl_seconds / 2} if pipeline_cls is Pipeline
+             else {"settings": settings})  # celery: broker_url
     pipeline = pipeline_cls(engine, max_pending=settings.queue.max_pending,
                             flush_seconds=settings.sync.last_seen_flush_seconds,
                             spool_path=str(spool), **extra)
