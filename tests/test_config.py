@@ -71,3 +71,11 @@ def _write(tmp_path, text):
     p = tmp_path / "tgsync.toml"
     p.write_text(text)
     return p
+
+
+def test_only_the_mongo_password_is_redacted_not_a_common_user_name(tmp_path):
+    from tgsync_cli.config import redact
+
+    load_settings(str(_write(tmp_path, "")), env={"TGSYNC_STORE_URI": "mongodb://tgsync:pw-x9z7q@db:27017/"})
+    assert redact("store mongodb://tgsync:pw-x9z7q@db, config ./tgsync.toml") == \
+        "store mongodb://***@db, config ./tgsync.toml"

@@ -190,7 +190,8 @@ def remember_secrets(settings: Settings) -> None:
     uri = settings.store.uri
     if "://" in uri and "@" in uri.split("://", 1)[1]:
         creds = uri.split("://", 1)[1].rsplit("@", 1)[0]
-        for part in (creds, *creds.split(":", 1)):
+        password = creds.split(":", 1)[1] if ":" in creds else ""
+        for part in (creds, password):  # the user name is not a secret (and may be a common word)
             if len(part) >= 4:
                 _KNOWN_SECRETS.add(part)
 
