@@ -141,7 +141,7 @@ def test_any_single_store_failure_during_the_week_converges_to_the_same_store():
         assert tg.sent == ref_tg.sent, f"failing store call {k}: the bot posted differently"
 
 
-@pytest.mark.parametrize("applied", [0, 1, 2, 3])
+@pytest.mark.parametrize("applied", [0, 1])  # before the chunked push; between it and the status update
 def test_a_roster_import_whose_bulk_write_fails_halfway_converges_when_retried(applied):
     events = week()[:1] + [RosterObserved(OLD, tuple(RosterEntry(P[u], s) for u, s in
                                                    {3: MEMBER, 4: MEMBER, 5: MEMBER, 1: LEFT}.items()),
@@ -157,7 +157,7 @@ def test_a_roster_import_whose_bulk_write_fails_halfway_converges_when_retried(a
     with pytest.raises(StoreUnavailable):
         engine.handle(events[1])
     partial = store3.club_by_group(OLD.id)["members"]
-    assert len(partial) == 2 + min(applied, 3)  # the prefix really was written
+    assert len(partial) == 2 + (3 if applied else 0)  # the prefix (one chunked push) really was written
     engine.handle(events[1])  # the pipeline's retry
     assert faults3.injected["mid_bulk"] == 1
     assert snapshot(store3) == reference

@@ -413,6 +413,7 @@ class Engine:
         new = [e for tid, e in people.items() if tid not in known and club_status(e.state) == ACTIVE]
         user_ids = self.store.upsert_users([e.person for e in new], at) if new else {}
         ops: List[UpdateOne] = []
+        fresh: List[dict] = []
         for tid, e in people.items():
             status, role = club_status(e.state), club_role(e.state)
             m = known.get(tid)
@@ -420,13 +421,11 @@ class Engine:
                 if status != ACTIVE:
                     continue
                 p = e.person
-                ops.append(UpdateOne(
-                    {"_id": info.club_id, "members.telegram_id": {"$ne": tid}},
-                    {"$push": {"members": {
-                        "user_id": user_ids.get(tid), "telegram_id": tid, "username": p.username,
-                        "first_name": p.first_name, "role": role, "status": status,
-                        "joined_at": at, "last_seen": None, "source": source, "status_at": at,
-                        "role_at": at}}}))
+                fresh.append({
+                    "user_id": user_ids.get(tid), "telegram_id": tid, "username": p.username,
+                    "first_name": p.first_name, "role": role, "status": status,
+                    "joined_at": at, "last_seen": None, "source": source, "status_at": at,
+                    "role_at": at})
                 result.added += 1
             elif m.get("status") != status or m.get("role") != role:
                 change = member_change(info.club_id, tid, at, m, status, role)
@@ -448,7 +447,7 @@ class Engine:
                     ops.append(UpdateOne(change[0], change[1]))
                     self.cache.evict(info.club_id, tid)
                     result.marked_left += 1
-        self.store.member_ops(ops)
+        self.store.add_members(info.club_id, fresh, ops)
         return result
 
     def import_members(self, info: ClubInfo, at: datetime, progress=None) -> RosterResult:

@@ -265,21 +265,13 @@ def import_history(store: Store, gateway, scan, chat_id: int, verify: bool, at: 
         "last_seen": ev.at, "source": "history_import", "status_at": status_at, "role_at": None}
         for person, status_at, ev in to_add}
     ids = list(fresh)
-    # One atomic push per chunk, guarded on none of the chunk being there yet: a member added
-    # concurrently makes the chunk miss, and only then are its members pushed one by one.
-    ops = [UpdateOne({"_id": cid, "members.telegram_id": {"$nin": chunk}},
-                     {"$push": {"members": {"$each": [fresh[t] for t in chunk]}}})
-           for chunk in (ids[i:i + PUSH_CHUNK] for i in range(0, len(ids), PUSH_CHUNK))]
+    reactivations = []
     for m, status_at in to_reactivate:
         change = member_change(cid, m["telegram_id"], status_at, m, ACTIVE, None, strictly_newer=True)
         if change is not None:
-            ops.append(UpdateOne(change[0], change[1]))
-    store.member_ops(ops)
+            reactivations.append(UpdateOne(change[0], change[1]))
+    store.add_members(cid, list(fresh.values()), reactivations)
     if fresh:
-        now_in = {m["telegram_id"] for m in (store.clubs.find_one(
-            {"_id": cid}, {"members.telegram_id": 1}) or {}).get("members", [])}
-        store.member_ops([UpdateOne({"_id": cid, "members.telegram_id": {"$ne": t}},
-                                    {"$push": {"members": fresh[t]}}) for t in ids if t not in now_in])
         store.departures.delete_many({"club_id": cid, "telegram_id": {"$in": ids}})
     report.added, report.reactivated = len(to_add), len(to_reactivate)
     report.skipped = sum(skips.values())

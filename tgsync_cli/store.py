@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -23,6 +23,7 @@ from tgsync_cli.events import Person
 
 DEFAULT_DB = "ayda_run"
 TOMBSTONE_DAYS = 7
+PUSH_CHUNK = 1000  # members per atomic push: ~200 KB, far below MongoDB's 16 MB document limit
 
 
 def new_id(prefix: str) -> str:
@@ -65,8 +66,17 @@ class _Counted:
     def _embedded_bulk(self, ops, ordered: bool = True):
         """The embedded engines run in-process; they apply a bulk's updates one by one (mongomock
         cannot take current pymongo's UpdateOne), still one round trip from the caller's view."""
+        matched = modified = 0
         for op in ops:
-            self._coll.update_one(op._filter, op._doc, upsert=op._upsert)
+            r = self._coll.update_one(op._filter, op._doc, upsert=op._upsert)
+            matched += r.matched_count
+            modified += r.modified_count
+        return _BulkResult(matched, modified)
+
+
+class _BulkResult(NamedTuple):
+    matched_count: int
+    modified_count: int
 
 
 class _LockedCursor:
@@ -231,9 +241,31 @@ class Store:
                 return False
         return False
 
-    def member_ops(self, ops: List[UpdateOne]) -> None:
+    def member_ops(self, ops: List[UpdateOne]):
         if ops:
-            self.clubs.bulk_write(ops, ordered=True)
+            return self.clubs.bulk_write(ops, ordered=True)
+        return None
+
+    def add_members(self, club_id: str, docs: List[dict], other_ops: Sequence[UpdateOne] = ()) -> None:
+        """Insert-if-absent for many members, with other member updates, in one bulk write.
+
+        One atomic push per chunk, guarded on none of the chunk being there yet (the embedded
+        engines copy the whole club per update, so a push per member is quadratic). A chunk
+        that misses because a racing writer added one of its members is redone member by member.
+        """
+        ids = [d["telegram_id"] for d in docs]
+        by_id = {d["telegram_id"]: d for d in docs}
+        pushes = [UpdateOne({"_id": club_id, "members.telegram_id": {"$nin": chunk}},
+                            {"$push": {"members": {"$each": [by_id[t] for t in chunk]}}})
+                  for chunk in (ids[i:i + PUSH_CHUNK] for i in range(0, len(ids), PUSH_CHUNK))]
+        ops = pushes + list(other_ops)
+        result = self.member_ops(ops)
+        if not docs or (result is not None and getattr(result, "matched_count", 0) >= len(ops)):
+            return
+        now_in = {m["telegram_id"] for m in (self.clubs.find_one(
+            {"_id": club_id}, {"members.telegram_id": 1}) or {}).get("members", [])}
+        self.member_ops([UpdateOne({"_id": club_id, "members.telegram_id": {"$ne": t}},
+                                   {"$push": {"members": by_id[t]}}) for t in ids if t not in now_in])
 
     def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime]) -> int:
         """One bulk write; never moves last_seen backwards."""
