@@ -123,6 +123,12 @@ class Store:
         self.users.create_index("telegram_id", unique=True)
         self.departures.create_index([("club_id", 1), ("telegram_id", 1)], unique=True)
 
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
         if self._client is not None:
             try:

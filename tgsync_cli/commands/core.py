@@ -19,11 +19,8 @@ def simulate(file: Annotated[str, typer.Argument(help="scenario JSON (SPEC §5)"
              json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Run a scenario on the built-in Telegram simulator."""
     settings = settings_for(config, store)
-    st = core.store_from(settings)
-    try:
+    with core.store_from(settings) as st:
         result = core.simulate(file, st, settings)
-    finally:
-        st.close()
     _show_simulation(result, json_out)
 
 
@@ -33,11 +30,8 @@ def demo(json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = 
     """A club's first week on the simulator, on a fresh embedded store."""
     with tempfile.TemporaryDirectory(prefix="tgsync-demo-") as tmp:
         settings = settings_for(config, store or f"file:{tmp}/store")
-        st = core.store_from(settings)
-        try:
+        with core.store_from(settings) as st:
             result = core.simulate(core.BUNDLED_DEMO, st, settings)
-        finally:
-            st.close()
         if not json_out:
             render.console.print(f"[bold]Demo:[/] {core.BUNDLED_DEMO.name} on {st.uri_label}")
         _show_simulation(result, json_out)
@@ -62,11 +56,8 @@ def replay(file: Annotated[str, typer.Argument(help="JSON Lines of Bot API Updat
            json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Apply Telegram Bot API updates offline; invalid lines are reported with their number."""
     settings = settings_for(config, store)
-    st = core.store_from(settings)
-    try:
+    with core.store_from(settings) as st:
         report = core.replay(file, st, settings)
-    finally:
-        st.close()
     if json_out:
         render.print_json({"applied": report.applied, "events": report.events,
                            "invalid": [{"line": n, "error": e} for n, e in report.invalid],
@@ -88,11 +79,8 @@ def roster(chat: Annotated[str, typer.Argument(help="chat id, @username or club_
            csv_out: Annotated[bool, typer.Option("--csv", help="CSV on stdout")] = False,
            config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """The club's members from the store."""
-    st = core.store_from(settings_for(config, store))
-    try:
+    with core.store_from(settings_for(config, store)) as st:
         club = core.roster(st, chat)
-    finally:
-        st.close()
     if json_out:
         render.print_json(club)
     elif csv_out:
@@ -105,11 +93,8 @@ def roster(chat: Annotated[str, typer.Argument(help="chat id, @username or club_
 @guarded
 def clubs(json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Every club with its sync figures."""
-    st = core.store_from(settings_for(config, store))
-    try:
+    with core.store_from(settings_for(config, store)) as st:
         rows = core.clubs(st)
-    finally:
-        st.close()
     if json_out:
         render.print_json(rows)
     else:

@@ -29,12 +29,9 @@ def reconcile(chat: Annotated[Optional[str], typer.Argument(help="chat id, @user
     """Compare each club with Telegram, fix the roster where the bot may list it (exit 3 on drift)."""
     settings = settings_for(config, store)
     limit = settings.sync.reconcile_threshold if threshold is None else threshold
-    st = core.store_from(settings)
-    try:
+    with core.store_from(settings) as st:
         with GATEWAY_FACTORY(settings) as gw:
             outcome = ops.reconcile_clubs(st, gw, chat, all_clubs, core.utcnow(), dry_run, limit, settings)
-    finally:
-        st.close()
     if json_out:
         render.print_json(outcome.as_json())
     else:
@@ -53,12 +50,9 @@ def import_history(file: Annotated[str, typer.Argument(help="Telegram Desktop ex
                    json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Route 7: add everyone who wrote or joined, as Telegram confirms (SPEC §4)."""
     settings = settings_for(config, store)
-    st = core.store_from(settings)
-    try:
+    with core.store_from(settings) as st:
         rep = ops.import_history_file(st, file, chat, not no_verify, core.utcnow(),
                                       GATEWAY_FACTORY, settings)
-    finally:
-        st.close()
     if json_out:
         render.print_json(rep.as_json())
         return
@@ -90,8 +84,7 @@ def forget(telegram_id: Annotated[int, typer.Argument(help="the person's Telegra
            json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Erase the account and every membership of one person (data-protection requests)."""
     settings = settings_for(config, store)
-    st = core.store_from(settings)
-    try:
+    with core.store_from(settings) as st:
         preview = ops.forget_preview(st, telegram_id)
         if not preview.found:
             _forget_out(preview, json_out)
@@ -99,8 +92,6 @@ def forget(telegram_id: Annotated[int, typer.Argument(help="the person's Telegra
         if not yes and not _confirmed(preview):
             raise TgsyncError("not confirmed: nothing removed")
         rep = ops.forget(st, core.make_cache(settings), telegram_id)
-    finally:
-        st.close()
     _forget_out(rep, json_out)
 
 
