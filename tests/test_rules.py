@@ -204,3 +204,12 @@ def test_after_a_restart_replies_still_name_the_club(tmp_path):
     out = (Story().bot_added().then("restart_bot")
            .then("start", user=3, payload=f"join_{CHAT}").run(tmp_path))
     assert "Sunday Long Run" in [s for s in out.sent if s["chat"] == 3][0]["text"]
+
+
+def test_a_scenario_may_carry_notes_and_list_the_bot_among_members(tmp_path):
+    story = Story()
+    story.scenario["chats"][0]["members"].append({"user": BOT, "status": "member"})
+    story.then("promote_bot", note="the organizer finally grants rights").then("join", user=5)
+    out = story.run(tmp_path)
+    assert out.member(1) == ("organizer", "active", "admin_import")  # promotion imports admins
+    assert out.member(5) == ("member", "active", "chat_member_event")

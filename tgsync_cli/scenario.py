@@ -96,7 +96,7 @@ def validate(data: Any) -> None:
         uid = _int(u.get("id"), f"{p}.id")
         if uid <= 0:
             _fail(f"{p}.id", "user ids are positive")
-        if uid in users or uid == bot_id:
+        if uid in users:
             _fail(f"{p}.id", f"duplicate user id {uid}")
         _str(u.get("first_name"), f"{p}.first_name")
         for opt in ("username", "last_name", "language_code"):
@@ -122,7 +122,7 @@ def validate(data: Any) -> None:
             mp = f"{p}.members[{j}]"
             _obj(m, mp)
             uid = _int(m.get("user"), f"{mp}.user")
-            if uid not in users:
+            if uid not in users and uid != bot_id:  # the bot may already be in a group
                 _fail(f"{mp}.user", f"unknown user {uid}")
             if uid in seen:
                 _fail(f"{mp}.user", f"user {uid} listed twice")
@@ -132,10 +132,10 @@ def validate(data: Any) -> None:
             if "is_member" in m and not isinstance(m["is_member"], bool):
                 _fail(f"{mp}.is_member", "expected true or false")
         chats[cid] = c
-    _validate_timeline(_list(data.get("timeline", []), "$.timeline"), users, chats)
+    _validate_timeline(_list(data.get("timeline", []), "$.timeline"), users, chats, bot_id)
 
 
-def _validate_timeline(timeline: List[Any], users: dict, chats: dict) -> None:
+def _validate_timeline(timeline: List[Any], users: dict, chats: dict, bot_id: int) -> None:
     last = None
     known_chats = set(chats)
     for i, step in enumerate(timeline):
@@ -155,9 +155,7 @@ def _validate_timeline(timeline: List[Any], users: dict, chats: dict) -> None:
         for key in required:
             if step.get(key) is None:  # null is as missing as absent
                 _fail(f"{p}.{key}", f"missing (required by {action})")
-        for key in step:
-            if key not in required and key not in optional and key not in ("at", "do"):
-                _fail(f"{p}.{key}", f"not a field of {action}")
+        # Other keys (a "note", a comment) are the author's and are ignored, not refused.
         if "chat" in step:
             cid = _int(step["chat"], f"{p}.chat")
             if cid not in known_chats:

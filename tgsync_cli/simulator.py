@@ -47,13 +47,17 @@ class World:
             u["id"]: Person(id=u["id"], is_bot=bool(u.get("is_bot", False)), first_name=u["first_name"],
                             last_name=u.get("last_name"), username=u.get("username"),
                             language_code=u.get("language_code"))
-            for u in scenario.get("users", [])}
+            for u in scenario.get("users", []) if u["id"] != b["id"]}
         self.users[ANONYMOUS_ADMIN_ID] = Person(ANONYMOUS_ADMIN_ID, True, "Group", None, "GroupAnonymousBot")
         self.chats: Dict[int, SimChat] = {}
         for c in scenario.get("chats", []):
             chat = SimChat(c["id"], c["type"], c["title"])
             for m in c.get("members", []):
-                chat.members[m["user"]] = MemberState(m["status"], m.get("is_member", True))
+                state = MemberState(m["status"], m.get("is_member", True))
+                if m["user"] == self.bot.id:
+                    chat.bot = state  # the bot was in the group before the timeline starts
+                else:
+                    chat.members[m["user"]] = state
             self.chats[chat.id] = chat
         self.started: Set[int] = set()
         self.now: Optional[datetime] = None
