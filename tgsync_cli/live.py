@@ -164,7 +164,6 @@ def _club(engine: Engine, conn: Connection, chat: str) -> tuple:
     info = engine.club(doc["telegram_group_id"])
     if info is None:  # pragma: no cover - the store just returned it
         raise TgsyncError(f"no club for {chat}")
-    info.name = info.name or doc.get("name") or ""  # the engine's club index carries no names
     return info, created
 
 

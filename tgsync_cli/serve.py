@@ -170,7 +170,6 @@ class Runtime:
             connected = True
             me = await self.client.get_me()
             self.engine.bot_username = self.engine.bot_username or me.username
-            _fill_club_names(self.engine)
             replayed = self.pipeline.start()
             report = StartupReport(me.id, me.username or "", privacy_mode_of(me),
                                    self.engine.clubs(), replayed)
@@ -208,18 +207,6 @@ class Runtime:
             except (NotImplementedError, RuntimeError, ValueError):  # platforms without it
                 pass
         return installed
-
-
-def _fill_club_names(engine: Engine) -> None:
-    """Engine.start's club index carries no names (store.club_index projects them out), and the
-    replies and welcome texts use them: one small query fills them in before work starts."""
-    missing = [c for c in engine.clubs() if not c.name]
-    if not missing:
-        return
-    names = {d["_id"]: d.get("name") or "" for d in engine.store.clubs.find(
-        {"_id": {"$in": [c.club_id for c in missing]}}, {"name": 1})}
-    for c in missing:
-        c.name = names.get(c.club_id, "")
 
 
 def _chat_id(event) -> Optional[int]:
