@@ -237,3 +237,17 @@ def test_the_export_of_another_chat_is_imported_where_chat_says_with_a_note(stor
 
 def scan_of(tmp_path, messages, id_=BARE):
     return scan_export(write_export(tmp_path, messages, id_=id_))
+
+
+def test_an_admin_bot_verifies_against_one_listing_not_one_call_per_candidate(store, tmp_path):
+    """Telegram answers get_member only about users the bot has met; a listing names everyone."""
+    story = Story({1: "creator", 2: "member", 3: "member", 4: "left", 5: "left", 7: "kicked"},
+                  chat=CHAT).bot_added(as_="administrator", by=1)
+    gw = play(story, store)
+    gw.calls.clear()
+
+    rep = ops.import_history(store, gw, scan_of(tmp_path, MESSAGES), CHAT, verify=True, at=NOW)
+
+    assert (rep.added, rep.already_known, rep.refused, rep.skipped) == (2, 1, 3, 0)
+    assert "get_member" not in gw.calls and gw.calls.count("iter_member_pages") == 1
+    assert roster(store)[2] == ("member", "active", "history_import")

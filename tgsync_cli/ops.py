@@ -22,7 +22,8 @@ from tgsync_cli import app as core
 from tgsync_cli.config import SECRETS, Settings, redact
 from tgsync_cli.errors import (AdminRequired, BotNotInChat, ConfigError, InputError, PeerUnknown,
                                TelegramError, TelegramUnavailable, TgsyncError)
-from tgsync_cli.events import Person
+from tgsync_cli.events import MemberState, Person
+from tgsync_cli.gateway import ChatMemberInfo
 from tgsync_cli.rules import club_status, iso, is_person
 from tgsync_cli.store import Store, member_change, new_id
 
@@ -199,6 +200,7 @@ def import_history(store: Store, gateway, scan, chat_id: int, verify: bool, at: 
     # (person, status_at, evidence) of each candidate to add; (member, at) of each to reactivate
     to_add: List[Tuple[Person, datetime, Any]] = []
     to_reactivate: List[Tuple[dict, datetime]] = []
+    listed, whole = _member_listing(gateway, chat_id) if verify else ({}, False)
     for tid, ev in scan.candidates.items():
         person = Person(id=tid, first_name=ev.display_name or "")
         if not is_person(person, bot_id):
@@ -209,20 +211,23 @@ def import_history(store: Store, gateway, scan, chat_id: int, verify: bool, at: 
             report.already_known += 1
             continue
         if verify:
-            try:
-                info = gateway.get_member(chat_id, tid)
-            except (BotNotInChat, TelegramUnavailable) as exc:
-                raise TgsyncError(f"cannot verify candidates: {exc}; nothing imported "
-                                  "(add the bot to the group, or use --no-verify)") from None
-            except PeerUnknown:
-                skips["Telegram does not know the user to the bot"] += 1
-                continue
-            except AdminRequired:
-                skips["checking other members needs the bot to be an admin"] += 1
-                continue
-            except TelegramError as exc:
-                skips[f"Telegram error: {exc}"[:120]] += 1
-                continue
+            if tid in listed or whole:  # the listing answers: no per-user call (PeerIdInvalid risk)
+                info = listed.get(tid) or ChatMemberInfo(person, MemberState("left"))
+            else:
+                try:
+                    info = gateway.get_member(chat_id, tid)
+                except (BotNotInChat, TelegramUnavailable) as exc:
+                    raise TgsyncError(f"cannot verify candidates: {exc}; nothing imported "
+                                      "(add the bot to the group, or use --no-verify)") from None
+                except PeerUnknown:
+                    skips["Telegram does not know the user to the bot"] += 1
+                    continue
+                except AdminRequired:
+                    skips["checking other members needs the bot to be an admin"] += 1
+                    continue
+                except TelegramError as exc:
+                    skips[f"Telegram error: {exc}"[:120]] += 1
+                    continue
             if info.person.is_bot:
                 skips["not a person (bot or Telegram stand-in)"] += 1
                 continue
@@ -277,6 +282,21 @@ def import_history(store: Store, gateway, scan, chat_id: int, verify: bool, at: 
     report.skipped = sum(skips.values())
     report.skip_reasons = dict(skips)
     return report
+
+
+def _member_listing(gateway, chat_id: int) -> Tuple[Dict[int, ChatMemberInfo], bool]:
+    """An admin bot lists the group once (200 a page) instead of asking about each candidate:
+    Telegram answers get_member only for users the bot has met, a listing names everyone. The
+    listing is whole when it holds as many as Telegram counts (at most 10,000 are listed); a
+    candidate missing from a whole listing is not a member. Non-admin bots get ({}, False)."""
+    try:
+        listed = {m.person.id: m for page in gateway.iter_member_pages(chat_id) for m in page}
+        return listed, len(listed) >= gateway.member_count(chat_id)
+    except (BotNotInChat, TelegramUnavailable) as exc:
+        raise TgsyncError(f"cannot verify candidates: {exc}; nothing imported "
+                          "(add the bot to the group, or use --no-verify)") from None
+    except TelegramError:  # not an admin (or listing refused): ask about each candidate
+        return {}, False
 
 
 def _export_chat_id(scan) -> Optional[int]:
