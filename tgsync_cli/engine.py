@@ -505,6 +505,8 @@ class Engine:
                 "last_sync": at, "bot_is_admin": admin, "bot_present": present,
                 "total_members_telegram": count, "total_members_ayda": ayda, "drift": drift})
             info.bot_is_admin, info.bot_present = admin, present
+            # departure records only bridge late deliveries; a week on, nothing late is coming
+            self.store.prune_departures(at)
         return ReconcileReport(info.club_id, info.chat_id, info.name, count, ayda, drift, listed,
                                reason or "roster listed and compared", result.added,
                                result.marked_left, result.updated, present, admin)
