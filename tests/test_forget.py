@@ -117,3 +117,27 @@ def test_cli_forget_of_a_stranger_says_nothing_is_stored(tmp_path):
     res = CliRunner().invoke(app, ["forget", "424242", "--store", uri])
     assert res.exit_code == 0
     assert "nothing stored about telegram id 424242" in res.stdout
+
+
+def test_cli_forget_also_drops_their_events_waiting_in_the_serve_spool(tmp_path, monkeypatch):
+    """Events spooled while the store was down would bring the person back at the next start."""
+    from datetime import datetime
+
+    from tgsync_cli.codec import to_dict
+    from tgsync_cli.events import ChatRef, MessageSeen, Person
+
+    uri = _file_store(tmp_path)
+    session = tmp_path / "session"
+    session.mkdir()
+    spool = session / "pending-events.jsonl"
+    chat = ChatRef(CHAT, "supergroup", "Sunday Long Run")
+    lines = [to_dict(MessageSeen(chat, Person(uid, first_name="x"), datetime(2025, 5, 1))) for uid in (2, 3, 2)]
+    spool.write_text("".join(json.dumps(d) + "\n" for d in lines))
+    monkeypatch.setenv("TGSYNC_TELEGRAM_SESSION_DIR", str(session))
+
+    res = CliRunner().invoke(app, ["forget", "2", "--yes", "--json", "--store", uri])
+
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["spooled_events"] == 2
+    left = [json.loads(line) for line in spool.read_text().splitlines()]
+    assert [d["sender"]["id"] for d in left] == [3]

@@ -24,6 +24,7 @@ from tgsync_cli.errors import (AdminRequired, BotNotInChat, ConfigError, InputEr
                                TelegramError, TelegramUnavailable, TgsyncError)
 from tgsync_cli.events import MemberState, Person
 from tgsync_cli.gateway import ChatMemberInfo
+from tgsync_cli.pipeline import scrub_spool
 from tgsync_cli.rules import club_status, iso, is_person
 from tgsync_cli.store import Store, member_change, new_id
 
@@ -556,6 +557,7 @@ class ForgetReport:
     departures: int = 0
     created_by_cleared: int = 0
     cache_entries: int = 0
+    spooled_events: int = 0
 
     @property
     def found(self) -> bool:
@@ -581,7 +583,7 @@ def forget_preview(store: Store, telegram_id: int) -> ForgetReport:
     return rep
 
 
-def forget(store: Store, cache, telegram_id: int) -> ForgetReport:
+def forget(store: Store, cache, telegram_id: int, spool: Optional[Path] = None) -> ForgetReport:
     """Erase one person: memberships, account, departure records, cache entries, and the club's
     `created_by` link to their account (it would otherwise point at a person who is gone)."""
     if telegram_id <= 0:
@@ -597,4 +599,6 @@ def forget(store: Store, cache, telegram_id: int) -> ForgetReport:
             if cache.is_active(c["club_id"], telegram_id):
                 rep.cache_entries += 1
             cache.evict(c["club_id"], telegram_id)
+    if spool is not None:  # events serve spooled at shutdown would bring them back
+        rep.spooled_events = scrub_spool(spool, telegram_id)
     return rep

@@ -38,6 +38,7 @@ from tgsync_cli.codec import from_dict, to_dict
 from tgsync_cli.errors import InputError, StoreUnavailable, TgsyncError
 
 log = logging.getLogger("tgsync.pipeline")
+SPOOL_NAME = "pending-events.jsonl"  # in the session directory: private and per bot
 _FLUSH = object()
 
 
@@ -254,3 +255,34 @@ class Pipeline:
             with os.fdopen(fd, "a", encoding="utf-8") as fh:
                 fh.writelines(bad)
         return len(self._replay)
+
+
+def scrub_spool(path: Path, telegram_id: int) -> int:
+    """Drop the spooled events that name one person (`forget`): otherwise the next start would
+    apply them and bring the person back. Returns how many were dropped."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and _names(json.loads(line), telegram_id):
+            dropped += 1
+        elif line.strip():
+            kept.append(line)
+    if dropped:
+        tmp = path.with_suffix(".scrub")
+        tmp.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    return dropped
+
+
+def _names(doc: Any, telegram_id: int) -> bool:
+    """Whether a spooled event (as a dict) carries this person anywhere."""
+    if isinstance(doc, dict):
+        if doc.get("id") == telegram_id and "is_bot" in doc:  # a Person
+            return True
+        return any(_names(v, telegram_id) for v in doc.values())
+    if isinstance(doc, list):
+        return any(_names(v, telegram_id) for v in doc)
+    return False

@@ -80,4 +80,6 @@ def forget_lines(rep, preview: bool = False) -> List[str]:
         lines.append(f"  clubs no longer naming them as creator: {rep.created_by_cleared}")
     if not preview:
         lines.append(f"  cache entries: {rep.cache_entries}")
+        if rep.spooled_events:
+            lines.append(f"  events waiting in the serve spool: {rep.spooled_events}")
     return lines

@@ -32,7 +32,7 @@ from tgsync_cli.config import Settings
 from tgsync_cli.engine import ClubInfo, Engine
 from tgsync_cli.errors import ConfigError
 from tgsync_cli.live import start_client
-from tgsync_cli.pipeline import Pipeline
+from tgsync_cli.pipeline import SPOOL_NAME, Pipeline
 from tgsync_cli.telegram.adapter import events_from_chat_member_updated, events_from_message
 from tgsync_cli.telegram.client import (bot_id_from_token, check_credentials, make_client,
                                         prepare_session_dir)
@@ -40,7 +40,6 @@ from tgsync_cli.telegram.gateway import PyrogramGateway
 
 log = logging.getLogger("tgsync.serve")
 
-SPOOL_NAME = "pending-events.jsonl"
 # ordinary and service messages in groups, and private messages (deep links); channel posts are
 # never a person's activity, and the bot's own outgoing messages are nothing to apply
 MESSAGES = (filters.group | filters.private) & filters.incoming

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -12,6 +13,7 @@ from tgsync_cli import app as core
 from tgsync_cli import ops, render, render_ops
 from tgsync_cli.commands.base import ConfigOpt, JsonOpt, StoreOpt, app, guarded, settings_for
 from tgsync_cli.errors import TgsyncError
+from tgsync_cli.pipeline import SPOOL_NAME
 
 # settings → context manager yielding a TelegramGateway. Tests replace it with the simulator's
 # gateway; nothing else should.
@@ -91,7 +93,8 @@ def forget(telegram_id: Annotated[int, typer.Argument(help="the person's Telegra
             return
         if not yes and not _confirmed(preview):
             raise TgsyncError("not confirmed: nothing removed")
-        rep = ops.forget(st, core.make_cache(settings), telegram_id)
+        rep = ops.forget(st, core.make_cache(settings), telegram_id,
+                         spool=Path(settings.telegram.session_dir) / SPOOL_NAME)
     _forget_out(rep, json_out)
 
 
