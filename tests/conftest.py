@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from tgsync_cli.store import open_store
@@ -15,3 +17,13 @@ def file_store(tmp_path):
     s = open_store(f"file:{tmp_path}/store")
     yield s
     s.close()
+
+
+@pytest.fixture
+def bare(tmp_path, monkeypatch):
+    """An empty directory and no TGSYNC_* variables: nothing configures Telegram."""
+    for name in list(os.environ):
+        if name.startswith("TGSYNC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

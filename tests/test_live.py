@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -192,14 +191,6 @@ def test_what_can_never_be_a_group_is_refused_before_anything_opens(chat):
 
 
 # -- the commands ---------------------------------------------------------------------------------
-@pytest.fixture
-def bare(tmp_path, monkeypatch):
-    """An empty directory and no TGSYNC_* variables: nothing configures Telegram."""
-    for name in list(os.environ):
-        if name.startswith("TGSYNC_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda a: a[0])

@@ -314,13 +314,6 @@ def test_startup_report_warns_about_route_4_unless_privacy_mode_is_off():
 
 
 # -- the command ------------------------------------------------------------------------------------
-@pytest.fixture
-def cli_env(tmp_path, monkeypatch):
-    for name in list(os.environ):
-        if name.startswith("TGSYNC_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def with_credentials(monkeypatch, tmp_path):
@@ -330,8 +323,8 @@ def with_credentials(monkeypatch, tmp_path):
     monkeypatch.setenv("TGSYNC_TELEGRAM_SESSION_DIR", str(tmp_path / "session"))
 
 
-def test_serve_with_log_json_prints_the_bot_and_clubs_and_exits_0_on_sigterm(cli_env, monkeypatch):
-    with_credentials(monkeypatch, cli_env)
+def test_serve_with_log_json_prints_the_bot_and_clubs_and_exits_0_on_sigterm(bare, monkeypatch):
+    with_credentials(monkeypatch, bare)
 
     class SelfStopping(StandInClient):
         async def get_me(self):  # once the bot knows who it is, the operator presses Ctrl-C
@@ -352,12 +345,12 @@ def test_serve_with_log_json_prints_the_bot_and_clubs_and_exits_0_on_sigterm(cli
     assert {"started", "shutdown", "stopped"} <= {rec.get("event") for rec in logs}
     for secret in (FAKE_API_HASH, FAKE_BOT_TOKEN):  # ...and never the output
         assert secret not in result.stdout and secret not in result.stderr
-    assert made[0].stopped and (cli_env / "session").is_dir()
+    assert made[0].stopped and (bare / "session").is_dir()
 
 
-def test_serve_refused_token_is_one_line_naming_the_setting(cli_env, monkeypatch):
+def test_serve_refused_token_is_one_line_naming_the_setting(bare, monkeypatch):
     from pyrogram import errors
-    with_credentials(monkeypatch, cli_env)
+    with_credentials(monkeypatch, bare)
 
     class Refused(StandInClient):
         async def start(self):
@@ -370,9 +363,9 @@ def test_serve_refused_token_is_one_line_naming_the_setting(cli_env, monkeypatch
     assert FAKE_BOT_TOKEN not in result.output + result.stderr
 
 
-def test_serve_with_the_celery_queue_missing_says_so(cli_env, monkeypatch):
+def test_serve_with_the_celery_queue_missing_says_so(bare, monkeypatch):
     import importlib.util
-    with_credentials(monkeypatch, cli_env)
+    with_credentials(monkeypatch, bare)
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "tgsync_cli.celery_queue" else real(name, *a))
