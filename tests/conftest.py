@@ -1,8 +1,10 @@
+pytest_plugins = ["tests.pyrogram_offline"]  # offline pyrogram fixtures: client, almaty_tz, tl
+
 import os
 
 import pytest
 
-from tgsync_cli.store import open_store
+from tgsync_cli.stores.documents import open_store
 
 
 @pytest.fixture

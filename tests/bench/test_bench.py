@@ -1,0 +1,52 @@
+"""The benchmark on a tiny workload: its JSON has every promised figure, our side ends with the
+right roster, and it makes fewer round trips than the seed (behaviour, not timing)."""
+
+import json
+
+import pytest
+
+from tgsync_cli.bench import throughput as bench
+
+KEYS = {"db_ops", "db_ops_seed", "db_ops_seed_nocache", "db_ops_ratio_vs_seed", "throughput_events_per_s",
+        "throughput_ratio_vs_seed", "p50_us", "p99_us", "bytes_per_cached_member", "db_ops_lower_bound",
+        "messages_scope"}
+TINY = ["--json", "--days", "2", "--clubs", "2", "--members", "40", "--messages-per-day", "200"]
+
+
+def run_json(capsys, *args):
+    code = bench.main(TINY + list(args))
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    return json.loads(lines[0])
+
+
+def test_tiny_benchmark_reports_every_figure_and_beats_the_seed_on_round_trips(capsys):
+    out = run_json(capsys)
+    assert KEYS <= set(out)
+    assert out["messages_scope"] == "club"
+    assert out["roster_check"] == "ok"
+    assert out["db_ops_lower_bound"] <= out["db_ops"] < out["db_ops_seed"] < out["db_ops_seed_nocache"]
+    assert out["bytes_per_cached_member"] > 0
+
+
+@pytest.mark.parametrize("scope, messages", [("club", 2 * 2 * 200), ("total", 2 * 200)])
+def test_messages_a_day_are_read_per_club_or_in_total_as_asked(capsys, scope, messages):
+    out = run_json(capsys, "--messages-scope", scope, "--no-seed-nocache")
+    assert out["messages_scope"] == scope
+    assert out["messages"] == messages  # 2 days × (2 clubs ×) 200
+    assert f"messages_scope={scope}" in out["workload"]
+    assert out["roster_check"] == "ok"
+    assert out["db_ops"] < out["db_ops_seed"]
+
+
+def test_an_unknown_scope_is_one_line_error(capsys):
+    assert bench.main(["--messages-scope", "week"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --messages-scope must be club or total (got 'week')"]
+
+
+def test_same_seed_same_workload():
+    a, b = bench.generate(2, 20, 2, 100), bench.generate(2, 20, 2, 100)
+    assert [(t, repr(e)) for t, e in a.events] == [(t, repr(e)) for t, e in b.events]
+    assert sum(1 for _, e in a.events if e == bench.RESTART) == 1

@@ -1,0 +1,143 @@
+"""`forget`: a data-protection request leaves no trace of the person anywhere in the store."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from tgsync_cli import ops
+from tgsync_cli.core.cache import MemoryMemberCache
+from tgsync_cli.cli import app
+from tgsync_cli.stores.documents import open_store
+from tests.worlds import CHAT, Story
+
+
+def traces(store, needles):
+    """Every document, in every collection, that mentions one of `needles` in any field."""
+    def mentions(v):
+        if isinstance(v, dict):
+            return any(mentions(x) for x in v.values())
+        if isinstance(v, list):
+            return any(mentions(x) for x in v)
+        return not isinstance(v, bool) and v in needles
+    return [(name, d["_id"]) for name in store._db.list_collection_names()
+            for d in store._db[name].find({}) if mentions(d)]
+
+
+def busy_story() -> Story:
+    """Asel (1) created the club by adding the bot; 2 writes; 5 leaves a second club unseen."""
+    story = Story({1: "creator", 2: "member", 5: "member"})
+    story.scenario["chats"].append({"id": -1002, "type": "supergroup", "title": "Trail Crew",
+                                    "members": [{"user": 1, "status": "creator"},
+                                                {"user": 5, "status": "member"}]})
+    return (story.bot_added(by=1).then("message", user=2)
+            .then("add_bot", chat=-1002, by=1, as_="administrator")
+            .then("leave", chat=-1002, user=5))
+
+
+def test_forget_removes_account_memberships_departures_and_creator_links(tmp_path):
+    out = busy_story().run(tmp_path)
+    store = out.store
+    user_id = out.account(1)["_id"]
+    assert traces(store, {1, user_id})  # given: Asel is all over the store
+    cache = MemoryMemberCache()
+    clubs = {d["telegram_group_id"]: d["_id"] for d in store.all_clubs()}
+    for cid in clubs.values():
+        cache.add(cid, 1)
+
+    rep = ops.forget(store, cache, 1)
+
+    assert traces(store, {1, user_id}) == []
+    assert sorted(c["telegram_group_id"] for c in rep.clubs) == sorted([CHAT, -1002])
+    assert rep.accounts == 1 and rep.created_by_cleared == 2 and rep.cache_entries == 2
+    assert not any(cache.is_active(cid, 1) for cid in clubs.values())
+    assert {m["telegram_id"] for m in store.club_by_group(CHAT)["members"]} == {2}
+
+
+def test_forget_erases_the_departure_record_of_someone_never_a_member(tmp_path):
+    out = busy_story().run(tmp_path)
+    assert traces(out.store, {5})  # the unseen leave left a departure record, nothing else
+
+    rep = ops.forget(out.store, None, 5)
+
+    assert rep.departures == 1 and rep.accounts == 0 and rep.clubs == []
+    assert traces(out.store, {5}) == []
+
+
+def test_forget_leaves_everyone_else_alone(tmp_path):
+    out = busy_story().run(tmp_path)
+    before = traces(out.store, {2})
+    ops.forget(out.store, None, 1)
+    assert traces(out.store, {2}) == before
+    assert out.member(2) == ("member", "active", "message_activity")
+
+
+def _file_store(tmp_path):
+    uri = f"file:{tmp_path}/store"
+    store = open_store(uri)
+    Story({1: "creator", 2: "member"}).bot_added().then("message", user=2).run(tmp_path, store)
+    store.close()
+    return uri
+
+
+def test_cli_forget_with_yes_prints_what_it_removed(tmp_path):
+    uri = _file_store(tmp_path)
+    res = CliRunner().invoke(app, ["forget", "2", "--yes", "--json", "--store", uri])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["accounts"] == 1 and [c["telegram_group_id"] for c in doc["clubs"]] == [CHAT]
+    store = open_store(uri)
+    assert traces(store, {2}) == []
+    store.close()
+
+
+def test_cli_forget_without_yes_and_without_input_refuses_in_one_line(tmp_path):
+    uri = _file_store(tmp_path)
+    res = CliRunner().invoke(app, ["forget", "2", "--store", uri])
+    assert res.exit_code == 1
+    assert res.stderr.strip() == "error: forget needs confirmation: pass --yes (no input to ask on)"
+    store = open_store(uri)
+    assert store.user_by_telegram_id(2) is not None
+    store.close()
+
+
+def test_cli_forget_asks_and_obeys_the_answer(tmp_path):
+    uri = _file_store(tmp_path)
+    no = CliRunner().invoke(app, ["forget", "2", "--store", uri], input="n\n")
+    assert no.exit_code == 1 and "nothing removed" in no.stderr
+    yes = CliRunner().invoke(app, ["forget", "2", "--store", uri], input="y\n")
+    assert yes.exit_code == 0, yes.output
+    assert "removed for telegram id 2" in yes.stdout
+    assert "Sunday Long Run" in yes.stderr  # the preview named the club before asking
+
+
+def test_cli_forget_of_a_stranger_says_nothing_is_stored(tmp_path):
+    uri = _file_store(tmp_path)
+    res = CliRunner().invoke(app, ["forget", "424242", "--store", uri])
+    assert res.exit_code == 0
+    assert "nothing stored about telegram id 424242" in res.stdout
+
+
+def test_cli_forget_also_drops_their_events_waiting_in_the_serve_spool(tmp_path, monkeypatch):
+    """Events spooled while the store was down would bring the person back at the next start."""
+    from datetime import datetime
+
+    from tgsync_cli.core.codec import to_dict
+    from tgsync_cli.core.events import ChatRef, MessageSeen, Person
+
+    uri = _file_store(tmp_path)
+    session = tmp_path / "session"
+    session.mkdir()
+    spool = session / "pending-events.jsonl"
+    chat = ChatRef(CHAT, "supergroup", "Sunday Long Run")
+    lines = [to_dict(MessageSeen(chat, Person(uid, first_name="x"), datetime(2025, 5, 1))) for uid in (2, 3, 2)]
+    spool.write_text("".join(json.dumps(d) + "\n" for d in lines))
+    monkeypatch.setenv("TGSYNC_TELEGRAM_SESSION_DIR", str(session))
+
+    res = CliRunner().invoke(app, ["forget", "2", "--yes", "--json", "--store", uri])
+
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["spooled_events"] == 2
+    left = [json.loads(line) for line in spool.read_text().splitlines()]
+    assert [d["sender"]["id"] for d in left] == [3]

@@ -1,0 +1,93 @@
+"""last_seen: kept in memory, written by a flush (the pipeline's timer and its shutdown), true
+afterwards and never moved backwards by a late message or a racing writer."""
+
+from datetime import datetime, timedelta
+
+from tgsync_cli.core.cache import MemoryMemberCache
+from tgsync_cli.core.engine import Engine
+from tgsync_cli.core.events import BotStatusChanged, ChatRef, MemberState, MemberStatusChanged, MessageSeen, Person
+from tgsync_cli.core.gateway import OfflineGateway
+from tgsync_cli.runtime.pipeline import Pipeline
+
+CHATS = [ChatRef(-100701, "supergroup", "Intervals"), ChatRef(-100702, "supergroup", "Trails")]
+T0 = datetime(2025, 8, 1, 6, 0)
+PEOPLE = [Person(700 + i, first_name=f"r{i}") for i in range(6)]
+
+
+def club_with_members(store):
+    e = Engine(store, OfflineGateway(9000), MemoryMemberCache(), bot_id=9000)
+    e.start()
+    for chat in CHATS:
+        e.handle(BotStatusChanged(chat, None, MemberState("left"), MemberState("member"), T0))
+        for p in PEOPLE:
+            e.handle(MemberStatusChanged(chat, p, MemberState("member"), T0))
+    return e
+
+
+def last_seen(store, chat, person):
+    doc = store.club_by_group(chat.id)
+    return next(m["last_seen"] for m in doc["members"] if m["telegram_id"] == person.id)
+
+
+def test_messages_cost_no_write_until_the_flush_and_then_the_roster_is_true(file_store):
+    e = club_with_members(file_store)
+    ops = file_store.ops
+    for i, p in enumerate(PEOPLE):
+        e.handle(MessageSeen(CHATS[0], p, T0 + timedelta(minutes=10 + i)))
+        e.handle(MessageSeen(CHATS[1], p, T0 + timedelta(minutes=30 + i)))
+    assert file_store.ops == ops and last_seen(file_store, CHATS[0], PEOPLE[0]) is None
+    ops = file_store.ops
+    e.flush()
+    assert file_store.ops - ops == 1  # one bulk write, not one call per member
+    for i, p in enumerate(PEOPLE):
+        assert last_seen(file_store, CHATS[0], p) == T0 + timedelta(minutes=10 + i)
+        assert last_seen(file_store, CHATS[1], p) == T0 + timedelta(minutes=30 + i)
+
+
+def test_a_late_message_never_moves_last_seen_backwards(file_store):
+    e = club_with_members(file_store)
+    e.handle(MessageSeen(CHATS[0], PEOPLE[0], T0 + timedelta(hours=2)))
+    e.flush()
+    e.handle(MessageSeen(CHATS[0], PEOPLE[0], T0 + timedelta(hours=1)))  # delivered late
+    e.flush()
+    assert last_seen(file_store, CHATS[0], PEOPLE[0]) == T0 + timedelta(hours=2)
+
+
+def test_a_roster_change_racing_the_flush_still_ends_with_every_last_seen_true(file_store):
+    e = club_with_members(file_store)
+    for p in PEOPLE:
+        e.handle(MessageSeen(CHATS[0], p, T0 + timedelta(minutes=5)))
+    club_id = file_store.club_by_group(CHATS[0].id)["_id"]
+    raced = []
+    real_db = file_store._db
+
+    class AnotherProcessWrites:  # between the flush's read and its write
+        def __init__(self, coll):
+            self.coll = coll
+
+        def __getattr__(self, name):
+            return getattr(self.coll, name)
+
+        def find(self, *a, **kw):
+            docs = list(self.coll.find(*a, **kw))
+            if not raced:
+                raced.append(True)
+                self.coll.update_one({"_id": club_id}, {"$pull": {"members": {"telegram_id": 700}}})
+            return docs
+
+    file_store._db = {"clubs": AnotherProcessWrites(real_db["clubs"])}
+    e.flush()
+    file_store._db = real_db
+    doc = file_store.club_by_group(CHATS[0].id)
+    assert raced and 700 not in {m["telegram_id"] for m in doc["members"]}
+    for p in PEOPLE[1:]:  # positions shifted under the flush: the guarded fallback wrote them
+        assert last_seen(file_store, CHATS[0], p) == T0 + timedelta(minutes=5)
+
+
+def test_the_pipeline_flushes_at_shutdown(file_store):
+    e = club_with_members(file_store)
+    pipeline = Pipeline(e, flush_seconds=3600)
+    pipeline.start()
+    pipeline.submit(MessageSeen(CHATS[1], PEOPLE[3], T0 + timedelta(hours=3)))
+    pipeline.stop()
+    assert last_seen(file_store, CHATS[1], PEOPLE[3]) == T0 + timedelta(hours=3)

@@ -1,0 +1,162 @@
+"""Live Telegram commands: serve, import-admins, import-members, post-invite."""
+
+from __future__ import annotations
+
+import enum
+from typing import Optional
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from typing_extensions import Annotated
+
+from tgsync_cli.cli import render
+from tgsync_cli.cli.base import (
+    ConfigOpt,
+    JsonOpt,
+    StoreOpt,
+    app,
+    guarded,
+    settings_for,
+    setup_logging,
+)
+from tgsync_cli.ops import live_imports as core
+
+
+class Queue(str, enum.Enum):
+    inprocess = "inprocess"
+    celery = "celery"
+
+
+ChatArg = Annotated[str, typer.Argument(help="group chat id (-100…) or @username")]
+
+
+@app.command()
+@guarded
+def serve(log_json: Annotated[bool, typer.Option("--log-json", help="JSON log lines on stderr")] = False,
+          queue: Annotated[Optional[Queue], typer.Option(
+              "--queue", help="work queue (default: queue.backend)")] = None,
+          config: ConfigOpt = None, store: StoreOpt = None) -> None:
+    """Run the bot: every route live; SIGINT/SIGTERM drain pending work, then exit 0."""
+    from tgsync_cli.runtime import (
+        serve as runtime,  # pyrogram's handler machinery only when serving
+    )
+
+    settings = settings_for(config, store)
+    setup_logging(json_lines=log_json or settings.log.json, level=settings.log.level)
+    _route_pyrogram_logs()
+    code = runtime.serve(settings, queue.value if queue else None, on_started=_show_startup)
+    raise typer.Exit(code)
+
+
+def _route_pyrogram_logs() -> None:
+    """pyrogram's own warnings go through our (redacting, maybe JSON) handler, not bare stderr."""
+    import logging
+
+    ours, theirs = logging.getLogger("tgsync"), logging.getLogger("pyrogram")
+    theirs.handlers[:] = list(ours.handlers)
+    theirs.setLevel(logging.WARNING)
+    theirs.propagate = False
+
+
+def _show_startup(report) -> None:
+    c = render.console
+    privacy = {False: "off", True: "on", None: "unknown (MTProto does not report it to bots)"}
+    c.print(f"[bold]tgsync serving[/] as @{report.username} (id {report.bot_id})", highlight=False)
+    c.print(f"privacy mode: {privacy[report.privacy_mode]}", highlight=False)
+    if report.replayed:
+        c.print(f"replayed {report.replayed} events spooled at the last shutdown")
+    t = Table(title=f"Clubs ({len(report.clubs)})")
+    for col in ("chat", "name", "bot"):
+        t.add_column(col)
+    for club in report.clubs:
+        bot = "admin" if club.bot_is_admin else ("member" if club.bot_present else "absent")
+        t.add_row(str(club.chat_id), club.name or "", bot)
+    c.print(t)
+    if report.route4_warning:
+        render.err_console.print(f"[yellow]warning:[/] {report.route4_warning}", highlight=False)
+    c.print("Ctrl-C (SIGINT) or SIGTERM stops after pending work is applied or spooled.")
+
+
+class _Bar:
+    """A Rich progress bar on stderr, shown only once Telegram has answered (not before errors)."""
+
+    def __init__(self) -> None:
+        self._progress = None
+        self._task = None
+
+    def update(self, done: int, total: Optional[int]) -> None:
+        if self._progress is None:
+            self._progress = Progress(TextColumn("members"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), console=render.err_console, transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("members", total=total)
+        self._progress.update(self._task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _summary_table(title: str, s) -> Table:
+    t = Table(title=title)
+    for col in ("added", "updated", "unchanged", "skipped"):
+        t.add_column(col, justify="right")
+    t.add_row(str(s.added), str(s.updated), str(s.unchanged), str(s.skipped))
+    return t
+
+
+def _club_line(s) -> str:
+    made = " (club created)" if s.club_created else ""
+    return f"{s.name} ({s.chat_id}, {s.club_id}){made}"
+
+
+@app.command("import-admins")
+@guarded
+def import_admins(chat: ChatArg, json_out: JsonOpt = False, config: ConfigOpt = None,
+                  store: StoreOpt = None) -> None:
+    """Route 1 for a group the bot is already in: its admins become organizers."""
+    s = core.import_admins(settings_for(config, store), chat)
+    if json_out:
+        render.print_json(s.as_json())
+        return
+    render.console.print(_summary_table(f"Admins of {_club_line(s)}", s))
+    render.console.print("skipped: bots and Telegram's stand-in senders", style="dim")
+
+
+@app.command("import-members")
+@guarded
+def import_members(chat: ChatArg, json_out: JsonOpt = False, config: ConfigOpt = None,
+                   store: StoreOpt = None) -> None:
+    """Route 6: every member Telegram lists (admin bot; Telegram lists at most 10,000)."""
+    settings = settings_for(config, store)
+    bar = _Bar()
+    try:
+        s = core.import_members(settings, chat, bar.update)
+    finally:
+        bar.close()
+    if json_out:
+        render.print_json(s.as_json())
+        return
+    render.console.print(_summary_table(f"Members of {_club_line(s)}", s))
+    render.console.print(f"listed by Telegram: {s.listed}; skipped: bots and stand-in senders",
+                         style="dim")
+
+
+@app.command("post-invite")
+@guarded
+def post_invite(chat: ChatArg, json_out: JsonOpt = False, config: ConfigOpt = None,
+                store: StoreOpt = None) -> None:
+    """Route 2: post the message with the registration button into the group."""
+    s = core.post_invite(settings_for(config, store), chat)
+    if json_out:
+        render.print_json(s.as_json())
+        return
+    render.console.print(f"invite posted to {_club_line(s)}", highlight=False)
+    render.console.print(f"button: {s.link}", highlight=False)

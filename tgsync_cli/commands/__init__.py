@@ -1,1 +1,0 @@
-"""CLI commands, split by area; each parses, calls one core function, renders."""

@@ -1,0 +1,1 @@
+"""The core: domain events, SPEC §3 rules, the engine, and the protocols it depends on (Store, TelegramGateway, MemberCache). Imports nothing that talks to the outside world."""

@@ -1,0 +1,76 @@
+"""Route 2: a deep link registers only members Telegram confirms."""
+
+from __future__ import annotations
+
+import logging
+
+from tgsync_cli.core.errors import (
+    BotNotInChat,
+    TelegramError,
+    TelegramUnavailable,
+    UserNeverStarted,
+)
+from tgsync_cli.core.events import (
+    DeepLinkStart,
+    Person,
+)
+from tgsync_cli.core.models import ACTIVE
+from tgsync_cli.core.rules import (
+    club_status,
+    is_person,
+    parse_join_payload,
+)
+
+log = logging.getLogger("tgsync.engine")
+
+
+class DeepLinks:
+    """Part of Engine (see engine.py): relies on its store, gateway, cache and club map."""
+
+    # -- deep links (route 2) ---------------------------------------------------------------------
+    def on_start(self, ev: DeepLinkStart) -> None:
+        user = ev.user
+        if not is_person(user, self.bot_id):
+            return
+        if ev.payload is None:
+            self._reply(user, "Hi! Open the registration button in your club's Telegram group to join it on Ayda Run.")
+            return
+        chat_id = parse_join_payload(ev.payload)
+        if chat_id is None:
+            self._reply(user, "This link is not a valid club invitation. Use the button in your club's group.")
+            return
+        info = self.club(chat_id)
+        if info is None:
+            self._reply(user, "This group is not registered with Ayda Run. Ask an organizer to add the bot.")
+            return
+        try:
+            state = self.gateway.get_member(info.chat_id, user.id).state
+        except TelegramUnavailable as exc:
+            self.note(f"deep link from {user.id} skipped: {exc}")
+            return
+        except BotNotInChat:
+            self._reply(user, f"I am no longer in {info.name}, so I cannot confirm your membership. "
+                              "Ask an organizer to add me back.")
+            return
+        except TelegramError as exc:
+            self.note(f"deep link from {user.id}: membership check failed: {exc}")
+            self._reply(user, "I could not check your membership right now. Please try again later.")
+            return
+        if club_status(state) != ACTIVE:
+            self._reply(user, f"Join {info.name} on Telegram first, then press the button again.")
+            return
+        existing = self.store.member(info.club_id, user.id)
+        if existing is not None and existing.get("status") == ACTIVE:
+            self.cache.add(info.club_id, user.id)
+            self._reply(user, f"You are already registered in {info.name}.")
+            return
+        self.apply_status(info, user, ACTIVE, None, ev.at, "manual_registration")
+        self._reply(user, f"Welcome! You are now registered in {info.name} on Ayda Run.")
+
+    def _reply(self, user: Person, text: str) -> None:
+        try:
+            self.gateway.send_private(user.id, text)
+        except TelegramUnavailable as exc:
+            self.note(f"reply to {user.id} skipped: {exc}")
+        except (UserNeverStarted, TelegramError):
+            pass

@@ -1,0 +1,185 @@
+"""The sync engine: SPEC §3 applied to domain events, against three small protocols.
+
+Store (system of record), TelegramGateway (questions to Telegram, posts) and MemberCache
+(known active members). The hot path — a message from a cached active member — is two dict
+lookups and a `last_seen` note in memory; everything else is the slow path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import Dict, List, Optional, Tuple
+
+from tgsync_cli.core.cache import MemberCache
+from tgsync_cli.core.club_lifecycle import ClubLifecycle
+from tgsync_cli.core.deep_links import DeepLinks
+from tgsync_cli.core.events import (
+    BotStatusChanged,
+    ChatMigrated,
+    DeepLinkStart,
+    MemberStatusChanged,
+    MessageSeen,
+    RosterObserved,
+)
+from tgsync_cli.core.gateway import TelegramGateway
+from tgsync_cli.core.member_changes import MemberChanges
+from tgsync_cli.core.models import ACTIVE, ClubInfo, ReconcileReport, RosterResult  # noqa: F401 (re-exported)
+from tgsync_cli.core.roster import RosterSync
+from tgsync_cli.core.rules import (
+    is_person,
+)
+from tgsync_cli.core.store import Store
+
+log = logging.getLogger("tgsync.engine")
+
+UNKNOWN_CLUB_TTL = 60.0
+
+
+
+
+
+
+
+
+class Engine(ClubLifecycle, MemberChanges, RosterSync, DeepLinks):
+    def __init__(self, store: Store, gateway: TelegramGateway, cache: MemberCache, *,
+                 bot_id: Optional[int] = None, bot_username: Optional[str] = None,
+                 welcome_dm: bool = False):
+        self.store = store
+        self.gateway = gateway
+        self.cache = cache
+        self.bot_id = bot_id
+        self.bot_username = bot_username
+        self.welcome_dm = welcome_dm
+        self.notes: List[str] = []
+        self.last_seen: Dict[Tuple[str, int], datetime] = {}
+        self._clubs: Dict[int, ClubInfo] = {}
+        self._unknown: Dict[int, float] = {}
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        """One query: the club map and the warm member cache (a restart costs one round trip)."""
+        pairs = []
+        for doc in self.store.club_index():
+            info = self._remember(doc)
+            pairs.extend((info.club_id, m["telegram_id"]) for m in doc.get("members", [])
+                         if m.get("status") == ACTIVE)
+        self.cache.warm(pairs)
+
+    def flush(self) -> int:
+        """Write buffered last_seen in one bulk write (interval flush and shutdown)."""
+        if not self.last_seen:
+            return 0
+        seen, self.last_seen = self.last_seen, {}
+        try:
+            return self.store.flush_last_seen(seen)
+        except Exception:
+            for k, v in seen.items():  # nothing accepted is lost: keep for the next flush
+                self._seen(k, v)
+            raise
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        log.info(text)
+
+    def handle(self, event) -> None:
+        kind = type(event)
+        if kind is MessageSeen:
+            self.on_message(event)
+        elif kind is MemberStatusChanged:
+            self.on_member_status(event)
+        elif kind is BotStatusChanged:
+            self.on_bot_status(event)
+        elif kind is DeepLinkStart:
+            self.on_start(event)
+        elif kind is ChatMigrated:
+            self.on_migrated(event)
+        elif kind is RosterObserved:
+            info = self.club(event.chat.id)
+            if info is not None:
+                self.apply_roster(info, event.entries, event.at, event.source, event.complete)
+        else:
+            raise TypeError(f"not an event: {event!r}")
+
+    # -- clubs ------------------------------------------------------------------------------
+    def _remember(self, doc: dict) -> ClubInfo:
+        sync = doc.get("sync") or {}
+        info = ClubInfo(doc["_id"], doc["telegram_group_id"], doc.get("name", ""),
+                        bool(sync.get("bot_is_admin")), bool(sync.get("bot_present")))
+        self._clubs[info.chat_id] = info
+        for old in doc.get("previous_group_ids") or ():
+            self._clubs[old] = info
+        self._unknown.pop(info.chat_id, None)
+        return info
+
+    def club(self, chat_id: int) -> Optional[ClubInfo]:
+        """From memory; unknown chats are asked of the store at most once a minute."""
+        info = self._clubs.get(chat_id)
+        if info is not None:
+            return info
+        until = self._unknown.get(chat_id)
+        if until is not None and until > time.monotonic():
+            return None
+        doc = self.store.club_by_group(chat_id)
+        if doc is None:
+            self._unknown[chat_id] = time.monotonic() + UNKNOWN_CLUB_TTL
+            return None
+        return self._remember(doc)
+
+    def clubs(self) -> List[ClubInfo]:
+        seen, out = set(), []
+        for info in self._clubs.values():
+            if info.club_id not in seen:
+                seen.add(info.club_id)
+                out.append(info)
+        return out
+
+
+
+
+
+
+
+
+
+
+    # -- messages (route 4) -------------------------------------------------------------------
+    def on_message(self, ev: MessageSeen) -> None:
+        s = ev.sender
+        if (s is None or ev.sender_chat_id is not None or ev.is_automatic_forward
+                or ev.chat.type in ("private", "channel") or not is_person(s, self.bot_id)):
+            return
+        info = self._clubs.get(ev.chat.id) or self.club(ev.chat.id)
+        if info is None:
+            return
+        key = (info.club_id, s.id)
+        if self.cache.is_active(info.club_id, s.id):  # hot path: no store, no network
+            self._seen(key, ev.at)
+            return
+        existing = self.store.member(info.club_id, s.id)
+        if existing is not None and existing.get("status") == ACTIVE:
+            self.cache.add(info.club_id, s.id)
+        elif existing is not None:
+            if self.store.set_member(info.club_id, s.id, ev.at, existing, ACTIVE, None,
+                                     strictly_newer=True):
+                self.cache.add(info.club_id, s.id)
+            else:
+                return
+        else:
+            self.apply_status(info, s, ACTIVE, None, ev.at, "message_activity", strictly_newer=True)
+        self._seen(key, ev.at)
+
+    def _seen(self, key: Tuple[str, int], at: datetime) -> None:
+        prev = self.last_seen.get(key)
+        if prev is None or at > prev:
+            self.last_seen[key] = at
+
+
+
+
+
+
+
+

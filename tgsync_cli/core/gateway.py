@@ -1,0 +1,80 @@
+"""The Telegram gateway protocol the engine depends on, and the offline stand-in.
+
+Implementations: `simulator.SimGateway` (a world), `telegram.gateway.PyrogramGateway` (live),
+`OfflineGateway` (replay with no connection: every call raises TelegramUnavailable).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Protocol, Sequence
+
+from tgsync_cli.core.errors import TelegramUnavailable
+from tgsync_cli.core.events import MemberState, Person
+
+
+@dataclass(frozen=True)
+class ChatMemberInfo:
+    person: Person
+    state: MemberState
+
+
+@dataclass(frozen=True)
+class BotIdentity:
+    id: int
+    username: str
+    privacy_mode: Optional[bool] = None  # None: unknown (MTProto does not expose it to bots)
+
+
+class TelegramGateway(Protocol):
+    def me(self) -> BotIdentity: ...
+
+    def get_admins(self, chat_id: int) -> List[ChatMemberInfo]: ...
+
+    def get_member(self, chat_id: int, user_id: int) -> ChatMemberInfo:
+        """Current status; a user who is not in the chat comes back with status `left`."""
+
+    def iter_member_pages(self, chat_id: int) -> Iterator[Sequence[ChatMemberInfo]]:
+        """Every member Telegram lists, page by page. Raises AdminRequired for a non-admin bot."""
+
+    def member_count(self, chat_id: int) -> int: ...
+
+    def send_group_message(self, chat_id: int, text: str, button_text: Optional[str] = None,
+                           button_url: Optional[str] = None) -> None: ...
+
+    def send_private(self, user_id: int, text: str) -> bool:
+        """False (not an exception) when the user never opened the bot."""
+
+
+class OfflineGateway:
+    """Used by `replay` when Telegram is not connected: steps that need it are skipped and reported."""
+
+    def __init__(self, bot_id: Optional[int] = None, username: Optional[str] = None):
+        self._id = bot_id
+        self._username = username
+
+    def _no(self, what: str):
+        raise TelegramUnavailable(f"{what} needs a Telegram connection (offline)")
+
+    def me(self) -> BotIdentity:
+        if self._id is None:
+            self._no("identifying the bot")
+        return BotIdentity(self._id, self._username or "", None)
+
+    def get_admins(self, chat_id):
+        self._no("listing admins")
+
+    def get_member(self, chat_id, user_id):
+        self._no("checking a member with Telegram")
+
+    def iter_member_pages(self, chat_id):
+        self._no("listing members")
+
+    def member_count(self, chat_id):
+        self._no("counting members")
+
+    def send_group_message(self, chat_id, text, button_text=None, button_url=None):
+        self._no("posting to the group")
+
+    def send_private(self, user_id, text):
+        self._no("sending a private message")

@@ -1,0 +1,229 @@
+"""doctor: config, store, login, privacy and per-club rights, each with a one-line fix; no secret shown."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from tgsync_cli.core.errors import (
+    BotNotInChat,
+    ConfigError,
+    TelegramError,
+    TgsyncError,
+)
+from tgsync_cli.core.rules import club_status
+from tgsync_cli.ops.common import ACTIVE, GatewayFactory
+from tgsync_cli.runtime.config import SECRETS, Settings, redact
+from tgsync_cli.stores.documents import Store
+
+
+def _bot_id(settings: Optional[Settings]) -> Optional[int]:
+    """The bot's own id is its token's prefix: its messages in an export never make it a member."""
+    token = settings.telegram.bot_token if settings is not None else None
+    if token and token.split(":", 1)[0].isdigit():
+        return int(token.split(":", 1)[0])
+    return None
+
+
+@dataclass
+class Check:
+    name: str
+    level: str  # ok | warn | fail
+    detail: str
+    fix: str = ""
+
+    def as_json(self) -> Dict[str, str]:
+        return {"name": self.name, "level": self.level, "detail": redact(self.detail),
+                "fix": redact(self.fix)}
+
+
+TELEGRAM_KEYS = ("api_id", "api_hash", "bot_token")
+
+
+EXPECTED_INDEXES = {"clubs": [("telegram_group_id",)], "users": [("telegram_id",)],
+                    "departures": [("club_id", "telegram_id")]}
+
+
+ROUTES_ALWAYS = (2, 5)
+
+
+def doctor_checks(settings: Settings, gateway_factory: Optional[GatewayFactory] = None) -> List[Check]:
+    """Every check runs even when an earlier one fails, so one run shows everything to fix.
+    Details name settings and ids, never values of secrets."""
+    checks: List[Check] = []
+    checks.extend(_config_checks(settings))
+    store, store_checks = _store_checks(settings)
+    checks.extend(store_checks)
+    try:
+        creds_ok = _telegram_settings_ok(settings, checks)
+        if creds_ok and gateway_factory is not None:
+            checks.extend(_telegram_checks(settings, store, gateway_factory))
+        elif not creds_ok:
+            checks.append(Check("telegram login", "warn", "skipped: credentials are not set",
+                                "set telegram.api_id, api_hash and bot_token, then run doctor again"))
+    finally:
+        if store is not None:
+            store.close()
+    return [Check(c.name, c.level, redact(c.detail), redact(c.fix)) for c in checks]
+
+
+def _config_checks(settings: Settings) -> List[Check]:
+    out = []
+    if settings.source is None:
+        out.append(Check("config file", "warn", "no tgsync.toml: defaults and TGSYNC_* environment in use",
+                         "create tgsync.toml (chmod 600) or pass --config PATH"))
+        return out
+    path = Path(settings.source)
+    out.append(Check("config file", "ok", f"{path}"))
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        out.append(Check("config permissions", "fail", f"{path}: cannot stat ({exc.strerror})",
+                         f"check that {path} is readable"))
+        return out
+    text = ""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        pass
+    holds_secret = any(f"{key}" in text for _, key in SECRETS) or "@" in settings.store.uri
+    if mode & (stat.S_IRGRP | stat.S_IROTH | stat.S_IWGRP | stat.S_IWOTH):
+        level = "fail" if holds_secret else "warn"
+        what = "holds secrets and is" if holds_secret else "is"
+        out.append(Check("config permissions", level,
+                         f"{path} {what} accessible to other users (mode {stat.S_IMODE(mode):o})",
+                         f"chmod 600 {path}"))
+    else:
+        out.append(Check("config permissions", "ok", f"owner only (mode {stat.S_IMODE(mode):o})"))
+    return out
+
+
+def _store_checks(settings: Settings) -> Tuple[Optional[Store], List[Check]]:
+    from tgsync_cli.stores.documents import open_store, redact_uri
+
+    uri = settings.store.uri
+    label = redact_uri(uri)
+    if uri.startswith("file:") and not os.path.isdir(uri[len("file:"):] or "."):
+        return None, [Check("store", "warn", f"{label}: no store there yet",
+                            "it is created on the first run; check store.uri if you expected data")]
+    try:
+        store = open_store(uri, settings.store.database)
+        n = store.clubs.count_documents({})
+    except TgsyncError as exc:
+        return None, [Check("store", "fail", f"{label}: {exc}",
+                            "check store.uri and that the database is running and reachable")]
+    except Exception as exc:  # a unique index refused by duplicate data, an auth failure…
+        return None, [Check("store", "fail", f"{label}: {type(exc).__name__}",
+                            "check store.uri credentials; remove duplicate telegram ids if an index is refused")]
+    out = [Check("store", "ok", f"{label} is reachable, {n} club(s)")]
+    missing = []
+    for coll, keys in EXPECTED_INDEXES.items():
+        try:
+            info = getattr(store, coll).index_information()
+        except Exception as exc:
+            missing.append(f"{coll} ({type(exc).__name__})")
+            continue
+        have = {tuple(k for k, _ in spec["key"]) for spec in info.values()}
+        missing += [f"{coll}.{'+'.join(k)}" for k in keys if k not in have]
+    if missing:
+        out.append(Check("store indexes", "fail", "missing: " + ", ".join(missing),
+                         "run any tgsync command with write access to create them"))
+    else:
+        out.append(Check("store indexes", "ok", "unique telegram_group_id, telegram_id, departures"))
+    return store, out
+
+
+def _telegram_settings_ok(settings: Settings, checks: List[Check]) -> bool:
+    from tgsync_cli.runtime.telegram_client import check_credentials
+
+    t = settings.telegram
+    missing = [k for k in TELEGRAM_KEYS if getattr(t, k) in (None, "")]
+    if missing:
+        keys = ", ".join(f"telegram.{k}" for k in missing)
+        checks.append(Check("telegram settings", "warn",
+                            f"{keys} not set: serve, reconcile, doctor's login check and verified "
+                            "import-history need them",
+                            "set them in tgsync.toml [telegram] or TGSYNC_TELEGRAM_<KEY>"))
+        return False
+    try:
+        check_credentials(t.api_id, t.api_hash, t.bot_token)
+    except ConfigError as exc:
+        checks.append(Check("telegram settings", "fail", str(exc), "copy the value again from "
+                            "my.telegram.org (api_id, api_hash) or @BotFather (bot_token)"))
+        return False
+    checks.append(Check("telegram settings", "ok", "api_id, api_hash and bot_token are set"))
+    return True
+
+
+def _telegram_checks(settings: Settings, store: Optional[Store], factory: GatewayFactory) -> List[Check]:
+    out: List[Check] = []
+    try:
+        with factory(settings) as gw:
+            me = gw.me()
+            out.append(Check("telegram login", "ok", f"logged in as @{me.username} (id {me.id})"))
+            out.append(_privacy_check(me.privacy_mode))
+            if store is not None:
+                out.extend(_club_checks(store, gw, me))
+    except TgsyncError as exc:
+        out.append(Check("telegram login", "fail", str(exc),
+                         "check the bot token with @BotFather and that this machine reaches Telegram"))
+    return out
+
+
+def _privacy_check(privacy: Optional[bool]) -> Check:
+    if privacy is False:
+        return Check("privacy mode", "ok", "off: every group message reaches the bot (route 4 live everywhere)")
+    if privacy is True:
+        return Check("privacy mode", "warn", "on: route 4 (message activity) only where the bot is admin",
+                     "@BotFather → /setprivacy → Disable, then remove and re-add the bot to each group")
+    return Check("privacy mode", "warn",
+                 "cannot be read by a bot over MTProto: route 4 is certain only where the bot is admin",
+                 "check in @BotFather → /mybots → Bot Settings → Group Privacy (turn off for route 4)")
+
+
+def live_routes(in_group: bool, admin: bool, privacy: Optional[bool]) -> List[int]:
+    """Which SPEC §1 routes work in a group for this bot (7 needs only a file, so it is left out)."""
+    routes = list(ROUTES_ALWAYS)
+    if in_group:
+        routes.append(1)
+    if admin:
+        routes += [3, 6]
+    if admin or privacy is False:
+        routes.append(4)
+    return sorted(routes)
+
+
+def _club_checks(store: Store, gw, me) -> List[Check]:
+    out = []
+    for doc in store.all_clubs():
+        chat_id, name = doc["telegram_group_id"], doc.get("name") or ""
+        label = f"club {name} ({chat_id})"
+        try:
+            state = gw.get_member(chat_id, me.id).state
+            in_group = club_status(state) == ACTIVE
+        except BotNotInChat:
+            in_group, state = False, None
+        except TelegramError as exc:
+            out.append(Check(label, "fail", f"cannot check the bot's rights: {exc}",
+                             "run doctor again later; if it persists, re-add the bot"))
+            continue
+        admin = in_group and state.status in ("creator", "administrator")
+        routes = ", ".join(str(r) for r in live_routes(in_group, admin, me.privacy_mode))
+        stored = (doc.get("sync") or {}).get("bot_is_admin")
+        stale = "" if bool(stored) == admin else "; the store's sync.bot_is_admin is out of date"
+        if not in_group:
+            out.append(Check(label, "fail", f"the bot is not in the group; live routes: {routes}{stale}",
+                             "add the bot back to the group as an admin"))
+        elif not admin:
+            out.append(Check(label, "warn", f"bot is a member, not admin; live routes: {routes}{stale}",
+                             "promote the bot to admin for routes 3 and 6 (and 4 with privacy on)"))
+        else:
+            out.append(Check(label, "ok" if not stale else "warn",
+                             f"bot is admin; live routes: {routes}{stale}",
+                             "run `tgsync reconcile --all` to refresh sync.*" if stale else ""))
+    return out
+
+

@@ -1,0 +1,291 @@
+"""The work queue on Celery with a Redis broker: `serve` processes enqueue, `tgsync worker`s apply.
+
+Why this is safe with at-least-once delivery and no global order: every event carries
+Telegram's time, and the store applies member changes as guarded single-document updates
+(`status_at`/`role_at`, atomic insert-if-absent, departure tombstones), so applying an event
+twice, or any permutation of the same events, ends in the same document (SPEC §2). That is why
+there is ONE queue (`tgsync`) consumed by any number of workers with any concurrency, instead of
+per-member routing: per-member routing would need exactly one single-threaded consumer per
+shard to mean anything, and would buy nothing the guards do not already give. Tasks are
+acknowledged late and re-queued if a worker dies, so nothing accepted is lost.
+
+The hot path never crosses the queue: `CeleryPipeline.submit` applies a message from a member
+the (shared) member cache knows to be active in-process — a dict lookup and a `last_seen` note —
+and enqueues only the slow path (unknown writers, joins, leaves, imports, deep links, reconcile).
+Use `cache.backend = "redis"` with this queue, so members created by a worker are hot in every
+`serve` process at once.
+
+Settings come from the usual places (`tgsync.toml`, `TGSYNC_*` environment): a worker started
+as `celery -A tgsync_cli.runtime.celery_queue worker` reads `queue.broker_url` and `store.uri` from them;
+`tgsync worker` passes the settings it loaded via `configure`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from celery import Celery, signals
+
+from tgsync_cli.core.codec import from_dict, to_dict
+from tgsync_cli.core.errors import (
+    ConfigError,
+    InputError,
+    StoreUnavailable,
+    TgsyncError,
+)
+from tgsync_cli.core.events import MessageSeen
+from tgsync_cli.runtime.config import Settings, load_settings
+
+log = logging.getLogger("tgsync.queue")
+
+QUEUE = "tgsync"
+DEFAULT_BROKER = "redis://127.0.0.1:6379/1"
+
+app = Celery("tgsync")
+app.conf.update(
+    broker_url=os.environ.get("TGSYNC_QUEUE_BROKER_URL", DEFAULT_BROKER),
+    task_default_queue=QUEUE,
+    task_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    task_acks_late=True,  # a task is acknowledged after it ran: a dead worker's task is redelivered
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+    broker_transport_options={"visibility_timeout": 3600},
+)
+
+_settings: Optional[Settings] = None
+_engine = None
+_engine_pid: Optional[int] = None
+_engine_lock = threading.RLock()
+_gateway_factory: Optional[Callable[[Settings], Any]] = None
+
+
+def configure(settings: Settings) -> None:
+    """Use these settings for the broker and for the worker's engine (store, cache, flush)."""
+    global _settings
+    _settings = settings
+    app.conf.broker_url = settings.queue.broker_url
+
+
+def set_gateway_factory(factory: Optional[Callable[[Settings], Any]]) -> None:
+    """Let `serve`'s wiring give workers a live Telegram gateway (default: offline, so steps that
+    need Telegram — welcome DMs, listings — are reported as skipped, never faked)."""
+    global _gateway_factory
+    _gateway_factory = factory
+
+
+def current_settings() -> Settings:
+    global _settings
+    if _settings is None:
+        _settings = load_settings()
+    return _settings
+
+
+def _default_gateway(settings: Settings):
+    from tgsync_cli.core.gateway import OfflineGateway
+
+    bot_id = None
+    token = settings.telegram.bot_token
+    if token and token.split(":", 1)[0].isdigit():
+        bot_id = int(token.split(":", 1)[0])  # the bot never becomes a member, even offline
+    return OfflineGateway(bot_id, settings.telegram.bot_username)
+
+
+def worker_engine():
+    """One engine per worker process, built on first use (after the fork: a store connection
+    must never be shared across processes) and reused by every task in that process."""
+    global _engine, _engine_pid
+    with _engine_lock:
+        if _engine is not None and _engine_pid == os.getpid():
+            return _engine
+        from tgsync_cli.runtime.wiring import make_engine, store_from
+
+        settings = current_settings()
+        store = store_from(settings)
+        gateway = (_gateway_factory or _default_gateway)(settings)
+        _engine = make_engine(store, gateway, settings)
+        _engine_pid = os.getpid()
+        _start_flush_timer(_engine, settings.sync.last_seen_flush_seconds)
+        return _engine
+
+
+def _start_flush_timer(engine, seconds: float) -> None:
+    def loop():
+        while True:
+            time.sleep(seconds)
+            flush_worker_engine(engine)
+
+    threading.Thread(target=loop, name="tgsync-last-seen-flush", daemon=True).start()
+
+
+def flush_worker_engine(engine=None) -> int:
+    engine = engine or _engine
+    if engine is None:
+        return 0
+    with _engine_lock:
+        try:
+            return engine.flush()
+        except TgsyncError as exc:  # kept in memory by the engine; the next flush retries
+            log.warning("last_seen not flushed: %s", exc)
+            return 0
+
+
+@signals.worker_process_shutdown.connect
+@signals.worker_shutdown.connect
+def _flush_on_shutdown(**_kwargs) -> None:
+    if _engine is not None and _engine_pid == os.getpid():
+        flush_worker_engine(_engine)
+
+
+@app.task(name="tgsync.apply_event", bind=True, acks_late=True, max_retries=None)
+def apply_event(self, event_dict: dict) -> str:
+    """Apply one event; safe to run twice or out of order (its Telegram time decides)."""
+    try:
+        event = from_dict(event_dict)
+    except InputError as exc:
+        log.error("dropped a malformed task: %s", exc)  # retrying cannot make it valid
+        return "invalid"
+    engine = worker_engine()
+    try:
+        with _engine_lock:
+            engine.handle(event)
+    except StoreUnavailable as exc:
+        delay = min(60.0, 0.5 * 2 ** min(self.request.retries, 7))
+        raise self.retry(exc=exc, countdown=delay)
+    except TgsyncError as exc:  # a refused event must not be retried forever
+        log.error("event %s not applied: %s", type(event).__name__, exc)
+        return "refused"
+    return type(event).__name__
+
+
+class CeleryPipeline:
+    """Same interface as pipeline.Pipeline (submit/start/stop/backlog), but the slow path is
+    enqueued for `tgsync worker`s instead of applied in this process."""
+
+    def __init__(self, engine, *, settings: Optional[Settings] = None, max_pending: int = 10000,
+                 flush_seconds: float = 900.0, spool_path: Optional[str] = None,
+                 queue: str = QUEUE):
+        self.engine = engine
+        if settings is not None:
+            configure(settings)
+        self.queue = queue
+        self.max_pending = max_pending
+        self._flush_seconds = flush_seconds
+        self._spool = Path(spool_path) if spool_path else None
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._timer: Optional[threading.Thread] = None
+        self._redis = None
+        self.applied = 0  # hot-path events applied here
+        self.enqueued = 0
+        self.spooled = 0
+
+    # -- producer side --------------------------------------------------------------------------
+    def submit(self, event: Any, timeout: Optional[float] = None) -> None:
+        if self._is_hot(event):
+            with self._lock:
+                self.engine.handle(event)  # a dict lookup and a last_seen note: no round trip
+            self.applied += 1
+            return
+        payload = to_dict(event)
+        try:
+            apply_event.apply_async(args=[payload], queue=self.queue, retry=True,
+                                    retry_policy={"max_retries": 3, "interval_start": 0.2,
+                                                  "interval_step": 0.5, "interval_max": 2.0})
+            self.enqueued += 1
+        except Exception as exc:  # broker down: keep the event on disk, never drop it
+            if self._spool is None:
+                raise StoreUnavailable(f"work queue unavailable ({type(exc).__name__}) and no spool "
+                                       "file configured") from exc
+            self._append_spool([payload])
+            log.warning("work queue unavailable (%s); event spooled to %s", type(exc).__name__,
+                        self._spool)
+
+    def _is_hot(self, ev: Any) -> bool:
+        if type(ev) is not MessageSeen:
+            return False
+        s = ev.sender
+        if s is None or ev.sender_chat_id is not None or ev.is_automatic_forward:
+            return False
+        info = self.engine._clubs.get(ev.chat.id)  # memory only; unknown chats go to a worker
+        return info is not None and self.engine.cache.is_active(info.club_id, s.id)
+
+    def backlog(self) -> int:
+        """Tasks waiting in the broker (every worker's, not only this process's)."""
+        try:
+            return int(self._client().llen(self.queue))
+        except Exception:
+            return -1
+
+    def _client(self):
+        if self._redis is None:
+            import redis
+
+            self._redis = redis.Redis.from_url(app.conf.broker_url, socket_timeout=5.0)
+        return self._redis
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> int:
+        """Enqueue what the last run spooled, then run the last_seen flush timer."""
+        replayed = self._replay_spool()
+        self._timer = threading.Thread(target=self._flush_loop, name="tgsync-flush", daemon=True)
+        self._timer.start()
+        return replayed
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """Flush last_seen. Enqueued work is durable in the broker, so nothing is left here
+        except what is spooled (returned, as Pipeline.stop returns what it spooled)."""
+        self._stopping.set()
+        if self._timer is not None:
+            self._timer.join(min(timeout, 5.0))
+        try:
+            with self._lock:
+                self.engine.flush()
+        except TgsyncError as exc:
+            log.warning("last_seen not flushed at shutdown: %s", exc)
+        return self.spooled
+
+    def _flush_loop(self) -> None:
+        while not self._stopping.wait(self._flush_seconds):
+            try:
+                with self._lock:
+                    self.engine.flush()
+            except TgsyncError as exc:
+                log.warning("last_seen flush failed, kept for the next one: %s", exc)
+
+    # -- spool ------------------------------------------------------------------------------------
+    def _append_spool(self, payloads) -> None:
+        self._spool.parent.mkdir(parents=True, exist_ok=True)
+        with self._spool.open("a", encoding="utf-8") as fh:
+            for p in payloads:
+                fh.write(json.dumps(p) + "\n")
+        self.spooled += len(payloads)
+
+    def _replay_spool(self) -> int:
+        if self._spool is None or not self._spool.exists():
+            return 0
+        lines = [line for line in self._spool.read_text(encoding="utf-8").splitlines() if line.strip()]
+        self._spool.unlink()
+        self.spooled = 0
+        for line in lines:
+            self.submit(from_dict(json.loads(line)))
+        return len(lines)
+
+
+def run_worker(settings: Settings, concurrency: int = 1, pool: str = "prefork",
+               loglevel: str = "INFO") -> None:
+    """Start a Celery worker for this app on the `tgsync` queue (blocks until shutdown)."""
+    if concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1")
+    configure(settings)
+    app.worker_main(["worker", f"--concurrency={concurrency}", f"--pool={pool}", "-Q", QUEUE,
+                     f"--loglevel={loglevel}", "--without-gossip", "--without-mingle"])

@@ -1,0 +1,202 @@
+"""Settings: `tgsync.toml`, then `TGSYNC_<SECTION>_<KEY>` environment overrides, then `--store`.
+
+Every bad value is refused with a one-line ConfigError naming the key; secrets are never echoed.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import tomllib
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+from tgsync_cli.core.errors import ConfigError
+
+SECRETS = {("telegram", "api_hash"), ("telegram", "bot_token")}
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(v, str) and v.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool):
+        raise ValueError("expected an integer")
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str) and v.strip().lstrip("-").isdigit():
+        return int(v.strip())
+    raise ValueError("expected an integer")
+
+
+def _pos(v: Any) -> float:
+    if isinstance(v, bool):
+        raise ValueError("expected a positive number")
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise ValueError("expected a positive number") from None
+    if f <= 0:
+        raise ValueError("expected a positive number")
+    return f
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError("expected a string")
+    return v
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def check(v: Any) -> str:
+        if v not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return v
+    return check
+
+
+def _opt(conv):
+    def check(v: Any):
+        return None if v in (None, "") else conv(v)
+    return check
+
+
+SCHEMA: Dict[Tuple[str, str], Tuple[Callable[[Any], Any], Any]] = {
+    ("store", "uri"): (_str, "file:./tgsync-data"),
+    ("store", "database"): (_str, "ayda_run"),
+    ("telegram", "api_id"): (_opt(_int), None),
+    ("telegram", "api_hash"): (_opt(_str), None),
+    ("telegram", "bot_token"): (_opt(_str), None),
+    ("telegram", "bot_username"): (_opt(_str), None),
+    ("telegram", "session_dir"): (_str, "./.tgsync-session"),
+    ("telegram", "max_flood_wait"): (_pos, 60.0),
+    ("bot", "welcome_dm"): (_bool, False),
+    ("cache", "backend"): (_choice("memory", "redis"), "memory"),
+    ("cache", "ttl_seconds"): (_pos, 3600.0),
+    ("cache", "redis_url"): (_str, "redis://127.0.0.1:6379/0"),
+    ("queue", "backend"): (_choice("inprocess", "celery"), "inprocess"),
+    ("queue", "broker_url"): (_str, "redis://127.0.0.1:6379/1"),
+    ("queue", "max_pending"): (_int, 10000),
+    ("sync", "last_seen_flush_seconds"): (_pos, 900.0),
+    ("sync", "reconcile_threshold"): (_int, 0),
+    ("log", "json"): (_bool, False),
+    ("log", "level"): (_choice("debug", "info", "warning", "error"), "info"),
+}
+
+SECTIONS = {section for section, _ in SCHEMA}
+
+
+class Settings(SimpleNamespace):
+    """settings.store.uri, settings.telegram.api_hash…; repr hides secrets."""
+
+    source: Optional[str] = None
+
+    def __repr__(self) -> str:
+        return f"Settings(source={self.source!r})"
+
+    def value(self, section: str, key: str) -> Any:
+        return getattr(getattr(self, section), key)
+
+
+def load_settings(path: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
+                  store: Optional[str] = None, warn: Callable[[str], None] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    values: Dict[Tuple[str, str], Any] = {k: d for k, (_, d) in SCHEMA.items()}
+    explicit = path is not None
+    file = Path(path or "tgsync.toml")
+    source = None
+    if file.exists():
+        source = str(file)
+        raw = _read_toml(file)
+        for section, table in raw.items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{file}: [{section}] must be a table")
+            for key, v in table.items():
+                _apply(values, section, key, v, f"{file}: {section}.{key}")
+        _check_permissions(file, raw, warn)
+    elif explicit:
+        raise ConfigError(f"config file {file} not found")
+    for name, v in env.items():
+        if not name.startswith("TGSYNC_") or name.count("_") < 2:
+            continue
+        section, key = name[len("TGSYNC_"):].lower().split("_", 1)
+        if section in SECTIONS:  # TGSYNC_TEST_…, TGSYNC_DEBUG… are not settings
+            _apply(values, section, key, v, name)
+    if store is not None:
+        _apply(values, "store", "uri", store, "--store")
+    settings = Settings()
+    settings.source = source
+    for (section, key), v in values.items():
+        ns = getattr(settings, section, None)
+        if ns is None:
+            ns = SimpleNamespace()
+            setattr(settings, section, ns)
+        setattr(ns, key, v)
+    remember_secrets(settings)
+    return settings
+
+
+def _read_toml(file: Path) -> dict:
+    try:
+        with file.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML ({exc})") from exc
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read ({exc.strerror})") from exc
+
+
+def _apply(values, section: str, key: str, v: Any, where: str) -> None:
+    if (section, key) not in SCHEMA:
+        raise ConfigError(f"{where}: unknown setting {section}.{key}")
+    conv, _ = SCHEMA[(section, key)]
+    try:
+        values[(section, key)] = conv(v)
+    except ValueError as exc:
+        shown = "***" if (section, key) in SECRETS else repr(v)[:40]
+        raise ConfigError(f"{where}: {exc} (got {shown})") from None
+
+
+def _check_permissions(file: Path, raw: dict, warn) -> None:
+    has_secret = any(k in raw.get(s, {}) for s, k in SECRETS) or "@" in str(raw.get("store", {}).get("uri", ""))
+    try:
+        mode = file.stat().st_mode
+    except OSError:
+        return
+    if has_secret and mode & (stat.S_IRGRP | stat.S_IROTH):
+        (warn or (lambda m: print(m, file=sys.stderr)))(
+            f"warning: {file} holds secrets and is readable by others; run: chmod 600 {file}")
+
+
+# -- redaction ------------------------------------------------------------------------------------
+_KNOWN_SECRETS: set = set()
+
+
+def remember_secrets(settings: Settings) -> None:
+    """Every secret value loaded is remembered so `redact` can scrub it from any text."""
+    for section, key in SECRETS:
+        v = settings.value(section, key)
+        if v and len(str(v)) >= 4:
+            _KNOWN_SECRETS.add(str(v))
+    uri = settings.store.uri
+    if "://" in uri and "@" in uri.split("://", 1)[1]:
+        creds = uri.split("://", 1)[1].rsplit("@", 1)[0]
+        password = creds.split(":", 1)[1] if ":" in creds else ""
+        for part in (creds, password):  # the user name is not a secret (and may be a common word)
+            if len(part) >= 4:
+                _KNOWN_SECRETS.add(part)
+
+
+def redact(text: str) -> str:
+    for s in sorted(_KNOWN_SECRETS, key=len, reverse=True):
+        text = text.replace(s, "***")
+    return text

@@ -1,0 +1,131 @@
+"""One-shot commands against live Telegram: import-admins, import-members, post-invite.
+
+Each call checks the credentials before anything else (a missing key is refused before the store
+or the network is touched), opens the store, connects a pyrogram client on a background loop
+with updates switched off (a one-shot run must not consume the updates `serve` is waiting for),
+runs one engine method and disconnects. The client uses the same session as `serve`: it holds the
+access hashes of the groups the bot has met, without which Telegram answers PEER_ID_INVALID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, ContextManager, Iterator
+
+from pyrogram import enums, errors
+
+from tgsync_cli.core.errors import (
+    ConfigError,
+    InputError,
+    TelegramError,
+    TelegramUnavailable,
+)
+from tgsync_cli.runtime.config import Settings
+from tgsync_cli.runtime.telegram_client import (
+    make_client,
+)
+from tgsync_cli.runtime.telegram_gateway import BackgroundLoop, PyrogramGateway
+
+_NUMERIC = re.compile(r"^-?\d{1,20}$")
+_USERNAME = re.compile(r"^@[A-Za-z][A-Za-z0-9_]{3,31}$")
+_GROUP_TYPES = (enums.ChatType.GROUP, enums.ChatType.SUPERGROUP, enums.ChatType.FORUM)
+
+
+
+
+
+
+@dataclass
+class Connection:
+    """A connected gateway plus the one extra question the commands ask: a chat's id and title."""
+
+    gateway: object
+    chat_info: Callable[[object], tuple]  # "@name" or id → (chat_id, title); raises TgsyncError
+
+
+Connector = Callable[[Settings], ContextManager[Connection]]
+
+
+# -- starting a client ----------------------------------------------------------------------------
+async def start_client(client) -> None:
+    """`client.start()` with Telegram's refusals turned into one-line errors naming the setting."""
+    try:
+        await client.start()
+    except (errors.AccessTokenInvalid, errors.AccessTokenExpired, errors.BotMethodInvalid) as e:
+        raise ConfigError(f"telegram.bot_token was refused by Telegram ({e.ID}); "
+                          "check it with @BotFather") from None
+    except (errors.ApiIdInvalid, errors.ApiIdPublishedFlood) as e:
+        raise ConfigError(f"telegram.api_id / telegram.api_hash were refused by Telegram ({e.ID}); "
+                          "check them at my.telegram.org") from None
+    except errors.AuthKeyUnregistered as e:
+        raise ConfigError(f"the session in telegram.session_dir is no longer valid ({e.ID}); "
+                          "remove the .session file and start again") from None
+    except errors.FloodWait as e:
+        raise TelegramError(f"Telegram asks to wait {e.value} s before logging in again") from None
+    except (ConnectionError, OSError, asyncio.TimeoutError) as e:
+        raise TelegramUnavailable(f"Telegram is not reachable: {type(e).__name__}") from None
+    except errors.RPCError as e:
+        raise TelegramError(f"Telegram refused the login: {getattr(e, 'ID', type(e).__name__)}") from None
+
+
+@contextmanager
+def pyrogram_connection(settings: Settings) -> Iterator[Connection]:
+    """A started client on a background loop, updates off; stopped on the way out."""
+    t = settings.telegram
+    with BackgroundLoop() as bg:
+        client = make_client(t.api_id, t.api_hash, t.bot_token, t.session_dir, loop=bg.loop)
+        client.no_updates = True  # read at start(): this run takes no updates away from `serve`
+        bg.run(start_client(client))
+        try:
+            gateway = PyrogramGateway(client, bg.loop, max_flood_wait=t.max_flood_wait)
+            yield Connection(gateway, lambda chat: chat_info(gateway, chat))
+        finally:
+            try:
+                bg.run(client.stop())
+            except Exception:  # disconnecting is best effort; the work is already done
+                pass
+
+
+def chat_info(gateway: PyrogramGateway, chat) -> tuple:
+    """(chat_id, title) of a group from Telegram; refuses users and channels."""
+    async def get():
+        return await gateway.client.get_chat(chat)
+
+    try:
+        c = gateway._chat_call("looking up the chat", chat, get, peers=str(chat))
+    except TelegramError as exc:
+        if isinstance(chat, str) and "USERNAME" in str(exc):
+            raise InputError(f"{chat} is not a Telegram username") from None
+        raise
+    if c.type not in _GROUP_TYPES:
+        raise InputError(f"{chat} is a {c.type.name.lower()}, not a group")
+    return c.id, c.title or str(c.id)
+
+
+# -- CHAT ----------------------------------------------------------------------------------------
+def parse_chat(chat: str) -> str:
+    """Refuse what can never be a group before anything is opened."""
+    text = (chat or "").strip()
+    if _NUMERIC.match(text):
+        if int(text) >= 0:
+            raise InputError(f"CHAT {text}: a group's chat id is negative (-100… for a supergroup)")
+        return text
+    if _USERNAME.match(text):
+        return text
+    raise InputError(f"CHAT {chat!r}: expected a numeric chat id (-100…) or an @username")
+
+
+
+
+
+
+
+
+# -- the commands' cores ---------------------------------------------------------------------------
+
+
+
+

@@ -1,0 +1,259 @@
+"""`serve`: the bot's runtime — pyrogram's update loop in front, the engine behind a work queue.
+
+Handlers only translate an update (pure, in memory) and hand the events to the pipeline; the
+engine runs in the pipeline's worker thread and reaches Telegram through PyrogramGateway, which
+bridges each call back onto this loop. So a slow store or a FloodWait never stalls the update
+loop, and the loop must stay free while the pipeline drains at shutdown (it runs in an executor).
+
+Shutdown (SIGINT/SIGTERM, or `request_stop`): drain the queue (what cannot be applied within
+`drain_timeout` is spooled to the session directory and replayed first on the next start),
+flush last_seen, disconnect, exit 0. An update Telegram still delivers while draining is handed
+over too rather than dropped: pyrogram has already consumed it, so dropping it would lose it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import logging
+import queue as queue_mod
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from pyrogram import filters
+from pyrogram.handlers import ChatMemberUpdatedHandler, MessageHandler
+
+from tgsync_cli.core.engine import ClubInfo, Engine
+from tgsync_cli.core.errors import ConfigError
+from tgsync_cli.runtime.config import Settings
+from tgsync_cli.runtime.live import start_client
+from tgsync_cli.runtime.pipeline import SPOOL_NAME, Pipeline
+from tgsync_cli.runtime.telegram_client import (
+    bot_id_from_token,
+    check_credentials,
+    make_client,
+    prepare_session_dir,
+)
+from tgsync_cli.runtime.telegram_gateway import PyrogramGateway
+from tgsync_cli.runtime.wiring import make_engine, store_from
+from tgsync_cli.sources.pyrogram_updates import (
+    events_from_chat_member_updated,
+    events_from_message,
+)
+
+log = logging.getLogger("tgsync.serve")
+
+# ordinary and service messages in groups, and private messages (deep links); channel posts are
+# never a person's activity, and the bot's own outgoing messages are nothing to apply
+MESSAGES = (filters.group | filters.private) & filters.incoming
+
+
+@dataclass
+class StartupReport:
+    bot_id: int
+    username: str
+    privacy_mode: Optional[bool]  # None: Telegram did not say (see privacy_mode_of)
+    clubs: List[ClubInfo] = field(default_factory=list)
+    replayed: int = 0
+
+    @property
+    def route4_warning(self) -> Optional[str]:
+        if self.privacy_mode is False:
+            return None
+        not_admin = [c for c in self.clubs if c.bot_present and not c.bot_is_admin]
+        where = (f"; clubs where the bot is not an admin: "
+                 + ", ".join(f"{c.name or c.chat_id} ({c.chat_id})" for c in not_admin)) if not_admin else ""
+        state = "on" if self.privacy_mode else "unknown"
+        return (f"privacy mode is {state}: route 4 (message activity) only sees group messages where "
+                "the bot is an admin, or everywhere once privacy mode is off (@BotFather → "
+                f"/setprivacy → Disable){where}")
+
+
+def privacy_mode_of(me) -> Optional[bool]:
+    """Privacy mode from the bot's own user object: off when Telegram sets `bot_chat_history`.
+
+    MTProto has no privacy-mode field; the User flag `bot_chat_history` ("can read all group
+    messages", pyrogram's `can_read_all_group_messages`) is an optional flag, so its absence does
+    not prove privacy mode is on: that case is reported as unknown.
+    """
+    return False if getattr(me, "can_read_all_group_messages", None) is True else None
+
+
+def pipeline_class(queue: str):
+    """The work queue implementation; `celery` only where its module has been installed."""
+    if queue == "inprocess":
+        return Pipeline
+    if queue == "celery":
+        if importlib.util.find_spec("tgsync_cli.runtime.celery_queue") is None:
+            raise ConfigError("queue.backend = celery: celery queue not available in this "
+                              "installation (use --queue inprocess)")
+        return importlib.import_module("tgsync_cli.runtime.celery_queue").CeleryPipeline
+    raise ConfigError(f"queue.backend {queue!r}: expected inprocess or celery")
+
+
+class Runtime:
+    """The wired bot. Built by `build_runtime` for real use; tests pass their own parts."""
+
+    def __init__(self, *, client, loop: asyncio.AbstractEventLoop, engine: Engine, pipeline,
+                 bot_id: int, on_started: Optional[Callable[[StartupReport], None]] = None,
+                 drain_timeout: float = 30.0):
+        self.client = client
+        self.loop = loop
+        self.engine = engine
+        self.pipeline = pipeline
+        self.bot_id = bot_id
+        self.on_started = on_started
+        self.drain_timeout = drain_timeout  # then what is left is spooled, not lost
+        self.accepting = True
+        self.late = 0  # updates that arrived after the stop request (still kept)
+        self.started = threading.Event()  # set once updates flow and the worker runs
+        self.spooled = 0
+        self._stop_requested = False
+        self._stop = asyncio.Event()
+
+    # -- update handlers: translate, submit, return ----------------------------------------------
+    async def on_message(self, client, message) -> None:
+        await self._take(events_from_message, message)
+
+    async def on_member_updated(self, client, update) -> None:
+        await self._take(events_from_chat_member_updated, update)
+
+    def handlers(self) -> list:
+        return [MessageHandler(self.on_message, MESSAGES),
+                ChatMemberUpdatedHandler(self.on_member_updated)]
+
+    async def _take(self, translate, update) -> None:
+        if not self.accepting:
+            # Telegram has delivered it and will not again: hand it over all the same, so the
+            # drain applies it or the spool keeps it for the next start
+            self.late += 1
+        try:
+            events = translate(update, self.bot_id)
+        except Exception as exc:  # one odd update must not take the handler down
+            log.error("update not understood, skipped: %s: %s", type(exc).__name__, exc)
+            return
+        for event in events:
+            try:
+                self.pipeline.submit(event, timeout=0)
+            except queue_mod.Full:  # backpressure waits in a thread, never on the loop
+                log.warning("work queue full, waiting", extra={"backlog": self.pipeline.backlog()})
+                await asyncio.to_thread(self.pipeline.submit, event)
+            log.debug("accepted %s", type(event).__name__,
+                      extra={"event": type(event).__name__, "chat_id": _chat_id(event),
+                             "backlog": self.pipeline.backlog()})
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """What SIGINT/SIGTERM call: wind down — drain, spool the rest, disconnect. Thread-safe."""
+        if self._stop_requested:
+            log.warning("%s again: still draining %d pending events", reason, self.pipeline.backlog())
+            return
+        self._stop_requested = True
+        self.accepting = False
+        log.info("%s: draining %d pending events", reason, self.pipeline.backlog(),
+                 extra={"event": "shutdown", "backlog": self.pipeline.backlog()})
+        self.loop.call_soon_threadsafe(self._stop.set)
+
+    def run(self) -> int:
+        """Blocks until stopped; 0 after a clean drain. Installs SIGINT/SIGTERM on the main thread."""
+        asyncio.set_event_loop(self.loop)
+        try:
+            return self.loop.run_until_complete(self._main())
+        finally:
+            asyncio.set_event_loop(None)
+
+    async def _main(self) -> int:
+        signals = self._install_signals()
+        connected = False
+        try:
+            for h in self.handlers():  # before start(): updates recovered at start reach us too
+                self.client.add_handler(h)
+            await start_client(self.client)
+            connected = True
+            me = await self.client.get_me()
+            self.engine.bot_username = self.engine.bot_username or me.username
+            replayed = self.pipeline.start()
+            report = StartupReport(me.id, me.username or "", privacy_mode_of(me),
+                                   self.engine.clubs(), replayed)
+            log.info("serving as @%s: %d clubs, %d spooled events replayed", report.username,
+                     len(report.clubs), replayed, extra={"event": "started"})
+            if self.on_started:
+                self.on_started(report)
+            self.started.set()
+            await self._stop.wait()
+        finally:
+            self.accepting = False
+            # the worker may still need Telegram (admin lists, deep-link checks): keep the loop free
+            self.spooled = await self.loop.run_in_executor(None, self.pipeline.stop,
+                                                           self.drain_timeout)
+            if connected:
+                try:
+                    await self.client.stop()
+                except Exception as exc:  # the work is drained; a failed disconnect is not fatal
+                    log.warning("disconnect failed: %s", type(exc).__name__)
+            for s in signals:
+                self.loop.remove_signal_handler(s)
+        log.info("stopped: %s events applied, %d spooled for the next start, %d arrived while "
+                 "stopping", getattr(self.pipeline, "applied", "?"), self.spooled, self.late,
+                 extra={"event": "stopped", "backlog": self.spooled})
+        return 0
+
+    def _install_signals(self) -> list:
+        installed = []
+        if threading.current_thread() is not threading.main_thread():
+            return installed
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.loop.add_signal_handler(sig, self.request_stop, sig.name)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):  # platforms without it
+                pass
+        return installed
+
+
+def _chat_id(event) -> Optional[int]:
+    chat = getattr(event, "chat", None)
+    return chat.id if chat is not None else getattr(event, "new_chat_id", None)
+
+
+def spool_path(settings: Settings) -> Path:
+    """Pending events at shutdown go next to the session: private (0700) and per bot."""
+    return prepare_session_dir(settings.telegram.session_dir) / SPOOL_NAME
+
+
+def build_runtime(settings: Settings, queue: Optional[str] = None,
+                  on_started: Optional[Callable[[StartupReport], None]] = None) -> Runtime:
+    """Settings → client, gateway, engine, pipeline. Credentials are checked first of all."""
+    t = settings.telegram
+    check_credentials(t.api_id, t.api_hash, t.bot_token)
+    pipeline_cls = pipeline_class(queue or settings.queue.backend)
+    spool = spool_path(settings)
+    loop = asyncio.new_event_loop()
+    client = make_client(t.api_id, t.api_hash, t.bot_token, t.session_dir, loop=loop)
+    # catch up on what Telegram queued while we were down (pyrogram skips it by default)
+    client.skip_updates = False
+    gateway = PyrogramGateway(client, loop, max_flood_wait=t.max_flood_wait)
+    store = store_from(settings)
+    bot_id = bot_id_from_token(t.bot_token)
+    engine = make_engine(store, gateway, settings, bot_id=bot_id)
+    extra = ({"rewarm_seconds": settings.cache.ttl_seconds / 2} if pipeline_cls is Pipeline
+             else {"settings": settings})  # celery: broker_url
+    pipeline = pipeline_cls(engine, max_pending=settings.queue.max_pending,
+                            flush_seconds=settings.sync.last_seen_flush_seconds,
+                            spool_path=str(spool), **extra)
+    return Runtime(client=client, loop=loop, engine=engine, pipeline=pipeline, bot_id=bot_id,
+                   on_started=on_started)
+
+
+def serve(settings: Settings, queue: Optional[str] = None,
+          on_started: Optional[Callable[[StartupReport], None]] = None) -> int:
+    runtime = build_runtime(settings, queue, on_started)
+    try:
+        return runtime.run()
+    finally:
+        runtime.engine.store.close()
+        runtime.loop.close()

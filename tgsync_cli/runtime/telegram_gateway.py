@@ -1,0 +1,207 @@
+"""`PyrogramGateway`: the engine's synchronous TelegramGateway on top of pyrogram's async Client.
+
+The engine runs in a worker thread while pyrogram's event loop runs elsewhere, so every call is
+submitted to that loop with `run_coroutine_threadsafe(...).result()`. Calling it from the loop's
+own thread would deadlock, so that is refused. Telegram errors become the core's typed errors;
+FloodWait is waited out (logged, capped by `max_flood_wait`), in the caller's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Awaitable, Callable, Iterator, List, Optional, Sequence, TypeVar
+
+from pyrogram import enums, errors, raw, types
+
+from tgsync_cli.core.errors import (
+    AdminRequired,
+    BotNotInChat,
+    PeerUnknown,
+    TelegramError,
+    TelegramUnavailable,
+)
+from tgsync_cli.core.events import MemberState, Person
+from tgsync_cli.core.gateway import BotIdentity, ChatMemberInfo
+from tgsync_cli.sources.pyrogram_updates import person_from_user, state_from_member
+
+log = logging.getLogger("tgsync.telegram")
+T = TypeVar("T")
+PAGE_SIZE = 200  # what pyrogram's get_chat_members asks per request (methods/chats/get_chat_members.py)
+MAX_FLOOD_RETRIES = 5
+
+_ADMIN_ERRORS = (errors.ChatAdminRequired, errors.RightForbidden, errors.ChatWriteForbidden,
+                 errors.ChatRestricted, errors.ChatSendPlainForbidden, errors.ChatAdminInviteRequired)
+_NOT_IN_CHAT = (errors.ChannelPrivate, errors.ChatIdInvalid, errors.ChannelInvalid,
+                errors.UserNotParticipant, errors.ChatForbidden)
+_DM_REFUSED = (errors.UserIsBlocked, errors.PeerIdInvalid, errors.InputUserDeactivated,
+               errors.UserDeactivated, errors.UserIdInvalid, errors.UserIsBot, errors.UserBotInvalid)
+
+
+class BackgroundLoop:
+    """An event loop in a daemon thread: for tests and one-shot CLI commands (not `serve`)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="tgsync-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Awaitable[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        self.loop.close()
+
+    def __enter__(self) -> "BackgroundLoop":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class PyrogramGateway:
+    def __init__(self, client, loop: asyncio.AbstractEventLoop, *, max_flood_wait: float = 60,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.client = client
+        self.loop = loop
+        self.max_flood_wait = max_flood_wait
+        self._sleep = sleep
+
+    def __repr__(self) -> str:  # never the client's repr: it holds the token
+        return f"PyrogramGateway(max_flood_wait={self.max_flood_wait})"
+
+    # -- bridge ---------------------------------------------------------------------------------
+    def _call(self, what: str, factory: Callable[[], Awaitable[T]]) -> T:
+        """Run `factory()` on the client's loop; FloodWait below the cap is slept off and retried."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            raise RuntimeError("PyrogramGateway is synchronous: call it from a worker thread")
+        for _ in range(MAX_FLOOD_RETRIES):
+            try:
+                return asyncio.run_coroutine_threadsafe(_in_loop(factory), self.loop).result()
+            except (ConnectionError, OSError, asyncio.TimeoutError) as e:
+                raise TelegramUnavailable(f"Telegram is not reachable ({what}): "
+                                          f"{type(e).__name__}") from None
+            except (errors.FloodWait, errors.FloodPremiumWait) as e:
+                wait = int(e.value or 0)
+                if wait > self.max_flood_wait:
+                    raise TelegramError(
+                        f"Telegram asks to wait {wait} s before {what}, more than max_flood_wait "
+                        f"({self.max_flood_wait:g} s); try again later") from None
+                log.warning("flood wait: sleeping %s s before %s (Telegram's request)", wait, what)
+                self._sleep(wait)
+        raise TelegramError(f"Telegram kept asking to wait before {what}; try again later")
+
+    def _chat_call(self, what: str, chat_id: int, factory: Callable[[], Awaitable[T]],
+                   peers: str = "") -> T:
+        try:
+            return self._call(what, factory)
+        except errors.PeerIdInvalid:
+            raise PeerUnknown(f"Telegram does not know {peers or f'chat {chat_id}'} to the bot "
+                              f"({what}); the bot must have met it first") from None
+        except _ADMIN_ERRORS:
+            raise AdminRequired(f"{what} in chat {chat_id} needs the bot to be an admin") from None
+        except _NOT_IN_CHAT:
+            raise BotNotInChat(f"the bot is not a member of chat {chat_id} ({what})") from None
+        except errors.RPCError as e:
+            raise TelegramError(f"Telegram refused {what} in chat {chat_id}: {_code(e)}") from None
+        except ValueError as e:  # pyrogram's own checks, e.g. a user id given as a chat
+            raise TelegramError(f"{what} in chat {chat_id}: {e}") from None
+
+    # -- TelegramGateway --------------------------------------------------------------------------
+    def me(self) -> BotIdentity:
+        user = self._call("identifying the bot", self.client.get_me)
+        return BotIdentity(user.id, user.username or "", None)
+
+    def get_admins(self, chat_id: int) -> List[ChatMemberInfo]:
+        async def admins():
+            return [m async for m in self.client.get_chat_members(
+                chat_id, filter=enums.ChatMembersFilter.ADMINISTRATORS)]
+        # for a basic group pyrogram ignores the filter (one GetFullChat lists everyone): filter here
+        infos = [_info(m) for m in self._chat_call("listing admins", chat_id, admins) if m.user]
+        return [i for i in infos if i.state.status in ("creator", "administrator")]
+
+    def get_member(self, chat_id: int, user_id: int) -> ChatMemberInfo:
+        async def lookup():
+            # USER_NOT_PARTICIPANT is about the user here (pyrogram raises it itself for basic groups)
+            try:
+                return await self.client.get_chat_member(chat_id, user_id)
+            except errors.UserNotParticipant:
+                return None
+        m = self._chat_call("checking a member", chat_id, lookup,
+                            peers=f"chat {chat_id} or user {user_id}")
+        if m is None or m.user is None:
+            return ChatMemberInfo(Person(id=user_id), MemberState("left"))
+        return _info(m)
+
+    def iter_member_pages(self, chat_id: int) -> Iterator[Sequence[ChatMemberInfo]]:
+        """Pages of up to 200, fetched lazily; a FloodWait retries the same offset, not page one."""
+        peer = self._chat_call("listing members", chat_id, lambda: self.client.resolve_peer(chat_id))
+        if isinstance(peer, raw.types.InputPeerChat):  # basic group: one GetFullChat has everyone
+            async def everyone():
+                return [m async for m in self.client.get_chat_members(chat_id)]
+            yield [_info(m) for m in self._chat_call("listing members", chat_id, everyone) if m.user]
+            return
+        offset = 0
+        while True:
+            page = self._chat_call("listing members", chat_id,
+                                   lambda: self._participants(peer, offset))
+            if not page:
+                return
+            offset += len(page)
+            yield [_info(m) for m in page if m.user]
+
+    async def _participants(self, peer, offset: int):
+        """The request pyrogram's get_chat_members makes (its `get_chunk`), one page at a time."""
+        r = await self.client.invoke(raw.functions.channels.GetParticipants(
+            channel=peer, filter=raw.types.ChannelParticipantsSearch(q=""), offset=offset,
+            limit=PAGE_SIZE, hash=0))
+        users = {u.id: u for u in r.users}
+        chats = {c.id: c for c in r.chats}
+        return [await types.ChatMember._parse(self.client, p, users, chats) for p in r.participants]
+
+    def member_count(self, chat_id: int) -> int:
+        return int(self._chat_call("counting members", chat_id,
+                                   lambda: self.client.get_chat_members_count(chat_id)))
+
+    def send_group_message(self, chat_id: int, text: str, button_text: Optional[str] = None,
+                           button_url: Optional[str] = None) -> None:
+        markup = None
+        if button_url:
+            markup = types.InlineKeyboardMarkup(
+                [[types.InlineKeyboardButton(button_text or button_url, url=button_url)]])
+        self._chat_call("posting a message", chat_id, lambda: self.client.send_message(
+            chat_id, text, parse_mode=enums.ParseMode.DISABLED, reply_markup=markup))
+
+    def send_private(self, user_id: int, text: str) -> bool:
+        try:
+            self._call("sending a private message", lambda: self.client.send_message(
+                user_id, text, parse_mode=enums.ParseMode.DISABLED))
+        except _DM_REFUSED as e:
+            log.info("private message to %s not delivered: %s", user_id, _code(e))
+            return False
+        except errors.RPCError as e:
+            raise TelegramError(f"Telegram refused a private message to {user_id}: {_code(e)}") from None
+        return True
+
+
+async def _in_loop(factory):
+    """Call `factory` on the loop's thread: pyrogram's sync wrappers (pyrogram/sync.py) would run a
+    Client method called from our worker thread to completion there and hand back a result, not a
+    coroutine."""
+    return await factory()
+
+
+def _info(member) -> ChatMemberInfo:
+    return ChatMemberInfo(person_from_user(member.user), state_from_member(member))
+
+
+def _code(e: Exception) -> str:
+    return getattr(e, "ID", None) or type(e).__name__

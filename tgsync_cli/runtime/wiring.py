@@ -1,0 +1,80 @@
+"""Wiring: settings → store, cache, engine; the lookups every command shares."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Dict, Optional
+
+from tgsync_cli.core.cache import MemoryMemberCache
+from tgsync_cli.core.engine import Engine
+from tgsync_cli.core.errors import InputError, TgsyncError
+from tgsync_cli.core.rules import iso
+from tgsync_cli.runtime.config import Settings
+from tgsync_cli.stores.documents import Store, open_store
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def store_from(settings: Settings) -> Store:
+    return open_store(settings.store.uri, settings.store.database)
+
+
+def make_cache(settings: Optional[Settings] = None):
+    """The member cache the settings ask for (Redis when cache.backend = "redis")."""
+    ttl = settings.cache.ttl_seconds if settings is not None else 3600.0
+    if settings is not None and settings.cache.backend == "redis":
+        from tgsync_cli.runtime.redis_cache import (
+            RedisMemberCache,  # scale-out mode only
+        )
+
+        return RedisMemberCache.from_url(settings.cache.redis_url, ttl_seconds=ttl)
+    return MemoryMemberCache(ttl_seconds=ttl)
+
+
+def make_engine(store: Store, gateway, settings: Optional[Settings] = None, cache=None,
+                **kwargs) -> Engine:
+    engine = Engine(store, gateway, cache if cache is not None else make_cache(settings),
+                    welcome_dm=bool(settings.bot.welcome_dm) if settings is not None else False,
+                    bot_username=(settings.telegram.bot_username if settings is not None else None),
+                    **kwargs)
+    engine.start()
+    return engine
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return iso(v)
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    return v
+
+
+def club_view(doc: dict, full: bool = False) -> Dict[str, Any]:
+    keys = ("telegram_id", "role", "status", "source")
+    if full:
+        keys += ("username", "first_name", "joined_at", "last_seen", "status_at")
+    return {"club_id": doc["_id"], "telegram_group_id": doc["telegram_group_id"],
+            "name": doc.get("name"), "sync": _plain(doc.get("sync") or {}),
+            "members": [{k: _plain(m.get(k)) for k in keys} for m in doc.get("members", [])]}
+
+
+def find_club(store: Store, chat: str) -> dict:
+    """CHAT is a numeric chat id, an @username, or a club _id."""
+    chat = chat.strip()
+    doc = None
+    if chat.lstrip("-").isdigit():
+        doc = store.club_by_group(int(chat))
+    elif chat.startswith("club_"):
+        doc = store.club_by_id(chat)
+    elif chat.startswith("@"):
+        doc = store.clubs.find_one({"username": chat[1:]})
+    else:
+        raise InputError(f"CHAT {chat!r}: expected a numeric chat id, an @username or a club_ id")
+    if doc is None:
+        raise TgsyncError(f"no club for {chat} in {store.uri_label}")
+    return doc
+
+

@@ -1,0 +1,286 @@
+"""Fault injection for the store: the outages at-least-once processing has to survive.
+
+Used by the tests and by `scripts/soak`. It plugs into `Store.before_call` (every call that
+would reach the database passes through it), so an injected failure happens where a real
+MongoDB outage does: the call raises `StoreUnavailable` and is not applied. A mid-bulk failure
+is the nastier case — a bulk write that applied a prefix of its operations and then failed —
+and is injected inside the embedded engines' bulk loop, which applies operations one by one.
+
+    faults = FaultyStore(store)
+    faults.fail_next(3)                 # the next 3 calls fail
+    faults.fail_for(2.0)                # every call fails for 2 s (clock injectable)
+    faults.fail_mid_bulk(applied=2)     # the next bulk write applies 2 ops, then fails
+    faults.fail_randomly(0.05, seed=7)  # each call fails with p = 5 %, reproducibly
+    faults.injected                     # how many failures were injected, by kind
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from typing import Callable, Optional
+
+from tgsync_cli.core.errors import StoreUnavailable
+
+
+class FaultyStore:
+    """Wraps a `Store` in place (the same object keeps being used by the engine)."""
+
+    def __init__(self, store, clock: Callable[[], float] = time.monotonic):
+        self.store = store
+        self.clock = clock
+        self.calls = 0
+        self.injected: Counter = Counter()
+        self._lock = threading.Lock()
+        self._next = 0
+        self._until: Optional[float] = None
+        self._p = 0.0
+        self._rng = random.Random(0)
+        self._only: Optional[set] = None
+        self._bulk_prefix: Optional[int] = None
+        self._at: set = set()
+        self._bulk_coll: Optional[str] = None
+        store.before_call = self._before_call
+        if store.embedded:
+            for coll in (store.clubs, store.users, store.departures):
+                coll._embedded_bulk = self._bulk_for(coll)
+
+    # -- modes --------------------------------------------------------------------------------
+    def fail_next(self, n: int, only: Optional[set] = None) -> "FaultyStore":
+        """The next `n` calls (of the named methods only, if given) fail."""
+        self._next, self._only = n, set(only) if only else None
+        return self
+
+    def fail_at(self, *numbers: int) -> "FaultyStore":
+        """The calls with these 1-based numbers, counted from now, fail (exhaustive single faults)."""
+        self._at = {self.calls + n for n in numbers}
+        return self
+
+    def fail_for(self, seconds: float) -> "FaultyStore":
+        """Every call fails until `seconds` have passed on `clock`."""
+        self._until = self.clock() + seconds
+        return self
+
+    def fail_randomly(self, p: float, seed: int = 0) -> "FaultyStore":
+        """Each call fails with probability `p`; a seed makes the run reproducible."""
+        self._p, self._rng = p, random.Random(seed)
+        return self
+
+    def fail_mid_bulk(self, applied: int, collection: Optional[str] = None) -> "FaultyStore":
+        """The next bulk write (to `collection`, if named) applies its first `applied` operations,
+        then fails."""
+        self._bulk_prefix, self._bulk_coll = applied, collection
+        return self
+
+    def heal(self) -> "FaultyStore":
+        self._next, self._until, self._p, self._bulk_prefix, self._only = 0, None, 0.0, None, None
+        self._at = set()
+        return self
+
+    @property
+    def total_injected(self) -> int:
+        return sum(self.injected.values())
+
+    # -- hooks ----------------------------------------------------------------------------------
+    def _before_call(self, name: str) -> None:
+        with self._lock:
+            self.calls += 1
+            kind = None
+            if self.calls in self._at:
+                self._at.discard(self.calls)
+                kind = "at"
+            elif self._next > 0 and (self._only is None or name in self._only):
+                self._next -= 1
+                kind = "next"
+            elif self._until is not None:
+                if self.clock() < self._until:
+                    kind = "outage"
+                else:
+                    self._until = None
+            elif self._p and self._rng.random() < self._p:
+                kind = "random"
+            if kind is None:
+                return
+            self.injected[kind] += 1
+        raise StoreUnavailable(f"injected {kind} failure in {name}")
+
+    def _bulk_for(self, coll):
+        def bulk(ops, ordered: bool = True):
+            ops = list(ops)
+            with self._lock:
+                prefix = None
+                if self._bulk_coll in (None, coll._coll.name):
+                    prefix, self._bulk_prefix = self._bulk_prefix, None
+            for i, op in enumerate(ops):
+                if prefix is not None and i == prefix:
+                    with self._lock:
+                        self.injected["mid_bulk"] += 1
+                    raise StoreUnavailable(f"injected failure after {prefix} of {len(ops)} bulk operations")
+                coll._coll.update_one(op._filter, op._doc, upsert=op._upsert)
+        return bulk
+
+
+def snapshot(store) -> dict:
+    """Everything a user could notice in the store, minus generated ids: for before/after and
+    faulty/fault-free comparisons. Members are kept in stored order, so a duplicate shows."""
+    def member(m):
+        return {k: v for k, v in m.items() if k != "user_id"}
+
+    clubs, gid = [], {}
+    for doc in store.clubs._coll.find({}):
+        gid[doc["_id"]] = doc["telegram_group_id"]
+        clubs.append({"telegram_group_id": doc["telegram_group_id"], "name": doc.get("name"),
+                      "previous_group_ids": sorted(doc.get("previous_group_ids") or []),
+                      "sync": {k: v for k, v in (doc.get("sync") or {}).items() if k != "last_sync"},
+                      "members": sorted((member(m) for m in doc.get("members", [])),
+                                        key=lambda m: m["telegram_id"])})
+    users = sorted(({k: v for k, v in u.items() if k != "_id"} for u in store.users._coll.find({})),
+                   key=lambda u: u["telegram_id"])
+    # A tombstone only matters while its person has no membership (the engine never reads it
+    # otherwise), so one left behind by a retry that created the member is not a difference.
+    members = {(c["telegram_group_id"], m["telegram_id"]) for c in clubs for m in c["members"]}
+    deps = sorted(({**{k: v for k, v in d.items() if k != "_id"}, "club_id": gid.get(d["club_id"])}
+                   for d in store.departures._coll.find({})
+                   if (gid.get(d["club_id"]), d["telegram_id"]) not in members),
+                  key=lambda d: (str(d["club_id"]), d["telegram_id"]))
+    return {"clubs": sorted(clubs, key=lambda c: c["telegram_group_id"]), "users": users,
+            "departures": deps}
+
+
+def duplicates(store) -> dict:
+    """Members listed twice in a club, and accounts held twice by one Telegram user."""
+    dup_members = 0
+    for doc in store.clubs._coll.find({}):
+        ids = [m["telegram_id"] for m in doc.get("members", [])]
+        dup_members += len(ids) - len(set(ids))
+    tids = [u["telegram_id"] for u in store.users._coll.find({})]
+    return {"members": dup_members, "accounts": len(tids) - len(set(tids))}
+
+
+# -- soak: many updates through the pipeline with the store failing -----------------------------
+class SoakTelegram:
+    """Answers the engine's few Telegram questions during a soak (no network): the creator is
+    the admin, everyone asking is a member, posts go nowhere."""
+
+    def __init__(self, bot_id: int):
+        from tgsync_cli.core.gateway import BotIdentity
+
+        self._me = BotIdentity(bot_id, "soak_bot")
+
+    def me(self):
+        return self._me
+
+    def get_admins(self, chat_id):
+        from tgsync_cli.core.events import MemberState, Person
+        from tgsync_cli.core.gateway import ChatMemberInfo
+
+        return [ChatMemberInfo(Person(1, first_name="Owner"), MemberState("creator"))]
+
+    def get_member(self, chat_id, user_id):
+        from tgsync_cli.core.events import MemberState, Person
+        from tgsync_cli.core.gateway import ChatMemberInfo
+
+        return ChatMemberInfo(Person(user_id), MemberState("member"))
+
+    def iter_member_pages(self, chat_id):
+        from tgsync_cli.core.errors import AdminRequired
+
+        raise AdminRequired("not listed in a soak")
+
+    def member_count(self, chat_id):
+        return 0
+
+    def send_group_message(self, chat_id, text, button_text=None, button_url=None):
+        return None
+
+    def send_private(self, user_id, text):
+        return True
+
+
+def soak_updates(n: int, seed: int = 1, clubs: int = 40, people: int = 60):
+    """`n` Bot API Update dicts of busy clubs: mostly messages, joins, leaves, kicks,
+    promotions, restrictions and deep links; about 2 % delivered twice and 1 % late."""
+    rng = random.Random(seed)
+    bot = {"id": 9000, "is_bot": True, "first_name": "Soak", "username": "soak_bot"}
+    chats = [{"id": -1009000000 - i, "type": "supergroup", "title": f"Club {i}"} for i in range(clubs)]
+    t = 1_740_000_000
+    out = []
+    for c in chats:
+        t += 1
+        out.append({"my_chat_member": {"chat": c, "from": _soak_user(1), "date": t,
+                                       "old_chat_member": {"user": bot, "status": "left"},
+                                       "new_chat_member": {"user": bot, "status": "administrator"}}})
+    statuses = ["member"] * 5 + ["left"] * 3 + ["kicked", "administrator", "restricted"]
+    while len(out) < n:
+        t += 1
+        r = rng.random()
+        c, uid = rng.choice(chats), rng.randint(2, people + 1)
+        if r < 0.02 and len(out) > clubs:
+            out.append(json.loads(json.dumps(out[rng.randrange(clubs, len(out))])))  # a duplicate
+            continue
+        date = t - rng.randint(1, 600) if r < 0.03 else t  # some arrive late
+        if r < 0.80:
+            out.append({"message": {"message_id": len(out), "chat": c, "from": _soak_user(uid),
+                                    "date": date, "text": "km today"}})
+        elif r < 0.82:
+            out.append({"message": {"message_id": len(out), "date": date, "from": _soak_user(uid),
+                                    "chat": {"id": uid, "type": "private"},
+                                    "text": f"/start join_{c['id']}"}})
+        else:
+            new = rng.choice(statuses)
+            member = {"user": _soak_user(uid), "status": new}
+            if new == "restricted":
+                member["is_member"] = rng.random() < 0.5
+            out.append({"chat_member": {"chat": c, "from": _soak_user(uid), "date": date,
+                                        "old_chat_member": {"user": _soak_user(uid), "status": "member"},
+                                        "new_chat_member": member}})
+    for i, u in enumerate(out):
+        u["update_id"] = i + 1
+    return out[:n]
+
+
+def _soak_user(uid: int) -> dict:
+    return {"id": uid, "is_bot": False, "first_name": f"Runner {uid}", "username": f"runner{uid}"}
+
+
+def run_soak(n: int, fault_rate: float, seed: int = 1, store_uri: str = "memory:") -> dict:
+    """Push `n` updates through the Pipeline into an engine whose store fails `fault_rate` of its
+    calls (seeded). Returns the figures and the final store snapshot."""
+    from tgsync_cli.core.cache import MemoryMemberCache
+    from tgsync_cli.core.engine import Engine
+    from tgsync_cli.runtime.pipeline import Pipeline
+    from tgsync_cli.sources.botapi import parse_update
+    from tgsync_cli.stores.documents import open_store
+
+    store = open_store(store_uri)
+    faults = FaultyStore(store)
+    engine = Engine(store, SoakTelegram(9000), MemoryMemberCache(), bot_id=9000)
+    engine.start()
+    faults.fail_randomly(fault_rate, seed=seed)
+    pipe = Pipeline(engine, max_pending=1000, backoff=(0.0, 0.0), sleep=lambda s: None)
+    quiet = logging.getLogger("tgsync")
+    level, quiet.level = quiet.level, logging.CRITICAL  # 5 % of calls failing is the point here
+    pipe.start()
+    events = 0
+    started = time.monotonic()
+    for update in soak_updates(n, seed=seed):
+        for ev in parse_update(update):
+            pipe.submit(ev)
+            events += 1
+    spooled = pipe.stop(timeout=3600)
+    quiet.setLevel(level)
+    elapsed = time.monotonic() - started
+    faults.heal()
+    final = snapshot(store)
+    stats = pipe.stats()
+    return {"updates": n, "events": events, "faults_injected": faults.total_injected,
+            "store_calls": faults.calls, "retries": stats["retries"], "applied": stats["applied"],
+            "refused": stats["failed"], "spooled": spooled,
+            "lost": events - stats["applied"] - spooled,
+            "duplicates": duplicates(store), "seconds": round(elapsed, 1),
+            "members": sum(len(c["members"]) for c in final["clubs"]),
+            "accounts": len(final["users"]), "snapshot": final, "failed": list(pipe.failed)}

@@ -1,0 +1,387 @@
+"""The Telegram simulator (SPEC §5): a world that plays a timeline like Telegram would.
+
+It delivers to the bot exactly the updates Telegram delivers, as Bot API `Update` JSON that
+goes through the same adapter as `replay`, and answers the engine's gateway calls from the
+world's state — refusing them the way Telegram does. `simulate` and `demo` run on it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set
+
+from tgsync_cli.core.errors import (
+    AdminRequired,
+    BotNotInChat,
+    TelegramError,
+)
+from tgsync_cli.core.events import MemberState, Person
+from tgsync_cli.core.gateway import BotIdentity, ChatMemberInfo
+from tgsync_cli.core.rules import ANONYMOUS_ADMIN_ID, parse_iso
+from tgsync_cli.sources.botapi import parse_update
+
+PAGE = 200
+ADMINS = ("creator", "administrator")
+
+
+@dataclass
+class SimChat:
+    id: int
+    type: str
+    title: str
+    members: Dict[int, MemberState] = field(default_factory=dict)
+    bot: MemberState = field(default_factory=lambda: MemberState("left"))
+    migrated_to: Optional[int] = None
+
+    def state(self, uid: int) -> MemberState:
+        return self.members.get(uid, MemberState("left"))
+
+
+class World:
+    """Users, chats, statuses, privacy mode and the bot's rights at the current time."""
+
+    def __init__(self, scenario: Dict[str, Any]):
+        b = scenario["bot"]
+        self.bot = Person(id=b["id"], is_bot=True, first_name=b.get("first_name", "Ayda Run"),
+                          username=b["username"])
+        self.privacy_mode = bool(b.get("privacy_mode", True))
+        self.users: Dict[int, Person] = {
+            u["id"]: Person(id=u["id"], is_bot=bool(u.get("is_bot", False)), first_name=u["first_name"],
+                            last_name=u.get("last_name"), username=u.get("username"),
+                            language_code=u.get("language_code"))
+            for u in scenario.get("users", []) if u["id"] != b["id"]}
+        self.users[ANONYMOUS_ADMIN_ID] = Person(ANONYMOUS_ADMIN_ID, True, "Group", None, "GroupAnonymousBot")
+        self.chats: Dict[int, SimChat] = {}
+        for c in scenario.get("chats", []):
+            chat = SimChat(c["id"], c["type"], c["title"])
+            for m in c.get("members", []):
+                state = MemberState(m["status"], m.get("is_member", True))
+                if m["user"] == self.bot.id:
+                    chat.bot = state  # the bot was in the group before the timeline starts
+                else:
+                    chat.members[m["user"]] = state
+            self.chats[chat.id] = chat
+        self.started: Set[int] = set()
+        self.now: Optional[datetime] = None
+
+    def chat(self, chat_id: int) -> SimChat:
+        return self.chats[chat_id]
+
+    def bot_in(self, chat_id: int) -> bool:
+        chat = self.chats.get(chat_id)
+        return chat is not None and chat.migrated_to is None and _present(chat.bot)
+
+    def bot_admin(self, chat_id: int) -> bool:
+        return self.bot_in(chat_id) and self.chats[chat_id].bot.status in ADMINS
+
+
+def _present(state: MemberState) -> bool:
+    return state.status in ("creator", "administrator", "member") or (
+        state.status == "restricted" and state.is_member)
+
+
+@dataclass(frozen=True)
+class Sent:
+    chat: int
+    text: str
+    buttons: tuple = ()
+
+
+class SimGateway:
+    """The engine's TelegramGateway, answered from the world as Telegram would answer."""
+
+    def __init__(self, world: World):
+        self.world = world
+        self.sent: List[Sent] = []
+        self.calls: List[str] = []
+
+    def _in(self, chat_id: int) -> SimChat:
+        if not self.world.bot_in(chat_id):
+            raise BotNotInChat(f"bot is not a member of chat {chat_id} (CHANNEL_PRIVATE)")
+        return self.world.chats[chat_id]
+
+    def me(self) -> BotIdentity:
+        return BotIdentity(self.world.bot.id, self.world.bot.username or "", self.world.privacy_mode)
+
+    def _info(self, uid: int, state: MemberState) -> ChatMemberInfo:
+        return ChatMemberInfo(self.world.users.get(uid, Person(uid)), state)
+
+    def get_admins(self, chat_id: int) -> List[ChatMemberInfo]:
+        self.calls.append("get_admins")
+        chat = self._in(chat_id)
+        admins = [self._info(uid, s) for uid, s in chat.members.items() if s.status in ADMINS]
+        return [a for a in admins if not a.person.is_bot]  # getChatAdministrators omits other bots
+
+    def get_member(self, chat_id: int, user_id: int) -> ChatMemberInfo:
+        self.calls.append("get_member")
+        chat = self._in(chat_id)
+        if user_id == self.world.bot.id:  # Telegram answers the bot about itself too
+            return ChatMemberInfo(self.world.bot, chat.bot)
+        return self._info(user_id, chat.state(user_id))
+
+    def iter_member_pages(self, chat_id: int) -> Iterator[Sequence[ChatMemberInfo]]:
+        self.calls.append("iter_member_pages")
+        chat = self._in(chat_id)
+        if chat.bot.status not in ADMINS:
+            raise AdminRequired(f"listing members of chat {chat_id} needs admin rights (CHAT_ADMIN_REQUIRED)")
+        listed = [self._info(uid, s) for uid, s in chat.members.items() if _present(s)]
+        listed.append(ChatMemberInfo(self.world.bot, chat.bot))
+        return iter([listed[i:i + PAGE] for i in range(0, len(listed), PAGE)] or [[]])
+
+    def member_count(self, chat_id: int) -> int:
+        self.calls.append("member_count")
+        chat = self._in(chat_id)
+        return sum(1 for s in chat.members.values() if _present(s)) + 1  # the bot counts too
+
+    def send_group_message(self, chat_id: int, text: str, button_text=None, button_url=None) -> None:
+        chat = self._in(chat_id)
+        if chat.bot.status == "restricted":
+            raise TelegramError(f"bot may not write in chat {chat_id} (CHAT_WRITE_FORBIDDEN)")
+        self.sent.append(Sent(chat_id, text, (button_url,) if button_url else ()))
+
+    def send_private(self, user_id: int, text: str) -> bool:
+        if user_id not in self.world.started:
+            return False  # Telegram refuses: the user never opened the bot
+        self.sent.append(Sent(user_id, text))
+        return True
+
+
+class Simulator:
+    """Plays a validated scenario against an engine factory (a restart builds a new engine)."""
+
+    def __init__(self, scenario: Dict[str, Any], engine_factory: Callable[[SimGateway], Any]):
+        self.world = World(scenario)
+        self.timeline = scenario.get("timeline", [])
+        self.gateway = SimGateway(self.world)
+        self._factory = engine_factory
+        self.engine = engine_factory(self.gateway)
+        self.online = True
+        self.lost_updates = 0
+        self.delivered = 0
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(1)
+
+    def run(self) -> None:
+        for step in self.timeline:
+            self.step(step)
+        self.engine.flush()
+
+    def step(self, step: Dict[str, Any]) -> None:
+        self.world.now = parse_iso(step["at"])
+        getattr(self, "do_" + step["do"])(step)
+
+    # -- delivery ---------------------------------------------------------------------------
+    def _ts(self) -> int:
+        return int(self.world.now.replace(tzinfo=timezone.utc).timestamp())
+
+    def _deliver(self, update: Dict[str, Any]) -> None:
+        if not self.online:
+            self.lost_updates += 1
+            return
+        update["update_id"] = next(self._update_ids)
+        self.delivered += 1
+        for event in parse_update(update):
+            self.engine.handle(event)
+
+    def _user(self, uid: int) -> Dict[str, Any]:
+        p = self.world.users[uid] if uid != self.world.bot.id else self.world.bot
+        d = {"id": p.id, "is_bot": p.is_bot, "first_name": p.first_name}
+        if p.username:
+            d["username"] = p.username
+        if p.last_name:
+            d["last_name"] = p.last_name
+        return d
+
+    def _chat(self, chat: SimChat) -> Dict[str, Any]:
+        return {"id": chat.id, "type": chat.type, "title": chat.title}
+
+    @staticmethod
+    def _member(user: Dict[str, Any], state: MemberState) -> Dict[str, Any]:
+        d = {"user": user, "status": state.status}
+        if state.status == "restricted":
+            d["is_member"] = state.is_member
+        return d
+
+    def _actor(self, step, chat: SimChat, default: Optional[int] = None) -> int:
+        if step.get("by") is not None:
+            return step["by"]
+        if default is not None:
+            return default
+        owner = [uid for uid, s in chat.members.items() if s.status == "creator"]
+        return owner[0] if owner else next(iter(chat.members), self.world.bot.id)
+
+    def _member_event(self, chat: SimChat, uid: int, old: MemberState, new: MemberState, actor: int):
+        """A chat_member update: Telegram sends these only to an admin bot."""
+        if self.world.bot_admin(chat.id):
+            self._deliver({"chat_member": {
+                "chat": self._chat(chat), "from": self._user(actor), "date": self._ts(),
+                "old_chat_member": self._member(self._user(uid), old),
+                "new_chat_member": self._member(self._user(uid), new)}})
+
+    def _bot_event(self, chat: SimChat, old: MemberState, new: MemberState, actor: int):
+        self._deliver({"my_chat_member": {
+            "chat": self._chat(chat), "from": self._user(actor), "date": self._ts(),
+            "old_chat_member": self._member(self._user(self.world.bot.id), old),
+            "new_chat_member": self._member(self._user(self.world.bot.id), new)}})
+
+    def _message(self, chat: SimChat, sender: Optional[int], **fields):
+        """A group message or service message; only delivered while the bot is in the chat."""
+        if not self.world.bot_in(chat.id):
+            return
+        msg = {"message_id": next(self._message_ids), "date": self._ts(), "chat": self._chat(chat)}
+        if sender is not None:
+            msg["from"] = self._user(sender)
+        msg.update(fields)
+        self._deliver({"message": msg})
+
+    def _set(self, chat: SimChat, uid: int, new: MemberState, actor: int) -> MemberState:
+        old = chat.state(uid)
+        chat.members[uid] = new
+        self._member_event(chat, uid, old, new, actor)
+        return old
+
+    # -- the bot's own membership -----------------------------------------------------------------
+    def _set_bot(self, step, status: str) -> None:
+        chat = self.world.chat(step["chat"])
+        old, new = chat.bot, MemberState(status)
+        chat.bot = new
+        actor = self._actor(step, chat)
+        self._bot_event(chat, old, new, actor)
+        if not _present(old) and _present(new):
+            self._message(chat, actor, new_chat_members=[self._user(self.world.bot.id)])
+
+    def do_add_bot(self, step):
+        self._set_bot(step, step["as"])
+
+    def do_promote_bot(self, step):
+        self._set_bot(step, "administrator")
+
+    def do_demote_bot(self, step):
+        self._set_bot(step, "member")
+
+    def do_remove_bot(self, step):
+        self._set_bot(step, "left")
+
+    # -- other members ----------------------------------------------------------------------------
+    def do_join(self, step):
+        chat, uid = self.world.chat(step["chat"]), step["user"]
+        if _present(chat.state(uid)):
+            return
+        # A banned user comes back only through an admin, which lifts the ban: same updates.
+        self._set(chat, uid, MemberState("member"), uid)
+        self._message(chat, uid, new_chat_members=[self._user(uid)])
+
+    def do_leave(self, step):
+        chat, uid = self.world.chat(step["chat"]), step["user"]
+        if not _present(chat.state(uid)):
+            return
+        self._set(chat, uid, MemberState("left"), uid)
+        self._message(chat, uid, left_chat_member=self._user(uid))
+
+    def do_kick(self, step):
+        chat, uid = self.world.chat(step["chat"]), step["user"]
+        actor = self._actor(step, chat)
+        was = chat.state(uid)
+        self._set(chat, uid, MemberState("kicked"), actor)
+        if _present(was):
+            self._message(chat, actor, left_chat_member=self._user(uid))
+
+    def do_unban(self, step):
+        chat, uid = self.world.chat(step["chat"]), step["user"]
+        if chat.state(uid).status == "kicked":
+            self._set(chat, uid, MemberState("left"), self._actor(step, chat))
+
+    def do_promote(self, step):
+        chat, uid = self.world.chat(step["chat"]), step["user"]
+        if _present(chat.state(uid)) and chat.state(uid).status != "creator":
+            self._set(chat, uid, MemberState("administrator"), self._actor(step, chat))
+
+    def do_demote(self, step):
+        chat, uid = self.world.chat(step["chat"]), step["user"]
+        if chat.state(uid).status == "administrator":
+            self._set(chat, uid, MemberState("member"), self._actor(step, chat))
+
+    # -- messages ---------------------------------------------------------------------------------
+    def _reaches_bot(self, chat: SimChat, text: str) -> bool:
+        addressed = text.startswith("/") or f"@{self.world.bot.username}".lower() in text.lower()
+        return not self.world.privacy_mode or self.world.bot_admin(chat.id) or addressed
+
+    def do_message(self, step):
+        chat, uid, text = self.world.chat(step["chat"]), step["user"], step.get("text") or ""
+        if chat.migrated_to is not None:
+            return  # the old basic group is gone; its messages go nowhere
+        # A writer the world does not list as a member is delivered all the same: scenario
+        # authors leave members out, and a public group's discussion thread lets them write.
+        if self._reaches_bot(chat, text):
+            self._message(chat, uid, text=text)
+
+    def do_anonymous_message(self, step):
+        chat, text = self.world.chat(step["chat"]), step.get("text") or ""
+        if chat.migrated_to is None and self._reaches_bot(chat, text):
+            self._message(chat, ANONYMOUS_ADMIN_ID, text=text, sender_chat=self._chat(chat))
+
+    def do_start(self, step):
+        uid = step["user"]
+        self.world.started.add(uid)
+        payload = step.get("payload")
+        text = "/start" + (f" {payload}" if payload else "")
+        self._deliver({"message": {"message_id": next(self._message_ids), "date": self._ts(),
+                                   "chat": {"id": uid, "type": "private",
+                                            "first_name": self.world.users[uid].first_name},
+                                   "from": self._user(uid), "text": text}})
+
+    def do_migrate(self, step):
+        old = self.world.chat(step["chat"])
+        new = SimChat(step["to"], "supergroup", old.title, dict(old.members), old.bot)
+        self.world.chats[new.id] = new
+        actor = self._actor(step, old)
+        bot_was_in = self.world.bot_in(old.id)
+        if bot_was_in:
+            self._message(old, actor, migrate_to_chat_id=new.id)
+        old.migrated_to = new.id
+        if bot_was_in:
+            self._message(new, None, migrate_from_chat_id=old.id, sender_chat=self._chat(new))
+
+    # -- operator actions -----------------------------------------------------------------------------
+    def _club(self, step):
+        info = self.engine.club(step["chat"])
+        if info is None:
+            self.engine.note(f"{step['do']}: chat {step['chat']} has no club")
+        return info
+
+    def do_post_invite(self, step):
+        info = self._club(step)
+        if info is not None:
+            self.engine.post_invite(info)
+
+    def do_import_admins(self, step):
+        info = self._club(step)
+        if info is not None:
+            self.engine.import_admins(info, self.world.now)
+
+    def do_import_members(self, step):
+        info = self._club(step)
+        if info is not None:
+            try:
+                self.engine.import_members(info, self.world.now)
+            except TelegramError as exc:
+                self.engine.note(f"import_members {step['chat']}: {exc}")
+
+    def do_reconcile(self, step):
+        info = self._club(step)
+        if info is not None:
+            self.engine.reconcile(info, self.world.now)
+
+    def do_restart_bot(self, step):
+        self.engine.flush()  # a graceful restart writes what it buffered
+        notes = self.engine.notes
+        self.engine = self._factory(self.gateway)
+        self.engine.notes = notes
+
+    def do_bot_offline(self, step):
+        self.online = False
+
+    def do_bot_online(self, step):
+        self.online = True

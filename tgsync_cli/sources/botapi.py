@@ -1,0 +1,143 @@
+"""Telegram Bot API `Update` JSON → domain events.
+
+Used by `replay` (JSON Lines of Updates) and by the simulator, which speaks to the engine the
+way Telegram speaks to a bot. A malformed update raises InputError naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List
+
+from tgsync_cli.core.errors import InputError
+from tgsync_cli.core.events import (
+    BotStatusChanged,
+    ChatMigrated,
+    ChatRef,
+    DeepLinkStart,
+    MemberState,
+    MemberStatusChanged,
+    MessageSeen,
+    Person,
+)
+from tgsync_cli.core.rules import TELEGRAM_STATUSES, from_unix
+
+_STATUS_ALIASES = {"owner": "creator", "banned": "kicked"}
+
+
+def _get(obj: Any, key: str, path: str, kind, required: bool = True):
+    if not isinstance(obj, dict):
+        raise InputError(f"{path}: expected an object")
+    if key not in obj or obj[key] is None:
+        if required:
+            raise InputError(f"{path}.{key}: missing")
+        return None
+    value = obj[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if bool in kinds or not isinstance(value, bool):
+        if isinstance(value, kinds):
+            return value
+    raise InputError(f"{path}.{key}: expected {' or '.join(k.__name__ for k in kinds)}, "
+                     f"got {type(value).__name__}")
+
+
+def person(obj: Any, path: str) -> Person:
+    return Person(id=_get(obj, "id", path, int), is_bot=bool(_get(obj, "is_bot", path, bool, False)),
+                  first_name=_get(obj, "first_name", path, str, False) or "",
+                  last_name=_get(obj, "last_name", path, str, False),
+                  username=_get(obj, "username", path, str, False),
+                  language_code=_get(obj, "language_code", path, str, False))
+
+
+def chat(obj: Any, path: str) -> ChatRef:
+    return ChatRef(id=_get(obj, "id", path, int), type=_get(obj, "type", path, str, False) or "supergroup",
+                   title=_get(obj, "title", path, str, False),
+                   username=_get(obj, "username", path, str, False))
+
+
+def member_state(obj: Any, path: str) -> MemberState:
+    status = _get(obj, "status", path, str)
+    status = _STATUS_ALIASES.get(status, status)
+    if status not in TELEGRAM_STATUSES:
+        raise InputError(f"{path}.status: unknown status {status!r}")
+    is_member = _get(obj, "is_member", path, bool, False)
+    return MemberState(status, True if is_member is None else is_member)
+
+
+def _date(obj: Any, path: str):
+    value = _get(obj, "date", path, int)
+    if value < 0:
+        raise InputError(f"{path}.date: negative time")
+    return from_unix(value)
+
+
+def parse_update(update: Any, path: str = "update") -> List[object]:
+    """The events one Update carries (possibly none: channel posts, callback queries...)."""
+    if not isinstance(update, dict):
+        raise InputError(f"{path}: expected an object")
+    _get(update, "update_id", path, int, required=False)
+    for key in ("message", "edited_message"):
+        if key in update:
+            return parse_message(update[key], f"{path}.{key}", edited=key == "edited_message")
+    for key in ("my_chat_member", "chat_member"):
+        if key in update:
+            return [parse_chat_member(update[key], f"{path}.{key}", mine=key == "my_chat_member")]
+    known = ("channel_post", "edited_channel_post", "callback_query", "inline_query",
+             "chat_join_request", "message_reaction", "poll", "poll_answer")
+    if any(k in update for k in known):
+        return []
+    raise InputError(f"{path}: no update field this bot handles")
+
+
+def parse_chat_member(obj: Any, path: str, mine: bool) -> object:
+    c = chat(_get(obj, "chat", path, dict), f"{path}.chat")
+    actor = person(_get(obj, "from", path, dict), f"{path}.from")
+    at = _date(obj, path)
+    old_obj = _get(obj, "old_chat_member", path, dict)
+    new_obj = _get(obj, "new_chat_member", path, dict)
+    old = member_state(old_obj, f"{path}.old_chat_member")
+    new = member_state(new_obj, f"{path}.new_chat_member")
+    user = person(_get(new_obj, "user", f"{path}.new_chat_member", dict), f"{path}.new_chat_member.user")
+    if mine:
+        return BotStatusChanged(chat=c, actor=actor, old=old, new=new, at=at, bot=user)
+    return MemberStatusChanged(chat=c, user=user, new=new, at=at, actor=actor, old=old)
+
+
+def parse_message(msg: Any, path: str, edited: bool = False) -> List[object]:
+    c = chat(_get(msg, "chat", path, dict), f"{path}.chat")
+    at = _date(msg, path)
+    if edited and msg.get("edit_date") is not None:
+        at = from_unix(_get(msg, "edit_date", path, int))
+    sender = None
+    if msg.get("from") is not None:
+        sender = person(_get(msg, "from", path, dict), f"{path}.from")
+    sender_chat = msg.get("sender_chat")
+    sender_chat_id = None
+    if sender_chat is not None:
+        sender_chat_id = _get(sender_chat, "id", f"{path}.sender_chat", int)
+    text = _get(msg, "text", path, str, False)
+    if c.type == "private":
+        parts = (text or "").split(maxsplit=1)
+        if sender is None or not parts or not (parts[0] == "/start" or parts[0].startswith("/start@")):
+            return []
+        return [DeepLinkStart(user=sender, payload=parts[1].strip() if len(parts) > 1 else None, at=at)]
+    events: List[object] = []
+    if "migrate_to_chat_id" in msg:
+        events.append(ChatMigrated(c.id, _get(msg, "migrate_to_chat_id", path, int), at, c.title))
+    if "migrate_from_chat_id" in msg:
+        events.append(ChatMigrated(_get(msg, "migrate_from_chat_id", path, int), c.id, at, c.title))
+    joined = _get(msg, "new_chat_members", path, list, False)
+    if joined is not None:
+        for i, u in enumerate(joined):
+            events.append(MemberStatusChanged(chat=c, user=person(u, f"{path}.new_chat_members[{i}]"),
+                                              new=MemberState("member"), at=at, actor=sender,
+                                              via="service_message"))
+    left = _get(msg, "left_chat_member", path, dict, False)
+    if left is not None:
+        user = person(left, f"{path}.left_chat_member")
+        kicked = sender is not None and sender.id != user.id
+        events.append(MemberStatusChanged(chat=c, user=user, new=MemberState("kicked" if kicked else "left"),
+                                          at=at, actor=sender, via="service_message"))
+    if events:
+        return events
+    return [MessageSeen(chat=c, sender=sender, at=at, sender_chat_id=sender_chat_id,
+                        is_automatic_forward=bool(msg.get("is_automatic_forward")), text=text)]

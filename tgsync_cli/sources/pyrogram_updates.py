@@ -1,0 +1,126 @@
+"""Pyrogram high-level objects → domain events (pure: no I/O, no client calls).
+
+Pyrogram differs from the Bot API in ways that matter here, checked in its source:
+- `utils.timestamp_to_datetime` uses `datetime.fromtimestamp(ts)`: a NAIVE LOCAL time, so every
+  `date` is turned back into unix seconds before becoming naive UTC (`_at`).
+- MTProto has no my_chat_member/chat_member split: both arrive as `ChatMemberUpdated`; we split
+  them by the bot's id. A missing `new_chat_member` means the user is no longer a participant.
+- Anonymous admins and channel posts have `from_user=None` and `sender_chat` set (pyrogram never
+  invents the Bot API's 1087968824 / 777000 users unless Telegram sent a real user peer).
+- The automatic-forward flag is called `automatic_forward` in pyrogram.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import List
+
+from pyrogram import enums
+
+from tgsync_cli.core.events import (
+    BotStatusChanged,
+    ChatMigrated,
+    ChatRef,
+    DeepLinkStart,
+    Event,
+    MemberState,
+    MemberStatusChanged,
+    MessageSeen,
+    Person,
+)
+from tgsync_cli.core.rules import from_unix
+
+_STATUS = {
+    enums.ChatMemberStatus.OWNER: "creator",
+    enums.ChatMemberStatus.ADMINISTRATOR: "administrator",
+    enums.ChatMemberStatus.MEMBER: "member",
+    enums.ChatMemberStatus.RESTRICTED: "restricted",
+    enums.ChatMemberStatus.LEFT: "left",
+    enums.ChatMemberStatus.BANNED: "kicked",
+}
+_CHAT_TYPE = {
+    enums.ChatType.PRIVATE: "private", enums.ChatType.BOT: "private",
+    enums.ChatType.GROUP: "group",
+    enums.ChatType.SUPERGROUP: "supergroup", enums.ChatType.FORUM: "supergroup",
+    enums.ChatType.CHANNEL: "channel", enums.ChatType.DIRECT: "channel",
+}
+_START_RE = re.compile(r"^/start(?:@\w+)?(?:\s+(\S+))?\s*$", re.DOTALL)
+LEFT = MemberState("left")
+
+
+def _at(dt: datetime) -> datetime:
+    """Pyrogram's naive-local (or aware) datetime → naive UTC, second precision."""
+    return from_unix(dt.timestamp())
+
+
+def person_from_user(user) -> Person:
+    return Person(id=user.id, is_bot=bool(user.is_bot), first_name=user.first_name or "",
+                  last_name=user.last_name, username=user.username,
+                  language_code=getattr(user, "language_code", None))
+
+
+def chat_ref(chat) -> ChatRef:
+    return ChatRef(id=chat.id, type=_CHAT_TYPE.get(chat.type, "supergroup"),
+                   title=chat.title, username=chat.username)
+
+
+def state_from_member(member) -> MemberState:
+    """A pyrogram ChatMember (or None: not a participant) → MemberState."""
+    if member is None:
+        return LEFT
+    status = _STATUS[member.status]
+    if status == "restricted":
+        return MemberState("restricted", is_member=bool(member.is_member))
+    return MemberState(status)
+
+
+def events_from_chat_member_updated(update, bot_id: int) -> List[Event]:
+    """One ChatMemberUpdated → BotStatusChanged (about us) or MemberStatusChanged (about others)."""
+    member = update.new_chat_member or update.old_chat_member
+    user = member.user if member else None
+    if user is None:  # a banned channel/chat peer, not a person
+        return []
+    chat, at = chat_ref(update.chat), _at(update.date)
+    actor = person_from_user(update.from_user) if update.from_user else None
+    old, new = state_from_member(update.old_chat_member), state_from_member(update.new_chat_member)
+    if user.id == bot_id or user.is_self:
+        return [BotStatusChanged(chat=chat, actor=actor, old=old, new=new, at=at)]
+    return [MemberStatusChanged(chat=chat, user=person_from_user(user), new=new, at=at,
+                                actor=actor, old=old, via="chat_member_event")]
+
+
+def events_from_message(message, bot_id: int) -> List[Event]:
+    """A message (ordinary or service) → the events it proves; [] when it proves nothing."""
+    if getattr(message, "empty", False) or message.chat is None:
+        return []
+    chat, at = chat_ref(message.chat), _at(message.date)
+    actor = person_from_user(message.from_user) if message.from_user else None
+    if message.migrate_to_chat_id:
+        return [ChatMigrated(message.chat.id, message.migrate_to_chat_id, at, message.chat.title)]
+    if message.migrate_from_chat_id:
+        return [ChatMigrated(message.migrate_from_chat_id, message.chat.id, at, message.chat.title)]
+    if message.new_chat_members:
+        return [MemberStatusChanged(chat=chat, user=person_from_user(u), new=MemberState("member"),
+                                    at=at, actor=actor, via="service_message")
+                for u in message.new_chat_members if not u.is_bot and u.id != bot_id]
+    if message.left_chat_member:
+        u = message.left_chat_member
+        if u.is_bot or u.id == bot_id:
+            return []
+        status = "left" if actor is not None and actor.id == u.id else "kicked"
+        return [MemberStatusChanged(chat=chat, user=person_from_user(u), new=MemberState(status),
+                                    at=at, actor=actor, via="service_message")]
+    if message.service:  # pins, titles, calls...: nothing the roster needs
+        return []
+    text = message.text or message.caption
+    text = str(text) if text is not None else None
+    if chat.type == "private":
+        m = _START_RE.match(text or "")
+        if actor is None or m is None:
+            return []
+        return [DeepLinkStart(user=actor, payload=m.group(1), at=at)]
+    return [MessageSeen(chat=chat, sender=actor, at=at,
+                        sender_chat_id=message.sender_chat.id if message.sender_chat else None,
+                        is_automatic_forward=bool(getattr(message, "automatic_forward", False)),
+                        text=text)]

@@ -1,1 +1,0 @@
-"""Live Telegram side (pyrogram/kurigram): translation into domain events, the gateway, the client."""
