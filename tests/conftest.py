@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 
 
 @pytest.fixture

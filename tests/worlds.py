@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from tgsync_cli import app as core
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 
 START = datetime(2025, 3, 1, 7, 0, 0)
 CHAT = -1001500

@@ -10,7 +10,7 @@ from tgsync_cli.core.engine import Engine
 from tgsync_cli.core.events import (BotStatusChanged, ChatRef, MemberState, MemberStatusChanged,
                                MessageSeen, Person)
 from tgsync_cli.core.gateway import OfflineGateway
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 
 CHAT = ChatRef(-100777, "supergroup", "Track Tuesdays")
 T0 = datetime(2025, 1, 1)

@@ -16,10 +16,10 @@ from tgsync_cli import ops
 from tgsync_cli.cli import app
 from tgsync_cli.cli import ops as ops_cmd
 from tgsync_cli.runtime.config import load_settings
-from tgsync_cli.stores import documents as store_module
+from tgsync_cli import stores as store_module
 from tgsync_cli.core.errors import StoreUnavailable, TelegramError
 from tgsync_cli.sim.simulator import Simulator
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 from tests.worlds import BOT, CHAT, Story
 
 API_HASH = "0123456789abcdef0123456789abcdef"
@@ -101,7 +101,7 @@ def test_doctor_never_prints_a_secret(tmp_path, monkeypatch):
     uri = f"mongodb://ayda_ops:{MONGO_PW}@db.example:27017/ayda"
     cfg = write_config(tmp_path, uri, mode=0o644)
 
-    def unreachable(uri, database):  # the driver's message may quote the URI whole
+    def unreachable(uri, database, **kwargs):  # the driver's message may quote the URI whole
         raise StoreUnavailable(f"cannot reach {uri}")
 
     monkeypatch.setattr(store_module, "open_store", unreachable)

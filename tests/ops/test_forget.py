@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from tgsync_cli import ops
 from tgsync_cli.core.cache import MemoryMemberCache
 from tgsync_cli.cli import app
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 from tests.worlds import CHAT, Story
 
 
@@ -21,8 +21,8 @@ def traces(store, needles):
         if isinstance(v, list):
             return any(mentions(x) for x in v)
         return not isinstance(v, bool) and v in needles
-    return [(name, d["_id"]) for name in store._db.list_collection_names()
-            for d in store._db[name].find({}) if mentions(d)]
+    return [(name, d.get("_id") or repr(d)) for name, docs in store.export().items()
+            for d in docs if mentions(d)]
 
 
 def busy_story() -> Story:

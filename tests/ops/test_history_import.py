@@ -22,7 +22,9 @@ from tgsync_cli.core.errors import TgsyncError
 from tgsync_cli.sources.desktop_export import scan_export
 from tgsync_cli.core.rules import from_unix
 from tgsync_cli.sim.simulator import Simulator
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.core.events import Person
+from tgsync_cli.core.store import Observation
+from tgsync_cli.stores import open_store
 from tests.worlds import Story
 
 BARE = 1234567890
@@ -177,7 +179,7 @@ def test_a_broken_export_is_refused_in_one_line_and_nothing_is_written(tmp_path)
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert "message #1" in lines[0] and "date_unixtime" in lines[0]
     store = open_store(uri)
-    assert store.all_clubs() == [] and store.users.count_documents({}) == 0
+    assert store.all_clubs() == [] and store.counts()["users"] == 0
     store.close()
 
 
@@ -215,17 +217,18 @@ def test_a_member_added_while_importing_appears_once(store, tmp_path):
 
     def racing_writer(name):
         calls.append(name)
-        if name == "bulk_write" and calls.count("bulk_write") == 2:  # accounts first, then members
-            store._db["clubs"].update_one({"telegram_group_id": CHAT}, {"$push": {"members": {
-                "telegram_id": 3, "role": "member", "status": "active", "source": "message_activity",
-                "status_at": NOW, "role_at": None}}})
+        if name == "observe_many":  # the bot adds Cyrus just before the import's one write
+            store.before_call = lambda n: None
+            store.observe(store.club_by_group(CHAT)["_id"], Observation(
+                Person(3, first_name="Cyrus"), "active", None, NOW, "message_activity", strictly_newer=True))
 
     store.before_call = racing_writer
     ops.import_history(store, None, scan_of(tmp_path, MESSAGES), CHAT, verify=False, at=NOW)
 
     ids = [m["telegram_id"] for m in store.club_by_group(CHAT)["members"]]
     assert sorted(ids) == [1, 2, 3, 4, 7]
-    assert roster(store)[3] == ("member", "active", "message_activity")
+    # the export's message is earlier evidence than the bot's sighting: SPEC §2 names its route
+    assert roster(store)[3] == ("member", "active", "history_import")
     assert roster(store)[2] == ("member", "active", "history_import")
 
 

@@ -17,7 +17,9 @@ from tgsync_cli.runtime import live as connection
 from tgsync_cli.cli import app
 from tgsync_cli.runtime.config import load_settings
 from tgsync_cli.core.errors import AdminRequired, InputError
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.core.events import Person
+from tgsync_cli.core.store import Observation
+from tgsync_cli.stores import open_store
 from tgsync_cli.runtime.telegram_gateway import BackgroundLoop, PyrogramGateway
 
 P = raw.types
@@ -79,10 +81,11 @@ def club_store(monkeypatch):
     store = open_store("memory:")
     doc, _ = store.create_club(SG, "SRG Almaty", None, {"bot_present": True, "bot_is_admin": True})
     for tid, status in ((100000, "active"), (100001, "left")):
-        store.add_member(doc["_id"], {"user_id": None, "telegram_id": tid, "username": None,
-                                      "first_name": f"M{tid}", "role": "member", "status": status,
-                                      "joined_at": OLD, "last_seen": None, "source": "message_activity",
-                                      "status_at": OLD, "role_at": OLD})
+        person = Person(tid, first_name=f"M{tid}")
+        store.observe(doc["_id"], Observation(person, "active", None, OLD, "message_activity",
+                                              strictly_newer=True))
+        if status == "left":
+            store.observe(doc["_id"], Observation(person, "left", "member", OLD, "chat_member_event"))
     monkeypatch.setattr(live, "store_from", lambda settings: store)
     store.close = lambda: None
     yield store
@@ -109,10 +112,8 @@ def test_import_members_adds_the_new_updates_the_returned_and_skips_bots_one_wri
         settings, telegram, club_store):
     telegram.handlers.update(GetParticipants=members_page, GetFullChannel=full_channel(450))
     writes, seen = [], []
-    real = club_store.member_ops
-    club_store.member_ops = lambda ops: (writes.append(
-        sum(len(o._doc["$push"]["members"].get("$each", [1])) if "$push" in o._doc else 1 for o in ops)),
-        real(ops))[1]
+    real = club_store.observe_many
+    club_store.observe_many = lambda cid, obs, **kw: (writes.append(len(obs)), real(cid, obs, **kw))[1]
     ops_at = []
 
     def progress(done, total):
@@ -122,8 +123,8 @@ def test_import_members_adds_the_new_updates_the_returned_and_skips_bots_one_wri
     assert (summary.added, summary.updated, summary.unchanged, summary.skipped) == (447, 1, 1, 1)
     assert summary.listed == 450 and not summary.club_created
     assert seen == [(0, 450), (200, 450), (400, 450), (450, 450)]
-    # one bulk write per page (members pushed in one chunk); Ivan unchanged, the bot skipped
-    assert writes == [199, 200, 49]
+    # one store call per page, observing every listed person; the bot skipped
+    assert writes == [200, 200, 49]
     per_page = [b - a for a, b in zip(ops_at, ops_at[1:])]
     assert len(set(per_page)) == 1 and per_page[0] <= 4  # round trips per page, not per member
     doc = club_store.club_by_group(SG)

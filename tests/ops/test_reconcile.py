@@ -19,7 +19,7 @@ from tgsync_cli.cli import ops as ops_cmd
 from tgsync_cli.core.errors import InputError, TelegramUnavailable
 from tgsync_cli.core.rules import parse_iso
 from tgsync_cli.sim.simulator import Simulator
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 from tests.worlds import CHAT, Story
 
 LATER = parse_iso("2025-03-02T07:00:00Z")
@@ -196,8 +196,7 @@ def test_reconcile_without_telegram_credentials_names_the_missing_key(tmp_path, 
 
 
 def _everything(store):
-    return {name: sorted((repr(sorted(d.items())) for d in store._db[name].find({})))
-            for name in store._db.list_collection_names()}
+    return {name: sorted(repr(sorted(d.items())) for d in docs) for name, docs in store.export().items()}
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from tgsync_cli.core.engine import Engine
 from tgsync_cli.core.events import (BotStatusChanged, ChatRef, MemberState, MemberStatusChanged,
                                MessageSeen, Person)
 from tgsync_cli.core.gateway import OfflineGateway
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 from tests.redis_server import redis_url
 
 pytestmark = pytest.mark.redis

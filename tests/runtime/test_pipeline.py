@@ -9,7 +9,7 @@ from tgsync_cli.core.errors import StoreUnavailable
 from tgsync_cli.core.events import BotStatusChanged, ChatRef, MemberState, MessageSeen, Person
 from tgsync_cli.core.gateway import OfflineGateway
 from tgsync_cli.runtime.pipeline import Pipeline
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 
 CHAT = ChatRef(-100555, "supergroup", "Hill Repeats")
 T0 = datetime(2025, 5, 1, 6, 0)

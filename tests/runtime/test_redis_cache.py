@@ -9,7 +9,7 @@ from tgsync_cli.core.engine import Engine
 from tgsync_cli.core.events import ChatRef, MemberState, MemberStatusChanged, MessageSeen, Person
 from tgsync_cli.core.gateway import OfflineGateway
 from tgsync_cli.runtime.redis_cache import RedisMemberCache
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 from tests.redis_server import redis_url, unique_prefix
 
 pytestmark = pytest.mark.redis

@@ -26,7 +26,7 @@ from tgsync_cli.core.events import MemberState, Person
 from tgsync_cli.core.gateway import BotIdentity, ChatMemberInfo
 from tgsync_cli.runtime.pipeline import Pipeline
 from tgsync_cli.runtime.serve import MESSAGES, Runtime, StartupReport, privacy_mode_of
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 
 P = raw.types
 SG = -1000000001006

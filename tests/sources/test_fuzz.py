@@ -25,7 +25,7 @@ from tgsync_cli.core.events import DeepLinkStart, Person
 from tgsync_cli.sim.faults import snapshot
 from tgsync_cli.core.rules import parse_join_payload
 from tgsync_cli.sources.scenario import validate
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 
 from tests import botapi_updates as U
 from tests.worlds import Story

@@ -8,6 +8,7 @@ from tgsync_cli.core.engine import Engine
 from tgsync_cli.core.events import BotStatusChanged, ChatRef, MemberState, MemberStatusChanged, MessageSeen, Person
 from tgsync_cli.core.gateway import OfflineGateway
 from tgsync_cli.runtime.pipeline import Pipeline
+from tgsync_cli.stores import open_store
 
 CHATS = [ChatRef(-100701, "supergroup", "Intervals"), ChatRef(-100702, "supergroup", "Trails")]
 T0 = datetime(2025, 8, 1, 6, 0)
@@ -53,34 +54,20 @@ def test_a_late_message_never_moves_last_seen_backwards(file_store):
     assert last_seen(file_store, CHATS[0], PEOPLE[0]) == T0 + timedelta(hours=2)
 
 
-def test_a_roster_change_racing_the_flush_still_ends_with_every_last_seen_true(file_store):
+def test_a_forget_between_the_messages_and_the_flush_is_not_undone_by_it(file_store):
+    """Another process erases a writer before this one flushes: the flush writes everyone else's
+    last_seen and brings nobody back."""
     e = club_with_members(file_store)
     for p in PEOPLE:
         e.handle(MessageSeen(CHATS[0], p, T0 + timedelta(minutes=5)))
-    club_id = file_store.club_by_group(CHATS[0].id)["_id"]
-    raced = []
-    real_db = file_store._db
-
-    class AnotherProcessWrites:  # between the flush's read and its write
-        def __init__(self, coll):
-            self.coll = coll
-
-        def __getattr__(self, name):
-            return getattr(self.coll, name)
-
-        def find(self, *a, **kw):
-            docs = list(self.coll.find(*a, **kw))
-            if not raced:
-                raced.append(True)
-                self.coll.update_one({"_id": club_id}, {"$pull": {"members": {"telegram_id": 700}}})
-            return docs
-
-    file_store._db = {"clubs": AnotherProcessWrites(real_db["clubs"])}
+    other = open_store(file_store.uri_label)
+    other.forget(PEOPLE[0].id)
+    other.close()
     e.flush()
-    file_store._db = real_db
     doc = file_store.club_by_group(CHATS[0].id)
-    assert raced and 700 not in {m["telegram_id"] for m in doc["members"]}
-    for p in PEOPLE[1:]:  # positions shifted under the flush: the guarded fallback wrote them
+    assert PEOPLE[0].id not in {m["telegram_id"] for m in doc["members"]}
+    assert file_store.user_by_telegram_id(PEOPLE[0].id) is None
+    for p in PEOPLE[1:]:
         assert last_seen(file_store, CHATS[0], p) == T0 + timedelta(minutes=5)
 
 

@@ -10,7 +10,7 @@ from tgsync_cli.core.engine import Engine
 from tgsync_cli.core.errors import ConfigError
 from tgsync_cli.core.events import BotStatusChanged, ChatRef, MemberState, MessageSeen, Person
 from tgsync_cli.core.gateway import OfflineGateway
-from tgsync_cli.stores.documents import open_store, redact_uri
+from tgsync_cli.stores import open_store, redact_uri
 
 CHAT = ChatRef(-100321, "supergroup", "Trail Team")
 T0 = datetime(2025, 6, 1, 6, 0)
@@ -48,8 +48,8 @@ def test_concurrent_writers_never_duplicate_a_member(tmp_path):
     assert not errors
     members = seed.club_by_group(CHAT.id)["members"]
     assert sorted(m["telegram_id"] for m in members) == list(range(500, 510))
-    assert seed.users.count_documents({}) == 10
-    assert seed.clubs.count_documents({}) == 1
+    assert seed.counts()["users"] == 10
+    assert seed.counts()["clubs"] == 1
 
 
 def test_a_known_members_message_costs_no_round_trip():

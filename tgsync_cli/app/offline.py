@@ -18,7 +18,7 @@ from tgsync_cli.runtime.wiring import club_view, find_club, make_engine
 from tgsync_cli.sim.simulator import Simulator
 from tgsync_cli.sources.botapi import parse_update
 from tgsync_cli.sources.scenario import load_scenario
-from tgsync_cli.stores.documents import Store
+from tgsync_cli.core.store import Store
 
 BUNDLED_DEMO = Path(__file__).parent.parent / "data" / "first-week.json"
 

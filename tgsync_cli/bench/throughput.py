@@ -69,7 +69,8 @@ from tgsync_cli.core.events import (
     Person,
 )
 from tgsync_cli.core.gateway import OfflineGateway
-from tgsync_cli.stores.documents import Store, new_id, open_store
+from tgsync_cli.core.store import Store
+from tgsync_cli.stores import new_id, open_store
 
 BOT_ID = 9_000_000
 T0 = datetime(2025, 3, 3, 0, 0, 0)
@@ -169,9 +170,9 @@ def generate(clubs: int = 10, members: int = 300, days: int = 7, messages_per_da
     return w
 
 
-def populate(store: Store, w: Workload) -> None:
-    """The same starting data on every side: the clubs, their members, their accounts."""
-    users = []
+def starting_documents(w: Workload) -> Dict[str, list]:
+    """The same starting data on every side: the clubs, their members, their accounts (SPEC §2)."""
+    users, clubs = [], []
     for ch in w.clubs:
         ms = []
         for i, p in enumerate(w.initial[ch.id]):
@@ -184,12 +185,49 @@ def populate(store: Store, w: Workload) -> None:
                        "status": "active", "joined_at": T0 - timedelta(days=30), "last_seen": None,
                        "source": "admin_import" if i == 0 else "member_import",
                        "status_at": T0 - timedelta(days=30), "role_at": T0 - timedelta(days=30)})
-        store.clubs.insert_one({"_id": new_id("club"), "name": ch.title, "telegram_group_id": ch.id,
-                                "created_by": users[-len(ms)]["_id"], "members": ms,
-                                "sync": {"bot_is_admin": True, "bot_present": True,
-                                         "welcome_posted": True, "bot_status_at": T0 - timedelta(days=30)}})
-    store.users.insert_many(users)
+        clubs.append({"_id": new_id("club"), "name": ch.title, "telegram_group_id": ch.id,
+                      "created_by": users[-len(ms)]["_id"], "members": ms,
+                      "sync": {"bot_is_admin": True, "bot_present": True,
+                               "welcome_posted": True, "bot_status_at": T0 - timedelta(days=30)}})
+    return {"clubs": clubs, "users": users}
+
+
+def populate(store: Store, w: Workload, docs: Optional[Dict[str, list]] = None) -> None:
+    store.import_documents(docs or starting_documents(w))
     store.ops = 0
+
+
+class SeedDB:
+    """The seed's document store for side B: MongoDB's documents in process (mongomock), its
+    calls counted as round trips. The seed's algorithm is document-shaped (find_one on the club,
+    `$push` into its members), so it runs on documents, not on our tables."""
+
+    def __init__(self, docs: Dict[str, list]):
+        import copy
+
+        import mongomock
+
+        db = mongomock.MongoClient()["seed"]
+        self.ops = 0
+        self._clubs, self._users = db["clubs"], db["users"]
+        self._clubs.create_index("telegram_group_id", unique=True)
+        self._users.create_index("telegram_id", unique=True)
+        self._clubs.insert_many(copy.deepcopy(docs["clubs"]))
+        self._users.insert_many(copy.deepcopy(docs["users"]))
+        self.clubs, self.users = _Counting(self._clubs, self), _Counting(self._users, self)
+
+
+class _Counting:
+    def __init__(self, coll, owner: SeedDB):
+        self._coll, self._owner = coll, owner
+
+    def __getattr__(self, name):
+        attr = getattr(self._coll, name)
+
+        def call(*a, **kw):
+            self._owner.ops += 1
+            return attr(*a, **kw)
+        return call
 
 
 class SimClock:
@@ -297,7 +335,7 @@ class SeedRoute4:
     """The seed's message handler, re-implemented: caches (TTL 1 h) or none, find_one club,
     find_one member, create in background."""
 
-    def __init__(self, store: Store, clock: SimClock, cached: bool = True, ttl: float = 3600.0):
+    def __init__(self, store: "SeedDB", clock: SimClock, cached: bool = True, ttl: float = 3600.0):
         self.db = store
         self.cached = cached
         self.clock = clock
@@ -353,8 +391,7 @@ class SeedRoute4:
 
 
 def run_seed(w: Workload, root: str, cached: bool, name: str) -> Result:
-    store = open_store(f"file:{root}/{name.replace(' ', '_').replace(',', '')}")
-    populate(store, w)
+    store = SeedDB(starting_documents(w))
     clock = SimClock()
     seed = SeedRoute4(store, clock, cached=cached)
     known = {ch.id: {p.id for p in w.initial[ch.id]} for ch in w.clubs}

@@ -46,7 +46,7 @@ class ClubLifecycle:
             if is_person(ev.actor, self.bot_id):
                 created_by = self.store.upsert_user(ev.actor, ev.at)
             doc, created = self.store.create_club(ev.chat.id, ev.chat.title or str(ev.chat.id),
-                                                  created_by, fields)
+                                                  created_by, fields, username=ev.chat.username)
             info = self._remember(doc)
             if not created and not self.store.update_sync(info.club_id, fields, guard_at=ev.at):
                 return
@@ -57,7 +57,7 @@ class ClubLifecycle:
             self.import_admins(info, ev.at)
         if present and self.store.claim_welcome(info.club_id):
             if not self.post_invite(info, welcome=True):
-                self.store.update_sync(info.club_id, {"welcome_posted": False})
+                self.store.release_welcome(info.club_id)
 
     def import_admins(self, info: ClubInfo, at: datetime) -> Optional[RosterResult]:
         try:

@@ -15,6 +15,7 @@ from tgsync_cli.core.events import (
     Person,
 )
 from tgsync_cli.core.models import ACTIVE
+from tgsync_cli.core.store import Observation
 from tgsync_cli.core.rules import (
     club_status,
     is_person,
@@ -59,12 +60,11 @@ class DeepLinks:
         if club_status(state) != ACTIVE:
             self._reply(user, f"Join {info.name} on Telegram first, then press the button again.")
             return
-        existing = self.store.member(info.club_id, user.id)
-        if existing is not None and existing.get("status") == ACTIVE:
-            self.cache.add(info.club_id, user.id)
+        out = self.store.observe(info.club_id, Observation(user, ACTIVE, None, ev.at, "manual_registration"))
+        self._cache_status(info.club_id, user.id, out.status or "left")
+        if out.before == ACTIVE:
             self._reply(user, f"You are already registered in {info.name}.")
             return
-        self.apply_status(info, user, ACTIVE, None, ev.at, "manual_registration")
         self._reply(user, f"Welcome! You are now registered in {info.name} on Ayda Run.")
 
     def _reply(self, user: Person, text: str) -> None:

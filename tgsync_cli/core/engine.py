@@ -30,7 +30,7 @@ from tgsync_cli.core.roster import RosterSync
 from tgsync_cli.core.rules import (
     is_person,
 )
-from tgsync_cli.core.store import Store
+from tgsync_cli.core.store import Observation, Store
 
 log = logging.getLogger("tgsync.engine")
 
@@ -55,28 +55,38 @@ class Engine(ClubLifecycle, MemberChanges, RosterSync, DeepLinks):
         self.welcome_dm = welcome_dm
         self.notes: List[str] = []
         self.last_seen: Dict[Tuple[str, int], datetime] = {}
+        self.first_seen: Dict[Tuple[str, int], datetime] = {}  # message evidence (SPEC §2 source)
+        self._versions: Dict[str, int] = {}      # club id → version read by the last start()
+        self._active: Dict[str, List[int]] = {}  # club id → active ids read with that version
         self._clubs: Dict[int, ClubInfo] = {}
         self._unknown: Dict[int, float] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
-        """One query: the club map and the warm member cache (a restart costs one round trip)."""
-        pairs = []
-        for doc in self.store.club_index():
+        """One query: the club map and the warm member cache (a restart costs one round trip).
+        Called again to re-warm, it re-reads only clubs whose version moved since."""
+        idx = self.store.club_index(self._versions or None)
+        for doc in idx.clubs:
             info = self._remember(doc)
-            pairs.extend((info.club_id, m["telegram_id"]) for m in doc.get("members", [])
-                         if m.get("status") == ACTIVE)
-        self.cache.warm(pairs)
+            self._versions[info.club_id] = doc.get("version", 0)
+            self._active[info.club_id] = list(doc.get("active", ()))
+        for cid in idx.removed:
+            self._versions.pop(cid, None)
+            self._active.pop(cid, None)
+        self.cache.warm((cid, tid) for cid, tids in self._active.items() for tid in tids)
 
     def flush(self) -> int:
-        """Write buffered last_seen in one bulk write (interval flush and shutdown)."""
-        if not self.last_seen:
+        """Write buffered last_seen (and message evidence) in one round trip: interval and shutdown."""
+        if not self.last_seen and not self.first_seen:
             return 0
         seen, self.last_seen = self.last_seen, {}
+        first, self.first_seen = self.first_seen, {}
         try:
-            return self.store.flush_last_seen(seen)
+            return self.store.flush_last_seen(seen, first)
         except Exception:
             for k, v in seen.items():  # nothing accepted is lost: keep for the next flush
+                self._seen(k, v)
+            for k, v in first.items():
                 self._seen(k, v)
             raise
 
@@ -158,23 +168,21 @@ class Engine(ClubLifecycle, MemberChanges, RosterSync, DeepLinks):
         if self.cache.is_active(info.club_id, s.id):  # hot path: no store, no network
             self._seen(key, ev.at)
             return
-        existing = self.store.member(info.club_id, s.id)
-        if existing is not None and existing.get("status") == ACTIVE:
+        out = self.store.observe(info.club_id, Observation(
+            s, ACTIVE, None, ev.at, "message_activity", strictly_newer=True))
+        if out.status == ACTIVE:
             self.cache.add(info.club_id, s.id)
-        elif existing is not None:
-            if self.store.set_member(info.club_id, s.id, ev.at, existing, ACTIVE, None,
-                                     strictly_newer=True):
-                self.cache.add(info.club_id, s.id)
-            else:
-                return
-        else:
-            self.apply_status(info, s, ACTIVE, None, ev.at, "message_activity", strictly_newer=True)
-        self._seen(key, ev.at)
+            self._seen(key, ev.at)
+        elif out.created:
+            self._seen(key, ev.at)
 
     def _seen(self, key: Tuple[str, int], at: datetime) -> None:
         prev = self.last_seen.get(key)
         if prev is None or at > prev:
             self.last_seen[key] = at
+        first = self.first_seen.get(key)
+        if first is None or at < first:
+            self.first_seen[key] = at
 
 
 

@@ -14,6 +14,7 @@ from tgsync_cli.core.events import (
     Person,
 )
 from tgsync_cli.core.models import ACTIVE, ClubInfo
+from tgsync_cli.core.store import Observation
 from tgsync_cli.core.rules import (
     club_role,
     club_status,
@@ -36,7 +37,8 @@ class MemberChanges:
         if ev.via == "service_message" and info.bot_is_admin:
             return  # an admin bot receives the richer member event for the same change
         created = self.apply_status(info, ev.user, club_status(ev.new), club_role(ev.new), ev.at,
-                                    ev.via)
+                                    ev.via, actor=ev.actor, invited_by=getattr(ev, "invited_by", None),
+                                    invite_link=getattr(ev, "invite_link", None))
         if created and self.welcome_dm:
             self._welcome_dm(info, ev.user)
 
@@ -47,52 +49,25 @@ class MemberChanges:
             pass  # a failed welcome DM is not an error (SPEC §3)
 
     def apply_status(self, info: ClubInfo, person: Person, status: str, role: Optional[str],
-                     at: datetime, source: str, strictly_newer: bool = False) -> bool:
-        """Set a member's status as of `at`; create them if active and unknown. True if created."""
-        cid, tid = info.club_id, person.id
-        existing = self.store.member(cid, tid)
-        if existing is not None:
-            if status != ACTIVE:
-                existing = self._message_evidence(cid, tid, existing, at)
-            if self.store.set_member(cid, tid, at, existing, status, role, strictly_newer):
-                self._cache_status(cid, tid, status)
-            elif existing.get("status") == ACTIVE:
-                self.cache.add(cid, tid)
-            return False
-        if status != ACTIVE:
-            self.store.record_departure(cid, tid, status, at)  # no account, no membership
-            self.cache.evict(cid, tid)
-            return False
-        departure = self.store.departure(cid, tid)
-        status_at, role_at = at, (at if role is not None else None)
-        if departure is not None and (departure["at"] > at or (strictly_newer and departure["at"] == at)):
-            # the later leave still holds, and with it the role a leave maps to
-            status, status_at, role, role_at = departure["status"], departure["at"], "member", departure["at"]
-        elif departure is not None and role is None:
-            role, role_at = "member", departure["at"]  # the leave's role stands until a newer role event
-        user_id = self.store.upsert_user(person, at)
-        doc = {"user_id": user_id, "telegram_id": tid, "username": person.username,
-               "first_name": person.first_name, "role": role or "member", "status": status,
-               "joined_at": at, "last_seen": None, "source": source, "status_at": status_at,
-               "role_at": role_at}
-        created = self.store.add_member(cid, doc)
-        if not created:  # another process added them first: fall back to the guarded update
-            current = self.store.member(cid, tid)
-            if current is not None:
-                self.store.set_member(cid, tid, at, current, status, role, strictly_newer)
-        if departure is not None:
-            self.store.clear_departure(cid, tid)
-        self._cache_status(cid, tid, status)
-        return created and status == ACTIVE
+                     at: datetime, source: str, strictly_newer: bool = False,
+                     actor: Optional[Person] = None, invited_by: Optional[int] = None,
+                     invite_link: Optional[str] = None) -> bool:
+        """Set a member's status as of `at`; create them if active and unknown. True if created.
 
-    def _message_evidence(self, cid: str, tid: int, existing: dict, at: datetime) -> dict:
-        """A leave that arrives after a newer message (hot path: no status_at written) is late:
-        the message proves membership after it. Record that proof first so the guard holds."""
-        seen = max(filter(None, (self.last_seen.get((cid, tid)), existing.get("last_seen"))), default=None)
-        if seen is None or seen <= at or (existing.get("status_at") and existing["status_at"] >= seen):
-            return existing
-        self.store.set_member(cid, tid, seen, existing, ACTIVE, None, strictly_newer=True)
-        return self.store.member(cid, tid) or existing
+        One store call: the store creates the account and membership, or applies the guards,
+        or notes a departure (SPEC §2), in one transaction. An unflushed newer message is passed
+        along (`seen_at`), so a late leave cannot undo what the hot path saw."""
+        cid, tid = info.club_id, person.id
+        out = self.store.observe(cid, Observation(
+            person, status, role, at, source, strictly_newer=strictly_newer,
+            seen_at=self.last_seen.get((cid, tid)) if status != ACTIVE else None,
+            actor=actor.id if actor is not None else None,
+            invited_by=invited_by, invite_link=invite_link))
+        if out.status is not None:
+            self._cache_status(cid, tid, out.status)
+        else:
+            self.cache.evict(cid, tid)
+        return out.created and out.status == ACTIVE
 
     def _cache_status(self, cid: str, tid: int, status: str) -> None:
         if status == ACTIVE:

@@ -15,6 +15,7 @@ from tgsync_cli.core.events import (
     RosterEntry,
 )
 from tgsync_cli.core.models import ACTIVE, ClubInfo, ReconcileReport, RosterResult
+from tgsync_cli.core.store import Observation
 from tgsync_cli.core.rules import (
     club_role,
     club_status,
@@ -39,46 +40,20 @@ class RosterSync:
             else:
                 result.skipped += 1
         result.listed_ids = set(people)
-        doc = self.store.club_by_id(info.club_id) or {}
-        known = {m["telegram_id"]: m for m in doc.get("members", [])}
-        new = [e for tid, e in people.items() if tid not in known and club_status(e.state) == ACTIVE]
-        user_ids = self.store.upsert_users([e.person for e in new], at) if new else {}
-        ops: list = []  # opaque guarded changes, written by the store in the same bulk
-        fresh: List[dict] = []
-        for tid, e in people.items():
-            status, role = club_status(e.state), club_role(e.state)
-            m = known.get(tid)
-            if m is None:
-                if status != ACTIVE:
-                    continue
-                p = e.person
-                fresh.append({
-                    "user_id": user_ids.get(tid), "telegram_id": tid, "username": p.username,
-                    "first_name": p.first_name, "role": role, "status": status,
-                    "joined_at": at, "last_seen": None, "source": source, "status_at": at,
-                    "role_at": at})
-                result.added += 1
-            elif m.get("status") != status or m.get("role") != role:
-                change = self.store.member_change(info.club_id, tid, at, m, status, role)
-                if change is not None:
-                    ops.append(change)
-                    result.updated += 1
-                    if change[2]:
-                        self._cache_status(info.club_id, tid, status)
-                else:
-                    result.unchanged += 1
-                continue
+        obs = [Observation(e.person, club_status(e.state), club_role(e.state), at, source)
+               for e in people.values()]
+        outcomes = self.store.observe_many(info.club_id, obs, complete_at=at if complete else None)
+        for i, out in enumerate(outcomes):
+            if out.status is not None:
+                self._cache_status(info.club_id, out.telegram_id, out.status)
+            if i >= len(obs):  # an active member the whole listing no longer names
+                result.marked_left += int(out.changed)
+            elif out.created:
+                result.added += int(out.status == ACTIVE)
+            elif out.changed:
+                result.updated += 1
             else:
                 result.unchanged += 1
-            self._cache_status(info.club_id, tid, status)
-        if complete:
-            for tid, m in known.items():
-                change = self.store.member_change(info.club_id, tid, at, m, "left", "member")
-                if tid not in people and m.get("status") == ACTIVE and change is not None and change[2]:
-                    ops.append(change)
-                    self.cache.evict(info.club_id, tid)
-                    result.marked_left += 1
-        self.store.add_members(info.club_id, fresh, ops)
         return result
 
     def import_members(self, info: ClubInfo, at: datetime, progress=None) -> RosterResult:
@@ -150,5 +125,4 @@ class RosterSync:
         return RosterResult(added=len(listed - active), marked_left=len(active - listed))
 
     def _active_count(self, info: ClubInfo) -> int:
-        doc = self.store.club_by_id(info.club_id) or {}
-        return sum(1 for m in doc.get("members", []) if m.get("status") == ACTIVE)
+        return self.store.active_count(info.club_id)

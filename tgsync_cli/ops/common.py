@@ -7,7 +7,7 @@ from typing import Any, Callable, ContextManager, Iterator
 
 from tgsync_cli.runtime import wiring as core
 from tgsync_cli.runtime.config import Settings
-from tgsync_cli.stores.documents import Store
+from tgsync_cli.core.store import Store
 
 ACTIVE = "active"
 

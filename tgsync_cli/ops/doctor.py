@@ -17,7 +17,7 @@ from tgsync_cli.core.errors import (
 from tgsync_cli.core.rules import club_status
 from tgsync_cli.ops.common import ACTIVE, GatewayFactory
 from tgsync_cli.runtime.config import SECRETS, Settings, redact
-from tgsync_cli.stores.documents import Store
+from tgsync_cli.core.store import Store
 
 
 def _bot_id(settings: Optional[Settings]) -> Optional[int]:
@@ -41,10 +41,6 @@ class Check:
 
 
 TELEGRAM_KEYS = ("api_id", "api_hash", "bot_token")
-
-
-EXPECTED_INDEXES = {"clubs": [("telegram_group_id",)], "users": [("telegram_id",)],
-                    "departures": [("club_id", "telegram_id")]}
 
 
 ROUTES_ALWAYS = (2, 5)
@@ -102,16 +98,18 @@ def _config_checks(settings: Settings) -> List[Check]:
 
 
 def _store_checks(settings: Settings) -> Tuple[Optional[Store], List[Check]]:
-    from tgsync_cli.stores.documents import open_store, redact_uri
+    from tgsync_cli import stores
 
     uri = settings.store.uri
-    label = redact_uri(uri)
-    if uri.startswith("file:") and not os.path.isdir(uri[len("file:"):] or "."):
+    label = stores.redact_uri(uri)
+    path = uri[len("file:"):] or "."
+    if uri.startswith("file:") and not os.path.exists(path):
         return None, [Check("store", "warn", f"{label}: no store there yet",
                             "it is created on the first run; check store.uri if you expected data")]
     try:
-        store = open_store(uri, settings.store.database)
-        n = store.clubs.count_documents({})
+        store = stores.open_store(uri, settings.store.database, create=False)
+        n = store.counts()["clubs"]
+        problems = store.check()
     except TgsyncError as exc:
         return None, [Check("store", "fail", f"{label}: {exc}",
                             "check store.uri and that the database is running and reachable")]
@@ -119,17 +117,8 @@ def _store_checks(settings: Settings) -> Tuple[Optional[Store], List[Check]]:
         return None, [Check("store", "fail", f"{label}: {type(exc).__name__}",
                             "check store.uri credentials; remove duplicate telegram ids if an index is refused")]
     out = [Check("store", "ok", f"{label} is reachable, {n} club(s)")]
-    missing = []
-    for coll, keys in EXPECTED_INDEXES.items():
-        try:
-            info = getattr(store, coll).index_information()
-        except Exception as exc:
-            missing.append(f"{coll} ({type(exc).__name__})")
-            continue
-        have = {tuple(k for k, _ in spec["key"]) for spec in info.values()}
-        missing += [f"{coll}.{'+'.join(k)}" for k in keys if k not in have]
-    if missing:
-        out.append(Check("store indexes", "fail", "missing: " + ", ".join(missing),
+    if problems:
+        out.append(Check("store indexes", "fail", "; ".join(problems),
                          "run any tgsync command with write access to create them"))
     else:
         out.append(Check("store indexes", "ok", "unique telegram_group_id, telegram_id, departures"))

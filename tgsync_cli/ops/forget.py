@@ -10,7 +10,7 @@ from tgsync_cli.core.errors import (
     InputError,
 )
 from tgsync_cli.runtime.pipeline import scrub_spool
-from tgsync_cli.stores.documents import Store
+from tgsync_cli.core.store import Store
 
 
 @dataclass
@@ -36,14 +36,9 @@ class ForgetReport:
 def forget_preview(store: Store, telegram_id: int) -> ForgetReport:
     """What `forget` would remove, read-only (shown before the confirmation)."""
     rep = ForgetReport(telegram_id)
-    rep.clubs = [{"club_id": d["_id"], "name": d.get("name"), "telegram_group_id": d["telegram_group_id"]}
-                 for d in store.clubs.find({"members.telegram_id": telegram_id},
-                                           {"name": 1, "telegram_group_id": 1})]
-    user = store.user_by_telegram_id(telegram_id)
-    rep.accounts = 1 if user else 0
-    rep.departures = store.departures.count_documents({"telegram_id": telegram_id})
-    if user:
-        rep.created_by_cleared = store.clubs.count_documents({"created_by": user["_id"]})
+    p = store.forget_preview(telegram_id)
+    rep.clubs, rep.accounts = p["clubs"], p["accounts"]
+    rep.departures, rep.created_by_cleared = p["departures"], p["created_by_cleared"]
     return rep
 
 
@@ -52,12 +47,10 @@ def forget(store: Store, cache, telegram_id: int, spool: Optional[Path] = None) 
     `created_by` link to their account (it would otherwise point at a person who is gone)."""
     if telegram_id <= 0:
         raise InputError(f"TELEGRAM_ID must be a positive user id (got {telegram_id})")
-    rep = forget_preview(store, telegram_id)
-    user = store.user_by_telegram_id(telegram_id)
-    if user is not None:
-        store.clubs.update_many({"created_by": user["_id"]}, {"$set": {"created_by": None}})
-    removed = store.forget(telegram_id)
-    rep.accounts, rep.departures = removed["accounts"], removed["departures"]
+    removed = store.forget(telegram_id)  # one transaction: memberships, account, log, departures
+    rep = ForgetReport(telegram_id)
+    rep.clubs, rep.accounts = removed["clubs"], removed["accounts"]
+    rep.departures, rep.created_by_cleared = removed["departures"], removed["created_by_cleared"]
     if cache is not None:
         for c in rep.clubs:
             if cache.is_active(c["club_id"], telegram_id):

@@ -7,8 +7,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
-from pymongo import UpdateOne
-
 from tgsync_cli.core.errors import (
     AdminRequired,
     BotNotInChat,
@@ -24,7 +22,7 @@ from tgsync_cli.core.rules import club_status, is_person
 from tgsync_cli.ops.common import ACTIVE, GatewayFactory, resolve_chat_id
 from tgsync_cli.ops.doctor import _bot_id
 from tgsync_cli.runtime.config import Settings
-from tgsync_cli.stores.documents import Store, member_change, new_id
+from tgsync_cli.core.store import Observation, Store
 
 
 @dataclass
@@ -62,8 +60,7 @@ def import_history(store: Store, gateway, scan, chat_id: int, verify: bool, at: 
     known = {m["telegram_id"]: m for m in (doc or {}).get("members", [])}
     departures = {}
     if doc is not None:
-        departures = {d["telegram_id"]: d for d in store.departures.find(
-            {"club_id": doc["_id"], "telegram_id": {"$in": list(scan.candidates)}})}
+        departures = store.departures_for(doc["_id"], scan.candidates)
 
     # (person, status_at, evidence) of each candidate to add; (member, at) of each to reactivate
     to_add: List[Tuple[Person, datetime, Any]] = []
@@ -130,22 +127,15 @@ def import_history(store: Store, gateway, scan, chat_id: int, verify: bool, at: 
     if doc is None:
         doc, report.club_created = store.create_club(chat_id, scan.chat_name or str(chat_id), None, {})
     report.club_id = doc["_id"]
-    user_ids = _ensure_accounts(store, [p for p, _, _ in to_add], fresh=verify, at=at)
     cid = doc["_id"]
-    fresh = {person.id: {
-        "user_id": user_ids.get(person.id), "telegram_id": person.id, "username": person.username,
-        "first_name": person.first_name, "role": "member", "status": ACTIVE, "joined_at": ev.at,
-        "last_seen": ev.at, "source": "history_import", "status_at": status_at, "role_at": None}
-        for person, status_at, ev in to_add}
-    ids = list(fresh)
-    reactivations = []
-    for m, status_at in to_reactivate:
-        change = member_change(cid, m["telegram_id"], status_at, m, ACTIVE, None, strictly_newer=True)
-        if change is not None:
-            reactivations.append(UpdateOne(change[0], change[1]))
-    store.add_members(cid, list(fresh.values()), reactivations)
-    if fresh:
-        store.departures.delete_many({"club_id": cid, "telegram_id": {"$in": ids}})
+    # one store call: accounts, memberships and departure notes in one transaction (SQLite)
+    obs = [Observation(person, ACTIVE, None, status_at, "history_import", evidence_at=ev.at,
+                       last_seen=ev.at, keep_names=not verify) for person, status_at, ev in to_add]
+    obs += [Observation(Person(m["telegram_id"], first_name=m.get("first_name") or ""), ACTIVE, None,
+                        status_at, "history_import", strictly_newer=True, create=False)
+            for m, status_at in to_reactivate]
+    if obs:
+        store.observe_many(cid, obs)
     report.added, report.reactivated = len(to_add), len(to_reactivate)
     report.skipped = sum(skips.values())
     report.skip_reasons = dict(skips)
@@ -172,25 +162,6 @@ def _export_chat_id(scan) -> Optional[int]:
         return scan.bot_api_id()
     except Exception:  # an export whose type has no Bot API id (e.g. a private chat)
         return None
-
-
-def _ensure_accounts(store: Store, people: List[Person], fresh: bool, at: datetime) -> Dict[int, str]:
-    """Accounts for new members in one bulk write. Names Telegram just gave us (`fresh`) update
-    the account; an export's display name only fills an account that does not exist yet."""
-    if not people:
-        return {}
-    if fresh:
-        return store.upsert_users(people, at)
-    ops = [UpdateOne({"telegram_id": p.id},
-                     {"$setOnInsert": {"_id": new_id("user"), "telegram_id": p.id,
-                                       "username": None, "first_name": p.first_name,
-                                       "last_name": None, "language_code": None,
-                                       "created_at": at, "updated_at": at}}, upsert=True)
-           for p in people]
-    store.users.bulk_write(ops, ordered=False)
-    ids = [p.id for p in people]
-    return {d["telegram_id"]: d["_id"]
-            for d in store.users.find({"telegram_id": {"$in": ids}}, {"telegram_id": 1})}
 
 
 def import_history_file(store: Store, path: str, chat: str, verify: bool, at: datetime,

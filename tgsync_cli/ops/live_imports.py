@@ -70,15 +70,18 @@ def _club(engine: Engine, conn: Connection, chat: str) -> tuple:
         chat_id = int(chat)
         doc = store.club_by_group(chat_id)
     else:
-        doc = store.clubs.find_one({"username": chat[1:]})
+        doc = store.club_by_username(chat[1:])
         chat_id = doc["telegram_group_id"] if doc else None
     title = None
     if doc is None:
         chat_id, title = conn.chat_info(chat_id if chat_id is not None else chat)
         doc = store.club_by_group(chat_id)
+        if doc is not None and not _NUMERIC.match(chat):
+            store.set_club_username(doc["_id"], chat[1:])  # the next @username lookup is an index hit
     created = False
     if doc is None:
-        doc, created = store.create_club(chat_id, title, None, {"bot_present": True})
+        doc, created = store.create_club(chat_id, title, None, {"bot_present": True},
+                                         username=None if _NUMERIC.match(chat) else chat[1:])
     info = engine.club(doc["telegram_group_id"])
     if info is None:  # pragma: no cover - the store just returned it
         raise TgsyncError(f"no club for {chat}")

@@ -19,7 +19,7 @@ from tgsync_cli.core.rules import iso
 from tgsync_cli.ops.common import ACTIVE
 from tgsync_cli.runtime import wiring as core
 from tgsync_cli.runtime.config import Settings
-from tgsync_cli.stores.documents import Store
+from tgsync_cli.core.store import Store
 
 # -- the live gateway -----------------------------------------------------------------------------
 

@@ -9,15 +9,17 @@ from tgsync_cli.core.engine import Engine
 from tgsync_cli.core.errors import InputError, TgsyncError
 from tgsync_cli.core.rules import iso
 from tgsync_cli.runtime.config import Settings
-from tgsync_cli.stores.documents import Store, open_store
+from tgsync_cli.core.store import Store
+from tgsync_cli.stores import open_store
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
 
 
-def store_from(settings: Settings) -> Store:
-    return open_store(settings.store.uri, settings.store.database)
+def store_from(settings: Settings, create: bool = True) -> Store:
+    """create=False for commands that only read: a missing store is an error, never made."""
+    return open_store(settings.store.uri, settings.store.database, create=create)
 
 
 def make_cache(settings: Optional[Settings] = None):
@@ -70,7 +72,7 @@ def find_club(store: Store, chat: str) -> dict:
     elif chat.startswith("club_"):
         doc = store.club_by_id(chat)
     elif chat.startswith("@"):
-        doc = store.clubs.find_one({"username": chat[1:]})
+        doc = store.club_by_username(chat[1:])
     else:
         raise InputError(f"CHAT {chat!r}: expected a numeric chat id, an @username or a club_ id")
     if doc is None:

@@ -1,15 +1,16 @@
 """Fault injection for the store: the outages at-least-once processing has to survive.
 
-Used by the tests and by `scripts/soak`. It plugs into `Store.before_call` (every call that
-would reach the database passes through it), so an injected failure happens where a real
-MongoDB outage does: the call raises `StoreUnavailable` and is not applied. A mid-bulk failure
-is the nastier case — a bulk write that applied a prefix of its operations and then failed —
-and is injected inside the embedded engines' bulk loop, which applies operations one by one.
+Used by the tests and by `scripts/soak`. It plugs into the store's hooks: `before_call` (every
+protocol call that would reach the database passes through it), so an injected failure happens
+where a real outage does: the call raises `StoreUnavailable` and is not applied; `mid_call`,
+between the parts of a listing's write (SQLite rolls the whole call back; MongoDB keeps the
+prefix it wrote); and `after_call`, after a call's write committed (the caller sees a failure
+for a write that happened: the case at-least-once retries must survive).
 
     faults = FaultyStore(store)
     faults.fail_next(3)                 # the next 3 calls fail
     faults.fail_for(2.0)                # every call fails for 2 s (clock injectable)
-    faults.fail_mid_bulk(applied=2)     # the next bulk write applies 2 ops, then fails
+    faults.fail_mid_bulk(applied=2)     # the next listing write fails after 2 of its members
     faults.fail_randomly(0.05, seed=7)  # each call fails with p = 5 %, reproducibly
     faults.injected                     # how many failures were injected, by kind
 """
@@ -45,9 +46,7 @@ class FaultyStore:
         self._at: set = set()
         self._bulk_coll: Optional[str] = None
         store.before_call = self._before_call
-        if store.embedded:
-            for coll in (store.clubs, store.users, store.departures):
-                coll._embedded_bulk = self._bulk_for(coll)
+        store.mid_call = self._mid_call
 
     # -- modes --------------------------------------------------------------------------------
     def fail_next(self, n: int, only: Optional[set] = None) -> "FaultyStore":
@@ -71,8 +70,9 @@ class FaultyStore:
         return self
 
     def fail_mid_bulk(self, applied: int, collection: Optional[str] = None) -> "FaultyStore":
-        """The next bulk write (to `collection`, if named) applies its first `applied` operations,
-        then fails."""
+        """The next multi-part write fails after its first `applied` parts (`collection` is kept
+        for callers written against the document store; every part of a call is one transaction
+        on SQLite, so there it fails whole)."""
         self._bulk_prefix, self._bulk_coll = applied, collection
         return self
 
@@ -108,20 +108,13 @@ class FaultyStore:
             self.injected[kind] += 1
         raise StoreUnavailable(f"injected {kind} failure in {name}")
 
-    def _bulk_for(self, coll):
-        def bulk(ops, ordered: bool = True):
-            ops = list(ops)
-            with self._lock:
-                prefix = None
-                if self._bulk_coll in (None, coll._coll.name):
-                    prefix, self._bulk_prefix = self._bulk_prefix, None
-            for i, op in enumerate(ops):
-                if prefix is not None and i == prefix:
-                    with self._lock:
-                        self.injected["mid_bulk"] += 1
-                    raise StoreUnavailable(f"injected failure after {prefix} of {len(ops)} bulk operations")
-                coll._coll.update_one(op._filter, op._doc, upsert=op._upsert)
-        return bulk
+    def _mid_call(self, name: str, done: int) -> None:
+        with self._lock:
+            if self._bulk_prefix is None or done != self._bulk_prefix:
+                return
+            self._bulk_prefix = None
+            self.injected["mid_bulk"] += 1
+        raise StoreUnavailable(f"injected failure after {done} parts of {name}")
 
 
 def snapshot(store) -> dict:
@@ -130,21 +123,22 @@ def snapshot(store) -> dict:
     def member(m):
         return {k: v for k, v in m.items() if k != "user_id"}
 
+    docs = store.export()
     clubs, gid = [], {}
-    for doc in store.clubs._coll.find({}):
+    for doc in docs["clubs"]:
         gid[doc["_id"]] = doc["telegram_group_id"]
         clubs.append({"telegram_group_id": doc["telegram_group_id"], "name": doc.get("name"),
                       "previous_group_ids": sorted(doc.get("previous_group_ids") or []),
                       "sync": {k: v for k, v in (doc.get("sync") or {}).items() if k != "last_sync"},
                       "members": sorted((member(m) for m in doc.get("members", [])),
                                         key=lambda m: m["telegram_id"])})
-    users = sorted(({k: v for k, v in u.items() if k != "_id"} for u in store.users._coll.find({})),
+    users = sorted(({k: v for k, v in u.items() if k != "_id"} for u in docs["users"]),
                    key=lambda u: u["telegram_id"])
     # A tombstone only matters while its person has no membership (the engine never reads it
     # otherwise), so one left behind by a retry that created the member is not a difference.
     members = {(c["telegram_group_id"], m["telegram_id"]) for c in clubs for m in c["members"]}
     deps = sorted(({**{k: v for k, v in d.items() if k != "_id"}, "club_id": gid.get(d["club_id"])}
-                   for d in store.departures._coll.find({})
+                   for d in docs["departures"]
                    if (gid.get(d["club_id"]), d["telegram_id"]) not in members),
                   key=lambda d: (str(d["club_id"]), d["telegram_id"]))
     return {"clubs": sorted(clubs, key=lambda c: c["telegram_group_id"]), "users": users,
@@ -153,11 +147,12 @@ def snapshot(store) -> dict:
 
 def duplicates(store) -> dict:
     """Members listed twice in a club, and accounts held twice by one Telegram user."""
+    docs = store.export()
     dup_members = 0
-    for doc in store.clubs._coll.find({}):
+    for doc in docs["clubs"]:
         ids = [m["telegram_id"] for m in doc.get("members", [])]
         dup_members += len(ids) - len(set(ids))
-    tids = [u["telegram_id"] for u in store.users._coll.find({})]
+    tids = [u["telegram_id"] for u in docs["users"]]
     return {"members": dup_members, "accounts": len(tids) - len(set(tids))}
 
 
@@ -254,7 +249,7 @@ def run_soak(n: int, fault_rate: float, seed: int = 1, store_uri: str = "memory:
     from tgsync_cli.core.engine import Engine
     from tgsync_cli.runtime.pipeline import Pipeline
     from tgsync_cli.sources.botapi import parse_update
-    from tgsync_cli.stores.documents import open_store
+    from tgsync_cli.stores import open_store
 
     store = open_store(store_uri)
     faults = FaultyStore(store)

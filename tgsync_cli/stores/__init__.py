@@ -1,8 +1,31 @@
 """Backends of the core's store protocol (`tgsync_cli.core.store.Store`).
 
-`open_store(uri)` picks one by URI: `mongodb://`/`mongodb+srv://` (MongoDB), `file:PATH` and
-`memory:` (embedded)."""
+`open_store(uri)` picks one by URI: `mongodb://`/`mongodb+srv://` (MongoDB, the seed's documents),
+`file:PATH` (SQLite on disk, the default) and `memory:` (SQLite in this process)."""
 
-from tgsync_cli.stores.documents import Store, new_id, open_store, redact_uri
+from __future__ import annotations
 
-__all__ = ["Store", "new_id", "open_store", "redact_uri"]
+from tgsync_cli.core.errors import ConfigError
+from tgsync_cli.stores.common import DEFAULT_DB, new_id, redact_uri
+
+
+def open_store(uri: str, database: str = DEFAULT_DB, *, create: bool = True):
+    """With `create=False` (read-only commands) a missing store is a StoreError naming the URI,
+    and nothing is created; a damaged one is a one-line StoreError naming URI and cause."""
+    if uri.startswith(("mongodb://", "mongodb+srv://")):
+        from tgsync_cli.stores.mongo import open_mongo
+
+        return open_mongo(uri, database, create=create)
+    if uri.startswith(("file:", "memory:")):
+        from tgsync_cli.stores.sqlite import SqliteStore
+        from tgsync_cli.stores.sqlite_schema import connect
+
+        conn, lock, label, owns = connect(uri, database, create)
+        store = SqliteStore(conn, label, lock)
+        store._owns_conn = owns
+        return store
+    raise ConfigError("store.uri must start with mongodb://, mongodb+srv://, file: or be memory: "
+                      f"(got {redact_uri(uri)!r})")
+
+
+__all__ = ["DEFAULT_DB", "new_id", "open_store", "redact_uri"]

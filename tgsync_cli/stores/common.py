@@ -1,0 +1,60 @@
+"""What every backend shares: ids, URI redaction, the round-trip counter and fault hooks."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Dict
+
+DEFAULT_DB = "ayda_run"
+TOMBSTONE_DAYS = 7
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+def redact_uri(uri: str) -> str:
+    """mongodb://user:secret@host → mongodb://***@host: credentials never reach output."""
+    if "://" in uri and "@" in uri.split("://", 1)[1]:
+        scheme, rest = uri.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return uri
+
+
+class Counted:
+    """`ops` counts protocol calls that reach the database (one call, one round trip, as
+    `simulate --json`'s db_ops reports). `before_call`/`after_call` are no-ops that fault
+    injection (sim/faults.py) replaces: before a call nothing is applied; after it, it is."""
+
+    ops = 0
+    uri_label = "store"
+
+    def before_call(self, name: str) -> None:
+        """Replaced by fault-injecting wrappers; a no-op in production."""
+
+    def after_call(self, name: str) -> None:
+        """Replaced by fault-injecting wrappers (a failure after the write committed)."""
+
+    def mid_call(self, name: str, done: int) -> None:
+        """Called between the parts of a multi-part write (a listing): a fault here shows
+        whether the backend applies the call atomically (SQLite) or a prefix of it (MongoDB)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        pass
+
+
+def member_doc(m: Dict[str, Any]) -> Dict[str, Any]:
+    """A membership as SPEC §2 shows it: the seed's keys, the invite keys only when known."""
+    from tgsync_cli.core.store import MEMBER_KEYS, OPTIONAL_MEMBER_KEYS
+
+    out = {k: m.get(k) for k in MEMBER_KEYS}
+    for k in OPTIONAL_MEMBER_KEYS:
+        if m.get(k) is not None:
+            out[k] = m[k]
+    return out

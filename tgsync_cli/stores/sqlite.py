@@ -1,0 +1,471 @@
+"""The embedded store on SQLite (`file:PATH`, the default, and `memory:`).
+
+Relational inside (clubs, memberships, users, departures, membership_log), rendered as the SPEC §2
+documents on every read. Every protocol call is one transaction — BEGIN IMMEDIATE for writes, so
+the write lock is taken before anything is read and the guards (`decide`) run on what no other
+process can change under them. WAL lets readers run beside the one writer; `busy_timeout` makes a
+second process wait its turn instead of failing. So several processes (serve, a cron reconcile, an
+admin's import) converge, and a member write costs O(1), whatever the club's size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from tgsync_cli.core.errors import StoreError, StoreUnavailable
+from tgsync_cli.core.events import Person
+from tgsync_cli.core.store import ACTIVE, ClubIndex, Observation, Outcome, account_fields, decide
+from tgsync_cli.stores.common import TOMBSTONE_DAYS, Counted, member_doc, new_id
+from tgsync_cli.stores.sqlite_schema import (
+    MEMBER_COLS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    USER_COLS,
+    dt_in,
+    dt_out,
+    sync_in,
+    sync_out,
+)
+
+_TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at")
+
+
+class SqliteStore(Counted):
+    def __init__(self, conn: sqlite3.Connection, label: str, lock: threading.RLock):
+        self.ops = 0
+        self.uri_label = label
+        self.embedded = True
+        self._conn = conn
+        self._lock = lock
+        self._closed = False
+
+    # -- transactions ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _tx(self, name: str, write: bool = True) -> Iterator[sqlite3.Cursor]:
+        self.before_call(name)
+        self.ops += 1
+        with self._lock:
+            cur = self._conn.cursor()
+            try:
+                cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                yield cur
+                cur.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise StoreUnavailable(f"{self.uri_label}: {name} failed ({exc})") from exc
+                if isinstance(exc, sqlite3.DatabaseError):
+                    raise StoreError(f"{self.uri_label}: {name} failed ({exc})") from exc
+                raise
+            finally:
+                cur.close()
+        self.after_call(name)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if getattr(self, "_owns_conn", True):
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.close()
+
+    # -- clubs -----------------------------------------------------------------------------------
+    def _club_doc(self, cur, row) -> dict:
+        cid, gid, name, username, created_by, sync, prev, _version = row
+        members = [self._member_row(r) for r in cur.execute(
+            f"SELECT {', '.join(MEMBER_COLS)} FROM memberships WHERE club_id = ? ORDER BY seq", (cid,))]
+        doc = {"_id": cid, "name": name, "telegram_group_id": gid, "created_by": created_by,
+               "members": members, "sync": sync_out(sync)}
+        prev = json.loads(prev or "[]")
+        if prev:
+            doc["previous_group_ids"] = prev
+        if username:
+            doc["username"] = username
+        return doc
+
+    @staticmethod
+    def _member_row(r, raw: bool = False) -> dict:
+        m = dict(zip(MEMBER_COLS, r))
+        for k in _TIMES:
+            m[k] = dt_out(m[k])
+        return m if raw else member_doc(m)
+
+    _CLUB = "SELECT id, telegram_group_id, name, username, created_by, sync, previous_group_ids, version FROM clubs"
+
+    def _club_id_for_group(self, cur, chat_id: int) -> Optional[str]:
+        row = cur.execute("SELECT id FROM clubs WHERE telegram_group_id = ?", (chat_id,)).fetchone()
+        if row is None:
+            row = cur.execute("SELECT club_id FROM club_aliases WHERE old_group_id = ?", (chat_id,)).fetchone()
+        return row[0] if row else None
+
+    def _one_club(self, cur, where: str, arg) -> Optional[dict]:
+        row = cur.execute(f"{self._CLUB} WHERE {where}", (arg,)).fetchone()
+        return self._club_doc(cur, row) if row else None
+
+    def club_by_group(self, chat_id: int) -> Optional[dict]:
+        with self._tx("club_by_group", write=False) as cur:
+            cid = self._club_id_for_group(cur, chat_id)
+            return self._one_club(cur, "id = ?", cid) if cid else None
+
+    def club_by_id(self, club_id: str) -> Optional[dict]:
+        with self._tx("club_by_id", write=False) as cur:
+            return self._one_club(cur, "id = ?", club_id)
+
+    def club_by_username(self, username: str) -> Optional[dict]:
+        with self._tx("club_by_username", write=False) as cur:
+            return self._one_club(cur, "username = ? COLLATE NOCASE", username.lstrip("@"))
+
+    def all_clubs(self) -> List[dict]:
+        with self._tx("all_clubs", write=False) as cur:
+            return self._all_clubs(cur)
+
+    def _all_clubs(self, cur) -> List[dict]:
+        rows = cur.execute(f"{self._CLUB} ORDER BY telegram_group_id").fetchall()
+        return [self._club_doc(cur, r) for r in rows]
+
+    def club_index(self, known: Optional[Dict[str, int]] = None) -> ClubIndex:
+        """One query's worth: every club's map entry; active member ids only of the clubs whose
+        version moved since `known` (a re-warm does not re-read unchanged clubs)."""
+        with self._tx("club_index", write=False) as cur:
+            rows = cur.execute(self._CLUB).fetchall()
+            out = ClubIndex()
+            changed = []
+            for cid, gid, name, username, _cb, sync, prev, version in rows:
+                if known is not None and known.get(cid) == version:
+                    continue
+                changed.append({"_id": cid, "telegram_group_id": gid, "name": name,
+                                "previous_group_ids": json.loads(prev or "[]"),
+                                "sync": sync_out(sync), "version": version, "active": []})
+            by_id = {c["_id"]: c for c in changed}
+            if by_id and (known is None or len(by_id) * 4 > len(rows)):
+                q = cur.execute("SELECT club_id, telegram_id FROM memberships WHERE status = 'active'")
+                for cid, tid in q:
+                    c = by_id.get(cid)
+                    if c is not None:
+                        c["active"].append(tid)
+            else:
+                for cid, c in by_id.items():
+                    c["active"] = [t for (t,) in cur.execute(
+                        "SELECT telegram_id FROM memberships WHERE club_id = ? AND status = 'active'", (cid,))]
+            out.clubs = changed
+            if known:
+                have = {r[0] for r in rows}
+                out.removed = [cid for cid in known if cid not in have]
+            return out
+
+    def create_club(self, chat_id: int, name: str, created_by: Optional[str], sync: Dict[str, Any],
+                    username: Optional[str] = None) -> Tuple[dict, bool]:
+        with self._tx("create_club") as cur:
+            cid = self._club_id_for_group(cur, chat_id)
+            created = cid is None
+            if created:
+                cid = new_id("club")
+                cur.execute("INSERT INTO clubs (id, telegram_group_id, name, username, created_by, sync)"
+                            " VALUES (?, ?, ?, ?, ?, ?)",
+                            (cid, chat_id, name, username, created_by, sync_in(dict(sync))))
+            return self._one_club(cur, "id = ?", cid), created
+
+    def update_sync(self, club_id: str, fields: Dict[str, Any], guard_at: Optional[datetime] = None) -> bool:
+        """Set sync.* fields; with guard_at, only if sync.bot_status_at is not newer. True when the
+        guard let the event through, even if nothing changed (a retried event must finish)."""
+        with self._tx("update_sync") as cur:
+            row = cur.execute("SELECT sync FROM clubs WHERE id = ?", (club_id,)).fetchone()
+            if row is None:
+                return False
+            sync = sync_out(row[0])
+            if guard_at is not None and sync.get("bot_status_at") is not None \
+                    and sync["bot_status_at"] > guard_at:
+                return False
+            sync.update(fields)
+            cur.execute("UPDATE clubs SET sync = ?, version = version + 1 WHERE id = ?",
+                        (sync_in(sync), club_id))
+            return True
+
+    def claim_welcome(self, club_id: str) -> bool:
+        with self._tx("claim_welcome") as cur:
+            row = cur.execute("SELECT sync FROM clubs WHERE id = ?", (club_id,)).fetchone()
+            if row is None:
+                return False
+            sync = sync_out(row[0])
+            if sync.get("welcome_posted") is True:
+                return False
+            sync["welcome_posted"] = True
+            cur.execute("UPDATE clubs SET sync = ? WHERE id = ?", (sync_in(sync), club_id))
+            return True
+
+    def release_welcome(self, club_id: str) -> None:
+        self.update_sync(club_id, {"welcome_posted": False})
+
+    def migrate_club(self, club_id: str, old_id: int, new_id_: int) -> None:
+        with self._tx("migrate_club") as cur:
+            row = cur.execute("SELECT previous_group_ids FROM clubs WHERE id = ?", (club_id,)).fetchone()
+            if row is None:
+                return
+            prev = json.loads(row[0] or "[]")
+            if old_id not in prev:
+                prev.append(old_id)
+            cur.execute("UPDATE clubs SET telegram_group_id = ?, previous_group_ids = ?, version = version + 1"
+                        " WHERE id = ?", (new_id_, json.dumps(prev), club_id))
+            cur.execute("INSERT OR REPLACE INTO club_aliases (old_group_id, club_id) VALUES (?, ?)",
+                        (old_id, club_id))
+
+    def set_club_username(self, club_id: str, username: Optional[str]) -> None:
+        with self._tx("set_club_username") as cur:
+            cur.execute("UPDATE clubs SET username = ? WHERE id = ?",
+                        (username.lstrip("@") if username else None, club_id))
+
+    # -- accounts --------------------------------------------------------------------------------
+    @staticmethod
+    def _upsert_account(cur, p: Person, at: datetime, keep_names: bool = False) -> str:
+        f = account_fields(p, at)
+        uid = new_id("user")
+        if keep_names:
+            cur.execute("INSERT INTO users (id, telegram_id, username, first_name, last_name, language_code,"
+                        " created_at, updated_at) VALUES (?, ?, NULL, ?, NULL, NULL, ?, ?)"
+                        " ON CONFLICT(telegram_id) DO NOTHING",
+                        (uid, p.id, p.first_name, dt_in(at), dt_in(at)))
+        else:
+            cur.execute("INSERT INTO users (id, telegram_id, username, first_name, last_name, language_code,"
+                        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                        " ON CONFLICT(telegram_id) DO UPDATE SET username = excluded.username,"
+                        " first_name = excluded.first_name, last_name = excluded.last_name,"
+                        " language_code = excluded.language_code, updated_at = excluded.updated_at",
+                        (uid, p.id, f["username"], f["first_name"], f["last_name"], f["language_code"],
+                         dt_in(at), dt_in(at)))
+        return cur.execute("SELECT id FROM users WHERE telegram_id = ?", (p.id,)).fetchone()[0]
+
+    def upsert_user(self, p: Person, at: datetime) -> str:
+        with self._tx("upsert_user") as cur:
+            return self._upsert_account(cur, p, at)
+
+    @staticmethod
+    def _user_doc(row) -> dict:
+        d = dict(zip(USER_COLS, row))
+        d["_id"] = d.pop("id")
+        for k in ("created_at", "updated_at"):
+            d[k] = dt_out(d[k])
+        if d.get("dm_blocked") is None:
+            d.pop("dm_blocked", None)
+        else:
+            d["dm_blocked"] = bool(d["dm_blocked"])
+        return d
+
+    def user_by_telegram_id(self, tid: int) -> Optional[dict]:
+        with self._tx("user_by_telegram_id", write=False) as cur:
+            row = cur.execute(f"SELECT {', '.join(USER_COLS)} FROM users WHERE telegram_id = ?",
+                              (tid,)).fetchone()
+            return self._user_doc(row) if row else None
+
+    def set_dm_blocked(self, tid: int, blocked: bool, at: datetime) -> bool:
+        with self._tx("set_dm_blocked") as cur:
+            return cur.execute("UPDATE users SET dm_blocked = ?, updated_at = ? WHERE telegram_id = ?",
+                               (int(blocked), dt_in(at), tid)).rowcount > 0
+
+    # -- members ---------------------------------------------------------------------------------
+    def member(self, club_id: str, tid: int) -> Optional[dict]:
+        with self._tx("member", write=False) as cur:
+            return self._member(cur, club_id, tid)
+
+    def _member(self, cur, club_id: str, tid: int, raw: bool = False) -> Optional[dict]:
+        row = cur.execute(f"SELECT {', '.join(MEMBER_COLS)} FROM memberships WHERE club_id = ? AND telegram_id = ?",
+                          (club_id, tid)).fetchone()
+        return self._member_row(row, raw) if row else None
+
+    def _departure(self, cur, club_id: str, tid: int) -> Optional[dict]:
+        row = cur.execute("SELECT status, at FROM departures WHERE club_id = ? AND telegram_id = ?",
+                          (club_id, tid)).fetchone()
+        return {"status": row[0], "at": dt_out(row[1])} if row else None
+
+    def _apply(self, cur, club_id: str, obs: Observation) -> Outcome:
+        tid = obs.person.id
+        current = self._member(cur, club_id, tid, raw=True)
+        dep = self._departure(cur, club_id, tid) if current is None else None
+        d = decide(club_id, current, dep, obs)
+        if d.departure is not None:
+            cur.execute("INSERT INTO departures (club_id, telegram_id, status, at) VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT(club_id, telegram_id) DO UPDATE SET status = excluded.status,"
+                        " at = excluded.at WHERE departures.at <= excluded.at",
+                        (club_id, tid, d.departure["status"], dt_in(d.departure["at"])))
+        if d.member is not None:
+            m = dict(d.member)
+            if d.account:
+                m["user_id"] = self._upsert_account(cur, obs.person, obs.at, obs.keep_names)
+            vals = [dt_in(m.get(c)) if c in _TIMES else m.get(c) for c in MEMBER_COLS]
+            if current is None:
+                cur.execute(f"INSERT INTO memberships (club_id, {', '.join(MEMBER_COLS)}) VALUES "
+                            f"(?, {', '.join('?' * len(MEMBER_COLS))})", [club_id, *vals])
+            else:
+                sets = ", ".join(f"{c} = ?" for c in MEMBER_COLS)
+                cur.execute(f"UPDATE memberships SET {sets} WHERE club_id = ? AND telegram_id = ?",
+                            [*vals, club_id, tid])
+        if d.clear_departure:
+            cur.execute("DELETE FROM departures WHERE club_id = ? AND telegram_id = ?", (club_id, tid))
+        if d.log is not None:
+            lg = d.log
+            fr = lg["from"] or {}
+            cur.execute("INSERT INTO membership_log (club_id, telegram_id, at, from_status, from_role,"
+                        " to_status, to_role, source, actor, invite_link) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        (club_id, tid, dt_in(lg["at"]), fr.get("status"), fr.get("role"),
+                         lg["to"]["status"], lg["to"]["role"], lg["source"], lg["actor"], lg["invite_link"]))
+        if d.outcome.changed:
+            cur.execute("UPDATE clubs SET version = version + 1 WHERE id = ?", (club_id,))
+        return d.outcome
+
+    def observe(self, club_id: str, obs: Observation) -> Outcome:
+        """One transaction: account upsert (if a membership is created), guarded membership
+        write, departure note, log entry. A new member costs this one round trip."""
+        with self._tx("observe") as cur:
+            return self._apply(cur, club_id, obs)
+
+    def observe_many(self, club_id: str, observations: Sequence[Observation],
+                     complete_at: Optional[datetime] = None, complete_source: str = "member_import"
+                     ) -> List[Outcome]:
+        """A listing in one transaction; with `complete_at`, active members it does not name are
+        observed as `left` at that time (their outcomes are appended)."""
+        with self._tx("observe_many") as cur:
+            outs = []
+            for i, obs in enumerate(observations):
+                self.mid_call("observe_many", i)
+                outs.append(self._apply(cur, club_id, obs))
+            if complete_at is not None:
+                listed = {o.person.id for o in observations}
+                gone = [t for (t,) in cur.execute(
+                    "SELECT telegram_id FROM memberships WHERE club_id = ? AND status = 'active'", (club_id,))
+                    if t not in listed]
+                for tid in gone:
+                    outs.append(self._apply(cur, club_id, Observation(
+                        Person(tid), "left", "member", complete_at, complete_source, create=False)))
+            return outs
+
+    def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
+                        first_seen: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
+        """One transaction, one indexed update per member that wrote: O(members changed), never
+        backwards. `first_seen` is message evidence for `source`/`joined_at` (SPEC §2)."""
+        if not seen and not first_seen:
+            return 0
+        with self._tx("flush_last_seen") as cur:
+            cur.executemany("UPDATE memberships SET last_seen = ? WHERE club_id = ? AND telegram_id = ?"
+                            " AND (last_seen IS NULL OR last_seen < ?)",
+                            [(dt_in(at), cid, tid, dt_in(at)) for (cid, tid), at in seen.items()])
+            if first_seen:
+                cur.executemany(
+                    "UPDATE memberships SET joined_at = ?, source = 'message_activity'"
+                    " WHERE club_id = ? AND telegram_id = ? AND (joined_at IS NULL OR joined_at > ?"
+                    " OR (joined_at = ? AND source IN ('service_message', 'member_import', 'history_import')))",
+                    [(dt_in(at), cid, tid, dt_in(at), dt_in(at)) for (cid, tid), at in first_seen.items()])
+        return len(seen)
+
+    def active_count(self, club_id: str) -> int:
+        with self._tx("active_count", write=False) as cur:
+            return cur.execute("SELECT COUNT(*) FROM memberships WHERE club_id = ? AND status = 'active'",
+                               (club_id,)).fetchone()[0]
+
+    # -- departures, log, erasure ----------------------------------------------------------------
+    def departures_for(self, club_id: str, tids: Iterable[int]) -> Dict[int, dict]:
+        want = set(tids)
+        with self._tx("departures_for", write=False) as cur:
+            rows = cur.execute("SELECT telegram_id, status, at FROM departures WHERE club_id = ?", (club_id,))
+            return {t: {"club_id": club_id, "telegram_id": t, "status": s, "at": dt_out(a)}
+                    for t, s, a in rows if t in want}
+
+    def prune_departures(self, now: datetime) -> int:
+        with self._tx("prune_departures") as cur:
+            return cur.execute("DELETE FROM departures WHERE at < ?",
+                               (dt_in(now - timedelta(days=TOMBSTONE_DAYS)),)).rowcount
+
+    def membership_log(self, club_id: Optional[str] = None, telegram_id: Optional[int] = None) -> List[dict]:
+        where, args = [], []
+        if club_id is not None:
+            where.append("club_id = ?")
+            args.append(club_id)
+        if telegram_id is not None:
+            where.append("telegram_id = ?")
+            args.append(telegram_id)
+        sql = ("SELECT club_id, telegram_id, at, from_status, from_role, to_status, to_role, source, actor,"
+               " invite_link FROM membership_log" + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY seq")
+        with self._tx("membership_log", write=False) as cur:
+            return self._log(cur, sql, args)
+
+    @staticmethod
+    def _log(cur, sql: str, args) -> List[dict]:
+        return [{"club_id": c, "telegram_id": t, "at": dt_out(a),
+                 "from": None if fs is None and fr is None else {"status": fs, "role": fr},
+                 "to": {"status": ts, "role": tr}, "source": s, "actor": ac, "invite_link": il}
+                for c, t, a, fs, fr, ts, tr, s, ac, il in cur.execute(sql, args)]
+
+    def forget_preview(self, tid: int) -> Dict[str, Any]:
+        with self._tx("forget_preview", write=False) as cur:
+            return self._preview(cur, tid)
+
+    @staticmethod
+    def _preview(cur, tid: int) -> Dict[str, Any]:
+        clubs = [{"club_id": c, "name": n, "telegram_group_id": g} for c, n, g in cur.execute(
+            "SELECT c.id, c.name, c.telegram_group_id FROM memberships m JOIN clubs c ON c.id = m.club_id"
+            " WHERE m.telegram_id = ? ORDER BY m.seq", (tid,))]
+        user = cur.execute("SELECT id FROM users WHERE telegram_id = ?", (tid,)).fetchone()
+        deps = cur.execute("SELECT COUNT(*) FROM departures WHERE telegram_id = ?", (tid,)).fetchone()[0]
+        created = 0
+        if user:
+            created = cur.execute("SELECT COUNT(*) FROM clubs WHERE created_by = ?", (user[0],)).fetchone()[0]
+        return {"clubs": clubs, "accounts": 1 if user else 0, "departures": deps,
+                "created_by_cleared": created}
+
+    def forget(self, tid: int) -> Dict[str, Any]:
+        """One transaction: a writer beside it either ran before (and is erased) or after."""
+        with self._tx("forget") as cur:
+            rep = self._preview(cur, tid)
+            user = cur.execute("SELECT id FROM users WHERE telegram_id = ?", (tid,)).fetchone()
+            if user:
+                cur.execute("UPDATE clubs SET created_by = NULL WHERE created_by = ?", (user[0],))
+            cur.execute("UPDATE clubs SET version = version + 1 WHERE id IN"
+                        " (SELECT club_id FROM memberships WHERE telegram_id = ?)", (tid,))
+            cur.execute("DELETE FROM memberships WHERE telegram_id = ?", (tid,))
+            cur.execute("DELETE FROM users WHERE telegram_id = ?", (tid,))
+            cur.execute("DELETE FROM departures WHERE telegram_id = ?", (tid,))
+            cur.execute("DELETE FROM membership_log WHERE telegram_id = ?", (tid,))
+            cur.execute("UPDATE membership_log SET actor = NULL WHERE actor = ?", (tid,))
+            cur.execute("UPDATE memberships SET invited_by = NULL WHERE invited_by = ?", (tid,))
+            return rep
+
+    # -- whole store -------------------------------------------------------------------------------
+    def counts(self) -> Dict[str, int]:
+        with self._tx("counts", write=False) as cur:
+            return {t: cur.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                    for t in ("clubs", "memberships", "users", "departures", "membership_log")}
+
+    def export(self) -> Dict[str, List[dict]]:
+        from tgsync_cli.stores.sqlite_copy import export_all
+
+        return export_all(self)
+
+    def import_documents(self, docs: Dict[str, List[dict]]) -> Dict[str, int]:
+        from tgsync_cli.stores.sqlite_copy import import_all
+
+        return import_all(self, docs)
+
+    def check(self) -> List[str]:
+        """Problems a doctor should report (empty: the schema and its unique indexes are there)."""
+        with self._tx("check", write=False) as cur:
+            have = {r[0] for r in cur.execute("SELECT name FROM sqlite_master WHERE type IN ('index', 'table')")}
+            ver = cur.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        want = {"clubs", "memberships", "users", "departures", "membership_log", "club_aliases",
+                "memberships_telegram_id", "departures_at", "log_club", "log_telegram_id"}
+        problems = [f"missing {n}" for n in sorted(want - have)]
+        if ver is None or int(ver[0]) != SCHEMA_VERSION:
+            problems.append(f"schema version {ver[0] if ver else 'unknown'} (expected {SCHEMA_VERSION})")
+        return problems
+
+
+def utc_naive(v: datetime) -> datetime:
+    if v.tzinfo is not None:
+        return v.astimezone(timezone.utc).replace(tzinfo=None)
+    return v
+
+
+__all__ = ["SqliteStore", "SCHEMA", "ACTIVE"]

@@ -1,0 +1,96 @@
+"""Whole-store export and import for the SQLite backend (`tgsync store copy`).
+
+Export renders the SPEC §2 documents; import writes them idempotently: clubs by `_id` (or their
+`telegram_group_id`), memberships by (club, telegram_id), accounts by telegram_id, departures by
+(club, telegram_id), log entries by their whole content — so copying twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List
+
+from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, USER_COLS, dt_in, dt_out, sync_in
+
+_TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at")
+
+
+def export_all(store) -> Dict[str, List[dict]]:
+    with store._tx("export", write=False) as cur:
+        clubs = store._all_clubs(cur)
+        log = _log_rows(cur)
+        users = [store._user_doc(r) for r in cur.execute(
+            f"SELECT {', '.join(USER_COLS)} FROM users ORDER BY telegram_id")]
+        deps = [{"club_id": c, "telegram_id": t, "status": s, "at": dt_out(a)} for c, t, s, a in cur.execute(
+            "SELECT club_id, telegram_id, status, at FROM departures ORDER BY club_id, telegram_id")]
+    return {"clubs": clubs, "users": users, "membership_log": log, "departures": deps}
+
+
+def log_key(e: dict) -> str:
+    return json.dumps([e["club_id"], e["telegram_id"], str(e.get("at")), e.get("from"), e.get("to"),
+                       e.get("source"), e.get("actor"), e.get("invite_link")], sort_keys=True, default=str)
+
+
+def import_all(store, docs: Dict[str, List[dict]]) -> Dict[str, int]:
+    n = {"clubs": 0, "members": 0, "users": 0, "membership_log": 0, "departures": 0}
+    with store._tx("import", write=True) as cur:
+        for u in docs.get("users", []):
+            cur.execute("INSERT INTO users (id, telegram_id, username, first_name, last_name, language_code,"
+                        " created_at, updated_at, dm_blocked) VALUES (?,?,?,?,?,?,?,?,?)"
+                        " ON CONFLICT(telegram_id) DO UPDATE SET username = excluded.username,"
+                        " first_name = excluded.first_name, last_name = excluded.last_name,"
+                        " language_code = excluded.language_code, updated_at = excluded.updated_at,"
+                        " dm_blocked = excluded.dm_blocked",
+                        (u["_id"], u["telegram_id"], u.get("username"), u.get("first_name"),
+                         u.get("last_name"), u.get("language_code"), dt_in(u.get("created_at")),
+                         dt_in(u.get("updated_at")),
+                         None if u.get("dm_blocked") is None else int(bool(u["dm_blocked"]))))
+            n["users"] += 1
+        for c in docs.get("clubs", []):
+            row = cur.execute("SELECT id FROM clubs WHERE id = ? OR telegram_group_id = ?",
+                              (c["_id"], c["telegram_group_id"])).fetchone()
+            cid = row[0] if row else c["_id"]
+            prev = list(c.get("previous_group_ids") or [])
+            if row is None:
+                cur.execute("INSERT INTO clubs (id, telegram_group_id) VALUES (?, ?)", (cid, c["telegram_group_id"]))
+            cur.execute("UPDATE clubs SET telegram_group_id = ?, name = ?, username = ?, created_by = ?,"
+                        " sync = ?, previous_group_ids = ?, version = version + 1 WHERE id = ?",
+                        (c["telegram_group_id"], c.get("name"), c.get("username"), c.get("created_by"),
+                         sync_in(dict(c.get("sync") or {})), json.dumps(prev), cid))
+            for old in prev:
+                cur.execute("INSERT OR REPLACE INTO club_aliases (old_group_id, club_id) VALUES (?, ?)", (old, cid))
+            n["clubs"] += 1
+            for m in c.get("members") or []:
+                if "hard_at" not in m:  # a seed document: its status_at is the last event's
+                    m = {**m, "hard_at": m.get("status_at")}
+                vals = [dt_in(m.get(k)) if k in _TIMES else m.get(k) for k in MEMBER_COLS]
+                sets = ", ".join(f"{k} = excluded.{k}" for k in MEMBER_COLS if k != "telegram_id")
+                cur.execute(f"INSERT INTO memberships (club_id, {', '.join(MEMBER_COLS)}) VALUES "
+                            f"(?, {', '.join('?' * len(MEMBER_COLS))}) ON CONFLICT(club_id, telegram_id)"
+                            f" DO UPDATE SET {sets}", [cid, *vals])
+                n["members"] += 1
+        have = {log_key(e) for e in _log_rows(cur)}
+        for e in docs.get("membership_log", []):
+            if log_key(e) in have:
+                continue
+            have.add(log_key(e))
+            fr = e.get("from") or {}
+            cur.execute("INSERT INTO membership_log (club_id, telegram_id, at, from_status, from_role,"
+                        " to_status, to_role, source, actor, invite_link) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        (e["club_id"], e["telegram_id"], dt_in(e.get("at")), fr.get("status"), fr.get("role"),
+                         (e.get("to") or {}).get("status"), (e.get("to") or {}).get("role"), e.get("source"),
+                         e.get("actor"), e.get("invite_link")))
+            n["membership_log"] += 1
+        for d in docs.get("departures", []):
+            cur.execute("INSERT INTO departures (club_id, telegram_id, status, at) VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT(club_id, telegram_id) DO UPDATE SET status = excluded.status, at = excluded.at",
+                        (d["club_id"], d["telegram_id"], d.get("status"), dt_in(d.get("at"))))
+            n["departures"] += 1
+    return n
+
+
+def _log_rows(cur) -> List[Dict[str, Any]]:
+    from tgsync_cli.stores.sqlite import SqliteStore
+
+    return SqliteStore._log(cur, "SELECT club_id, telegram_id, at, from_status, from_role, to_status, to_role,"
+                            " source, actor, invite_link FROM membership_log ORDER BY seq", ())

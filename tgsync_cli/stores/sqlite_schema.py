@@ -1,0 +1,164 @@
+"""The embedded store's tables, value encoding, and how a `file:`/`memory:` URI becomes a connection.
+
+Times are stored as fixed-width text (`YYYY-MM-DD HH:MM:SS.ffffff`, naive UTC), so SQL compares
+them correctly; `sync` is JSON with times tagged. Files are the owner's only (0700 dir, 0600 db).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from typing import Any, Dict, Optional, Tuple
+
+from tgsync_cli.core.errors import ConfigError, StoreError
+
+SCHEMA_VERSION = 1
+DB_FILE = "{database}.sqlite3"
+MEMBER_COLS = ("user_id", "telegram_id", "username", "first_name", "role", "status", "joined_at",
+               "last_seen", "source", "status_at", "role_at", "invited_by", "invite_link", "hard_at")
+USER_COLS = ("id", "telegram_id", "username", "first_name", "last_name", "language_code",
+             "created_at", "updated_at", "dm_blocked")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS clubs (
+    id TEXT PRIMARY KEY, telegram_group_id INTEGER NOT NULL UNIQUE, name TEXT, username TEXT,
+    created_by TEXT, sync TEXT NOT NULL DEFAULT '{}', previous_group_ids TEXT NOT NULL DEFAULT '[]',
+    version INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS clubs_username ON clubs (username COLLATE NOCASE);
+CREATE INDEX IF NOT EXISTS clubs_created_by ON clubs (created_by);
+CREATE TABLE IF NOT EXISTS club_aliases (old_group_id INTEGER PRIMARY KEY, club_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY, telegram_id INTEGER NOT NULL UNIQUE, username TEXT, first_name TEXT,
+    last_name TEXT, language_code TEXT, created_at TEXT, updated_at TEXT, dm_blocked INTEGER);
+CREATE TABLE IF NOT EXISTS memberships (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, club_id TEXT NOT NULL, telegram_id INTEGER NOT NULL,
+    user_id TEXT, username TEXT, first_name TEXT, role TEXT, status TEXT, joined_at TEXT,
+    last_seen TEXT, source TEXT, status_at TEXT, role_at TEXT, invited_by INTEGER, invite_link TEXT,
+    hard_at TEXT,
+    UNIQUE (club_id, telegram_id));
+CREATE INDEX IF NOT EXISTS memberships_telegram_id ON memberships (telegram_id);
+CREATE INDEX IF NOT EXISTS memberships_active ON memberships (status, club_id, telegram_id);
+CREATE TABLE IF NOT EXISTS departures (
+    club_id TEXT NOT NULL, telegram_id INTEGER NOT NULL, status TEXT, at TEXT,
+    PRIMARY KEY (club_id, telegram_id));
+CREATE INDEX IF NOT EXISTS departures_at ON departures (at);
+CREATE INDEX IF NOT EXISTS departures_telegram_id ON departures (telegram_id);
+CREATE TABLE IF NOT EXISTS membership_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, club_id TEXT NOT NULL, telegram_id INTEGER NOT NULL,
+    at TEXT, from_status TEXT, from_role TEXT, to_status TEXT, to_role TEXT, source TEXT,
+    actor INTEGER, invite_link TEXT);
+CREATE INDEX IF NOT EXISTS log_club ON membership_log (club_id, at);
+CREATE INDEX IF NOT EXISTS log_telegram_id ON membership_log (telegram_id);
+"""
+
+
+def dt_in(v: Optional[datetime]) -> Optional[str]:
+    if v is None:
+        return None
+    if v.tzinfo is not None:
+        v = v.astimezone(timezone.utc).replace(tzinfo=None)
+    return v.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def dt_out(v: Optional[str]) -> Optional[datetime]:
+    if v is None:
+        return None
+    return datetime.strptime(v, "%Y-%m-%d %H:%M:%S.%f")
+
+
+def sync_in(sync: Dict[str, Any]) -> str:
+    return json.dumps({k: ({"$dt": dt_in(v)} if isinstance(v, datetime) else v) for k, v in sync.items()})
+
+
+def sync_out(text: Optional[str]) -> Dict[str, Any]:
+    raw = json.loads(text or "{}")
+    return {k: (dt_out(v["$dt"]) if isinstance(v, dict) and "$dt" in v else v) for k, v in raw.items()}
+
+
+# -- connections ---------------------------------------------------------------------------------
+_MEMORY: Dict[str, Tuple[sqlite3.Connection, threading.RLock]] = {}
+_MEMORY_LOCK = threading.Lock()
+
+
+def connect(uri: str, database: str, create: bool) -> Tuple[sqlite3.Connection, threading.RLock, str, bool]:
+    """(connection, lock, label, owns_connection). `memory:` is a fresh database each time;
+    `memory:NAME` is shared by every store opened with that name in this process."""
+    if uri.startswith("memory:"):
+        name = uri[len("memory:"):]
+        if name:
+            with _MEMORY_LOCK:
+                if name not in _MEMORY:
+                    if not create:
+                        raise StoreError(f"no store at {uri} (nothing was created)")
+                    _MEMORY[name] = (_memory_conn(), threading.RLock())
+                conn, lock = _MEMORY[name]
+            _init(conn, uri)
+            return conn, lock, uri, False
+        conn = _memory_conn()
+        _init(conn, uri)
+        return conn, threading.RLock(), "memory:", True
+    path = uri[len("file:"):]
+    if not path:
+        raise ConfigError("store.uri 'file:' needs a path, e.g. file:./tgsync-data")
+    path = os.path.expanduser(path)
+    db = os.path.join(path, DB_FILE.format(database=database))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise StoreError(f"store {uri} is damaged: {path} is a file, not the store's directory")
+    if not os.path.exists(db):
+        if not create:
+            raise StoreError(f"no store at {uri} (nothing was created; check store.uri or --store)")
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        try:
+            os.close(os.open(db, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError as exc:
+            raise StoreError(f"store {uri}: cannot create {db} ({exc.strerror})") from exc
+    elif os.path.isdir(db):
+        raise StoreError(f"store {uri} is damaged: {db} is a directory, not a database file")
+    try:
+        conn = sqlite3.connect(db, timeout=30.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":  # pragma: no cover - a filesystem without shared memory
+            conn.execute("PRAGMA journal_mode = DELETE")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"store {uri} is damaged or not a tgsync store ({exc})") from None
+    _init(conn, uri, create)
+    return conn, threading.RLock(), uri, True
+
+
+def _memory_conn() -> sqlite3.Connection:
+    return sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+
+
+def _init(conn: sqlite3.Connection, uri: str, create: bool = True) -> None:
+    try:
+        have = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    except sqlite3.OperationalError:
+        have = None
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"store {uri} is damaged or not a tgsync store ({exc})") from None
+    if have is not None:
+        if int(have[0]) > SCHEMA_VERSION:
+            raise StoreError(f"store {uri} was written by a newer tgsync (schema {have[0]})")
+        return
+    if not create:
+        tables = conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+        if tables:
+            raise StoreError(f"store {uri} is damaged or not a tgsync store (no schema version)")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"store {uri} is damaged or not a tgsync store ({exc})") from None
+    try:
+        for stmt in filter(str.strip, SCHEMA.split(";")):
+            conn.execute(stmt)
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        conn.execute("COMMIT")
+    except sqlite3.DatabaseError as exc:
+        conn.execute("ROLLBACK")
+        raise StoreError(f"store {uri} is damaged or not a tgsync store ({exc})") from None
