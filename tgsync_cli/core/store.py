@@ -25,7 +25,8 @@ RANK = {r: i for i, r in enumerate(ROUTES)}
 MEMBER_KEYS = ("user_id", "telegram_id", "username", "first_name", "role", "status", "joined_at",
                "last_seen", "source", "status_at", "role_at")
 # hard_at: the newest member event's time, the status guard's memory (an added field, SPEC §2 allows)
-OPTIONAL_MEMBER_KEYS = ("invited_by", "invite_link", "hard_at")
+# proof_at: the newest message or deep link the store was told of (a late leave must not undo it)
+OPTIONAL_MEMBER_KEYS = ("invited_by", "invite_link", "hard_at", "proof_at")
 
 
 @dataclass(frozen=True)
@@ -94,10 +95,6 @@ def _soft(obs: Observation) -> bool:
     return obs.strictly_newer or (obs.status == ACTIVE and obs.source in SOFT_ROUTES)
 
 
-def _strict(obs: Observation) -> bool:
-    return obs.strictly_newer
-
-
 def _status(m: dict, obs: Observation) -> bool:
     """The status rule that makes every order of the same events end alike (SPEC §2).
 
@@ -111,13 +108,15 @@ def _status(m: dict, obs: Observation) -> bool:
     if _soft(obs):
         if obs.status != ACTIVE:
             return False
-        after_hard = hard_at is None or at > hard_at or (not _strict(obs) and at == hard_at)
-        if not after_hard:
-            return False
+        changed = False
+        if m.get("proof_at") is None or m["proof_at"] < at:  # newest sign of presence
+            m["proof_at"], changed = at, True
+        if hard_at is not None and at <= hard_at:  # a member event at the same time wins
+            return changed
         if s == ACTIVE and not soft_active:
-            return False  # active by a member event: a later message re-asserts nothing
+            return changed  # active by a member event: a later message re-asserts nothing
         if soft_active and s_at is not None and s_at <= at:
-            return False  # already active since earlier evidence
+            return changed  # already active since earlier evidence
         m["status"], m["status_at"] = ACTIVE, at
         return True
     if hard_at is not None and at < hard_at:
@@ -126,7 +125,7 @@ def _status(m: dict, obs: Observation) -> bool:
     if obs.status == ACTIVE:
         m["status"], m["status_at"] = ACTIVE, at
         return True
-    seen = max(filter(None, (obs.seen_at, m.get("last_seen"))), default=None)
+    seen = max(filter(None, (obs.seen_at, m.get("last_seen"), m.get("proof_at"))), default=None)
     if soft_active and s_at is not None and s_at > at:
         return True  # a message after this leave already made them active: it stands
     if seen is not None and seen > at:
@@ -158,7 +157,7 @@ def decide(club_id: str, current: Optional[dict], departure: Optional[dict], obs
         dep = departure
         if dep is not None:
             hard_at = max(dep["at"], hard_at or dep["at"])
-        if dep is not None and (dep["at"] > obs.at or (_strict(obs) and dep["at"] == obs.at)):
+        if dep is not None and (dep["at"] > obs.at or (_soft(obs) and dep["at"] == obs.at)):
             # the later leave still holds, and with it the role a leave maps to
             status, status_at, role, role_at = dep["status"], dep["at"], "member", dep["at"]
         elif dep is not None and obs.role is None:
@@ -168,7 +167,8 @@ def decide(club_id: str, current: Optional[dict], departure: Optional[dict], obs
         member = {"user_id": None, "telegram_id": tid, "username": p.username,
                   "first_name": p.first_name, "role": role, "status": status,
                   "joined_at": obs.evidence_at or obs.at, "last_seen": obs.last_seen,
-                  "source": obs.source, "status_at": status_at, "role_at": role_at, "hard_at": hard_at}
+                  "source": obs.source, "status_at": status_at, "role_at": role_at, "hard_at": hard_at,
+                  "proof_at": obs.at if _soft(obs) else None}
         if obs.invite_link is not None or obs.invited_by is not None:
             member["invited_by"], member["invite_link"] = obs.invited_by, obs.invite_link
         out.status, out.created, out.status_applied, out.changed = status, True, status == ACTIVE, True

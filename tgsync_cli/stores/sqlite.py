@@ -32,7 +32,7 @@ from tgsync_cli.stores.sqlite_schema import (
     sync_out,
 )
 
-_TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at")
+_TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at")
 
 
 class SqliteStore(Counted):

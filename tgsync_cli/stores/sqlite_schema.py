@@ -18,7 +18,7 @@ from tgsync_cli.core.errors import ConfigError, StoreError
 SCHEMA_VERSION = 1
 DB_FILE = "{database}.sqlite3"
 MEMBER_COLS = ("user_id", "telegram_id", "username", "first_name", "role", "status", "joined_at",
-               "last_seen", "source", "status_at", "role_at", "invited_by", "invite_link", "hard_at")
+               "last_seen", "source", "status_at", "role_at", "invited_by", "invite_link", "hard_at", "proof_at")
 USER_COLS = ("id", "telegram_id", "username", "first_name", "last_name", "language_code",
              "created_at", "updated_at", "dm_blocked")
 
@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS memberships (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, club_id TEXT NOT NULL, telegram_id INTEGER NOT NULL,
     user_id TEXT, username TEXT, first_name TEXT, role TEXT, status TEXT, joined_at TEXT,
     last_seen TEXT, source TEXT, status_at TEXT, role_at TEXT, invited_by INTEGER, invite_link TEXT,
-    hard_at TEXT,
+    hard_at TEXT, proof_at TEXT,
     UNIQUE (club_id, telegram_id));
 CREATE INDEX IF NOT EXISTS memberships_telegram_id ON memberships (telegram_id);
 CREATE INDEX IF NOT EXISTS memberships_active ON memberships (status, club_id, telegram_id);

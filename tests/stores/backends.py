@@ -1,0 +1,88 @@
+"""Every store backend the contract suite runs against, and helpers shared by its tests."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from tgsync_cli.core.events import Person
+from tgsync_cli.core.store import Observation
+from tgsync_cli.stores import open_store
+
+MONGO_URI = os.environ.get("TGSYNC_TEST_MONGO_URI")
+NO_MONGO = "TGSYNC_TEST_MONGO_URI is not set: the contract suite did not run against a real MongoDB"
+BACKENDS = ["sqlite-file", "sqlite-memory", "mongomock", "mongodb"]
+PROCESS_BACKENDS = ["sqlite-file", "mongodb"]  # shared between real processes
+
+
+def open_backend(kind: str, tmp_path, name: str = "s"):
+    """(store, uri or None). The URI, when there is one, lets another process open the same store."""
+    if kind == "sqlite-file":
+        uri = f"file:{tmp_path}/{name}"
+        return open_store(uri), uri
+    if kind == "sqlite-memory":
+        return open_store("memory:"), None
+    if kind == "mongomock":
+        import mongomock
+
+        from tgsync_cli.stores.mongo import open_mongo
+
+        return open_mongo("mongodb://mongomock", "contract", client=mongomock.MongoClient()), None
+    if kind == "mongodb":
+        if not MONGO_URI:
+            pytest.skip(NO_MONGO)
+        db = f"tgsync_contract_{uuid.uuid4().hex[:8]}"
+        store = open_store(MONGO_URI, db)
+        store._drop_after = db  # type: ignore[attr-defined]
+        return store, f"{MONGO_URI}#{db}"
+    raise ValueError(kind)
+
+
+def reopen(uri: str):
+    if "#" in uri:
+        base, db = uri.split("#", 1)
+        return open_store(base, db)
+    return open_store(uri)
+
+
+def close_backend(store) -> None:
+    db = getattr(store, "_drop_after", None)
+    if db is not None:
+        store._client.drop_database(db)
+    store.close()
+
+
+def person(tid: int) -> Person:
+    return Person(tid, first_name=f"Runner {tid}", username=f"runner{tid}")
+
+
+def join(tid, at, role="member", source="chat_member_event", **kw):
+    return Observation(person(tid), "active", role, at, source, **kw)
+
+
+def leave(tid, at, status="left", source="chat_member_event"):
+    return Observation(person(tid), status, "member", at, source)
+
+
+def message(tid, at):
+    return Observation(person(tid), "active", None, at, "message_activity", strictly_newer=True, last_seen=at)
+
+
+def comparable(store, club_id=None):
+    """The store as a user sees it, minus generated ids and last_seen: members by telegram id,
+    accounts by telegram id, departures of people with no membership."""
+    docs = store.export()
+    clubs = {}
+    for c in docs["clubs"]:
+        if club_id is not None and c["_id"] != club_id:
+            continue
+        clubs[c["telegram_group_id"]] = sorted(
+            ({k: v for k, v in m.items() if k not in ("user_id", "last_seen")} for m in c["members"]),
+            key=lambda m: m["telegram_id"])
+    members = {(c["_id"], m["telegram_id"]) for c in docs["clubs"] for m in c["members"]}
+    deps = sorted((d["telegram_id"], d["status"], d["at"]) for d in docs["departures"]
+                  if (d["club_id"], d["telegram_id"]) not in members)
+    users = sorted(u["telegram_id"] for u in docs["users"])
+    return {"clubs": clubs, "departures": deps, "users": users}

@@ -1,0 +1,233 @@
+"""The store contract, run against every backend: SPEC §2's guards, the earliest evidence, the
+membership log, club lifecycle, erasure, and any order or repetition of the same events ending
+in the same documents."""
+
+from datetime import datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tgsync_cli.core.store import Observation
+from tests.stores.backends import (
+    BACKENDS,
+    close_backend,
+    comparable,
+    join,
+    leave,
+    message,
+    open_backend,
+    person,
+)
+
+CHAT = -1001234
+T = datetime(2025, 5, 1, 8, 0)
+
+
+def at(minutes):
+    return T + timedelta(minutes=minutes)
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request, tmp_path):
+    s, _ = open_backend(request.param, tmp_path)
+    yield s
+    close_backend(s)
+
+
+@pytest.fixture
+def club(store):
+    doc, created = store.create_club(CHAT, "Sunday Long Run", None, {"bot_present": True})
+    assert created
+    return doc["_id"]
+
+
+def member(store, cid, tid):
+    return store.member(cid, tid)
+
+
+def test_a_late_older_leave_never_undoes_a_newer_join(store, club):
+    store.observe(club, join(5, at(10)))
+    out = store.observe(club, leave(5, at(5)))
+    assert out.status == "active" and not out.changed
+    m = member(store, club, 5)
+    assert (m["status"], m["status_at"], m["source"], m["joined_at"]) == ("active", at(10), "chat_member_event", at(10))
+
+
+def test_equal_times_a_member_event_applies_a_message_does_not(store, club):
+    store.observe(club, join(5, at(1)))
+    store.observe(club, leave(5, at(2)))
+    assert store.observe(club, message(5, at(2))).status == "left"  # not strictly newer
+    assert store.observe(club, message(5, at(3))).status == "active"  # the message proves them back
+    store.observe(club, leave(5, at(4), status="kicked"))
+    assert store.observe(club, join(5, at(4))).status == "active"  # equal time: the later delivered wins
+
+
+def test_roles_follow_member_events_by_their_own_time(store, club):
+    store.observe(club, join(5, at(1)))
+    store.observe(club, join(5, at(3), role="organizer"))
+    store.observe(club, join(5, at(2), role="member"))  # an older demotion, delivered late
+    store.observe(club, message(5, at(4)))  # messages never change roles
+    assert member(store, club, 5)["role"] == "organizer"
+
+
+def test_a_leave_of_a_stranger_makes_no_account_and_holds_against_an_older_join(store, club):
+    out = store.observe(club, leave(7, at(10)))
+    assert out.status is None and store.user_by_telegram_id(7) is None and member(store, club, 7) is None
+    assert [d["telegram_id"] for d in store.export()["departures"]] == [7]
+    store.observe(club, join(7, at(5)))  # older join, delivered later
+    m = member(store, club, 7)
+    assert (m["status"], m["status_at"], m["joined_at"], m["source"]) == ("left", at(10), at(5), "chat_member_event")
+    store.observe(club, message(7, at(11)))
+    assert member(store, club, 7)["status"] == "active"
+
+
+def test_a_listing_after_a_departure_note_respects_it_like_a_join(store, club):
+    store.observe(club, leave(8, at(10), status="kicked"))
+    store.observe_many(club, [join(8, at(5), source="member_import")])
+    assert member(store, club, 8)["status"] == "kicked"
+
+
+def test_the_earliest_evidence_names_the_route_and_the_join_time(store, club):
+    store.observe(club, message(5, at(10)))
+    store.observe(club, join(5, at(4)))  # the join, delivered after a later message
+    m = member(store, club, 5)
+    assert (m["source"], m["joined_at"]) == ("chat_member_event", at(4))
+    store.observe(club, message(6, at(7)))
+    store.observe(club, join(6, at(7), source="service_message"))  # a tie goes to the route order
+    assert member(store, club, 6)["source"] == "message_activity"
+    store.observe(club, join(6, at(7), source="admin_import"))
+    assert member(store, club, 6)["source"] == "admin_import"
+
+
+def test_the_log_has_one_entry_per_real_change_and_none_for_duplicates(store, club):
+    for ob in (join(5, at(1), actor=1, invite_link="spring-run"), join(5, at(1)), join(5, at(2), role="organizer"),
+               leave(5, at(3)), leave(5, at(3)), leave(5, at(0))):
+        store.observe(club, ob)
+    log = store.membership_log(club_id=club)
+    assert [(e["from"], e["to"]) for e in log] == [
+        (None, {"status": "active", "role": "member"}),
+        ({"status": "active", "role": "member"}, {"status": "active", "role": "organizer"}),
+        ({"status": "active", "role": "organizer"}, {"status": "left", "role": "member"})]
+    assert (log[0]["actor"], log[0]["invite_link"], log[0]["at"]) == (1, "spring-run", at(1))
+
+
+def test_an_invite_link_join_records_who_invited(store, club):
+    store.observe(club, join(5, at(1), invited_by=1, invite_link="https://t.me/+abc"))
+    m = member(store, club, 5)
+    assert (m["invited_by"], m["invite_link"]) == (1, "https://t.me/+abc")
+    assert "invite_link" not in member(store, club, 1) if member(store, club, 1) else True
+
+
+def test_a_complete_listing_marks_the_unlisted_left_and_reports_them(store, club):
+    for tid in (1, 2, 3):
+        store.observe(club, join(tid, at(1)))
+    outs = store.observe_many(club, [join(1, at(5), source="member_import")], complete_at=at(5))
+    assert sorted(o.telegram_id for o in outs if o.changed and o.status == "left") == [2, 3]
+    assert store.active_count(club) == 1
+
+
+def test_club_lifecycle(store, club):
+    again, created = store.create_club(CHAT, "Other title", None, {})
+    assert not created and again["_id"] == club
+    assert store.update_sync(club, {"bot_is_admin": True, "bot_status_at": at(5)}, guard_at=at(5))
+    assert not store.update_sync(club, {"bot_is_admin": False, "bot_status_at": at(4)}, guard_at=at(4))
+    assert store.club_by_id(club)["sync"]["bot_is_admin"] is True
+    assert store.claim_welcome(club) and not store.claim_welcome(club)
+    store.release_welcome(club)
+    assert store.claim_welcome(club)
+    store.migrate_club(club, CHAT, -100999)
+    assert store.club_by_group(CHAT)["_id"] == club == store.club_by_group(-100999)["_id"]
+    store.set_club_username(club, "@sundaylong")
+    assert store.club_by_username("sundaylong")["telegram_group_id"] == -100999
+    assert store.club_by_group(-5) is None
+
+
+def test_a_re_warm_reads_only_the_clubs_that_changed(store, club):
+    other, _ = store.create_club(-1005, "Trails", None, {})
+    store.observe(club, join(5, at(1)))
+    first = store.club_index()
+    assert {c["_id"]: c["active"] for c in first.clubs} == {club: [5], other["_id"]: []}
+    known = {c["_id"]: c["version"] for c in first.clubs}
+    assert store.club_index(known).clubs == []
+    store.observe(other["_id"], join(6, at(2)))
+    store.observe(club, message(5, at(3)))  # nothing a cache would notice changed here
+    assert [(c["_id"], c["active"]) for c in store.club_index(known).clubs] == [(other["_id"], [6])]
+
+
+def test_last_seen_moves_only_forward_and_flush_carries_message_evidence(store, club):
+    store.observe(club, join(5, at(10), source="service_message"))
+    store.flush_last_seen({(club, 5): at(20)}, {(club, 5): at(10)})
+    store.flush_last_seen({(club, 5): at(15)})
+    m = member(store, club, 5)
+    assert m["last_seen"] == at(20) and m["source"] == "message_activity"  # a tie goes to messages
+
+
+def test_forget_erases_the_person_everywhere_and_nobody_else(store, club):
+    uid = store.upsert_user(person(1), at(0))
+    store.create_club(-1006, "Founded by Asel", uid, {})
+    for ob in (join(1, at(1)), join(2, at(1), actor=1), leave(3, at(2))):
+        store.observe(club, ob)
+    before = store.membership_log(telegram_id=2)
+    rep = store.forget(1)
+    assert rep["accounts"] == 1 and rep["created_by_cleared"] == 1 and len(rep["clubs"]) == 1
+    assert store.user_by_telegram_id(1) is None and member(store, club, 1) is None
+    assert store.membership_log(telegram_id=1) == []
+    assert [e["actor"] for e in store.membership_log(telegram_id=2)] == [None] * len(before)
+    assert member(store, club, 2)["status"] == "active"
+    assert store.forget(3)["departures"] == 1
+
+
+# -- any order, any repetition ---------------------------------------------------------------------
+PEOPLE = (11, 12, 13)
+
+
+@st.composite
+def histories(draw):
+    """Per person: member events at distinct times, at most one message (the store keeps the
+    newest message time, not every one: see the report), listings, and leaves of strangers."""
+    events = []
+    for tid in PEOPLE:
+        times = draw(st.lists(st.integers(0, 30), min_size=0, max_size=4, unique=True))
+        for t in times:
+            kind = draw(st.sampled_from(["join", "promote", "leave", "kick", "listed", "admin"]))
+            if kind == "join":
+                events.append(("one", join(tid, at(t))))
+            elif kind == "promote":
+                events.append(("one", join(tid, at(t), role="organizer")))
+            elif kind in ("leave", "kick"):
+                events.append(("one", leave(tid, at(t), status="left" if kind == "leave" else "kicked")))
+            elif kind == "listed":
+                events.append(("many", join(tid, at(t), source="member_import")))
+            else:
+                events.append(("many", join(tid, at(t), role="organizer", source="admin_import")))
+        if draw(st.booleans()):
+            t = draw(st.integers(0, 31))
+            events.append(("one", message(tid, at(t)) if draw(st.booleans()) else
+                           Observation(person(tid), "active", None, at(t), "manual_registration")))
+    return events
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=histories(), data=st.data())
+def test_any_permutation_with_duplicates_ends_in_the_same_documents(kind, events, data, tmp_path_factory):
+    stores = []
+    for order in (events, data.draw(st.permutations(events + data.draw(st.lists(st.sampled_from(events or [None]),
+                                                                               max_size=3)) if events else []))):
+        s, _ = open_backend(kind, tmp_path_factory.mktemp("perm"))
+        cid = s.create_club(CHAT, "Perm", None, {})[0]["_id"]
+        for item in order:
+            if item is None:
+                continue
+            how, ob = item
+            if how == "one":
+                s.observe(cid, ob)
+            else:
+                s.observe_many(cid, [ob])
+        stores.append(s)
+    try:
+        assert comparable(stores[0]) == comparable(stores[1])
+    finally:
+        for s in stores:
+            close_backend(s)

@@ -1,0 +1,429 @@
+"""The MongoDB backend: the seed's documents exactly (SPEC §2 `clubs` with embedded members,
+`users`, `membership_log`, `departures`), for the Ayda Run app that reads them.
+
+Each observation is decided by the same pure rule as the SQLite backend (`core.store.decide`) on
+the member as read, then written with a filter that re-checks every field the decision read
+(compare-and-set on the array element via the positional operator, or a `$push` guarded on the
+member's absence). A racing writer makes the write miss; the call re-reads and decides again, so
+concurrent processes converge without transactions. A first sighting's account is an upsert on
+the unique telegram_id, retried on the duplicate-key race. Works on mongomock too (tests), which
+lacks array filters and current pymongo bulk ops: there bulks are applied one by one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from tgsync_cli.core.errors import ConfigError, StoreError, StoreUnavailable
+from tgsync_cli.core.events import Person
+from tgsync_cli.core.store import ClubIndex, Observation, Outcome, account_fields, decide
+from tgsync_cli.stores.common import TOMBSTONE_DAYS, Counted, member_doc, new_id, redact_uri
+
+RETRIES = 8
+_CAS_KEYS = ("status", "status_at", "role", "role_at", "joined_at", "source", "hard_at", "proof_at",
+             "last_seen", "invited_by", "invite_link")
+
+
+class MongoStore(Counted):
+    def __init__(self, db, label: str, client=None):
+        self.ops = 0
+        self.uri_label = label
+        self.embedded = False
+        self._db = db
+        self._client = client
+        self._mock = type(db).__module__.startswith("mongomock")
+        self.clubs, self.users = db["clubs"], db["users"]
+        self.log, self.departures = db["membership_log"], db["departures"]
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _call(self, name: str, fn, *a, **kw):
+        from pymongo.errors import DuplicateKeyError, PyMongoError
+
+        self.before_call(name)
+        self.ops += 1
+        try:
+            result = fn(*a, **kw)
+        except DuplicateKeyError:
+            raise
+        except (PyMongoError, OSError) as exc:
+            raise StoreUnavailable(f"{self.uri_label}: {name} failed ({type(exc).__name__})") from exc
+        self.after_call(name)
+        return result
+
+    def _bulk(self, name: str, coll, ops: List[Tuple[dict, dict, bool]]) -> int:
+        """One round trip; returns how many ops matched. mongomock applies them one by one."""
+        if not ops:
+            return 0
+        if self._mock:
+            def run():
+                n = 0
+                for i, (f, u, up) in enumerate(ops):
+                    self.mid_call(name, i)
+                    n += coll.update_one(f, u, upsert=up).matched_count
+                return n
+            return self._call(name, run)
+        from pymongo import UpdateOne
+
+        r = self._call(name, coll.bulk_write, [UpdateOne(f, u, upsert=up) for f, u, up in ops], ordered=True)
+        return r.matched_count
+
+    def ensure_indexes(self) -> None:
+        self.clubs.create_index("telegram_group_id", unique=True)
+        self.clubs.create_index("previous_group_ids")
+        self.clubs.create_index("username")
+        self.clubs.create_index("members.telegram_id")
+        self.users.create_index("telegram_id", unique=True)
+        self.departures.create_index([("club_id", 1), ("telegram_id", 1)], unique=True)
+        self.departures.create_index("at")
+        self.log.create_index([("club_id", 1), ("at", 1)])
+        self.log.create_index("telegram_id")
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # closing is best effort
+                pass
+
+    # -- clubs -------------------------------------------------------------------------------------
+    @staticmethod
+    def _render(doc: Optional[dict]) -> Optional[dict]:
+        if doc is None:
+            return None
+        out = {k: v for k, v in doc.items() if k != "version"}
+        out["members"] = [member_doc(m) for m in doc.get("members") or []]
+        return out
+
+    def club_by_group(self, chat_id: int) -> Optional[dict]:
+        return self._render(self._call("club_by_group", self.clubs.find_one, {"$or": [
+            {"telegram_group_id": chat_id}, {"previous_group_ids": chat_id}]}))
+
+    def club_by_id(self, club_id: str) -> Optional[dict]:
+        return self._render(self._call("club_by_id", self.clubs.find_one, {"_id": club_id}))
+
+    def club_by_username(self, username: str) -> Optional[dict]:
+        return self._render(self._call("club_by_username", self.clubs.find_one,
+                                       {"username": username.lstrip("@")}))
+
+    def all_clubs(self) -> List[dict]:
+        return [self._render(d) for d in self._call(
+            "all_clubs", lambda: list(self.clubs.find({}).sort("telegram_group_id", 1)))]
+
+    def club_index(self, known: Optional[Dict[str, int]] = None) -> ClubIndex:
+        """Cold start: one query. Re-warm: one query for versions, one more only for the clubs
+        that changed."""
+        head = {"telegram_group_id": 1, "previous_group_ids": 1, "name": 1, "sync": 1, "version": 1}
+        if known is None:
+            docs = self._call("club_index", lambda: list(self.clubs.find(
+                {}, {**head, "members.telegram_id": 1, "members.status": 1})))
+        else:
+            heads = self._call("club_index", lambda: list(self.clubs.find({}, head)))
+            changed = [d["_id"] for d in heads if known.get(d["_id"]) != d.get("version", 0)]
+            docs = []
+            if changed:
+                docs = self._call("club_index", lambda: list(self.clubs.find(
+                    {"_id": {"$in": changed}}, {**head, "members.telegram_id": 1, "members.status": 1})))
+            have = {d["_id"] for d in heads}
+        out = ClubIndex()
+        for d in docs:
+            out.clubs.append({"_id": d["_id"], "telegram_group_id": d["telegram_group_id"],
+                              "name": d.get("name"), "previous_group_ids": d.get("previous_group_ids") or [],
+                              "sync": d.get("sync") or {}, "version": d.get("version", 0),
+                              "active": [m["telegram_id"] for m in d.get("members") or []
+                                         if m.get("status") == "active"]})
+        if known:
+            out.removed = [c for c in known if c not in have]
+        return out
+
+    def create_club(self, chat_id: int, name: str, created_by: Optional[str], sync: Dict[str, Any],
+                    username: Optional[str] = None) -> Tuple[dict, bool]:
+        from pymongo.errors import DuplicateKeyError
+
+        doc = {"_id": new_id("club"), "name": name, "telegram_group_id": chat_id,
+               "created_by": created_by, "members": [], "sync": dict(sync), "version": 0}
+        if username:
+            doc["username"] = username
+        existing = self.club_by_group(chat_id)
+        if existing is not None:
+            return existing, False
+        try:
+            self._call("create_club", self.clubs.insert_one, doc)
+            return self._render(doc), True
+        except DuplicateKeyError:
+            existing = self.club_by_group(chat_id)
+            if existing is None:  # pragma: no cover - a delete raced us
+                raise StoreError(f"club for chat {chat_id} vanished while being created")
+            return existing, False
+
+    def update_sync(self, club_id: str, fields: Dict[str, Any], guard_at: Optional[datetime] = None) -> bool:
+        flt: Dict[str, Any] = {"_id": club_id}
+        if guard_at is not None:
+            flt["$or"] = [{"sync.bot_status_at": {"$lte": guard_at}}, {"sync.bot_status_at": None}]
+        upd = {"$set": {f"sync.{k}": v for k, v in fields.items()}, "$inc": {"version": 1}}
+        return self._call("update_sync", self.clubs.update_one, flt, upd).matched_count > 0
+
+    def claim_welcome(self, club_id: str) -> bool:
+        r = self._call("claim_welcome", self.clubs.update_one,
+                       {"_id": club_id, "sync.welcome_posted": {"$ne": True}},
+                       {"$set": {"sync.welcome_posted": True}})
+        return r.modified_count > 0
+
+    def release_welcome(self, club_id: str) -> None:
+        self._call("release_welcome", self.clubs.update_one, {"_id": club_id},
+                   {"$set": {"sync.welcome_posted": False}})
+
+    def migrate_club(self, club_id: str, old_id: int, new_id_: int) -> None:
+        self._call("migrate_club", self.clubs.update_one, {"_id": club_id},
+                   {"$set": {"telegram_group_id": new_id_}, "$addToSet": {"previous_group_ids": old_id},
+                    "$inc": {"version": 1}})
+
+    def set_club_username(self, club_id: str, username: Optional[str]) -> None:
+        self._call("set_club_username", self.clubs.update_one, {"_id": club_id},
+                   {"$set": {"username": username.lstrip("@") if username else None}})
+
+    # -- accounts ----------------------------------------------------------------------------------
+    def _upsert_account(self, p: Person, at: datetime, keep_names: bool = False) -> str:
+        from pymongo import ReturnDocument
+        from pymongo.errors import DuplicateKeyError
+
+        f = account_fields(p, at)
+        if keep_names:
+            upd = {"$setOnInsert": {"_id": new_id("user"), **f, "username": None, "last_name": None,
+                                    "language_code": None, "created_at": at}}
+        else:
+            upd = {"$set": f, "$setOnInsert": {"_id": new_id("user"), "created_at": at}}
+        for _ in range(RETRIES):  # two processes upserting one new user: the loser retries as an update
+            try:
+                doc = self._call("upsert_user", self.users.find_one_and_update, {"telegram_id": p.id}, upd,
+                                 upsert=True, return_document=ReturnDocument.AFTER, projection={"_id": 1})
+                return doc["_id"]
+            except DuplicateKeyError:
+                continue
+        raise StoreUnavailable(f"{self.uri_label}: account {p.id} kept colliding")  # pragma: no cover
+
+    def upsert_user(self, p: Person, at: datetime) -> str:
+        return self._upsert_account(p, at)
+
+    def user_by_telegram_id(self, tid: int) -> Optional[dict]:
+        return self._call("user_by_telegram_id", self.users.find_one, {"telegram_id": tid})
+
+    def set_dm_blocked(self, tid: int, blocked: bool, at: datetime) -> bool:
+        r = self._call("set_dm_blocked", self.users.update_one, {"telegram_id": tid},
+                       {"$set": {"dm_blocked": blocked, "updated_at": at}})
+        return r.matched_count > 0
+
+    # -- members -----------------------------------------------------------------------------------
+    def _raw_member(self, club_id: str, tid: int) -> Tuple[bool, Optional[dict]]:
+        doc = self._call("member", self.clubs.find_one, {"_id": club_id},
+                         {"members": {"$elemMatch": {"telegram_id": tid}}})
+        if doc is None:
+            return False, None
+        ms = doc.get("members") or []
+        return True, (ms[0] if ms else None)
+
+    def member(self, club_id: str, tid: int) -> Optional[dict]:
+        _, m = self._raw_member(club_id, tid)
+        return member_doc(m) if m else None
+
+    @staticmethod
+    def _cas(club_id: str, tid: int, current: dict, new: dict, changed: bool) -> Tuple[dict, dict]:
+        elem = {"telegram_id": tid}
+        for k in _CAS_KEYS:
+            elem[k] = current.get(k)
+        sets = {f"members.$.{k}": new.get(k) for k in _CAS_KEYS if new.get(k) != current.get(k)
+                or k not in current}
+        upd: Dict[str, Any] = {"$set": sets}
+        if changed:
+            upd["$inc"] = {"version": 1}
+        return {"_id": club_id, "members": {"$elemMatch": elem}}, upd
+
+    def observe(self, club_id: str, obs: Observation) -> Outcome:
+        tid = obs.person.id
+        for _ in range(RETRIES):
+            exists, current = self._raw_member(club_id, tid)
+            if not exists:
+                return Outcome(tid)
+            dep = None
+            if current is None:
+                dep = self._call("departure", self.departures.find_one, {"club_id": club_id, "telegram_id": tid})
+            d = decide(club_id, current, dep, obs)
+            if d.departure is not None:
+                self._insert_departure(d.departure, exists=dep is not None)
+            if d.member is not None:
+                if current is None:
+                    m = dict(d.member)
+                    m["user_id"] = self._upsert_account(obs.person, obs.at, obs.keep_names)
+                    r = self._call("observe", self.clubs.update_one,
+                                   {"_id": club_id, "members.telegram_id": {"$ne": tid}},
+                                   {"$push": {"members": m}, "$inc": {"version": 1}})
+                else:
+                    r = self._call("observe", self.clubs.update_one,
+                                   *self._cas(club_id, tid, current, d.member, d.outcome.changed))
+                if not r.matched_count:
+                    continue  # another writer changed this member first: decide again
+            if d.clear_departure:
+                self._call("clear_departure", self.departures.delete_one, {"club_id": club_id, "telegram_id": tid})
+            if d.log is not None:
+                self._call("log", self.log.insert_one, dict(d.log))
+            return d.outcome
+        raise StoreUnavailable(f"{self.uri_label}: member {tid} kept changing under this write")
+
+    def _insert_departure(self, dep: dict, exists: bool = False) -> None:
+        from pymongo.errors import DuplicateKeyError
+
+        if not exists:
+            try:
+                self._call("record_departure", self.departures.insert_one, dict(dep))
+                return
+            except DuplicateKeyError:  # a racing leave noted first: keep the newer of the two
+                pass
+        self._call("record_departure", self.departures.update_one,
+                   {"club_id": dep["club_id"], "telegram_id": dep["telegram_id"], "at": {"$lte": dep["at"]}},
+                   {"$set": {"status": dep["status"], "at": dep["at"]}})
+
+    def observe_many(self, club_id: str, observations: Sequence[Observation],
+                     complete_at: Optional[datetime] = None, complete_source: str = "member_import"
+                     ) -> List[Outcome]:
+        """A listing: observations of members already in the club are decided on one read and
+        written in one bulk (each op compare-and-set); new ones go through `observe`."""
+        doc = self._call("observe_many", self.clubs.find_one, {"_id": club_id}, {"members": 1})
+        if doc is None:
+            return [Outcome(o.person.id) for o in observations]
+        known = {m["telegram_id"]: m for m in doc.get("members") or []}
+        obs = list(observations)
+        if complete_at is not None:
+            listed = {o.person.id for o in obs}
+            obs += [Observation(Person(t), "left", "member", complete_at, complete_source, create=False)
+                    for t, m in known.items() if t not in listed and m.get("status") == "active"]
+        outs: List[Optional[Outcome]] = [None] * len(obs)
+        ops, logs, where = [], [], []
+        for i, o in enumerate(obs):
+            cur = known.get(o.person.id)
+            if cur is None:
+                continue
+            d = decide(club_id, cur, None, o)
+            outs[i] = d.outcome
+            if d.member is not None:
+                ops.append((*self._cas(club_id, o.person.id, cur, d.member, d.outcome.changed), False))
+                where.append(i)
+                known[o.person.id] = d.member
+                if d.log is not None:
+                    logs.append(d.log)
+        matched = self._bulk("observe_many", self.clubs, ops)
+        if logs:
+            self._call("log", self.log.insert_many, [dict(x) for x in logs])
+        if matched < len(ops):  # a racing writer: redo those members one by one (guards decide)
+            for i in where:
+                outs[i] = self.observe(club_id, obs[i])
+        for i, o in enumerate(obs):
+            if outs[i] is None:
+                outs[i] = self.observe(club_id, o)
+        return outs  # type: ignore[return-value]
+
+    def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
+                        first_seen: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
+        """One bulk write, one guarded update per member that wrote: never backwards."""
+        ops = [({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid, "$or": [
+                    {"last_seen": {"$lt": at}}, {"last_seen": None}]}}},
+                {"$set": {"members.$.last_seen": at}}, False) for (cid, tid), at in seen.items()]
+        for (cid, tid), at in (first_seen or {}).items():
+            ops.append(({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid, "$or": [
+                {"joined_at": {"$gt": at}}, {"joined_at": None},
+                {"joined_at": at, "source": {"$in": ["service_message", "member_import", "history_import"]}}]}}},
+                {"$set": {"members.$.joined_at": at, "members.$.source": "message_activity"}}, False))
+        self._bulk("flush_last_seen", self.clubs, ops)
+        return len(seen)
+
+    def active_count(self, club_id: str) -> int:
+        doc = self._call("active_count", self.clubs.find_one, {"_id": club_id}, {"members.status": 1})
+        return sum(1 for m in (doc or {}).get("members") or [] if m.get("status") == "active")
+
+    # -- departures, log, erasure --------------------------------------------------------------------
+    def departures_for(self, club_id: str, tids: Iterable[int]) -> Dict[int, dict]:
+        want = set(tids)
+        rows = self._call("departures_for", lambda: list(self.departures.find({"club_id": club_id})))
+        return {d["telegram_id"]: d for d in rows if d["telegram_id"] in want}
+
+    def prune_departures(self, now: datetime) -> int:
+        return self._call("prune_departures", self.departures.delete_many,
+                          {"at": {"$lt": now - timedelta(days=TOMBSTONE_DAYS)}}).deleted_count
+
+    def membership_log(self, club_id: Optional[str] = None, telegram_id: Optional[int] = None) -> List[dict]:
+        flt: Dict[str, Any] = {}
+        if club_id is not None:
+            flt["club_id"] = club_id
+        if telegram_id is not None:
+            flt["telegram_id"] = telegram_id
+        rows = self._call("membership_log", lambda: list(self.log.find(flt).sort("_id", 1)))
+        return [{k: v for k, v in r.items() if k != "_id"} for r in rows]
+
+    def forget_preview(self, tid: int) -> Dict[str, Any]:
+        clubs = [{"club_id": d["_id"], "name": d.get("name"), "telegram_group_id": d["telegram_group_id"]}
+                 for d in self._call("forget_preview", lambda: list(self.clubs.find(
+                     {"members.telegram_id": tid}, {"name": 1, "telegram_group_id": 1})))]
+        user = self.user_by_telegram_id(tid)
+        deps = self._call("forget_preview", self.departures.count_documents, {"telegram_id": tid})
+        created = self._call("forget_preview", self.clubs.count_documents,
+                             {"created_by": user["_id"]}) if user else 0
+        return {"clubs": clubs, "accounts": 1 if user else 0, "departures": deps, "created_by_cleared": created}
+
+    def forget(self, tid: int) -> Dict[str, Any]:
+        rep = self.forget_preview(tid)
+        user = self.user_by_telegram_id(tid)
+        if user is not None:
+            self._call("forget", self.clubs.update_many, {"created_by": user["_id"]}, {"$set": {"created_by": None}})
+        self._call("forget", self.clubs.update_many, {"members.telegram_id": tid},
+                   {"$pull": {"members": {"telegram_id": tid}}, "$inc": {"version": 1}})
+        self._call("forget", self.users.delete_many, {"telegram_id": tid})
+        self._call("forget", self.departures.delete_many, {"telegram_id": tid})
+        self._call("forget", self.log.delete_many, {"telegram_id": tid})
+        self._call("forget", self.log.update_many, {"actor": tid}, {"$set": {"actor": None}})
+        return rep
+
+    # -- whole store ---------------------------------------------------------------------------------
+    def counts(self) -> Dict[str, int]:
+        def run():
+            members = sum(len(d.get("members") or []) for d in self.clubs.find({}, {"members.telegram_id": 1}))
+            return {"clubs": self.clubs.count_documents({}), "memberships": members,
+                    "users": self.users.count_documents({}), "departures": self.departures.count_documents({}),
+                    "membership_log": self.log.count_documents({})}
+        return self._call("counts", run)
+
+    def export(self) -> Dict[str, List[dict]]:
+        from tgsync_cli.stores.mongo_copy import export_all
+
+        return export_all(self)
+
+    def import_documents(self, docs: Dict[str, List[dict]]) -> Dict[str, int]:
+        from tgsync_cli.stores.mongo_copy import import_all
+
+        return import_all(self, docs)
+
+    def check(self) -> List[str]:
+        want = {"clubs": [("telegram_group_id",)], "users": [("telegram_id",)],
+                "departures": [("club_id", "telegram_id")]}
+        missing = []
+        for name, keys in want.items():
+            info = self._call("check", self._db[name].index_information)
+            have = {tuple(k for k, _ in spec["key"]) for spec in info.values()}
+            missing += [f"missing index {name}.{'+'.join(k)}" for k in keys if k not in have]
+        return missing
+
+
+def open_mongo(uri: str, database: str, create: bool = True, client=None) -> MongoStore:
+    label = redact_uri(uri)
+    if client is None:
+        import pymongo
+
+        try:
+            client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000, connect=False)
+        except Exception as exc:
+            raise ConfigError(f"store.uri is not a valid MongoDB URI ({type(exc).__name__})") from exc
+    store = MongoStore(client[database], label, client)
+    if create:
+        try:
+            store.ensure_indexes()
+        except Exception as exc:
+            raise StoreUnavailable(f"{label}: cannot reach the database ({type(exc).__name__})") from exc
+    return store

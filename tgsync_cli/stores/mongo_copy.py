@@ -1,0 +1,57 @@
+"""Whole-store export and import for the MongoDB backend (`tgsync store copy`), idempotent:
+clubs by `_id` (or their telegram_group_id), accounts by telegram_id, departures by (club,
+telegram_id), log entries by their whole content."""
+
+from __future__ import annotations
+
+from typing import Dict, List
+
+from tgsync_cli.stores.sqlite_copy import log_key
+
+
+def export_all(store) -> Dict[str, List[dict]]:
+    def run():
+        clubs = [store._render(d) for d in store.clubs.find({}).sort("telegram_group_id", 1)]
+        users = list(store.users.find({}).sort("telegram_id", 1))
+        log = [{k: v for k, v in e.items() if k != "_id"} for e in store.log.find({}).sort("_id", 1)]
+        deps = [{k: v for k, v in d.items() if k != "_id"}
+                for d in store.departures.find({}).sort([("club_id", 1), ("telegram_id", 1)])]
+        return {"clubs": clubs, "users": users, "membership_log": log, "departures": deps}
+    return store._call("export", run)
+
+
+def import_all(store, docs: Dict[str, List[dict]]) -> Dict[str, int]:
+    n = {"clubs": 0, "members": 0, "users": 0, "membership_log": 0, "departures": 0}
+
+    def run():
+        for u in docs.get("users", []):
+            fields = {k: v for k, v in u.items() if k != "_id"}
+            store.users.update_one({"telegram_id": u["telegram_id"]},
+                                   {"$set": fields, "$setOnInsert": {"_id": u["_id"]}}, upsert=True)
+            n["users"] += 1
+        for c in docs.get("clubs", []):
+            existing = store.clubs.find_one({"$or": [{"_id": c["_id"]}, {"telegram_group_id": c["telegram_group_id"]}]},
+                                            {"_id": 1, "version": 1})
+            doc = {k: v for k, v in c.items() if k != "_id"}
+            doc["members"] = [dict(m) for m in c.get("members") or []]
+            for m in doc["members"]:
+                m.setdefault("hard_at", m.get("status_at"))
+            doc["version"] = (existing or {}).get("version", 0) + 1
+            store.clubs.replace_one({"_id": existing["_id"] if existing else c["_id"]}, doc, upsert=True)
+            n["clubs"] += 1
+            n["members"] += len(doc["members"])
+        have = {log_key(e) for e in store.log.find({}, {"_id": 0})}
+        fresh = []
+        for e in docs.get("membership_log", []):
+            if log_key(e) not in have:
+                have.add(log_key(e))
+                fresh.append(dict(e))
+        if fresh:
+            store.log.insert_many(fresh)
+        n["membership_log"] = len(fresh)
+        for d in docs.get("departures", []):
+            store.departures.update_one({"club_id": d["club_id"], "telegram_id": d["telegram_id"]},
+                                        {"$set": {"status": d.get("status"), "at": d.get("at")}}, upsert=True)
+            n["departures"] += 1
+        return n
+    return store._call("import", run)
