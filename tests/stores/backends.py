@@ -86,3 +86,56 @@ def comparable(store, club_id=None):
                   if (d["club_id"], d["telegram_id"]) not in members)
     users = sorted(u["telegram_id"] for u in docs["users"])
     return {"clubs": clubs, "departures": deps, "users": users}
+
+
+# -- work for other processes (spawned: these must be importable) -----------------------------------
+def apply_in_process(uri: str, club_id: str, events: list, barrier) -> int:
+    """Apply (how, observation) pairs to the store at `uri`, starting with the others."""
+    store = reopen(uri)
+    barrier.wait()
+    for how, ob in events:
+        if how == "one":
+            store.observe(club_id, ob)
+        else:
+            store.observe_many(club_id, [ob])
+    store.close()
+    return len(events)
+
+
+def forget_in_process(uri: str, tid: int, times: int, barrier) -> int:
+    import time
+
+    store = reopen(uri)
+    barrier.wait()
+    for _ in range(times):
+        store.forget(tid)
+        time.sleep(0.002)
+    store.close()
+    return times
+
+
+def history(people, seed: int = 3):
+    """Member events at distinct times per person, at most one message each, some listings."""
+    import random
+
+    from datetime import datetime, timedelta
+
+    rng = random.Random(seed)
+    t0 = datetime(2025, 5, 1, 8, 0)
+    events = []
+    for tid in people:
+        for minute in rng.sample(range(60), rng.randint(1, 4)):
+            at = t0 + timedelta(minutes=minute)
+            kind = rng.choice(["join", "promote", "leave", "kick", "listed"])
+            if kind == "join":
+                events.append(("one", join(tid, at)))
+            elif kind == "promote":
+                events.append(("one", join(tid, at, role="organizer")))
+            elif kind == "listed":
+                events.append(("many", join(tid, at, source="member_import")))
+            else:
+                events.append(("one", leave(tid, at, status="left" if kind == "leave" else "kicked")))
+        if rng.random() < 0.6:
+            events.append(("one", message(tid, t0 + timedelta(minutes=rng.randrange(61)))))
+    rng.shuffle(events)
+    return events

@@ -332,6 +332,14 @@ class MongoStore(Counted):
                 {"joined_at": {"$gt": at}}, {"joined_at": None},
                 {"joined_at": at, "source": {"$in": ["service_message", "member_import", "history_import"]}}]}}},
                 {"$set": {"members.$.joined_at": at, "members.$.source": "message_activity"}}, False))
+        for (cid, tid), last in seen.items():  # a newer message proves an inactive member back
+            first = (first_seen or {}).get((cid, tid), last)
+            for since, status_at in ((first, first), (last, last)):
+                ops.append(({"_id": cid, "members": {"$elemMatch": {
+                    "telegram_id": tid, "status": {"$ne": "active"},
+                    "$or": [{"hard_at": {"$lt": since}}, {"hard_at": None}]}}},
+                    {"$set": {"members.$.status": "active", "members.$.status_at": status_at,
+                              "members.$.proof_at": last}, "$inc": {"version": 1}}, False))
         self._bulk("flush_last_seen", self.clubs, ops)
         return len(seen)
 

@@ -358,7 +358,33 @@ class SqliteStore(Counted):
                     " WHERE club_id = ? AND telegram_id = ? AND (joined_at IS NULL OR joined_at > ?"
                     " OR (joined_at = ? AND source IN ('service_message', 'member_import', 'history_import')))",
                     [(dt_in(at), cid, tid, dt_in(at), dt_in(at)) for (cid, tid), at in first_seen.items()])
+            self._reactivate(cur, seen, first_seen or {})
         return len(seen)
+
+    @staticmethod
+    def _reactivate(cur, seen, first_seen) -> None:
+        """A message newer than the member event that made someone inactive proves them back
+        (SPEC §3), also when another process applied that event while this one had the member
+        cached: the message never reached the store until now."""
+        for (cid, tid), last in seen.items():
+            first = dt_in(first_seen.get((cid, tid), last))
+            last_s = dt_in(last)
+            row = cur.execute(
+                "UPDATE memberships SET status = 'active',"
+                " status_at = CASE WHEN hard_at IS NULL OR hard_at < ? THEN ? ELSE ? END,"
+                " proof_at = CASE WHEN proof_at IS NULL OR proof_at < ? THEN ? ELSE proof_at END"
+                " WHERE club_id = ? AND telegram_id = ? AND status <> 'active'"
+                " AND (hard_at IS NULL OR hard_at < ?) RETURNING status_at, role",
+                (first, first, last_s, last_s, last_s, cid, tid, last_s)).fetchone()
+            if row is None:
+                continue
+            cur.execute("INSERT INTO membership_log (club_id, telegram_id, at, from_status, from_role,"
+                        " to_status, to_role, source, actor, invite_link)"
+                        " SELECT ?, ?, ?, d.from_status, ?, 'active', ?, 'message_activity', NULL, NULL"
+                        " FROM (SELECT to_status AS from_status FROM membership_log WHERE club_id = ?"
+                        " AND telegram_id = ? ORDER BY seq DESC LIMIT 1) d",
+                        (cid, tid, row[0], row[1], row[1], cid, tid))
+            cur.execute("UPDATE clubs SET version = version + 1 WHERE id = ?", (cid,))
 
     def active_count(self, club_id: str) -> int:
         with self._tx("active_count", write=False) as cur:
