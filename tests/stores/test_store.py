@@ -107,3 +107,19 @@ def test_bad_store_uris_are_refused_clearly(uri):
 
 def test_credentials_never_appear_in_a_store_label():
     assert redact_uri("mongodb://ayda:s3cret-pw@db.example:27017/x") == "mongodb://***@db.example:27017/x"
+
+
+@pytest.mark.parametrize("uri", ["memory:", "file"])
+def test_a_new_member_costs_one_round_trip_account_and_membership_together(uri, tmp_path):
+    from tgsync_cli.core.events import MemberStatusChanged
+
+    store = open_store(uri if uri != "file" else f"file:{tmp_path}/s")
+    engine = club_with_bot(store)
+    before = store.ops
+    engine.handle(MessageSeen(CHAT, Person(70, first_name="New"), T0 + timedelta(minutes=1)))
+    engine.handle(MemberStatusChanged(CHAT, Person(71, first_name="Joiner"), MemberState("member"),
+                                      T0 + timedelta(minutes=2)))
+    assert store.ops == before + 2  # one each: account upsert and guarded membership write in one transaction
+    cid = store.club_by_group(CHAT.id)["_id"]
+    assert store.member(cid, 70)["status"] == store.member(cid, 71)["status"] == "active"
+    assert store.user_by_telegram_id(70) is not None and store.user_by_telegram_id(71) is not None

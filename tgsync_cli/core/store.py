@@ -24,9 +24,11 @@ ROUTES = ("admin_import", "manual_registration", "chat_member_event", "message_a
 RANK = {r: i for i, r in enumerate(ROUTES)}
 MEMBER_KEYS = ("user_id", "telegram_id", "username", "first_name", "role", "status", "joined_at",
                "last_seen", "source", "status_at", "role_at")
-# hard_at: the newest member event's time, the status guard's memory (an added field, SPEC §2 allows)
-# proof_at: the newest message or deep link the store was told of (a late leave must not undo it)
-OPTIONAL_MEMBER_KEYS = ("invited_by", "invite_link", "hard_at", "proof_at")
+# Added fields (SPEC §2 allows): hard_at, the newest member event's time (the status guard's
+# memory; always present, so a seed document without it can be told apart) and proof_at, the
+# newest message or deep link the store was told of (a late leave must not undo it).
+GUARD_KEYS = ("hard_at",)
+OPTIONAL_MEMBER_KEYS = ("invited_by", "invite_link", "proof_at")
 
 
 @dataclass(frozen=True)

@@ -51,9 +51,12 @@ class Counted:
 
 def member_doc(m: Dict[str, Any]) -> Dict[str, Any]:
     """A membership as SPEC §2 shows it: the seed's keys, the invite keys only when known."""
-    from tgsync_cli.core.store import MEMBER_KEYS, OPTIONAL_MEMBER_KEYS
+    from tgsync_cli.core.store import GUARD_KEYS, MEMBER_KEYS, OPTIONAL_MEMBER_KEYS
 
     out = {k: m.get(k) for k in MEMBER_KEYS}
+    for k in GUARD_KEYS:
+        if k in m:
+            out[k] = m[k]
     for k in OPTIONAL_MEMBER_KEYS:
         if m.get(k) is not None:
             out[k] = m[k]

@@ -1,0 +1,54 @@
+"""Opening a store: read-only commands never create one, a damaged one is one line naming the URI
+and the cause, and what is created is the owner's only."""
+
+import os
+import stat
+
+import pytest
+
+from tgsync_cli.core.errors import StoreError
+from tgsync_cli.stores import open_store
+
+
+def test_a_missing_store_opened_read_only_is_an_error_and_nothing_is_created(tmp_path):
+    with pytest.raises(StoreError, match=f"no store at file:{tmp_path}/none"):
+        open_store(f"file:{tmp_path}/none", create=False)
+    assert not (tmp_path / "none").exists()
+    with pytest.raises(StoreError, match="no store at memory:never-made"):
+        open_store("memory:never-made", create=False)
+
+
+def test_a_new_store_is_readable_by_its_owner_only(tmp_path, monkeypatch):
+    os.umask(0o022)
+    open_store(f"file:{tmp_path}/s").close()
+    assert stat.S_IMODE((tmp_path / "s").stat().st_mode) == 0o700
+    for f in (tmp_path / "s").iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) & 0o077 == 0, f.name
+
+
+@pytest.mark.parametrize("damage", ["garbage", "file-for-dir", "dir-for-db"])
+def test_a_damaged_store_is_one_line_naming_the_uri_and_the_cause(tmp_path, damage):
+    path = tmp_path / "s"
+    if damage == "file-for-dir":
+        path.write_text("not a directory")
+    else:
+        path.mkdir()
+        db = path / "ayda_run.sqlite3"
+        if damage == "garbage":
+            db.write_bytes(b"this is not sqlite at all" * 100)
+        else:
+            db.mkdir()
+    for create in (True, False):
+        with pytest.raises(StoreError) as err:
+            open_store(f"file:{path}", create=create)
+        msg = str(err.value)
+        assert f"file:{path}" in msg and "\n" not in msg and ("damaged" in msg), msg
+
+
+def test_memory_stores_are_fresh_unless_named(tmp_path):
+    a = open_store("memory:")
+    a.create_club(-1, "A", None, {})
+    assert open_store("memory:").club_by_group(-1) is None
+    named = open_store("memory:shared-here")
+    named.create_club(-2, "B", None, {})
+    assert open_store("memory:shared-here", create=False).club_by_group(-2)["name"] == "B"
