@@ -50,3 +50,16 @@ def test_same_seed_same_workload():
     a, b = bench.generate(2, 20, 2, 100), bench.generate(2, 20, 2, 100)
     assert [(t, repr(e)) for t, e in a.events] == [(t, repr(e)) for t, e in b.events]
     assert sum(1 for _, e in a.events if e == bench.RESTART) == 1
+
+
+def test_the_serve_path_parses_bot_api_json_and_still_ends_with_the_right_roster(capsys):
+    out = run_json(capsys, "--path", "serve", "--no-seed-nocache")
+    assert out["path"] == "serve" and out["roster_check"] == "ok"
+    assert out["throughput_events_per_s"] <= out["throughput_without_flush_events_per_s"]
+
+
+def test_the_scale_table_starts_with_one_query_and_rewarms_only_what_changed(tmp_path):
+    from tgsync_cli.bench import scale
+
+    [row] = scale.per_clubs(str(tmp_path), counts=(3,), members=20)
+    assert row["start_queries"] == 1 and row["members"] == 60

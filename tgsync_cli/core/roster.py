@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Iterable, List, Optional
+from typing import Iterable, Optional
 
 from tgsync_cli.core.errors import (
     BotNotInChat,

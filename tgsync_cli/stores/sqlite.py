@@ -348,17 +348,39 @@ class SqliteStore(Counted):
         backwards. `first_seen` is message evidence for `source`/`joined_at` (SPEC §2)."""
         if not seen and not first_seen:
             return 0
+        first_seen = first_seen or {}
+        rows = []
+        for (cid, tid), at in seen.items():
+            last = dt_in(at)
+            first = first_seen.get((cid, tid))
+            rows.append((cid, tid, last if first is None or first == at else dt_in(first), last))
+        rows += [(cid, tid, dt_in(at), None) for (cid, tid), at in first_seen.items() if (cid, tid) not in seen]
         with self._tx("flush_last_seen") as cur:
-            cur.executemany("UPDATE memberships SET last_seen = ? WHERE club_id = ? AND telegram_id = ?"
-                            " AND (last_seen IS NULL OR last_seen < ?)",
-                            [(dt_in(at), cid, tid, dt_in(at)) for (cid, tid), at in seen.items()])
-            if first_seen:
-                cur.executemany(
-                    "UPDATE memberships SET joined_at = ?, source = 'message_activity'"
-                    " WHERE club_id = ? AND telegram_id = ? AND (joined_at IS NULL OR joined_at > ?"
-                    " OR (joined_at = ? AND source IN ('service_message', 'member_import', 'history_import')))",
-                    [(dt_in(at), cid, tid, dt_in(at), dt_in(at)) for (cid, tid), at in first_seen.items()])
-            self._reactivate(cur, seen, first_seen or {})
+            # the batch goes into a temporary table, then a few set-based updates join it to
+            # memberships by primary key: per member one insert, not three statements
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS flush_keys (club_id TEXT, telegram_id INTEGER,"
+                        " first TEXT, last TEXT, PRIMARY KEY (club_id, telegram_id)) WITHOUT ROWID")
+            cur.execute("DELETE FROM flush_keys")
+            cur.executemany("INSERT OR REPLACE INTO flush_keys VALUES (?, ?, ?, ?)", rows)
+            # (written so SQLite walks the batch and probes memberships by key, never the reverse)
+            key = ("(SELECT {col} FROM flush_keys k WHERE k.club_id = memberships.club_id"
+                   " AND k.telegram_id = memberships.telegram_id)")
+            cur.execute(f"UPDATE memberships SET last_seen = {key.format(col='last')}"
+                        " WHERE (club_id, telegram_id) IN (SELECT club_id, telegram_id FROM flush_keys"
+                        " WHERE last IS NOT NULL) AND (last_seen IS NULL OR last_seen < "
+                        f"{key.format(col='last')})")
+            first = key.format(col="first")
+            cur.execute(f"UPDATE memberships SET joined_at = {first}, source = 'message_activity'"
+                        " WHERE (club_id, telegram_id) IN (SELECT club_id, telegram_id FROM flush_keys)"
+                        f" AND (joined_at IS NULL OR joined_at > {first} OR (joined_at = {first}"
+                        " AND source IN ('service_message', 'member_import', 'history_import')))")
+            back = cur.execute(
+                "SELECT m.club_id, m.telegram_id, k.first, k.last FROM flush_keys k CROSS JOIN memberships m"
+                " ON m.club_id = k.club_id AND m.telegram_id = k.telegram_id WHERE k.last IS NOT NULL"
+                " AND m.status <> 'active' AND (m.hard_at IS NULL OR m.hard_at < k.last)").fetchall()
+            if back:
+                self._reactivate(cur, {(c, t): dt_out(last) for c, t, _f, last in back},
+                                 {(c, t): dt_out(first) for c, t, first, _l in back})
         return len(seen)
 
     @staticmethod

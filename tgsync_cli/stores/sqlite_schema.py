@@ -61,13 +61,13 @@ def dt_in(v: Optional[datetime]) -> Optional[str]:
         return None
     if v.tzinfo is not None:
         v = v.astimezone(timezone.utc).replace(tzinfo=None)
-    return v.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return v.isoformat(sep=" ", timespec="microseconds")  # fixed width: compares as text
 
 
 def dt_out(v: Optional[str]) -> Optional[datetime]:
     if v is None:
         return None
-    return datetime.strptime(v, "%Y-%m-%d %H:%M:%S.%f")
+    return datetime.fromisoformat(v)
 
 
 def sync_in(sync: Dict[str, Any]) -> str:

@@ -1,0 +1,165 @@
+"""`scripts/bench --scale`: how our store's costs grow, on the default backend (SQLite `file:`).
+
+Per-operation time against club size (300 / 2,000 / 10,000 members): a new member, a member
+leaving, a message from a known member the cache does not hold, a flush of 30 last_seen changes.
+Against the number of clubs (10 / 100 / 1,000, 300 members each): a cold start (the one query
+that builds the club map and warms the cache), a flush of 30 changes in every club, a re-warm
+when nothing changed and when a tenth of the clubs did, and looking up a chat with no club.
+The issue's targets are printed beside the figures; nothing here is asserted by tests.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from datetime import datetime, timedelta
+from typing import Dict, List
+
+from tgsync_cli.core.cache import MemoryMemberCache
+from tgsync_cli.core.engine import Engine
+from tgsync_cli.core.events import ChatRef, MemberState, MemberStatusChanged, MessageSeen, Person
+from tgsync_cli.core.gateway import OfflineGateway
+from tgsync_cli.stores import new_id, open_store
+
+T0 = datetime(2025, 3, 3)
+OPS = 100  # operations timed per figure (the 300-member club bounds it)
+
+
+def _club_docs(n_clubs: int, members: int, base: int = 10_000_000):
+    clubs, users = [], []
+    uid = base
+    for c in range(n_clubs):
+        ms = []
+        for i in range(members):
+            uid += 1
+            u = new_id("user")
+            users.append({"_id": u, "telegram_id": uid, "username": None, "first_name": f"R{uid}",
+                          "last_name": None, "language_code": None, "created_at": T0, "updated_at": T0})
+            ms.append({"user_id": u, "telegram_id": uid, "username": None, "first_name": f"R{uid}",
+                       "role": "member", "status": "active", "joined_at": T0, "last_seen": None,
+                       "source": "member_import", "status_at": T0, "role_at": T0, "hard_at": T0})
+        clubs.append({"_id": new_id("club"), "name": f"Club {c}", "telegram_group_id": -1002_000_000_000 - c,
+                      "created_by": None, "members": ms, "sync": {"bot_is_admin": True, "bot_present": True}})
+    return {"clubs": clubs, "users": users}
+
+
+def _settle(store) -> None:
+    """Setup is not measured: fold the bulk load into the database file before timing anything."""
+    conn = getattr(store, "_conn", None)
+    if conn is not None:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def per_member(root: str, sizes=(300, 2_000, 10_000)) -> List[Dict[str, float]]:
+    rows = []
+    for size in sizes:
+        store = open_store(f"file:{root}/size{size}")
+        docs = _club_docs(1, size)
+        store.import_documents(docs)
+        _settle(store)
+        chat = ChatRef(docs["clubs"][0]["telegram_group_id"], "supergroup", "Club")
+        e = Engine(store, OfflineGateway(9000, "bench_bot"), MemoryMemberCache(), bot_id=9000)
+        e.start()
+        known = [m["telegram_id"] for m in docs["clubs"][0]["members"]]
+        at = [T0 + timedelta(minutes=i + 1) for i in range(OPS)]
+        new = _timed(lambda: [e.handle(MemberStatusChanged(chat, Person(1_000 + i, first_name="N"),
+                                                           MemberState("member"), at[i])) for i in range(OPS)])
+        left = _timed(lambda: [e.handle(MemberStatusChanged(chat, Person(known[i]), MemberState("left"), at[i]))
+                               for i in range(OPS)])
+        e.cache.clear()
+        uncached = _timed(lambda: [e.handle(MessageSeen(chat, Person(known[OPS + i]), at[i])) for i in range(OPS)])
+        for i in range(30):
+            e.handle(MessageSeen(chat, Person(known[OPS + i]), at[-1] + timedelta(minutes=i)))
+        flush = _timed(e.flush)
+        rows.append({"members": size, "new_member_ms": 1000 * new / OPS, "leave_ms": 1000 * left / OPS,
+                     "uncached_message_ms": 1000 * uncached / OPS, "flush_30_ms": 1000 * flush})
+        store.close()
+    return rows
+
+
+def per_clubs(root: str, counts=(10, 100, 1_000), members: int = 300) -> List[Dict[str, float]]:
+    rows = []
+    for n in counts:
+        store = open_store(f"file:{root}/clubs{n}")
+        docs = _club_docs(n, members)
+        store.import_documents(docs)
+        _settle(store)
+        store.ops = 0
+        e = Engine(store, OfflineGateway(9000, "bench_bot"), MemoryMemberCache(), bot_id=9000)
+        start_store = _timed(store.club_index)
+        store.ops = 0
+        start = _timed(e.start)
+        start_ops = store.ops
+        for c in docs["clubs"]:  # 30 writers per club, on the hot path
+            chat = ChatRef(c["telegram_group_id"], "supergroup", c["name"])
+            for m in c["members"][:30]:
+                e.handle(MessageSeen(chat, Person(m["telegram_id"]), T0 + timedelta(hours=1)))
+        flush = _timed(e.flush)
+        warm_same = _timed(e.start)
+        warm_query = _timed(lambda: store.club_index(dict(e._versions)))
+        for c in docs["clubs"][: max(1, n // 10)]:  # a tenth of the clubs gain a member
+            e.handle(MemberStatusChanged(ChatRef(c["telegram_group_id"]), Person(5, first_name="J"),
+                                         MemberState("member"), T0 + timedelta(hours=2)))
+        warm_tenth = _timed(e.start)
+        unknown = _timed(lambda: store.club_by_group(-42))
+        rows.append({"clubs": n, "members": n * members, "start_s": start, "start_query_s": start_store,
+                     "start_queries": start_ops,
+                     "flush_30_per_club_s": flush, "rewarm_unchanged_s": warm_same, "rewarm_query_s": warm_query,
+                     "rewarm_tenth_changed_s": warm_tenth, "unknown_chat_ms": 1000 * unknown})
+        store.close()
+    return rows
+
+
+def main(json_out: bool = False, quick: bool = False) -> int:
+    root = tempfile.mkdtemp(prefix="tgsync-scale-")
+    try:
+        sizes = (300, 2_000) if quick else (300, 2_000, 10_000)
+        counts = (10, 100) if quick else (10, 100, 1_000)
+        a, b = per_member(root, sizes), per_clubs(root, counts)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    ratio = a[-1]["new_member_ms"] / a[0]["new_member_ms"] if a[0]["new_member_ms"] else 0.0
+    out = {"backend": "sqlite file:", "per_member_size": a, "per_club_count": b,
+           "new_member_ratio_largest_vs_300": round(ratio, 2)}
+    if json_out:
+        print(json.dumps(out))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(width=max(110, Console().width))
+    t = Table(title="per operation vs club size (SQLite file:, ms each)")
+    for col in ("members", "new member", "leave", "uncached message", "flush of 30"):
+        t.add_column(col, justify="right")
+    for r in a:
+        t.add_row(f"{r['members']:,}", f"{r['new_member_ms']:.3f}", f"{r['leave_ms']:.3f}",
+                  f"{r['uncached_message_ms']:.3f}", f"{r['flush_30_ms']:.2f}")
+    con.print(t)
+    t = Table(title="start / flush / re-warm vs number of clubs (300 members each, seconds)")
+    for col in ("clubs", "members", "cold start", "its query", "queries", "flush 30/club", "re-warm, none changed", "its query",
+                "re-warm, 1/10 changed", "unknown chat ms"):
+        t.add_column(col, justify="right")
+    for r in b:
+        t.add_row(f"{r['clubs']:,}", f"{r['members']:,}", f"{r['start_s']:.3f}", f"{r['start_query_s']:.3f}",
+                  str(r["start_queries"]),
+                  f"{r['flush_30_per_club_s']:.3f}", f"{r['rewarm_unchanged_s']:.3f}", f"{r['rewarm_query_s']:.4f}",
+                  f"{r['rewarm_tenth_changed_s']:.3f}", f"{r['unknown_chat_ms']:.3f}")
+    con.print(t)
+
+    def mark(ok: bool) -> str:
+        return "[green]met[/]" if ok else "[red]missed[/]"
+
+    big = b[-1]
+    con.print(f"new member at {a[-1]['members']:,} members: {ratio:.2f}× the time at 300 "
+              f"(target ≤1.5×: {mark(ratio <= 1.5)}); at {big['clubs']:,} clubs: cold start "
+              f"{big['start_s']:.2f} s (target <1 s: {mark(big['start_s'] < 1)}), flush of 30 a club "
+              f"{big['flush_30_per_club_s']:.2f} s (target <1 s: {mark(big['flush_30_per_club_s'] < 1)})")
+    return 0
