@@ -1,0 +1,164 @@
+"""The SQLite store's member writes: observations and listings decided by `core.store.decide`
+inside the caller's transaction, and the set-based last_seen flush. Part of SqliteStore."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from tgsync_cli.core.events import Person
+from tgsync_cli.core.store import Observation, Outcome, decide
+from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, dt_in, dt_out
+
+_TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at")
+
+
+class SqliteMembers:
+    """Relies on SqliteStore's `_tx`, `_member_row` and `_upsert_account`."""
+
+    # -- members ---------------------------------------------------------------------------------
+    def member(self, club_id: str, tid: int) -> Optional[dict]:
+        with self._tx("member", write=False) as cur:
+            return self._member(cur, club_id, tid)
+
+    def _member(self, cur, club_id: str, tid: int, raw: bool = False) -> Optional[dict]:
+        row = cur.execute(f"SELECT {', '.join(MEMBER_COLS)} FROM memberships WHERE club_id = ? AND telegram_id = ?",
+                          (club_id, tid)).fetchone()
+        return self._member_row(row, raw) if row else None
+
+    def _departure(self, cur, club_id: str, tid: int) -> Optional[dict]:
+        row = cur.execute("SELECT status, at FROM departures WHERE club_id = ? AND telegram_id = ?",
+                          (club_id, tid)).fetchone()
+        return {"status": row[0], "at": dt_out(row[1])} if row else None
+
+    def _apply(self, cur, club_id: str, obs: Observation) -> Outcome:
+        tid = obs.person.id
+        current = self._member(cur, club_id, tid, raw=True)
+        dep = self._departure(cur, club_id, tid) if current is None else None
+        d = decide(club_id, current, dep, obs)
+        if d.departure is not None:
+            cur.execute("INSERT INTO departures (club_id, telegram_id, status, at) VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT(club_id, telegram_id) DO UPDATE SET status = excluded.status,"
+                        " at = excluded.at WHERE departures.at <= excluded.at",
+                        (club_id, tid, d.departure["status"], dt_in(d.departure["at"])))
+        if d.member is not None:
+            m = dict(d.member)
+            if d.account:
+                m["user_id"] = self._upsert_account(cur, obs.person, obs.at, obs.keep_names)
+            vals = [dt_in(m.get(c)) if c in _TIMES else m.get(c) for c in MEMBER_COLS]
+            if current is None:
+                cur.execute(f"INSERT INTO memberships (club_id, {', '.join(MEMBER_COLS)}) VALUES "
+                            f"(?, {', '.join('?' * len(MEMBER_COLS))})", [club_id, *vals])
+            else:
+                sets = ", ".join(f"{c} = ?" for c in MEMBER_COLS)
+                cur.execute(f"UPDATE memberships SET {sets} WHERE club_id = ? AND telegram_id = ?",
+                            [*vals, club_id, tid])
+        if d.clear_departure:
+            cur.execute("DELETE FROM departures WHERE club_id = ? AND telegram_id = ?", (club_id, tid))
+        if d.log is not None:
+            lg = d.log
+            fr = lg["from"] or {}
+            cur.execute("INSERT INTO membership_log (club_id, telegram_id, at, from_status, from_role,"
+                        " to_status, to_role, source, actor, invite_link) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        (club_id, tid, dt_in(lg["at"]), fr.get("status"), fr.get("role"),
+                         lg["to"]["status"], lg["to"]["role"], lg["source"], lg["actor"], lg["invite_link"]))
+        if d.outcome.changed:
+            cur.execute("UPDATE clubs SET version = version + 1 WHERE id = ?", (club_id,))
+        return d.outcome
+
+    def observe(self, club_id: str, obs: Observation) -> Outcome:
+        """One transaction: account upsert (if a membership is created), guarded membership
+        write, departure note, log entry. A new member costs this one round trip."""
+        with self._tx("observe") as cur:
+            return self._apply(cur, club_id, obs)
+
+    def observe_many(self, club_id: str, observations: Sequence[Observation],
+                     complete_at: Optional[datetime] = None, complete_source: str = "member_import"
+                     ) -> List[Outcome]:
+        """A listing in one transaction; with `complete_at`, active members it does not name are
+        observed as `left` at that time (their outcomes are appended)."""
+        with self._tx("observe_many") as cur:
+            outs = []
+            for i, obs in enumerate(observations):
+                self.mid_call("observe_many", i)
+                outs.append(self._apply(cur, club_id, obs))
+            if complete_at is not None:
+                listed = {o.person.id for o in observations}
+                gone = [t for (t,) in cur.execute(
+                    "SELECT telegram_id FROM memberships WHERE club_id = ? AND status = 'active'", (club_id,))
+                    if t not in listed]
+                for tid in gone:
+                    outs.append(self._apply(cur, club_id, Observation(
+                        Person(tid), "left", "member", complete_at, complete_source, create=False)))
+            return outs
+
+    def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
+                        first_seen: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
+        """One transaction, one indexed update per member that wrote: O(members changed), never
+        backwards. `first_seen` is message evidence for `source`/`joined_at` (SPEC §2)."""
+        if not seen and not first_seen:
+            return 0
+        first_seen = first_seen or {}
+        rows = []
+        for (cid, tid), at in seen.items():
+            last = dt_in(at)
+            first = first_seen.get((cid, tid))
+            rows.append((cid, tid, last if first is None or first == at else dt_in(first), last))
+        rows += [(cid, tid, dt_in(at), None) for (cid, tid), at in first_seen.items() if (cid, tid) not in seen]
+        with self._tx("flush_last_seen") as cur:
+            # the batch goes into a temporary table, then a few set-based updates join it to
+            # memberships by primary key: per member one insert, not three statements
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS flush_keys (club_id TEXT, telegram_id INTEGER,"
+                        " first TEXT, last TEXT, PRIMARY KEY (club_id, telegram_id)) WITHOUT ROWID")
+            cur.execute("DELETE FROM flush_keys")
+            cur.executemany("INSERT OR REPLACE INTO flush_keys VALUES (?, ?, ?, ?)", rows)
+            # (written so SQLite walks the batch and probes memberships by key, never the reverse)
+            key = ("(SELECT {col} FROM flush_keys k WHERE k.club_id = memberships.club_id"
+                   " AND k.telegram_id = memberships.telegram_id)")
+            cur.execute(f"UPDATE memberships SET last_seen = {key.format(col='last')}"
+                        " WHERE (club_id, telegram_id) IN (SELECT club_id, telegram_id FROM flush_keys"
+                        " WHERE last IS NOT NULL) AND (last_seen IS NULL OR last_seen < "
+                        f"{key.format(col='last')})")
+            first = key.format(col="first")
+            cur.execute(f"UPDATE memberships SET joined_at = {first}, source = 'message_activity'"
+                        " WHERE (club_id, telegram_id) IN (SELECT club_id, telegram_id FROM flush_keys)"
+                        f" AND (joined_at IS NULL OR joined_at > {first} OR (joined_at = {first}"
+                        " AND source IN ('service_message', 'member_import', 'history_import')))")
+            back = cur.execute(
+                "SELECT m.club_id, m.telegram_id, k.first, k.last FROM flush_keys k CROSS JOIN memberships m"
+                " ON m.club_id = k.club_id AND m.telegram_id = k.telegram_id WHERE k.last IS NOT NULL"
+                " AND m.status <> 'active' AND (m.hard_at IS NULL OR m.hard_at < k.last)").fetchall()
+            if back:
+                self._reactivate(cur, {(c, t): dt_out(last) for c, t, _f, last in back},
+                                 {(c, t): dt_out(first) for c, t, first, _l in back})
+        return len(seen)
+
+    @staticmethod
+    def _reactivate(cur, seen, first_seen) -> None:
+        """A message newer than the member event that made someone inactive proves them back
+        (SPEC §3), also when another process applied that event while this one had the member
+        cached: the message never reached the store until now."""
+        for (cid, tid), last in seen.items():
+            first = dt_in(first_seen.get((cid, tid), last))
+            last_s = dt_in(last)
+            row = cur.execute(
+                "UPDATE memberships SET status = 'active',"
+                " status_at = CASE WHEN hard_at IS NULL OR hard_at < ? THEN ? ELSE ? END,"
+                " proof_at = CASE WHEN proof_at IS NULL OR proof_at < ? THEN ? ELSE proof_at END"
+                " WHERE club_id = ? AND telegram_id = ? AND status <> 'active'"
+                " AND (hard_at IS NULL OR hard_at < ?) RETURNING status_at, role",
+                (first, first, last_s, last_s, last_s, cid, tid, last_s)).fetchone()
+            if row is None:
+                continue
+            cur.execute("INSERT INTO membership_log (club_id, telegram_id, at, from_status, from_role,"
+                        " to_status, to_role, source, actor, invite_link)"
+                        " SELECT ?, ?, ?, d.from_status, ?, 'active', ?, 'message_activity', NULL, NULL"
+                        " FROM (SELECT to_status AS from_status FROM membership_log WHERE club_id = ?"
+                        " AND telegram_id = ? ORDER BY seq DESC LIMIT 1) d",
+                        (cid, tid, row[0], row[1], row[1], cid, tid))
+            cur.execute("UPDATE clubs SET version = version + 1 WHERE id = ?", (cid,))
+
+    def active_count(self, club_id: str) -> int:
+        with self._tx("active_count", write=False) as cur:
+            return cur.execute("SELECT COUNT(*) FROM memberships WHERE club_id = ? AND status = 'active'",
+                               (club_id,)).fetchone()[0]
