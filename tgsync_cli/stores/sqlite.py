@@ -47,8 +47,8 @@ class SqliteStore(SqliteMembers, Counted):
     @contextlib.contextmanager
     def _tx(self, name: str, write: bool = True) -> Iterator[sqlite3.Cursor]:
         self.before_call(name)
-        self.ops += 1
         with self._lock:
+            self.ops += 1
             cur = self._conn.cursor()
             try:
                 cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
