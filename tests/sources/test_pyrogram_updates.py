@@ -17,6 +17,7 @@ AT = datetime(2024, 12, 1, 10, 0, 0)  # T0 as naive UTC
 SG = ChatRef(id=-1000000001006, type="supergroup", title="SRG Almaty", username="srg_almaty")
 AIDA = Person(id=1, first_name="Aida", username="aida")
 IVAN = Person(id=2, first_name="Ivan", language_code="ru")
+BOT = Person(id=9000, is_bot=True, first_name="Ayda Run", username="aydarun_bot")
 P = raw.types
 
 
@@ -104,7 +105,7 @@ def test_when_aida_adds_the_bot_as_admin_it_is_a_bot_status_change(world):
     [e] = world.member(9000, 1, new=P.ChannelParticipantAdmin(user_id=9000, promoted_by=1, date=T0_,
                                                               admin_rights=ADMIN_RIGHTS))
     assert e == BotStatusChanged(chat=SG, actor=AIDA, old=MemberState("left"),
-                                 new=MemberState("administrator"), at=AT)
+                                 new=MemberState("administrator"), at=AT, bot=BOT)
 
 
 def test_when_the_bot_is_removed_it_is_a_bot_status_change_to_kicked(world):
@@ -116,7 +117,7 @@ def test_when_the_bot_is_removed_it_is_a_bot_status_change_to_kicked(world):
 def test_in_a_basic_group_the_bot_added_as_member(world):
     [e] = world.basic_member(9000, 1, new=P.ChatParticipant(user_id=9000, inviter_id=1, date=T0_))
     assert e == BotStatusChanged(chat=ChatRef(id=-55, type="group", title="SRG old"), actor=AIDA,
-                                 old=MemberState("left"), new=MemberState("member"), at=AT)
+                                 old=MemberState("left"), new=MemberState("member"), at=AT, bot=BOT)
 
 
 def test_a_banned_channel_peer_is_no_person(world):

@@ -44,7 +44,7 @@ class DeepLinks:
             self._reply(user, "This group is not registered with Ayda Run. Ask an organizer to add the bot.")
             return
         try:
-            state = self.gateway.get_member(info.chat_id, user.id).state
+            state = self.tg(info, self.gateway.get_member, user.id).state
         except TelegramUnavailable as exc:
             self.note(f"deep link from {user.id} skipped: {exc}")
             return

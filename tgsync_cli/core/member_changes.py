@@ -28,26 +28,34 @@ class MemberChanges:
 
     # -- other members' status (routes 3 and 5) ---------------------------------------------------
     def on_member_status(self, ev: MemberStatusChanged) -> None:
-        if not is_person(ev.user, self.bot_id):
-            return
+        if not is_person(ev.user, self.bot_id) or ev.chat.type in ("channel", "private"):
+            return  # channel subscribers are no club's members
         info = self.club(ev.chat.id)
         if info is None:
             return
-        if ev.via == "service_message" and info.bot_is_admin:
-            return  # an admin bot receives the richer member event for the same change
-        created = self.apply_status(info, ev.user, club_status(ev.new), club_role(ev.new), ev.at,
-                                    ev.via)
+        # Service messages always apply, admin bot or not: for an admin they repeat the member
+        # event (same status, same time: they converge), and after a demotion the bot missed
+        # they are all that keeps joins and leaves coming. A join notice says nothing of the
+        # role (an admin adding someone as admin), so it leaves the role alone.
+        status = club_status(ev.new)
+        role = None if ev.via == "service_message" and status == ACTIVE else club_role(ev.new)
+        invite = {"invite_link": ev.invite_link, "invited_by": ev.invited_by} if ev.invite_link else None
+        created = self.apply_status(info, ev.user, status, role, ev.at, ev.via, extra=invite)
         if created and self.welcome_dm:
             self._welcome_dm(info, ev.user)
 
     def _welcome_dm(self, info: ClubInfo, user: Person) -> None:
+        account = self.store.user_by_telegram_id(user.id)
+        if account is not None and account.get("dm_blocked"):
+            return  # they blocked the bot: Telegram would refuse, so it is not asked
         try:
             self.gateway.send_private(user.id, f"Welcome to {info.name} on Ayda Run!")
         except TelegramError:
             pass  # a failed welcome DM is not an error (SPEC §3)
 
     def apply_status(self, info: ClubInfo, person: Person, status: str, role: Optional[str],
-                     at: datetime, source: str, strictly_newer: bool = False) -> bool:
+                     at: datetime, source: str, strictly_newer: bool = False,
+                     extra: Optional[dict] = None) -> bool:
         """Set a member's status as of `at`; create them if active and unknown. True if created."""
         cid, tid = info.club_id, person.id
         existing = self.store.member(cid, tid)
@@ -74,7 +82,7 @@ class MemberChanges:
         doc = {"user_id": user_id, "telegram_id": tid, "username": person.username,
                "first_name": person.first_name, "role": role or "member", "status": status,
                "joined_at": at, "last_seen": None, "source": source, "status_at": status_at,
-               "role_at": role_at}
+               "role_at": role_at, **(extra or {})}
         created = self.store.add_member(cid, doc)
         if not created:  # another process added them first: fall back to the guarded update
             current = self.store.member(cid, tid)

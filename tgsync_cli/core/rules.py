@@ -59,6 +59,37 @@ def parse_join_payload(payload: Optional[str]) -> Optional[int]:
     return chat_id if abs(chat_id) <= _INT64 else None
 
 
+_START_RE = re.compile(r"/start(?:@\w+)?(?:\s+(.*))?", re.IGNORECASE | re.DOTALL)
+_NO_PAYLOAD = object()
+
+
+def start_payload(text: Optional[str]):
+    """A private `/start` → its payload (None for a bare /start); anything else → NOT_START.
+
+    Both adapters use this so Bot API and MTProto agree: the command is matched case-insensitively
+    (clients send `/START` as typed), and whatever follows it is the payload, spaces included —
+    a payload that is not a clean `join_<id>` then gets the engine's "not a valid link" reply.
+    """
+    m = _START_RE.fullmatch((text or "").strip())
+    if m is None:
+        return NOT_START
+    rest = (m.group(1) or "").strip()
+    return rest or None
+
+
+NOT_START = _NO_PAYLOAD
+
+
+def removal_status(user_id: int, actor_id: Optional[int], sender_chat_id: Optional[int]) -> str:
+    """A "X left the group" service message: left when X removed themself or nobody is named,
+    kicked when someone else (a person, or an anonymous admin acting as the chat) removed them."""
+    if actor_id is not None and actor_id != user_id:
+        return "kicked"
+    if actor_id is None and sender_chat_id is not None:
+        return "kicked"
+    return "left"
+
+
 def deep_link(bot_username: str, chat_id: int) -> str:
     return f"https://t.me/{bot_username}?start=join_{chat_id}"
 

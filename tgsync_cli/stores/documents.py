@@ -215,6 +215,14 @@ class Store:
     def user_by_telegram_id(self, tid: int) -> Optional[dict]:
         return self.users.find_one({"telegram_id": tid})
 
+    # issue 11 (edges): for the store rewrite to carry over.
+    def set_dm_blocked(self, tid: int, blocked: bool, at: datetime) -> None:
+        """A user blocked (or unblocked) the bot: flag their account, if they have one (a block
+        creates nothing). Guarded by Telegram time, so a late block cannot undo a newer unblock."""
+        self.users.update_one({"telegram_id": tid, "$or": [{"dm_blocked_at": {"$lte": at}},
+                                                           {"dm_blocked_at": None}]},
+                              {"$set": {"dm_blocked": blocked, "dm_blocked_at": at}})
+
     # -- members --------------------------------------------------------------------------
     def member(self, club_id: str, tid: int) -> Optional[dict]:
         doc = self.clubs.find_one({"_id": club_id, "members.telegram_id": tid},
