@@ -35,7 +35,9 @@ class ClubLifecycle:
     def on_bot_status(self, ev: BotStatusChanged) -> None:
         if ev.chat.type == "private":  # the user blocked (kicked) or unblocked the bot
             if ev.chat.id > 0:
-                self.store.set_dm_blocked(ev.chat.id, club_status(ev.new) == "kicked", ev.at)
+                blocked = club_status(ev.new) == "kicked"
+                self.dm_blocked[ev.chat.id] = blocked  # also for someone with no account yet
+                self.store.set_dm_blocked(ev.chat.id, blocked, ev.at)
             return
         if ev.chat.type == "channel":
             self.note(f"bot status in channel {ev.chat.id} ignored: only groups are clubs")

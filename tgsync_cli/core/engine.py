@@ -57,6 +57,7 @@ class Engine(ClubLifecycle, MemberChanges, RosterSync, DeepLinks):
         self.last_seen: Dict[Tuple[str, int], datetime] = {}
         self._clubs: Dict[int, ClubInfo] = {}
         self._unknown: Dict[int, float] = {}
+        self.dm_blocked: Dict[int, bool] = {}  # private my_chat_member seen by this process
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:

@@ -45,8 +45,11 @@ class MemberChanges:
             self._welcome_dm(info, ev.user)
 
     def _welcome_dm(self, info: ClubInfo, user: Person) -> None:
-        account = self.store.user_by_telegram_id(user.id)
-        if account is not None and account.get("dm_blocked"):
+        blocked = self.dm_blocked.get(user.id)
+        if blocked is None:
+            account = self.store.user_by_telegram_id(user.id)
+            blocked = bool(account and account.get("dm_blocked"))
+        if blocked:
             return  # they blocked the bot: Telegram would refuse, so it is not asked
         try:
             self.gateway.send_private(user.id, f"Welcome to {info.name} on Ayda Run!")

@@ -70,7 +70,14 @@ def find_club(store: Store, chat: str) -> dict:
     elif chat.startswith("club_"):
         doc = store.club_by_id(chat)
     elif chat.startswith("@"):
-        doc = store.clubs.find_one({"username": chat[1:]})
+        # the engine keeps a public group's username in sync.username (issue 11); Telegram
+        # usernames are case-insensitive
+        name = chat[1:]
+        doc = store.clubs.find_one({"$or": [{"sync.username": name}, {"username": name}]})
+        if doc is None and name:
+            doc = next((d for d in store.all_clubs()
+                        if str((d.get("sync") or {}).get("username") or "").lower() == name.lower()),
+                       None)
     else:
         raise InputError(f"CHAT {chat!r}: expected a numeric chat id, an @username or a club_ id")
     if doc is None:
