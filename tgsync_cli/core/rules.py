@@ -80,14 +80,11 @@ def start_payload(text: Optional[str]):
 NOT_START = _NO_PAYLOAD
 
 
-def removal_status(user_id: int, actor_id: Optional[int], sender_chat_id: Optional[int]) -> str:
-    """A "X left the group" service message: left when X removed themself or nobody is named,
-    kicked when someone else (a person, or an anonymous admin acting as the chat) removed them."""
-    if actor_id is not None and actor_id != user_id:
-        return "kicked"
-    if actor_id is None and sender_chat_id is not None:
-        return "kicked"
-    return "left"
+def removal_status(user_id: int, actor_id: Optional[int]) -> str:
+    """A "X left the group" service message: `left` only when X is its sender (a leave is always
+    X's own act); otherwise someone removed X — a person, or an anonymous admin, whom MTProto
+    shows as no sender at all (pyrogram: the chat itself), the Bot API as the group — `kicked`."""
+    return "left" if actor_id == user_id else "kicked"
 
 
 def deep_link(bot_username: str, chat_id: int) -> str:

@@ -260,11 +260,11 @@ class Simulator:
         if not self.world.bot_in(chat.id):
             return
         if chat.type == "channel":
-            if "text" in fields:
+            if "text" in fields or "sticker" in fields:
                 self._deliver({"channel_post": {"message_id": next(self._message_ids),
                                                 "date": self._ts(), "chat": self._chat(chat),
                                                 "sender_chat": self._chat(chat),
-                                                "text": fields["text"]}})
+                                                "text": fields.get("text") or "👟"}})
             return
         msg = {"message_id": next(self._message_ids), "date": self._ts(), "chat": self._chat(chat)}
         if sender is not None:
@@ -367,7 +367,8 @@ class Simulator:
             return  # only a channel's admins post in it
         reply = bool(step.get("reply_to_bot"))
         if self._reaches_bot(chat, text, reply):
-            fields: Dict[str, Any] = {"text": text}
+            # no text: a sticker or photo, which has no `text` field at all (never "")
+            fields: Dict[str, Any] = {"text": text} if text else {"sticker": {"emoji": "👟"}}
             if reply:
                 fields["reply_to_message"] = {"message_id": 1, "date": self._ts(),
                                               "chat": self._chat(chat),
@@ -377,7 +378,8 @@ class Simulator:
     def do_anonymous_message(self, step):
         chat, text = self.world.chat(step["chat"]), step.get("text") or ""
         if chat.migrated_to is None and self._reaches_bot(chat, text):
-            self._message(chat, ANONYMOUS_ADMIN_ID, text=text, sender_chat=self._chat(chat))
+            body = {"text": text} if text else {"sticker": {"emoji": "👟"}}
+            self._message(chat, ANONYMOUS_ADMIN_ID, sender_chat=self._chat(chat), **body)
 
     def _private_bot_event(self, uid: int, blocked: bool) -> None:
         old, new = (MemberState("member"), MemberState("kicked"))[::1 if blocked else -1]

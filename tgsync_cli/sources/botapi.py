@@ -107,7 +107,10 @@ def parse_chat_member(obj: Any, path: str, mine: bool) -> object:
     new = member_state(new_obj, f"{path}.new_chat_member")
     user = person(_get(new_obj, "user", f"{path}.new_chat_member", dict), f"{path}.new_chat_member.user")
     if mine:
-        return BotStatusChanged(chat=c, actor=actor, old=old, new=new, at=at, bot=user)
+        # in a private chat it is the user blocking/unblocking us: nothing to learn about the bot
+        # (MTProto's UpdateBotStopped does not describe it either)
+        return BotStatusChanged(chat=c, actor=actor, old=old, new=new, at=at,
+                                bot=None if c.type == "private" else user)
     link = _get(obj, "invite_link", path, dict, False)
     name = invited_by = None
     if link is not None:
@@ -157,7 +160,7 @@ def parse_message(msg: Any, path: str, edited: bool = False) -> List[object]:
     left = _get(msg, "left_chat_member", path, dict, False)
     if left is not None:
         user = person(left, f"{path}.left_chat_member")
-        status = removal_status(user.id, sender.id if sender else None, sender_chat_id)
+        status = removal_status(user.id, sender.id if sender else None)
         if not user.is_bot:
             events.append(MemberStatusChanged(chat=c, user=user, new=MemberState(status), at=at,
                                               actor=sender, via="service_message"))

@@ -134,7 +134,7 @@ def events_from_message(message, bot_id: int) -> List[Event]:
         u = message.left_chat_member
         if u.is_bot or u.id == bot_id:
             return []
-        status = removal_status(u.id, actor.id if actor else None, sender_chat_id)
+        status = removal_status(u.id, actor.id if actor else None)
         return [MemberStatusChanged(chat=chat, user=person_from_user(u), new=MemberState(status),
                                     at=at, actor=actor, via="service_message")]
     if message.service:  # pins, titles, calls...: nothing the roster needs
