@@ -230,3 +230,26 @@ def test_person_and_state_helpers(tl, client):
     u = tl.run(types.User._parse(client, tl.user(2, "Ivan", "ivan", lang="ru")))
     assert person_from_user(u) == Person(id=2, first_name="Ivan", username="ivan", language_code="ru")
     assert state_from_member(None) == MemberState("left")
+
+
+# -- issue 11: channels on the live path, /start variants ----------------------------------------
+def test_a_bot_made_admin_of_a_broadcast_channel_creates_no_club(world, store):
+    from tgsync_cli.core.cache import MemoryMemberCache
+    from tgsync_cli.core.engine import Engine
+    from tgsync_cli.core.gateway import OfflineGateway
+
+    [e] = world.member(9000, 1, channel=2002, new=P.ChannelParticipantAdmin(
+        user_id=9000, promoted_by=1, date=T0_, admin_rights=ADMIN_RIGHTS))
+    assert isinstance(e, BotStatusChanged) and e.chat.type == "channel"
+    [join] = world.member(2, 2, channel=2002, new=P.ChannelParticipant(user_id=2, date=T0_))
+    engine = Engine(store, OfflineGateway(9000, "aydarun_bot"), MemoryMemberCache(), bot_id=9000)
+    engine.start()
+    engine.handle(e)
+    engine.handle(join)
+    assert store.all_clubs() == [] and store.user_by_telegram_id(1) is None
+
+
+@pytest.mark.parametrize("text, payload", [("/START", None), ("/start join_-1001006 extra", "join_-1001006 extra")])
+def test_start_in_any_case_and_with_extra_words_is_still_a_start(world, text, payload):
+    events = world.message(msg(None, peer=P.PeerUser(user_id=2), text=text))
+    assert events == [DeepLinkStart(user=IVAN, payload=payload, at=AT)]
