@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from tgsync_cli.cli import app
 from tgsync_cli.core.cache import MemoryMemberCache
 from tgsync_cli.core.engine import Engine
-from tgsync_cli.core.events import BotStatusChanged, ChatMigrated, ChatRef, MemberState
+from tgsync_cli.core.events import (BotStatusChanged, ChatMigrated, ChatRef, MemberState,
+                                    MemberStatusChanged, Person)
 from tgsync_cli.core.gateway import OfflineGateway
 from tgsync_cli.core.rules import parse_iso
 from tgsync_cli.sim.simulator import Simulator
@@ -226,3 +227,18 @@ def test_a_join_through_an_invite_link_records_the_link_and_its_creator(tmp_path
     members = {m["telegram_id"]: m for m in out.store.club_by_group(CHAT)["members"]}
     assert (members[5]["invite_link"], members[5]["invited_by"]) == ("spring-flyer", 2)
     assert "invite_link" not in members[6]
+
+
+def test_the_service_message_echoing_an_applied_member_event_costs_no_store_call():
+    store = open_store("memory:")
+    engine = Engine(store, OfflineGateway(), MemoryMemberCache(), bot_id=BOT)
+    engine.start()
+    chat = ChatRef(CHAT, "supergroup", "Sunday Long Run")
+    engine.handle(BotStatusChanged(chat, None, MemberState("left"), MemberState("administrator"), T))
+    ivan = Person(5, first_name="Ivan")
+    for status, via in (("member", "chat_member_event"), ("member", "service_message"),
+                        ("left", "chat_member_event"), ("left", "service_message")):
+        before = store.ops
+        engine.handle(MemberStatusChanged(chat, ivan, MemberState(status), T, via=via))
+        assert (store.ops == before) == (via == "service_message")
+    assert roster(store, CHAT)[5] == ("member", "left", "chat_member_event")

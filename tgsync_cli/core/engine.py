@@ -58,6 +58,7 @@ class Engine(ClubLifecycle, MemberChanges, RosterSync, DeepLinks):
         self._clubs: Dict[int, ClubInfo] = {}
         self._unknown: Dict[int, float] = {}
         self.dm_blocked: Dict[int, bool] = {}  # private my_chat_member seen by this process
+        self.recent_changes: Dict[Tuple[str, int], Tuple[str, datetime]] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:

@@ -21,6 +21,7 @@ from tgsync_cli.core.rules import (
 )
 
 log = logging.getLogger("tgsync.engine")
+RECENT_CHANGES = 10000  # member events remembered so their service-message echo costs no store call
 
 
 class MemberChanges:
@@ -38,9 +39,16 @@ class MemberChanges:
         # they are all that keeps joins and leaves coming. A join notice says nothing of the
         # role (an admin adding someone as admin), so it leaves the role alone.
         status = club_status(ev.new)
+        key = (info.club_id, ev.user.id)
+        if ev.via == "service_message" and self.recent_changes.get(key) == (status, ev.at):
+            return  # the member event of this very change was applied here: nothing to add
         role = None if ev.via == "service_message" and status == ACTIVE else club_role(ev.new)
         invite = {"invite_link": ev.invite_link, "invited_by": ev.invited_by} if ev.invite_link else None
         created = self.apply_status(info, ev.user, status, role, ev.at, ev.via, extra=invite)
+        if ev.via == "chat_member_event":  # applied (a store failure raised above): remember it
+            if len(self.recent_changes) >= RECENT_CHANGES:
+                self.recent_changes.clear()  # a memo of the last few, not a record
+            self.recent_changes[key] = (status, ev.at)
         if created and self.welcome_dm:
             self._welcome_dm(info, ev.user)
 

@@ -135,8 +135,7 @@ class RosterSync:
             if listed:
                 members = [m for p in pages for m in p]
                 whole = count is not None and len(members) >= count
-                would = self._dry_diff(info, members)
-                active = self._active_count(info)
+                would, active = self._dry_diff(info, members)
                 mass = would.marked_left > MASS_DEPARTURE * active
                 if not whole:
                     reason = "Telegram listed fewer members than it counts (server limit): none marked left"
@@ -169,12 +168,13 @@ class RosterSync:
                                reason or "roster listed and compared", result.added,
                                result.marked_left, result.updated, present, admin, held_back)
 
-    def _dry_diff(self, info: ClubInfo, members) -> RosterResult:
+    def _dry_diff(self, info: ClubInfo, members):
+        """(what applying the listing would add and mark left, how many are active now)."""
         doc = self.store.club_by_id(info.club_id) or {}
         active = {m["telegram_id"] for m in doc.get("members", []) if m.get("status") == ACTIVE}
         listed = {m.person.id for m in members
                   if is_person(m.person, self.bot_id) and club_status(m.state) == ACTIVE}
-        return RosterResult(added=len(listed - active), marked_left=len(active - listed))
+        return RosterResult(added=len(listed - active), marked_left=len(active - listed)), len(active)
 
     def _active_count(self, info: ClubInfo) -> int:
         doc = self.store.club_by_id(info.club_id) or {}
