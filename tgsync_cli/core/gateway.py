@@ -1,6 +1,6 @@
 """The Telegram gateway protocol the engine depends on, and the offline stand-in.
 
-Implementations: `simulator.SimGateway` (a world), `telegram.gateway.PyrogramGateway` (live),
+Implementations: `sim.world.SimGateway` (a world), `telegram.gateway.PyrogramGateway` (live),
 `OfflineGateway` (replay with no connection: every call raises TelegramUnavailable).
 """
 
