@@ -39,7 +39,9 @@ class DeepLinks:
         if chat_id is None:
             self._reply(user, "This link is not a valid club invitation. Use the button in your club's group.")
             return
-        info = self.club(chat_id)
+        # No Telegram lookup for an id with no club: anyone can type any payload, and a link
+        # naming a migrated group's old id finds its club and follows Telegram's answer (tg)
+        info = self.club(chat_id, discover=False)
         if info is None:
             self._reply(user, "This group is not registered with Ayda Run. Ask an organizer to add the bot.")
             return
