@@ -66,7 +66,7 @@ def test_steps_that_need_telegram_are_reported_and_skipped(tmp_path):
     assert roster == {}  # admins unknown offline; the deep link cannot be confirmed
 
 
-def test_service_messages_count_only_while_the_bot_is_not_admin(tmp_path):
+def test_service_messages_count_whether_or_not_the_bot_is_admin(tmp_path):
     joined = U.message(T + 5, 5, new_chat_members=[U.user(5)])
     left = U.message(T + 6, 6, left_chat_member=U.user(6))
     kicked = U.message(T + 7, 1, left_chat_member=U.user(7))
@@ -75,7 +75,8 @@ def test_service_messages_count_only_while_the_bot_is_not_admin(tmp_path):
     admin_dir = tmp_path / "admin"
     admin_dir.mkdir()
     res, roster = run(admin_dir, [U.bot_added(T, status="administrator"), joined])
-    assert roster == {}  # an admin bot waits for the chat_member update of the same change
+    # SPEC §3: applied whenever they arrive (after a demotion the bot missed, they are all it gets)
+    assert roster == {5: ("member", "active", "service_message")}
 
 
 def test_migration_messages_move_the_club(tmp_path):

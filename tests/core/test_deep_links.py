@@ -2,7 +2,6 @@
 active member of the club's group — now, in the group as it is now. Everyone else gets a clear
 reply, and the store is exactly as it would be had they never pressed the button."""
 
-import copy
 
 from tgsync_cli.sim.faults import snapshot
 from tests.worlds import CHAT, Story

@@ -120,15 +120,15 @@ def test_no_verify_takes_the_last_evidence_as_the_status(store, tmp_path):
 
     rep = ops.import_history(store, None, scan_of(tmp_path, MESSAGES), CHAT, verify=False, at=NOW)
 
-    assert (rep.added, rep.already_known, rep.refused, rep.skipped) == (4, 1, 0, 1)
+    assert (rep.added, rep.recorded_left, rep.already_known, rep.refused, rep.skipped) == (5, 1, 1, 0, 0)
     assert roster(store) == {1: ("organizer", "active", "admin_import"),
                              2: ("member", "active", "history_import"),
                              3: ("member", "active", "history_import"),
                              4: ("member", "active", "history_import"),
+                             5: ("member", "left", "history_import"),  # SPEC §4: last evidence, a leave
                              7: ("member", "active", "history_import")}
     bolat = next(m for m in store.club_by_group(CHAT)["members"] if m["telegram_id"] == 2)
     assert bolat["status_at"] == from_unix(T0 + 60)  # Telegram's time of the evidence
-    assert store.user_by_telegram_id(5) is None  # left with no membership: nothing at all
 
 
 def test_history_never_downgrades_a_known_member(store, tmp_path):
@@ -226,7 +226,7 @@ def test_a_member_added_while_importing_appears_once(store, tmp_path):
     ops.import_history(store, None, scan_of(tmp_path, MESSAGES), CHAT, verify=False, at=NOW)
 
     ids = [m["telegram_id"] for m in store.club_by_group(CHAT)["members"]]
-    assert sorted(ids) == [1, 2, 3, 4, 7]
+    assert sorted(ids) == [1, 2, 3, 4, 5, 7]  # 5's last evidence is a leave: recorded as left
     # the export's message is earlier evidence than the bot's sighting: SPEC §2 names its route
     assert roster(store)[3] == ("member", "active", "history_import")
     assert roster(store)[2] == ("member", "active", "history_import")
@@ -234,7 +234,7 @@ def test_a_member_added_while_importing_appears_once(store, tmp_path):
 
 def test_the_export_of_another_chat_is_imported_where_chat_says_with_a_note(store, tmp_path):
     rep = ops.import_history(store, None, scan_of(tmp_path, MESSAGES, id_=42), CHAT, verify=False, at=NOW)
-    assert rep.added == 5
+    assert rep.added == 6
     assert rep.notes == [f"the export is of chat {-(10**12 + 42)}; imported into {CHAT} as --chat says"]
 
 

@@ -33,7 +33,8 @@ def play(story: Story, store):
 
 
 def outage_story() -> Story:
-    """The bot was offline while 5 joined, 3 left and 4 was promoted; the store missed it all."""
+    """The bot was offline while 5 joined, 3 left and 4 was promoted; the store missed it all.
+    One of four active members left: over 20 %, so applying it takes --yes (SPEC §3)."""
     return (Story({1: "creator", 2: "member", 3: "member", 4: "member"})
             .bot_added(as_="administrator")
             .then("message", user=2).then("message", user=3).then("message", user=4)
@@ -56,7 +57,7 @@ def test_after_an_outage_reconcile_restores_the_roster_and_says_what_changed(sto
     gw = play(outage_story(), store)
     assert set(active_roster(store)) == {1, 2, 3, 4}  # the outage left the store behind
 
-    out = ops.reconcile_clubs(store, gw, str(CHAT), False, LATER, threshold=0)
+    out = ops.reconcile_clubs(store, gw, str(CHAT), False, LATER, threshold=0, yes=True)
 
     assert set(active_roster(store)) == telegram_roster(gw) == {1, 2, 4, 5}
     assert active_roster(store)[5] == ("member", "active", "member_import")
@@ -70,7 +71,7 @@ def test_after_an_outage_reconcile_restores_the_roster_and_says_what_changed(sto
 
 
 def test_the_simulators_reconcile_action_restores_the_roster_too(tmp_path):
-    out = outage_story().then("reconcile").run(tmp_path)
+    out = outage_story().then("reconcile", yes=True).run(tmp_path)
     assert {t for t, (_, status, _) in out.roster().items() if status == "active"} == {1, 2, 4, 5}
     assert out.member(3) == ("member", "left", "message_activity")
 
@@ -151,7 +152,7 @@ def test_all_reconciles_every_club_and_shows_a_table(tmp_path, monkeypatch):
     monkeypatch.setattr(ops_cmd, "GATEWAY_FACTORY", lambda settings: _ctx(gw))
 
     monkeypatch.setattr(render.console, "width", 200)
-    res = CliRunner().invoke(app, ["reconcile", "--all", "--store", store_uri])
+    res = CliRunner().invoke(app, ["reconcile", "--all", "--yes", "--store", store_uri])
 
     assert res.exit_code == 0, res.output
     assert "Sunday Long Run" in res.stdout and "Trail Crew" in res.stdout
@@ -171,7 +172,7 @@ def test_one_club_telegram_cannot_answer_for_does_not_hide_the_others(store):
                 raise TelegramUnavailable("Telegram is not reachable (counting members)")
             return gw.member_count(chat_id)
 
-    out = ops.reconcile_clubs(store, Flaky(), None, True, LATER)
+    out = ops.reconcile_clubs(store, Flaky(), None, True, LATER, yes=True)
 
     assert out.exit_code == 1
     assert [c.chat_id for c in out.failed] == [-1009]

@@ -46,6 +46,10 @@ class Telegram:
     def me(self):
         return BotIdentity(BOT, "aydarun_bot", None)
 
+    def chat_info(self, chat_id):
+        from tgsync_cli.core.gateway import ChatInfo
+        return ChatInfo(chat_id, "supergroup")
+
     def get_admins(self, chat_id):
         self.asked.set()
         self.gate.wait(10)  # a slow Telegram, when a test closes the gate

@@ -123,6 +123,8 @@ def basic_group_full(rig):
                                  P.ChatParticipantCreator(user_id=1),
                                  P.ChatParticipant(user_id=2, inviter_id=1, date=T0)])),
         chats=[tl.basic_group(55, "Old")], users=[tl.user(1, "User1"), tl.user(2, "User2")]))
+    # "not a participant" of a basic group is checked against its chat object (not migrated)
+    rig.fake.on("GetChats", lambda q: P.messages.Chats(chats=[tl.basic_group(55, "Old")]))
 
 
 def test_a_basic_group_is_listed_in_one_page(rig):
@@ -302,3 +304,41 @@ def test_no_secret_in_gateway_errors(rig):
         rig.gw.get_admins(SG)
     for secret in (rig.tl.FAKE_API_HASH, rig.tl.FAKE_BOT_TOKEN):
         assert secret not in str(caught.value) and secret not in repr(rig.gw)
+
+
+# -- a basic group that became a supergroup (issue 11) ------------------------------------------
+def _migrated_basic_group(tl):
+    return P.Chat(id=55, title="Old", photo=P.ChatPhotoEmpty(), participants_count=0, date=T0,
+                  version=2, deactivated=True,
+                  migrated_to=P.InputChannel(channel_id=1006, access_hash=1006 * 3 + 1))
+
+
+def test_a_basic_group_that_migrated_says_where_it_went(rig):
+    from tgsync_cli.core.gateway import ChatInfo
+    rig.fake.on("GetChats", lambda q: P.messages.Chats(chats=[_migrated_basic_group(rig.tl)]))
+    assert rig.gw.chat_info(-55) == ChatInfo(-55, "group", "Old", migrated_to=SG)
+
+
+def test_a_call_naming_a_migrated_basic_group_raises_chat_migrated_with_the_new_id(rig):
+    """MTProto answers a deactivated group's member check with nobody; its chat object then names
+    the supergroup, as the Bot API's migrate_to_chat_id would."""
+    from tgsync_cli.core.errors import ChatMigratedError
+    rig.fake.on("GetFullChat", lambda q: P.messages.ChatFull(
+        full_chat=P.ChatFull(id=55, about="", participants=P.ChatParticipantsForbidden(chat_id=55),
+                             notify_settings=P.PeerNotifySettings()),
+        chats=[_migrated_basic_group(rig.tl)], users=[]))
+    rig.fake.on("GetChats", lambda q: P.messages.Chats(chats=[_migrated_basic_group(rig.tl)]))
+    with pytest.raises(ChatMigratedError) as caught:
+        rig.gw.get_member(-55, 2)
+    assert (caught.value.old_chat_id, caught.value.new_chat_id) == (-55, SG)
+
+
+def test_a_supergroup_names_the_basic_group_it_came_from(rig):
+    rig.fake.on("GetFullChannel", lambda q: P.messages.ChatFull(
+        full_chat=P.ChannelFull(id=1006, about="", read_inbox_max_id=0, read_outbox_max_id=0,
+                                unread_count=0, chat_photo=P.PhotoEmpty(id=0),
+                                notify_settings=P.PeerNotifySettings(), bot_info=[], pts=1,
+                                migrated_from_chat_id=55, migrated_from_max_id=10),
+        chats=[rig.tl.supergroup(1006, "SRG Almaty", "srg_almaty")], users=[]))
+    info = rig.gw.chat_info(SG)
+    assert (info.id, info.type, info.username, info.migrated_from) == (SG, "supergroup", "srg_almaty", -55)

@@ -40,6 +40,10 @@ class Telegram:
     def me(self):
         return BotIdentity(BOT.id, BOT.username)
 
+    def chat_info(self, chat_id):
+        from tgsync_cli.core.gateway import ChatInfo
+        return ChatInfo(chat_id, "supergroup")
+
     def get_admins(self, chat_id):
         return [ChatMemberInfo(P[u], s) for u, s in self.members.items()
                 if s.status in ("creator", "administrator")]

@@ -275,6 +275,10 @@ class _Members:
     def get_admins(self, chat_id):
         return []
 
+    def chat_info(self, chat_id):
+        from tgsync_cli.core.gateway import ChatInfo
+        return ChatInfo(chat_id, "supergroup")
+
     def get_member(self, chat_id, user_id):
         from tgsync_cli.core.events import MemberState
         from tgsync_cli.core.gateway import ChatMemberInfo

@@ -17,6 +17,7 @@ AT = datetime(2024, 12, 1, 10, 0, 0)  # T0 as naive UTC
 SG = ChatRef(id=-1000000001006, type="supergroup", title="SRG Almaty", username="srg_almaty")
 AIDA = Person(id=1, first_name="Aida", username="aida")
 IVAN = Person(id=2, first_name="Ivan", language_code="ru")
+BOT = Person(id=9000, is_bot=True, first_name="Ayda Run", username="aydarun_bot")
 P = raw.types
 
 
@@ -104,7 +105,7 @@ def test_when_aida_adds_the_bot_as_admin_it_is_a_bot_status_change(world):
     [e] = world.member(9000, 1, new=P.ChannelParticipantAdmin(user_id=9000, promoted_by=1, date=T0_,
                                                               admin_rights=ADMIN_RIGHTS))
     assert e == BotStatusChanged(chat=SG, actor=AIDA, old=MemberState("left"),
-                                 new=MemberState("administrator"), at=AT)
+                                 new=MemberState("administrator"), at=AT, bot=BOT)
 
 
 def test_when_the_bot_is_removed_it_is_a_bot_status_change_to_kicked(world):
@@ -116,7 +117,7 @@ def test_when_the_bot_is_removed_it_is_a_bot_status_change_to_kicked(world):
 def test_in_a_basic_group_the_bot_added_as_member(world):
     [e] = world.basic_member(9000, 1, new=P.ChatParticipant(user_id=9000, inviter_id=1, date=T0_))
     assert e == BotStatusChanged(chat=ChatRef(id=-55, type="group", title="SRG old"), actor=AIDA,
-                                 old=MemberState("left"), new=MemberState("member"), at=AT)
+                                 old=MemberState("left"), new=MemberState("member"), at=AT, bot=BOT)
 
 
 def test_a_banned_channel_peer_is_no_person(world):
@@ -229,3 +230,26 @@ def test_person_and_state_helpers(tl, client):
     u = tl.run(types.User._parse(client, tl.user(2, "Ivan", "ivan", lang="ru")))
     assert person_from_user(u) == Person(id=2, first_name="Ivan", username="ivan", language_code="ru")
     assert state_from_member(None) == MemberState("left")
+
+
+# -- issue 11: channels on the live path, /start variants ----------------------------------------
+def test_a_bot_made_admin_of_a_broadcast_channel_creates_no_club(world, store):
+    from tgsync_cli.core.cache import MemoryMemberCache
+    from tgsync_cli.core.engine import Engine
+    from tgsync_cli.core.gateway import OfflineGateway
+
+    [e] = world.member(9000, 1, channel=2002, new=P.ChannelParticipantAdmin(
+        user_id=9000, promoted_by=1, date=T0_, admin_rights=ADMIN_RIGHTS))
+    assert isinstance(e, BotStatusChanged) and e.chat.type == "channel"
+    [join] = world.member(2, 2, channel=2002, new=P.ChannelParticipant(user_id=2, date=T0_))
+    engine = Engine(store, OfflineGateway(9000, "aydarun_bot"), MemoryMemberCache(), bot_id=9000)
+    engine.start()
+    engine.handle(e)
+    engine.handle(join)
+    assert store.all_clubs() == [] and store.user_by_telegram_id(1) is None
+
+
+@pytest.mark.parametrize("text, payload", [("/START", None), ("/start join_-1001006 extra", "join_-1001006 extra")])
+def test_start_in_any_case_and_with_extra_words_is_still_a_start(world, text, payload):
+    events = world.message(msg(None, peer=P.PeerUser(user_id=2), text=text))
+    assert events == [DeepLinkStart(user=IVAN, payload=payload, at=AT)]

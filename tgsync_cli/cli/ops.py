@@ -28,13 +28,16 @@ def reconcile(chat: Annotated[Optional[str], typer.Argument(help="chat id, @user
               threshold: Annotated[Optional[int], typer.Option(
                   "--threshold", help="exit 3 when drift exceeds this (default sync.reconcile_threshold)")] = None,
               dry_run: Annotated[bool, typer.Option("--dry-run", help="compare only, write nothing")] = False,
+              yes: Annotated[bool, typer.Option(
+                  "--yes", help="apply even when over 20 % of a club would be marked left")] = False,
               json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Compare each club with Telegram, fix the roster where the bot may list it (exit 3 on drift)."""
     settings = settings_for(config, store)
     limit = settings.sync.reconcile_threshold if threshold is None else threshold
     with core.store_from(settings) as st:
         with GATEWAY_FACTORY(settings) as gw:
-            outcome = ops.reconcile_clubs(st, gw, chat, all_clubs, core.utcnow(), dry_run, limit, settings)
+            outcome = ops.reconcile_clubs(st, gw, chat, all_clubs, core.utcnow(), dry_run, limit, settings,
+                                          yes=yes)
     if json_out:
         render.print_json(outcome.as_json())
     else:

@@ -40,12 +40,14 @@ class DeepLinks:
         if chat_id is None:
             self._reply(user, "This link is not a valid club invitation. Use the button in your club's group.")
             return
-        info = self.club(chat_id)
+        # No Telegram lookup for an id with no club: anyone can type any payload, and a link
+        # naming a migrated group's old id finds its club and follows Telegram's answer (tg)
+        info = self.club(chat_id, discover=False)
         if info is None:
             self._reply(user, "This group is not registered with Ayda Run. Ask an organizer to add the bot.")
             return
         try:
-            state = self.gateway.get_member(info.chat_id, user.id).state
+            state = self.tg(info, self.gateway.get_member, user.id).state
         except TelegramUnavailable as exc:
             self.note(f"deep link from {user.id} skipped: {exc}")
             return

@@ -60,6 +60,8 @@ class Engine(ClubLifecycle, MemberChanges, RosterSync, DeepLinks):
         self._active: Dict[str, List[int]] = {}  # club id → active ids read with that version
         self._clubs: Dict[int, ClubInfo] = {}
         self._unknown: Dict[int, float] = {}
+        self.dm_blocked: Dict[int, bool] = {}  # private my_chat_member seen by this process
+        self.recent_changes: Dict[Tuple[str, int], Tuple[str, datetime]] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -117,15 +119,17 @@ class Engine(ClubLifecycle, MemberChanges, RosterSync, DeepLinks):
     def _remember(self, doc: dict) -> ClubInfo:
         sync = doc.get("sync") or {}
         info = ClubInfo(doc["_id"], doc["telegram_group_id"], doc.get("name", ""),
-                        bool(sync.get("bot_is_admin")), bool(sync.get("bot_present")))
+                        bool(sync.get("bot_is_admin")), bool(sync.get("bot_present")),
+                        doc.get("username") or sync.get("username"))
         self._clubs[info.chat_id] = info
         for old in doc.get("previous_group_ids") or ():
             self._clubs[old] = info
         self._unknown.pop(info.chat_id, None)
         return info
 
-    def club(self, chat_id: int) -> Optional[ClubInfo]:
-        """From memory; unknown chats are asked of the store at most once a minute."""
+    def club(self, chat_id: int, discover: bool = True) -> Optional[ClubInfo]:
+        """From memory; unknown chats are asked of the store, and of Telegram (is it a supergroup
+        whose basic group we knew, migrated while we were not looking?), at most once a minute."""
         info = self._clubs.get(chat_id)
         if info is not None:
             return info
@@ -134,8 +138,9 @@ class Engine(ClubLifecycle, MemberChanges, RosterSync, DeepLinks):
             return None
         doc = self.store.club_by_group(chat_id)
         if doc is None:
+            # marked before asking Telegram, so following the migration cannot ask again
             self._unknown[chat_id] = time.monotonic() + UNKNOWN_CLUB_TTL
-            return None
+            return self.discover_migration(chat_id) if discover else None
         return self._remember(doc)
 
     def clubs(self) -> List[ClubInfo]:
@@ -164,6 +169,8 @@ class Engine(ClubLifecycle, MemberChanges, RosterSync, DeepLinks):
         info = self._clubs.get(ev.chat.id) or self.club(ev.chat.id)
         if info is None:
             return
+        if ev.chat.username is not None and ev.chat.username != info.username:
+            self.note_username(info, ev.chat.username)  # in memory unless it changed
         key = (info.club_id, s.id)
         if self.cache.is_active(info.club_id, s.id):  # hot path: no store, no network
             self._seen(key, ev.at)

@@ -54,3 +54,15 @@ class PeerUnknown(TelegramError):
 
 class UserNeverStarted(TelegramError):
     """A private message to a user who never opened the bot; not an error for callers."""
+
+
+class ChatMigratedError(TelegramError):
+    """The call named a basic group that became a supergroup (Bot API: `migrate_to_chat_id`).
+
+    Raised by gateway calls naming the old id, so a migration the bot missed is found at the
+    first contact; the engine moves the club to `new_chat_id` and repeats the call there."""
+
+    def __init__(self, old_chat_id: int, new_chat_id: int):
+        super().__init__(f"chat {old_chat_id} was upgraded to supergroup {new_chat_id}")
+        self.old_chat_id = old_chat_id
+        self.new_chat_id = new_chat_id

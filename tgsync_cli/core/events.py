@@ -62,6 +62,8 @@ class MemberStatusChanged:
     actor: Optional[Person] = None
     old: Optional[MemberState] = None
     via: str = "chat_member_event"  # or "service_message"
+    invite_link: Optional[str] = None  # the link's name (or URL) when Telegram says one was used
+    invited_by: Optional[int] = None  # the link's creator
 
 
 @dataclass(frozen=True)

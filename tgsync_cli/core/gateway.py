@@ -1,6 +1,6 @@
 """The Telegram gateway protocol the engine depends on, and the offline stand-in.
 
-Implementations: `simulator.SimGateway` (a world), `telegram.gateway.PyrogramGateway` (live),
+Implementations: `sim.world.SimGateway` (a world), `telegram.gateway.PyrogramGateway` (live),
 `OfflineGateway` (replay with no connection: every call raises TelegramUnavailable).
 """
 
@@ -26,8 +26,27 @@ class BotIdentity:
     privacy_mode: Optional[bool] = None  # None: unknown (MTProto does not expose it to bots)
 
 
+@dataclass(frozen=True)
+class ChatInfo:
+    """What Telegram says about a chat itself (getChat / the full chat).
+
+    `migrated_to`: a basic group's chat object names the supergroup it became;
+    `migrated_from`: a supergroup's full info names the basic group it came from."""
+
+    id: int
+    type: str
+    title: Optional[str] = None
+    username: Optional[str] = None
+    migrated_to: Optional[int] = None
+    migrated_from: Optional[int] = None
+
+
 class TelegramGateway(Protocol):
+    """Every call naming a basic group that has migrated raises `ChatMigrated(old, new)`."""
+
     def me(self) -> BotIdentity: ...
+
+    def chat_info(self, chat_id: int) -> ChatInfo: ...
 
     def get_admins(self, chat_id: int) -> List[ChatMemberInfo]: ...
 
@@ -60,6 +79,9 @@ class OfflineGateway:
         if self._id is None:
             self._no("identifying the bot")
         return BotIdentity(self._id, self._username or "", None)
+
+    def chat_info(self, chat_id):
+        self._no("looking up a chat")
 
     def get_admins(self, chat_id):
         self._no("listing admins")

@@ -22,6 +22,7 @@ from tgsync_cli.core.rules import (
 )
 
 log = logging.getLogger("tgsync.engine")
+RECENT_CHANGES = 10000  # member events remembered so their service-message echo costs no store call
 
 
 class MemberChanges:
@@ -29,20 +30,36 @@ class MemberChanges:
 
     # -- other members' status (routes 3 and 5) ---------------------------------------------------
     def on_member_status(self, ev: MemberStatusChanged) -> None:
-        if not is_person(ev.user, self.bot_id):
-            return
+        if not is_person(ev.user, self.bot_id) or ev.chat.type in ("channel", "private"):
+            return  # channel subscribers are no club's members
         info = self.club(ev.chat.id)
         if info is None:
             return
-        if ev.via == "service_message" and info.bot_is_admin:
-            return  # an admin bot receives the richer member event for the same change
-        created = self.apply_status(info, ev.user, club_status(ev.new), club_role(ev.new), ev.at,
-                                    ev.via, actor=ev.actor, invited_by=getattr(ev, "invited_by", None),
-                                    invite_link=getattr(ev, "invite_link", None))
+        # Service messages always apply, admin bot or not: for an admin they repeat the member
+        # event (same status, same time: they converge), and after a demotion the bot missed
+        # they are all that keeps joins and leaves coming. A join notice says nothing of the
+        # role (an admin adding someone as admin), so it leaves the role alone.
+        status = club_status(ev.new)
+        key = (info.club_id, ev.user.id)
+        if ev.via == "service_message" and self.recent_changes.get(key) == (status, ev.at):
+            return  # the member event of this very change was applied here: nothing to add
+        role = None if ev.via == "service_message" and status == ACTIVE else club_role(ev.new)
+        created = self.apply_status(info, ev.user, status, role, ev.at, ev.via, actor=ev.actor,
+                                    invited_by=ev.invited_by, invite_link=ev.invite_link)
+        if ev.via == "chat_member_event":  # applied (a store failure raised above): remember it
+            if len(self.recent_changes) >= RECENT_CHANGES:
+                self.recent_changes.clear()  # a memo of the last few, not a record
+            self.recent_changes[key] = (status, ev.at)
         if created and self.welcome_dm:
             self._welcome_dm(info, ev.user)
 
     def _welcome_dm(self, info: ClubInfo, user: Person) -> None:
+        blocked = self.dm_blocked.get(user.id)
+        if blocked is None:
+            account = self.store.user_by_telegram_id(user.id)
+            blocked = bool(account and account.get("dm_blocked"))
+        if blocked:
+            return  # they blocked the bot: Telegram would refuse, so it is not asked
         try:
             self.gateway.send_private(user.id, f"Welcome to {info.name} on Ayda Run!")
         except TelegramError:

@@ -17,6 +17,7 @@ class ClubInfo:
     name: str = ""
     bot_is_admin: bool = False
     bot_present: bool = False
+    username: Optional[str] = None  # the public group's @username, for `roster @name`
 
 
 @dataclass
@@ -44,3 +45,4 @@ class ReconcileReport:
     updated: int = 0
     bot_present: bool = True
     bot_is_admin: bool = False
+    held_back_left: int = 0  # members a mass departure would have marked left, not applied

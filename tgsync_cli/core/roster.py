@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from datetime import datetime
 from typing import Iterable, Optional
@@ -23,6 +24,7 @@ from tgsync_cli.core.rules import (
 )
 
 log = logging.getLogger("tgsync.engine")
+MASS_DEPARTURE = 0.20  # SPEC §3: marking more of a club left than this needs --yes
 
 
 class RosterSync:
@@ -59,7 +61,7 @@ class RosterSync:
     def import_members(self, info: ClubInfo, at: datetime, progress=None) -> RosterResult:
         """Route 6: every member Telegram lists, one bulk write per page."""
         total = RosterResult()
-        for page in self.gateway.iter_member_pages(info.chat_id):
+        for page in self._pages(info):
             r = self.apply_roster(info, [RosterEntry(m.person, m.state) for m in page], at,
                                   "member_import")
             total.added += r.added
@@ -71,33 +73,57 @@ class RosterSync:
                 progress(len(page))
         return total
 
-    def reconcile(self, info: ClubInfo, at: datetime, dry_run: bool = False) -> ReconcileReport:
-        """Counts always; a full roster diff where the bot may list members (SPEC §3)."""
+    def _pages(self, info: ClubInfo):
+        """The member pages, the first fetched now: a generator's refusal (or a migration to
+        follow) surfaces here, not in the middle of the caller's loop."""
+        def first(chat_id):
+            pages = iter(self.gateway.iter_member_pages(chat_id))
+            head = next(pages, None)
+            return iter(()) if head is None else itertools.chain([head], pages)
+        return self.tg(info, first)
+
+    def reconcile(self, info: ClubInfo, at: datetime, dry_run: bool = False,
+                  allow_mass_departure: bool = False) -> ReconcileReport:
+        """Counts always; a full roster diff where the bot may list members (SPEC §3).
+
+        Marking members `left` needs the listing to be whole (as many as Telegram counts) and,
+        unless `allow_mass_departure` (`--yes`), to touch at most MASS_DEPARTURE of the active
+        members: a mass departure is more often a listing gone wrong than a club emptying."""
         count: Optional[int] = None
         present, admin, listed, reason = info.bot_present, info.bot_is_admin, False, ""
         result = RosterResult()
+        held_back = 0
         try:
-            count = self.gateway.member_count(info.chat_id)
+            count = self.tg(info, self.gateway.member_count)
             present = True
         except BotNotInChat as exc:
             present, admin, reason = False, False, f"bot is not in the group ({exc})"
         if present:
             try:
-                pages = list(self.gateway.iter_member_pages(info.chat_id))
+                pages = list(self._pages(info))
                 listed, admin = True, True
             except TelegramError as exc:
                 reason = f"members cannot be listed: {exc}"
                 pages = []
                 if not isinstance(exc, TelegramUnavailable):
                     admin = False
-            if listed and not dry_run:
-                entries = [RosterEntry(m.person, m.state) for page in pages for m in page]
-                whole = count is None or sum(len(p) for p in pages) >= count
-                result = self.apply_roster(info, entries, at, "member_import", complete=whole)
+            if listed:
+                members = [m for p in pages for m in p]
+                whole = count is not None and len(members) >= count
+                would, active = self._dry_diff(info, members)
+                mass = would.marked_left > MASS_DEPARTURE * active
                 if not whole:
                     reason = "Telegram listed fewer members than it counts (server limit): none marked left"
-            elif listed:
-                result = self._dry_diff(info, [m for p in pages for m in p])
+                elif mass and not allow_mass_departure:
+                    held_back = would.marked_left
+                    reason = (f"would mark {would.marked_left} of {active} active members left "
+                              f"(over {MASS_DEPARTURE:.0%}): not applied, rerun with --yes")
+                if dry_run:
+                    result = would if whole else RosterResult(added=would.added)
+                else:
+                    entries = [RosterEntry(m.person, m.state) for m in members]
+                    result = self.apply_roster(info, entries, at, "member_import",
+                                               complete=whole and not held_back)
         ayda = self._active_count(info)
         humans = count
         if listed:
@@ -115,14 +141,15 @@ class RosterSync:
             self.store.prune_departures(at)
         return ReconcileReport(info.club_id, info.chat_id, info.name, count, ayda, drift, listed,
                                reason or "roster listed and compared", result.added,
-                               result.marked_left, result.updated, present, admin)
+                               result.marked_left, result.updated, present, admin, held_back)
 
-    def _dry_diff(self, info: ClubInfo, members) -> RosterResult:
+    def _dry_diff(self, info: ClubInfo, members):
+        """(what applying the listing would add and mark left, how many are active now)."""
         doc = self.store.club_by_id(info.club_id) or {}
         active = {m["telegram_id"] for m in doc.get("members", []) if m.get("status") == ACTIVE}
         listed = {m.person.id for m in members
                   if is_person(m.person, self.bot_id) and club_status(m.state) == ACTIVE}
-        return RosterResult(added=len(listed - active), marked_left=len(active - listed))
+        return RosterResult(added=len(listed - active), marked_left=len(active - listed)), len(active)
 
     def _active_count(self, info: ClubInfo) -> int:
         return self.store.active_count(info.club_id)

@@ -59,6 +59,34 @@ def parse_join_payload(payload: Optional[str]) -> Optional[int]:
     return chat_id if abs(chat_id) <= _INT64 else None
 
 
+_START_RE = re.compile(r"/start(?:@\w+)?(?:\s+(.*))?", re.IGNORECASE | re.DOTALL)
+_NO_PAYLOAD = object()
+
+
+def start_payload(text: Optional[str]):
+    """A private `/start` → its payload (None for a bare /start); anything else → NOT_START.
+
+    Both adapters use this so Bot API and MTProto agree: the command is matched case-insensitively
+    (clients send `/START` as typed), and whatever follows it is the payload, spaces included —
+    a payload that is not a clean `join_<id>` then gets the engine's "not a valid link" reply.
+    """
+    m = _START_RE.fullmatch((text or "").strip())
+    if m is None:
+        return NOT_START
+    rest = (m.group(1) or "").strip()
+    return rest or None
+
+
+NOT_START = _NO_PAYLOAD
+
+
+def removal_status(user_id: int, actor_id: Optional[int]) -> str:
+    """A "X left the group" service message: `left` only when X is its sender (a leave is always
+    X's own act); otherwise someone removed X — a person, or an anonymous admin, whom MTProto
+    shows as no sender at all (pyrogram: the chat itself), the Bot API as the group — `kicked`."""
+    return "left" if actor_id == user_id else "kicked"
+
+
 def deep_link(bot_username: str, chat_id: int) -> str:
     return f"https://t.me/{bot_username}?start=join_{chat_id}"
 

@@ -36,6 +36,7 @@ class HistoryReport:
     added: int = 0
     already_known: int = 0
     reactivated: int = 0
+    recorded_left: int = 0  # of `added`: --no-verify people whose last evidence is leaving
     refused: int = 0
     skipped: int = 0
     skip_reasons: Dict[str, int] = field(default_factory=dict)
@@ -62,8 +63,8 @@ def import_history(store: Store, gateway, scan, chat_id: int, verify: bool, at: 
     if doc is not None:
         departures = store.departures_for(doc["_id"], scan.candidates)
 
-    # (person, status_at, evidence) of each candidate to add; (member, at) of each to reactivate
-    to_add: List[Tuple[Person, datetime, Any]] = []
+    # (person, status_at, evidence, status) of each candidate to add; (member, at) to reactivate
+    to_add: List[Tuple[Person, datetime, Any, str]] = []
     to_reactivate: List[Tuple[dict, datetime]] = []
     listed, whole = _member_listing(gateway, chat_id) if verify else ({}, False)
     for tid, ev in scan.candidates.items():
@@ -104,21 +105,21 @@ def import_history(store: Store, gateway, scan, chat_id: int, verify: bool, at: 
                 continue
             if is_person(info.person) and info.person.first_name:
                 person = info.person
-            status_at = at
+            status_at, status = at, ACTIVE
         else:
-            if not ev.present:
-                if m is None:
-                    skips["last evidence is a leave (no membership to record)"] += 1
-                else:
-                    report.already_known += 1
+            # SPEC §4: the last evidence is the status, a leave included (recorded as `left`)
+            status_at, status = ev.at, ACTIVE if ev.present else "left"
+            if not ev.present and m is not None:
+                report.already_known += 1  # history never downgrades a known member
                 continue
-            status_at = ev.at
             dep = departures.get(tid)
             if m is None and dep is not None and dep["at"] >= ev.at:
-                skips["a later leave is already recorded"] += 1
-                continue
+                if ev.present:
+                    skips["a later leave is already recorded"] += 1
+                    continue
+                status_at, status = dep["at"], dep["status"]  # the later departure stands
         if m is None:
-            to_add.append((person, status_at, ev))
+            to_add.append((person, status_at, ev, status))
         elif m.get("status_at") is None or m["status_at"] < status_at:
             to_reactivate.append((m, status_at))
         else:
@@ -128,15 +129,22 @@ def import_history(store: Store, gateway, scan, chat_id: int, verify: bool, at: 
         doc, report.club_created = store.create_club(chat_id, scan.chat_name or str(chat_id), None, {})
     report.club_id = doc["_id"]
     cid = doc["_id"]
-    # one store call: accounts, memberships and departure notes in one transaction (SQLite)
-    obs = [Observation(person, ACTIVE, None, status_at, "history_import", evidence_at=ev.at,
-                       last_seen=ev.at, keep_names=not verify) for person, status_at, ev in to_add]
+    # one store call: accounts, memberships and departure notes in one transaction (SQLite).
+    # A leaver (--no-verify, SPEC §4) was a member until their last evidence: present, then left.
+    obs: List[Observation] = []
+    for person, status_at, ev, status in to_add:
+        obs.append(Observation(person, ACTIVE, None, status_at, "history_import", evidence_at=ev.at,
+                               last_seen=ev.at, keep_names=not verify))
+        if status != ACTIVE:
+            obs.append(Observation(person, status, "member", status_at, "history_import",
+                                   keep_names=not verify))
     obs += [Observation(Person(m["telegram_id"], first_name=m.get("first_name") or ""), ACTIVE, None,
                         status_at, "history_import", strictly_newer=True, create=False)
             for m, status_at in to_reactivate]
     if obs:
         store.observe_many(cid, obs)
     report.added, report.reactivated = len(to_add), len(to_reactivate)
+    report.recorded_left = sum(1 for *_, status in to_add if status != ACTIVE)
     report.skipped = sum(skips.values())
     report.skip_reasons = dict(skips)
     return report

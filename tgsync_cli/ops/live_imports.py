@@ -130,7 +130,7 @@ def import_members(settings: Settings, chat: str,
     with _session(settings, chat, connect) as (engine, info, created):
         total: Optional[int] = None
         try:
-            total = engine.gateway.member_count(info.chat_id)
+            total = engine.tg(info, engine.gateway.member_count)  # follows a missed migration
         except (BotNotInChat, PeerUnknown):
             raise
         except TelegramError:

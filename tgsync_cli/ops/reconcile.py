@@ -47,6 +47,7 @@ class ClubReconcile:
     role_changed: List[int] = field(default_factory=list)
     would_add: int = 0
     would_mark_left: int = 0
+    held_back_left: int = 0  # a mass departure (over 20 %) shown, not applied without --yes
     error: Optional[str] = None
 
     def as_json(self) -> Dict[str, Any]:
@@ -87,7 +88,7 @@ def _member_states(doc: Optional[dict]) -> Dict[int, Tuple[str, str]]:
 
 def reconcile_clubs(store: Store, gateway, chat: Optional[str], all_clubs: bool, at: datetime,
                     dry_run: bool = False, threshold: int = 0,
-                    settings: Optional[Settings] = None) -> ReconcileOutcome:
+                    settings: Optional[Settings] = None, yes: bool = False) -> ReconcileOutcome:
     """SPEC §3 reconcile for one club or every club; a club Telegram cannot answer for is
     reported with its error and the others still run (a cron job should see them all)."""
     if (chat is None) == (not all_clubs):
@@ -102,7 +103,7 @@ def reconcile_clubs(store: Store, gateway, chat: Optional[str], all_clubs: bool,
         row = ClubReconcile(doc["_id"], doc["telegram_group_id"], doc.get("name") or "")
         before = _member_states(doc)
         try:
-            rep = engine.reconcile(info, at, dry_run=dry_run)
+            rep = engine.reconcile(info, at, dry_run=dry_run, allow_mass_departure=yes)
         except TgsyncError as exc:
             row.error = str(exc)
             row.reason = "not reconciled"
@@ -113,6 +114,7 @@ def reconcile_clubs(store: Store, gateway, chat: Optional[str], all_clubs: bool,
         row.total_members_telegram, row.total_members_ayda = rep.total_members_telegram, rep.total_members_ayda
         row.drift, row.listed, row.reason = rep.drift, rep.listed, rep.reason
         row.bot_present, row.bot_is_admin = rep.bot_present, rep.bot_is_admin
+        row.held_back_left = rep.held_back_left
         if dry_run:
             row.would_add, row.would_mark_left = rep.added, rep.marked_left
         elif rep.listed:

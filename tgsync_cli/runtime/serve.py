@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from pyrogram import filters
-from pyrogram.handlers import ChatMemberUpdatedHandler, MessageHandler
+from pyrogram import raw
+from pyrogram.handlers import ChatMemberUpdatedHandler, MessageHandler, RawUpdateHandler
 
 from tgsync_cli.core.engine import ClubInfo, Engine
 from tgsync_cli.core.errors import ConfigError
@@ -39,8 +40,9 @@ from tgsync_cli.runtime.telegram_client import (
     prepare_session_dir,
 )
 from tgsync_cli.runtime.telegram_gateway import PyrogramGateway
-from tgsync_cli.runtime.wiring import make_engine, store_from
+from tgsync_cli.runtime.wiring import make_engine, store_from, utcnow
 from tgsync_cli.sources.pyrogram_updates import (
+    events_from_bot_stopped,
     events_from_chat_member_updated,
     events_from_message,
 )
@@ -122,9 +124,14 @@ class Runtime:
     async def on_member_updated(self, client, update) -> None:
         await self._take(events_from_chat_member_updated, update)
 
+    async def on_raw(self, client, update, users, chats) -> None:
+        if isinstance(update, raw.types.UpdateBotStopped):  # a user blocked/unblocked the bot
+            await self._take(lambda u, _bot: events_from_bot_stopped(u, users), update)
+
     def handlers(self) -> list:
         return [MessageHandler(self.on_message, MESSAGES),
-                ChatMemberUpdatedHandler(self.on_member_updated)]
+                ChatMemberUpdatedHandler(self.on_member_updated),
+                RawUpdateHandler(self.on_raw)]
 
     async def _take(self, translate, update) -> None:
         if not self.accepting:
@@ -176,6 +183,10 @@ class Runtime:
             connected = True
             me = await self.client.get_me()
             self.engine.bot_username = self.engine.bot_username or me.username
+            self.engine.bot_id = self.engine.bot_id or me.id
+            # SPEC §3 start-up check, before the worker applies the first update; the engine
+            # calls Telegram synchronously through the gateway, so never on this loop
+            await self.loop.run_in_executor(None, self._startup_check)
             replayed = self.pipeline.start()
             report = StartupReport(me.id, me.username or "", privacy_mode_of(me),
                                    self.engine.clubs(), replayed)
@@ -201,6 +212,12 @@ class Runtime:
                  "stopping", getattr(self.pipeline, "applied", "?"), self.spooled, self.late,
                  extra={"event": "stopped", "backlog": self.spooled})
         return 0
+
+    def _startup_check(self) -> None:
+        try:
+            self.engine.startup_check(utcnow())
+        except Exception as exc:  # a store outage at start must not keep the bot from serving
+            log.warning("start-up check failed: %s: %s", type(exc).__name__, exc)
 
     def _install_signals(self) -> list:
         installed = []

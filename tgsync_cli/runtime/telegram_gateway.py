@@ -19,13 +19,14 @@ from pyrogram import enums, errors, raw, types
 from tgsync_cli.core.errors import (
     AdminRequired,
     BotNotInChat,
+    ChatMigratedError,
     PeerUnknown,
     TelegramError,
     TelegramUnavailable,
 )
 from tgsync_cli.core.events import MemberState, Person
-from tgsync_cli.core.gateway import BotIdentity, ChatMemberInfo
-from tgsync_cli.sources.pyrogram_updates import person_from_user, state_from_member
+from tgsync_cli.core.gateway import BotIdentity, ChatInfo, ChatMemberInfo
+from tgsync_cli.sources.pyrogram_updates import chat_ref, person_from_user, state_from_member
 
 log = logging.getLogger("tgsync.telegram")
 T = TypeVar("T")
@@ -103,19 +104,41 @@ class PyrogramGateway:
                    peers: str = "") -> T:
         try:
             return self._call(what, factory)
-        except errors.PeerIdInvalid:
-            raise PeerUnknown(f"Telegram does not know {peers or f'chat {chat_id}'} to the bot "
-                              f"({what}); the bot must have met it first") from None
-        except _ADMIN_ERRORS:
-            raise AdminRequired(f"{what} in chat {chat_id} needs the bot to be an admin") from None
-        except _NOT_IN_CHAT:
-            raise BotNotInChat(f"the bot is not a member of chat {chat_id} ({what})") from None
-        except errors.RPCError as e:
-            raise TelegramError(f"Telegram refused {what} in chat {chat_id}: {_code(e)}") from None
-        except ValueError as e:  # pyrogram's own checks, e.g. a user id given as a chat
-            raise TelegramError(f"{what} in chat {chat_id}: {e}") from None
+        except (errors.RPCError, ValueError) as e:
+            # MTProto has no "group was upgraded" error (the Bot API's migrate_to_chat_id is
+            # its server's doing): a refused call naming a basic group asks whether it migrated
+            if _is_basic_group(chat_id):
+                self._raise_if_migrated(chat_id)
+            raise _typed(e, what, chat_id, peers) from None
+
+    def _raise_if_migrated(self, chat_id: int) -> None:
+        """A basic group's chat object carries `migrated_to` once it has become a supergroup."""
+        try:
+            chat = self._call("looking up the chat", lambda: self._basic_group_async(chat_id))
+        except (errors.RPCError, TelegramError, ValueError):
+            return  # the lookup failing says nothing: the original refusal stands
+        to = getattr(chat, "migrated_to", None)
+        if isinstance(to, raw.types.InputChannel):
+            raise ChatMigratedError(chat_id, -(10**12 + to.channel_id))
 
     # -- TelegramGateway --------------------------------------------------------------------------
+    def chat_info(self, chat_id: int) -> ChatInfo:
+        if _is_basic_group(chat_id):
+            chat = self._chat_call("looking up the chat", chat_id, lambda: self._basic_group_async(chat_id))
+            to = getattr(chat, "migrated_to", None)
+            return ChatInfo(chat_id, "group", getattr(chat, "title", None),
+                            migrated_to=(-(10**12 + to.channel_id)
+                                         if isinstance(to, raw.types.InputChannel) else None))
+        chat = self._chat_call("looking up the chat", chat_id, lambda: self.client.get_chat(chat_id))
+        ref = chat_ref(chat)
+        frm = getattr(chat, "migrated_from_chat_id", None)  # ChannelFull: the bare basic-group id
+        return ChatInfo(ref.id, ref.type, ref.title, ref.username,
+                        migrated_from=-abs(frm) if frm else None)
+
+    async def _basic_group_async(self, chat_id: int):
+        r = await self.client.invoke(raw.functions.messages.GetChats(id=[-chat_id]))
+        return next((c for c in r.chats if c.id == -chat_id), None)
+
     def me(self) -> BotIdentity:
         user = self._call("identifying the bot", self.client.get_me)
         return BotIdentity(user.id, user.username or "", None)
@@ -137,6 +160,9 @@ class PyrogramGateway:
                 return None
         m = self._chat_call("checking a member", chat_id, lookup,
                             peers=f"chat {chat_id} or user {user_id}")
+        if m is None and _is_basic_group(chat_id):
+            # a migrated basic group lists nobody: "not a participant" may mean "moved"
+            self._raise_if_migrated(chat_id)
         if m is None or m.user is None:
             return ChatMemberInfo(Person(id=user_id), MemberState("left"))
         return _info(m)
@@ -197,6 +223,25 @@ async def _in_loop(factory):
     Client method called from our worker thread to completion there and hand back a result, not a
     coroutine."""
     return await factory()
+
+
+def _typed(e: Exception, what: str, chat_id: int, peers: str) -> TelegramError:
+    """A refusal as the core's typed error, worded for the operator."""
+    if isinstance(e, errors.PeerIdInvalid):
+        return PeerUnknown(f"Telegram does not know {peers or f'chat {chat_id}'} to the bot "
+                           f"({what}); the bot must have met it first")
+    if isinstance(e, _ADMIN_ERRORS):
+        return AdminRequired(f"{what} in chat {chat_id} needs the bot to be an admin")
+    if isinstance(e, _NOT_IN_CHAT):
+        return BotNotInChat(f"the bot is not a member of chat {chat_id} ({what})")
+    if isinstance(e, errors.RPCError):
+        return TelegramError(f"Telegram refused {what} in chat {chat_id}: {_code(e)}")
+    return TelegramError(f"{what} in chat {chat_id}: {e}")  # pyrogram's own checks (ValueError)
+
+
+def _is_basic_group(chat_id: int) -> bool:
+    """Bot API ids: basic groups are -id, supergroups and channels -(10^12 + id)."""
+    return -10**12 < chat_id < 0
 
 
 def _info(member) -> ChatMemberInfo:

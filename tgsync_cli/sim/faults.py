@@ -169,6 +169,11 @@ class SoakTelegram:
     def me(self):
         return self._me
 
+    def chat_info(self, chat_id):
+        from tgsync_cli.core.gateway import ChatInfo
+
+        return ChatInfo(chat_id, "supergroup")  # no migrations in a soak
+
     def get_admins(self, chat_id):
         from tgsync_cli.core.events import MemberState, Person
         from tgsync_cli.core.gateway import ChatMemberInfo

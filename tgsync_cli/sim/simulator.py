@@ -2,151 +2,21 @@
 
 It delivers to the bot exactly the updates Telegram delivers, as Bot API `Update` JSON that
 goes through the same adapter as `replay`, and answers the engine's gateway calls from the
-world's state — refusing them the way Telegram does. `simulate` and `demo` run on it.
+world's state (`sim/world.py`) — refusing them the way Telegram does. `simulate` and `demo` run on it.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set
+import zlib
+from datetime import timezone
+from typing import Any, Callable, Dict, Optional
 
-from tgsync_cli.core.errors import (
-    AdminRequired,
-    BotNotInChat,
-    TelegramError,
-)
-from tgsync_cli.core.events import MemberState, Person
-from tgsync_cli.core.gateway import BotIdentity, ChatMemberInfo
+from tgsync_cli.core.errors import TelegramError
+from tgsync_cli.core.events import MemberState
 from tgsync_cli.core.rules import ANONYMOUS_ADMIN_ID, parse_iso
+from tgsync_cli.sim.world import ADMINS, PAGE, Sent, SimChat, SimGateway, World, _present  # noqa: F401
 from tgsync_cli.sources.botapi import parse_update
-
-PAGE = 200
-ADMINS = ("creator", "administrator")
-
-
-@dataclass
-class SimChat:
-    id: int
-    type: str
-    title: str
-    members: Dict[int, MemberState] = field(default_factory=dict)
-    bot: MemberState = field(default_factory=lambda: MemberState("left"))
-    migrated_to: Optional[int] = None
-
-    def state(self, uid: int) -> MemberState:
-        return self.members.get(uid, MemberState("left"))
-
-
-class World:
-    """Users, chats, statuses, privacy mode and the bot's rights at the current time."""
-
-    def __init__(self, scenario: Dict[str, Any]):
-        b = scenario["bot"]
-        self.bot = Person(id=b["id"], is_bot=True, first_name=b.get("first_name", "Ayda Run"),
-                          username=b["username"])
-        self.privacy_mode = bool(b.get("privacy_mode", True))
-        self.users: Dict[int, Person] = {
-            u["id"]: Person(id=u["id"], is_bot=bool(u.get("is_bot", False)), first_name=u["first_name"],
-                            last_name=u.get("last_name"), username=u.get("username"),
-                            language_code=u.get("language_code"))
-            for u in scenario.get("users", []) if u["id"] != b["id"]}
-        self.users[ANONYMOUS_ADMIN_ID] = Person(ANONYMOUS_ADMIN_ID, True, "Group", None, "GroupAnonymousBot")
-        self.chats: Dict[int, SimChat] = {}
-        for c in scenario.get("chats", []):
-            chat = SimChat(c["id"], c["type"], c["title"])
-            for m in c.get("members", []):
-                state = MemberState(m["status"], m.get("is_member", True))
-                if m["user"] == self.bot.id:
-                    chat.bot = state  # the bot was in the group before the timeline starts
-                else:
-                    chat.members[m["user"]] = state
-            self.chats[chat.id] = chat
-        self.started: Set[int] = set()
-        self.now: Optional[datetime] = None
-
-    def chat(self, chat_id: int) -> SimChat:
-        return self.chats[chat_id]
-
-    def bot_in(self, chat_id: int) -> bool:
-        chat = self.chats.get(chat_id)
-        return chat is not None and chat.migrated_to is None and _present(chat.bot)
-
-    def bot_admin(self, chat_id: int) -> bool:
-        return self.bot_in(chat_id) and self.chats[chat_id].bot.status in ADMINS
-
-
-def _present(state: MemberState) -> bool:
-    return state.status in ("creator", "administrator", "member") or (
-        state.status == "restricted" and state.is_member)
-
-
-@dataclass(frozen=True)
-class Sent:
-    chat: int
-    text: str
-    buttons: tuple = ()
-
-
-class SimGateway:
-    """The engine's TelegramGateway, answered from the world as Telegram would answer."""
-
-    def __init__(self, world: World):
-        self.world = world
-        self.sent: List[Sent] = []
-        self.calls: List[str] = []
-
-    def _in(self, chat_id: int) -> SimChat:
-        if not self.world.bot_in(chat_id):
-            raise BotNotInChat(f"bot is not a member of chat {chat_id} (CHANNEL_PRIVATE)")
-        return self.world.chats[chat_id]
-
-    def me(self) -> BotIdentity:
-        return BotIdentity(self.world.bot.id, self.world.bot.username or "", self.world.privacy_mode)
-
-    def _info(self, uid: int, state: MemberState) -> ChatMemberInfo:
-        return ChatMemberInfo(self.world.users.get(uid, Person(uid)), state)
-
-    def get_admins(self, chat_id: int) -> List[ChatMemberInfo]:
-        self.calls.append("get_admins")
-        chat = self._in(chat_id)
-        admins = [self._info(uid, s) for uid, s in chat.members.items() if s.status in ADMINS]
-        return [a for a in admins if not a.person.is_bot]  # getChatAdministrators omits other bots
-
-    def get_member(self, chat_id: int, user_id: int) -> ChatMemberInfo:
-        self.calls.append("get_member")
-        chat = self._in(chat_id)
-        if user_id == self.world.bot.id:  # Telegram answers the bot about itself too
-            return ChatMemberInfo(self.world.bot, chat.bot)
-        return self._info(user_id, chat.state(user_id))
-
-    def iter_member_pages(self, chat_id: int) -> Iterator[Sequence[ChatMemberInfo]]:
-        self.calls.append("iter_member_pages")
-        chat = self._in(chat_id)
-        if chat.bot.status not in ADMINS:
-            raise AdminRequired(f"listing members of chat {chat_id} needs admin rights (CHAT_ADMIN_REQUIRED)")
-        listed = [self._info(uid, s) for uid, s in chat.members.items() if _present(s)]
-        listed.append(ChatMemberInfo(self.world.bot, chat.bot))
-        return iter([listed[i:i + PAGE] for i in range(0, len(listed), PAGE)] or [[]])
-
-    def member_count(self, chat_id: int) -> int:
-        self.calls.append("member_count")
-        chat = self._in(chat_id)
-        return sum(1 for s in chat.members.values() if _present(s)) + 1  # the bot counts too
-
-    def send_group_message(self, chat_id: int, text: str, button_text=None, button_url=None) -> None:
-        chat = self._in(chat_id)
-        if chat.bot.status == "restricted":
-            raise TelegramError(f"bot may not write in chat {chat_id} (CHAT_WRITE_FORBIDDEN)")
-        self.sent.append(Sent(chat_id, text, (button_url,) if button_url else ()))
-
-    def send_private(self, user_id: int, text: str) -> bool:
-        if user_id not in self.world.started:
-            return False  # Telegram refuses: the user never opened the bot
-        self.sent.append(Sent(user_id, text))
-        return True
-
 
 class Simulator:
     """Plays a validated scenario against an engine factory (a restart builds a new engine)."""
@@ -195,7 +65,10 @@ class Simulator:
         return d
 
     def _chat(self, chat: SimChat) -> Dict[str, Any]:
-        return {"id": chat.id, "type": chat.type, "title": chat.title}
+        d = {"id": chat.id, "type": chat.type, "title": chat.title}
+        if chat.username:
+            d["username"] = chat.username
+        return d
 
     @staticmethod
     def _member(user: Dict[str, Any], state: MemberState) -> Dict[str, Any]:
@@ -212,13 +85,16 @@ class Simulator:
         owner = [uid for uid, s in chat.members.items() if s.status == "creator"]
         return owner[0] if owner else next(iter(chat.members), self.world.bot.id)
 
-    def _member_event(self, chat: SimChat, uid: int, old: MemberState, new: MemberState, actor: int):
+    def _member_event(self, chat: SimChat, uid: int, old: MemberState, new: MemberState, actor: int,
+                      link: Optional[Dict[str, Any]] = None):
         """A chat_member update: Telegram sends these only to an admin bot."""
         if self.world.bot_admin(chat.id):
-            self._deliver({"chat_member": {
-                "chat": self._chat(chat), "from": self._user(actor), "date": self._ts(),
-                "old_chat_member": self._member(self._user(uid), old),
-                "new_chat_member": self._member(self._user(uid), new)}})
+            update = {"chat": self._chat(chat), "from": self._user(actor), "date": self._ts(),
+                      "old_chat_member": self._member(self._user(uid), old),
+                      "new_chat_member": self._member(self._user(uid), new)}
+            if link is not None:
+                update["invite_link"] = link
+            self._deliver({"chat_member": update})
 
     def _bot_event(self, chat: SimChat, old: MemberState, new: MemberState, actor: int):
         self._deliver({"my_chat_member": {
@@ -227,8 +103,16 @@ class Simulator:
             "new_chat_member": self._member(self._user(self.world.bot.id), new)}})
 
     def _message(self, chat: SimChat, sender: Optional[int], **fields):
-        """A group message or service message; only delivered while the bot is in the chat."""
+        """A group message or service message; only delivered while the bot is in the chat.
+        A channel has no service messages about subscribers, and its posts come as channel_post."""
         if not self.world.bot_in(chat.id):
+            return
+        if chat.type == "channel":
+            if "text" in fields or "sticker" in fields:
+                self._deliver({"channel_post": {"message_id": next(self._message_ids),
+                                                "date": self._ts(), "chat": self._chat(chat),
+                                                "sender_chat": self._chat(chat),
+                                                "text": fields.get("text") or "👟"}})
             return
         msg = {"message_id": next(self._message_ids), "date": self._ts(), "chat": self._chat(chat)}
         if sender is not None:
@@ -236,10 +120,11 @@ class Simulator:
         msg.update(fields)
         self._deliver({"message": msg})
 
-    def _set(self, chat: SimChat, uid: int, new: MemberState, actor: int) -> MemberState:
+    def _set(self, chat: SimChat, uid: int, new: MemberState, actor: int,
+             link: Optional[Dict[str, Any]] = None) -> MemberState:
         old = chat.state(uid)
         chat.members[uid] = new
-        self._member_event(chat, uid, old, new, actor)
+        self._member_event(chat, uid, old, new, actor, link)
         return old
 
     # -- the bot's own membership -----------------------------------------------------------------
@@ -270,7 +155,15 @@ class Simulator:
         if _present(chat.state(uid)):
             return
         # A banned user comes back only through an admin, which lifts the ban: same updates.
-        self._set(chat, uid, MemberState("member"), uid)
+        link = None
+        if step.get("link") is not None:
+            # Bot API shows links other admins made with their tail hidden; the name is whole
+            creator = step.get("link_by") or self._actor({}, chat)
+            tail = zlib.crc32(f"{chat.id}/{step['link']}".encode()) % 10**8
+            link = {"invite_link": f"https://t.me/+{tail:08d}…",
+                    "creator": self._user(creator), "creates_join_request": False,
+                    "is_primary": False, "is_revoked": False, "name": step["link"]}
+        self._set(chat, uid, MemberState("member"), uid, link)
         self._message(chat, uid, new_chat_members=[self._user(uid)])
 
     def do_leave(self, step):
@@ -304,27 +197,59 @@ class Simulator:
             self._set(chat, uid, MemberState("member"), self._actor(step, chat))
 
     # -- messages ---------------------------------------------------------------------------------
-    def _reaches_bot(self, chat: SimChat, text: str) -> bool:
-        addressed = text.startswith("/") or f"@{self.world.bot.username}".lower() in text.lower()
-        return not self.world.privacy_mode or self.world.bot_admin(chat.id) or addressed
+    def _reaches_bot(self, chat: SimChat, text: str, reply_to_bot: bool = False) -> bool:
+        """SPEC §5 / Telegram's privacy mode: a non-admin bot with privacy on gets commands that
+        name it (`/cmd@bot`) and replies to its own messages; not mentions, not a bare `/cmd`."""
+        if not self.world.privacy_mode or self.world.bot_admin(chat.id) or reply_to_bot:
+            return True
+        words = text.split()
+        command = words[0] if words and words[0].startswith("/") else ""
+        _, _, named = command.partition("@")
+        return bool(named) and named.lower() == (self.world.bot.username or "").lower()
 
     def do_message(self, step):
         chat, uid, text = self.world.chat(step["chat"]), step["user"], step.get("text") or ""
-        if chat.migrated_to is not None:
-            return  # the old basic group is gone; its messages go nowhere
-        # A writer the world does not list as a member is delivered all the same: scenario
-        # authors leave members out, and a public group's discussion thread lets them write.
-        if self._reaches_bot(chat, text):
-            self._message(chat, uid, text=text)
+        if chat.migrated_to is not None or not _present(chat.state(uid)):
+            return  # the old basic group is gone; and only members can post
+        if chat.type == "channel" and chat.state(uid).status not in ADMINS:
+            return  # only a channel's admins post in it
+        reply = bool(step.get("reply_to_bot"))
+        if self._reaches_bot(chat, text, reply):
+            # no text: a sticker or photo, which has no `text` field at all (never "")
+            fields: Dict[str, Any] = {"text": text} if text else {"sticker": {"emoji": "👟"}}
+            if reply:
+                fields["reply_to_message"] = {"message_id": 1, "date": self._ts(),
+                                              "chat": self._chat(chat),
+                                              "from": self._user(self.world.bot.id)}
+            self._message(chat, uid, **fields)
 
     def do_anonymous_message(self, step):
         chat, text = self.world.chat(step["chat"]), step.get("text") or ""
         if chat.migrated_to is None and self._reaches_bot(chat, text):
-            self._message(chat, ANONYMOUS_ADMIN_ID, text=text, sender_chat=self._chat(chat))
+            body = {"text": text} if text else {"sticker": {"emoji": "👟"}}
+            self._message(chat, ANONYMOUS_ADMIN_ID, sender_chat=self._chat(chat), **body)
+
+    def _private_bot_event(self, uid: int, blocked: bool) -> None:
+        old, new = (MemberState("member"), MemberState("kicked"))[::1 if blocked else -1]
+        self._deliver({"my_chat_member": {
+            "chat": {"id": uid, "type": "private", "first_name": self.world.users[uid].first_name},
+            "from": self._user(uid), "date": self._ts(),
+            "old_chat_member": self._member(self._user(self.world.bot.id), old),
+            "new_chat_member": self._member(self._user(self.world.bot.id), new)}})
+
+    def do_block_bot(self, step):
+        self.world.blocked.add(step["user"])
+        self._private_bot_event(step["user"], True)
+
+    def do_unblock_bot(self, step):
+        self.world.blocked.discard(step["user"])
+        self._private_bot_event(step["user"], False)
 
     def do_start(self, step):
         uid = step["user"]
         self.world.started.add(uid)
+        if uid in self.world.blocked:  # pressing Start in a blocked bot unblocks it first
+            self.do_unblock_bot(step)
         payload = step.get("payload")
         text = "/start" + (f" {payload}" if payload else "")
         self._deliver({"message": {"message_id": next(self._message_ids), "date": self._ts(),
@@ -334,7 +259,8 @@ class Simulator:
 
     def do_migrate(self, step):
         old = self.world.chat(step["chat"])
-        new = SimChat(step["to"], "supergroup", old.title, dict(old.members), old.bot)
+        new = SimChat(step["to"], "supergroup", old.title, dict(old.members), old.bot,
+                      migrated_from=old.id, username=old.username)
         self.world.chats[new.id] = new
         actor = self._actor(step, old)
         bot_was_in = self.world.bot_in(old.id)
@@ -372,16 +298,24 @@ class Simulator:
     def do_reconcile(self, step):
         info = self._club(step)
         if info is not None:
-            self.engine.reconcile(info, self.world.now)
+            try:
+                self.engine.reconcile(info, self.world.now,
+                                      allow_mass_departure=bool(step.get("yes")))
+            except TelegramError as exc:
+                self.engine.note(f"reconcile {step['chat']}: {exc}")
 
     def do_restart_bot(self, step):
         self.engine.flush()  # a graceful restart writes what it buffered
         notes = self.engine.notes
         self.engine = self._factory(self.gateway)
         self.engine.notes = notes
+        if self.online:
+            self.engine.startup_check(self.world.now)
 
     def do_bot_offline(self, step):
         self.online = False
 
     def do_bot_online(self, step):
+        """Back after an outage: serve's start-up check runs before any update is applied."""
         self.online = True
+        self.engine.startup_check(self.world.now)

@@ -19,9 +19,18 @@ from tgsync_cli.core.events import (
     MessageSeen,
     Person,
 )
-from tgsync_cli.core.rules import TELEGRAM_STATUSES, from_unix
+from tgsync_cli.core.rules import NOT_START, TELEGRAM_STATUSES, from_unix, removal_status, start_payload
 
 _STATUS_ALIASES = {"owner": "creator", "banned": "kicked"}
+# service messages that say nothing about membership (what pyrogram marks `service` too):
+# they are not anyone's writing either
+_OTHER_SERVICE = ("new_chat_title", "new_chat_photo", "delete_chat_photo", "group_chat_created",
+                  "supergroup_chat_created", "channel_chat_created", "pinned_message",
+                  "message_auto_delete_timer_changed", "video_chat_scheduled", "video_chat_started",
+                  "video_chat_ended", "video_chat_participants_invited", "forum_topic_created",
+                  "forum_topic_edited", "forum_topic_closed", "forum_topic_reopened",
+                  "general_forum_topic_hidden", "general_forum_topic_unhidden", "chat_shared",
+                  "users_shared", "boost_added", "chat_background_set", "proximity_alert_triggered")
 
 
 def _get(obj: Any, key: str, path: str, kind, required: bool = True):
@@ -98,8 +107,19 @@ def parse_chat_member(obj: Any, path: str, mine: bool) -> object:
     new = member_state(new_obj, f"{path}.new_chat_member")
     user = person(_get(new_obj, "user", f"{path}.new_chat_member", dict), f"{path}.new_chat_member.user")
     if mine:
-        return BotStatusChanged(chat=c, actor=actor, old=old, new=new, at=at, bot=user)
-    return MemberStatusChanged(chat=c, user=user, new=new, at=at, actor=actor, old=old)
+        # in a private chat it is the user blocking/unblocking us: nothing to learn about the bot
+        # (MTProto's UpdateBotStopped does not describe it either)
+        return BotStatusChanged(chat=c, actor=actor, old=old, new=new, at=at,
+                                bot=None if c.type == "private" else user)
+    link = _get(obj, "invite_link", path, dict, False)
+    name = invited_by = None
+    if link is not None:
+        lp = f"{path}.invite_link"
+        name = _get(link, "name", lp, str, False) or _get(link, "invite_link", lp, str, False)
+        creator = _get(link, "creator", lp, dict, False)
+        invited_by = person(creator, f"{lp}.creator").id if creator is not None else None
+    return MemberStatusChanged(chat=c, user=user, new=new, at=at, actor=actor, old=old,
+                               invite_link=name, invited_by=invited_by)
 
 
 def parse_message(msg: Any, path: str, edited: bool = False) -> List[object]:
@@ -114,12 +134,17 @@ def parse_message(msg: Any, path: str, edited: bool = False) -> List[object]:
     sender_chat_id = None
     if sender_chat is not None:
         sender_chat_id = _get(sender_chat, "id", f"{path}.sender_chat", int)
+        # sent on behalf of a chat: `from` is a stand-in (1087968824, 777000, 136817688), as
+        # MTProto, which names no user at all; no person is behind it
+        sender = None
     text = _get(msg, "text", path, str, False)
     if c.type == "private":
-        parts = (text or "").split(maxsplit=1)
-        if sender is None or not parts or not (parts[0] == "/start" or parts[0].startswith("/start@")):
+        payload = start_payload(text)
+        if sender is None or payload is NOT_START:
             return []
-        return [DeepLinkStart(user=sender, payload=parts[1].strip() if len(parts) > 1 else None, at=at)]
+        return [DeepLinkStart(user=sender, payload=payload, at=at)]
+    if c.type == "channel":
+        return []  # a channel is never a club; its posts are no one's activity
     events: List[object] = []
     if "migrate_to_chat_id" in msg:
         events.append(ChatMigrated(c.id, _get(msg, "migrate_to_chat_id", path, int), at, c.title))
@@ -128,16 +153,18 @@ def parse_message(msg: Any, path: str, edited: bool = False) -> List[object]:
     joined = _get(msg, "new_chat_members", path, list, False)
     if joined is not None:
         for i, u in enumerate(joined):
-            events.append(MemberStatusChanged(chat=c, user=person(u, f"{path}.new_chat_members[{i}]"),
-                                              new=MemberState("member"), at=at, actor=sender,
-                                              via="service_message"))
+            p = person(u, f"{path}.new_chat_members[{i}]")
+            if not p.is_bot:  # bots (this one included) get their own my_chat_member
+                events.append(MemberStatusChanged(chat=c, user=p, new=MemberState("member"), at=at,
+                                                  actor=sender, via="service_message"))
     left = _get(msg, "left_chat_member", path, dict, False)
     if left is not None:
         user = person(left, f"{path}.left_chat_member")
-        kicked = sender is not None and sender.id != user.id
-        events.append(MemberStatusChanged(chat=c, user=user, new=MemberState("kicked" if kicked else "left"),
-                                          at=at, actor=sender, via="service_message"))
-    if events:
+        status = removal_status(user.id, sender.id if sender else None)
+        if not user.is_bot:
+            events.append(MemberStatusChanged(chat=c, user=user, new=MemberState(status), at=at,
+                                              actor=sender, via="service_message"))
+    if events or joined is not None or left is not None or any(k in msg for k in _OTHER_SERVICE):
         return events
     return [MessageSeen(chat=c, sender=sender, at=at, sender_chat_id=sender_chat_id,
                         is_automatic_forward=bool(msg.get("is_automatic_forward")), text=text)]

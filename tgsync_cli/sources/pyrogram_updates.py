@@ -12,7 +12,6 @@ Pyrogram differs from the Bot API in ways that matter here, checked in its sourc
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import List
 
@@ -29,7 +28,7 @@ from tgsync_cli.core.events import (
     MessageSeen,
     Person,
 )
-from tgsync_cli.core.rules import from_unix
+from tgsync_cli.core.rules import NOT_START, from_unix, removal_status, start_payload
 
 _STATUS = {
     enums.ChatMemberStatus.OWNER: "creator",
@@ -45,7 +44,6 @@ _CHAT_TYPE = {
     enums.ChatType.SUPERGROUP: "supergroup", enums.ChatType.FORUM: "supergroup",
     enums.ChatType.CHANNEL: "channel", enums.ChatType.DIRECT: "channel",
 }
-_START_RE = re.compile(r"^/start(?:@\w+)?(?:\s+(\S+))?\s*$", re.DOTALL)
 LEFT = MemberState("left")
 
 
@@ -84,10 +82,35 @@ def events_from_chat_member_updated(update, bot_id: int) -> List[Event]:
     chat, at = chat_ref(update.chat), _at(update.date)
     actor = person_from_user(update.from_user) if update.from_user else None
     old, new = state_from_member(update.old_chat_member), state_from_member(update.new_chat_member)
+    if (chat.type == "group" and update.new_chat_member is None and actor is not None
+            and actor.id != user.id):
+        # a basic group has no ban list: MTProto just drops the participant, where the Bot API
+        # says `kicked` for a removal by someone else (the service message agrees)
+        new = MemberState("kicked")
     if user.id == bot_id or user.is_self:
-        return [BotStatusChanged(chat=chat, actor=actor, old=old, new=new, at=at)]
+        return [BotStatusChanged(chat=chat, actor=actor, old=old, new=new, at=at,
+                                 bot=person_from_user(user))]
+    link = getattr(update, "invite_link", None)
+    name = invited_by = None
+    if link is not None:
+        name = link.name or link.invite_link
+        invited_by = link.creator.id if link.creator else None
     return [MemberStatusChanged(chat=chat, user=person_from_user(user), new=new, at=at,
-                                actor=actor, old=old, via="chat_member_event")]
+                                actor=actor, old=old, via="chat_member_event",
+                                invite_link=name, invited_by=invited_by)]
+
+
+def events_from_bot_stopped(update, users) -> List[Event]:
+    """Raw `UpdateBotStopped`: a user blocked (`stopped`) or unblocked the bot in their private
+    chat — the Bot API's private my_chat_member. Pyrogram has no high-level object for it."""
+    u = users.get(update.user_id) if users else None
+    user = Person(id=update.user_id, first_name=getattr(u, "first_name", None) or "",
+                  last_name=getattr(u, "last_name", None), username=getattr(u, "username", None))
+    blocked = bool(update.stopped)
+    return [BotStatusChanged(chat=ChatRef(id=update.user_id, type="private"), actor=user,
+                             old=MemberState("member" if blocked else "kicked"),
+                             new=MemberState("kicked" if blocked else "member"),
+                             at=from_unix(update.date))]
 
 
 def events_from_message(message, bot_id: int) -> List[Event]:
@@ -100,6 +123,9 @@ def events_from_message(message, bot_id: int) -> List[Event]:
         return [ChatMigrated(message.chat.id, message.migrate_to_chat_id, at, message.chat.title)]
     if message.migrate_from_chat_id:
         return [ChatMigrated(message.migrate_from_chat_id, message.chat.id, at, message.chat.title)]
+    sender_chat_id = message.sender_chat.id if message.sender_chat else None
+    if sender_chat_id is not None:
+        actor = None  # sent on behalf of a chat: no person behind it (as the Bot API adapter)
     if message.new_chat_members:
         return [MemberStatusChanged(chat=chat, user=person_from_user(u), new=MemberState("member"),
                                     at=at, actor=actor, via="service_message")
@@ -108,7 +134,7 @@ def events_from_message(message, bot_id: int) -> List[Event]:
         u = message.left_chat_member
         if u.is_bot or u.id == bot_id:
             return []
-        status = "left" if actor is not None and actor.id == u.id else "kicked"
+        status = removal_status(u.id, actor.id if actor else None)
         return [MemberStatusChanged(chat=chat, user=person_from_user(u), new=MemberState(status),
                                     at=at, actor=actor, via="service_message")]
     if message.service:  # pins, titles, calls...: nothing the roster needs
@@ -116,11 +142,13 @@ def events_from_message(message, bot_id: int) -> List[Event]:
     text = message.text or message.caption
     text = str(text) if text is not None else None
     if chat.type == "private":
-        m = _START_RE.match(text or "")
-        if actor is None or m is None:
+        payload = start_payload(text)
+        if actor is None or payload is NOT_START:
             return []
-        return [DeepLinkStart(user=actor, payload=m.group(1), at=at)]
+        return [DeepLinkStart(user=actor, payload=payload, at=at)]
+    if chat.type == "channel":
+        return []  # a channel is never a club; its posts are no one's activity
     return [MessageSeen(chat=chat, sender=actor, at=at,
-                        sender_chat_id=message.sender_chat.id if message.sender_chat else None,
+                        sender_chat_id=sender_chat_id,
                         is_automatic_forward=bool(getattr(message, "automatic_forward", False)),
                         text=text)]

@@ -9,27 +9,29 @@ from typing import Any, Dict, List
 from tgsync_cli.core.errors import InputError
 from tgsync_cli.core.rules import TELEGRAM_STATUSES, parse_iso
 
-CHAT_TYPES = ("group", "supergroup")
+CHAT_TYPES = ("group", "supergroup", "channel")  # a channel is never a club, but a bot may be added
 ACTIONS: Dict[str, tuple] = {
     # action: (required fields, optional fields)
     "add_bot": (("chat", "as"), ("by",)),
     "promote_bot": (("chat",), ("by",)),
     "demote_bot": (("chat",), ("by",)),
     "remove_bot": (("chat",), ("by",)),
-    "join": (("chat", "user"), ("by",)),
+    "join": (("chat", "user"), ("by", "link", "link_by")),
     "leave": (("chat", "user"), ("by",)),
     "kick": (("chat", "user"), ("by",)),
     "unban": (("chat", "user"), ("by",)),
     "promote": (("chat", "user"), ("by",)),
     "demote": (("chat", "user"), ("by",)),
-    "message": (("chat", "user"), ("text", "by")),
+    "message": (("chat", "user"), ("text", "by", "reply_to_bot")),
     "anonymous_message": (("chat",), ("text", "by")),
     "start": (("user",), ("payload", "by")),
     "migrate": (("chat", "to"), ("by",)),
     "post_invite": (("chat",), ("by",)),
     "import_admins": (("chat",), ("by",)),
     "import_members": (("chat",), ("by",)),
-    "reconcile": (("chat",), ("by",)),
+    "reconcile": (("chat",), ("by", "yes")),
+    "block_bot": (("user",), ("by",)),  # the user blocks the bot (a private my_chat_member)
+    "unblock_bot": (("user",), ("by",)),
     "restart_bot": ((), ("by",)),
     "bot_offline": ((), ("by",)),
     "bot_online": ((), ("by",)),
@@ -117,6 +119,8 @@ def validate(data: Any) -> None:
         if c.get("type") not in CHAT_TYPES:
             _fail(f"{p}.type", f"expected one of {', '.join(CHAT_TYPES)}")
         _str(c.get("title"), f"{p}.title")
+        if c.get("username") is not None:
+            _str(c["username"], f"{p}.username")
         seen = set()
         for j, m in enumerate(_list(c.get("members", []), f"{p}.members")):
             mp = f"{p}.members[{j}]"
@@ -160,7 +164,7 @@ def _validate_timeline(timeline: List[Any], users: dict, chats: dict, bot_id: in
             cid = _int(step["chat"], f"{p}.chat")
             if cid not in known_chats:
                 _fail(f"{p}.chat", f"unknown chat {cid}")
-        for key in ("user", "by"):
+        for key in ("user", "by", "link_by"):
             if key in step and step[key] is not None:
                 uid = _int(step[key], f"{p}.{key}")
                 if uid not in users:
@@ -174,6 +178,9 @@ def _validate_timeline(timeline: List[Any], users: dict, chats: dict, bot_id: in
             if to in known_chats or to >= 0:
                 _fail(f"{p}.to", f"{to} must be a new negative supergroup id")
             known_chats.add(to)
-        for key in ("text", "payload"):
+        for key in ("text", "payload", "link"):
             if key in step and step[key] is not None:
                 _str(step[key], f"{p}.{key}")
+        for key in ("yes", "reply_to_bot"):
+            if key in step and not isinstance(step[key], bool):
+                _fail(f"{p}.{key}", "expected true or false")

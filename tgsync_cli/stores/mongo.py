@@ -113,7 +113,7 @@ class MongoStore(Counted):
     def club_index(self, known: Optional[Dict[str, int]] = None) -> ClubIndex:
         """Cold start: one query. Re-warm: one query for versions, one more only for the clubs
         that changed."""
-        head = {"telegram_group_id": 1, "previous_group_ids": 1, "name": 1, "sync": 1, "version": 1}
+        head = {"telegram_group_id": 1, "previous_group_ids": 1, "name": 1, "username": 1, "sync": 1, "version": 1}
         if known is None:
             docs = self._call("club_index", lambda: list(self.clubs.find(
                 {}, {**head, "members.telegram_id": 1, "members.status": 1})))
@@ -128,7 +128,7 @@ class MongoStore(Counted):
         out = ClubIndex()
         for d in docs:
             out.clubs.append({"_id": d["_id"], "telegram_group_id": d["telegram_group_id"],
-                              "name": d.get("name"), "previous_group_ids": d.get("previous_group_ids") or [],
+                              "name": d.get("name"), "username": d.get("username"), "previous_group_ids": d.get("previous_group_ids") or [],
                               "sync": d.get("sync") or {}, "version": d.get("version", 0),
                               "active": [m["telegram_id"] for m in d.get("members") or []
                                          if m.get("status") == "active"]})

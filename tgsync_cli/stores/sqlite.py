@@ -137,7 +137,7 @@ class SqliteStore(SqliteMembers, Counted):
             for cid, gid, name, username, _cb, sync, prev, version in rows:
                 if known is not None and known.get(cid) == version:
                     continue
-                changed.append({"_id": cid, "telegram_group_id": gid, "name": name,
+                changed.append({"_id": cid, "telegram_group_id": gid, "name": name, "username": username,
                                 "previous_group_ids": json.loads(prev or "[]"),
                                 "sync": sync_out(sync), "version": version, "active": []})
             by_id = {c["_id"]: c for c in changed}

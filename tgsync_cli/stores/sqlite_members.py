@@ -124,6 +124,16 @@ class SqliteMembers:
                         " WHERE (club_id, telegram_id) IN (SELECT club_id, telegram_id FROM flush_keys)"
                         f" AND (joined_at IS NULL OR joined_at > {first} OR (joined_at = {first}"
                         " AND source IN ('service_message', 'member_import', 'history_import')))")
+            # a member active by messages alone is active since the earliest one, and proven
+            # present until the newest: whichever reached the store first (SPEC §2, any order)
+            cur.execute(f"UPDATE memberships SET status_at = {first}"
+                        " WHERE (club_id, telegram_id) IN (SELECT club_id, telegram_id FROM flush_keys)"
+                        f" AND status = 'active' AND status_at > {first}"
+                        f" AND (hard_at IS NULL OR (status_at > hard_at AND {first} > hard_at))")
+            last = key.format(col="last")
+            cur.execute(f"UPDATE memberships SET proof_at = {last}"
+                        " WHERE (club_id, telegram_id) IN (SELECT club_id, telegram_id FROM flush_keys"
+                        f" WHERE last IS NOT NULL) AND (proof_at IS NULL OR proof_at < {last})")
             back = cur.execute(
                 "SELECT m.club_id, m.telegram_id, k.first, k.last FROM flush_keys k CROSS JOIN memberships m"
                 " ON m.club_id = k.club_id AND m.telegram_id = k.telegram_id WHERE k.last IS NOT NULL"
