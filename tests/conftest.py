@@ -2,6 +2,7 @@ pytest_plugins = ["tests.pyrogram_offline"]  # offline pyrogram fixtures: client
 
 import logging
 import os
+import threading
 
 import pytest
 
@@ -21,6 +22,10 @@ def isolated_process_state():
     yield
     logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
     forget_secrets()
+    workers = [t for t in threading.enumerate() if t.name == "tgsync-worker"]
+    for t in workers:  # a pipeline left running would apply events into later tests' stores
+        t.join(5)
+    assert not [t for t in workers if t.is_alive()], "a Pipeline was started and never stopped"
 
 
 @pytest.fixture
