@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from tgsync_cli import app as core
+from tgsync_cli.core.cache import MemoryMemberCache
+from tgsync_cli.core.engine import Engine
+from tgsync_cli.core.events import BotStatusChanged, ChatRef, MemberState
+from tgsync_cli.core.gateway import OfflineGateway
 from tgsync_cli.sim.simulator import Simulator
 from tgsync_cli.stores.documents import open_store
 
@@ -121,3 +125,13 @@ class Altered:
                 raise replacement
             return refuse
         return replacement
+
+
+def engine_with_club(store, chat: ChatRef, at: datetime, cache=None, bot_id: int = 9000) -> Engine:
+    """An engine with no Telegram connection, right after its bot was added (as a plain member)
+    to `chat`: the club exists, and everything else is up to the test's events."""
+    engine = Engine(store, OfflineGateway(bot_id), cache if cache is not None else MemoryMemberCache(),
+                    bot_id=bot_id)
+    engine.start()
+    engine.handle(BotStatusChanged(chat, None, MemberState("left"), MemberState("member"), at))
+    return engine

@@ -6,7 +6,7 @@ import json
 from typer.testing import CliRunner
 
 from tests import botapi_updates as U
-from tests.worlds import BOT, CHAT, Story
+from tests.worlds import BOT, Story
 from tgsync_cli.cli import app
 
 T = 1_735_000_000

@@ -8,22 +8,19 @@ computer's local time, `date_unixtime` a string, `from_id` "user<N>", service me
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from typer.testing import CliRunner
 
-from tgsync_cli import app as core
 from tgsync_cli import ops
 from tgsync_cli.cli import app
 from tgsync_cli.cli import ops as ops_cmd
 from tgsync_cli.core.errors import TgsyncError
 from tgsync_cli.sources.desktop_export import scan_export
 from tgsync_cli.core.rules import from_unix
-from tgsync_cli.sim.simulator import Simulator
 from tgsync_cli.stores.documents import open_store
-from tests.worlds import Story
+from tests.worlds import Story, connected, play
 
 BARE = 1234567890
 CHAT = -(10**12 + BARE)
@@ -74,20 +71,9 @@ def group_story() -> Story:
                  privacy_mode=True, chat=CHAT).bot_added(as_="member", by=1)
 
 
-def play(story, store):
-    sim = Simulator(story.scenario, lambda gw: core.make_engine(store, gw))
-    sim.run()
-    return sim.gateway
-
-
 def roster(store):
     return {m["telegram_id"]: (m["role"], m["status"], m["source"])
             for m in store.club_by_group(CHAT)["members"]}
-
-
-@contextmanager
-def _ctx(gw):
-    yield gw
 
 
 def test_verified_import_adds_exactly_those_telegram_confirms(tmp_path, monkeypatch):
@@ -95,7 +81,7 @@ def test_verified_import_adds_exactly_those_telegram_confirms(tmp_path, monkeypa
     store = open_store(uri)
     gw = play(group_story(), store)
     store.close()
-    monkeypatch.setattr(ops_cmd, "GATEWAY_FACTORY", lambda settings: _ctx(gw))
+    monkeypatch.setattr(ops_cmd, "GATEWAY_FACTORY", lambda settings: connected(gw))
 
     res = CliRunner().invoke(app, ["import-history", str(write_export(tmp_path)), "--chat", str(CHAT),
                                    "--json", "--store", uri])

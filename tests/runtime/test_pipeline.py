@@ -4,11 +4,9 @@ import json
 import time
 from datetime import datetime, timedelta
 
-from tgsync_cli.core.cache import MemoryMemberCache
-from tgsync_cli.core.engine import Engine
+from tests.worlds import engine_with_club
 from tgsync_cli.core.errors import StoreUnavailable
-from tgsync_cli.core.events import BotStatusChanged, ChatRef, MemberState, MessageSeen, Person
-from tgsync_cli.core.gateway import OfflineGateway
+from tgsync_cli.core.events import ChatRef, MessageSeen, Person
 from tgsync_cli.runtime.pipeline import Pipeline
 from tgsync_cli.stores.documents import open_store
 
@@ -30,10 +28,7 @@ class FlakyStore:
 
 
 def engine_on(store):
-    e = Engine(store, OfflineGateway(), MemoryMemberCache(), bot_id=9000)
-    e.start()
-    e.handle(BotStatusChanged(CHAT, None, MemberState("left"), MemberState("member"), T0))
-    return e
+    return engine_with_club(store, CHAT, T0)
 
 
 def writers(n):

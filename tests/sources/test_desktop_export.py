@@ -346,6 +346,7 @@ def test_fuzz_mutated_export_raises_only_input_error(edits, python_backend):
 
 # --- a big generated file: streamed, and every count right ----------------------------
 
+@pytest.mark.slow
 def test_generated_20mb_export_is_read_completely(tmp_path):
     out = tmp_path / "big.json"
     gen = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-export"), "--mb", "20",
