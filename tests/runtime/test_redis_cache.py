@@ -120,7 +120,7 @@ def _other_process(url, prefix, store_uri, go, done, out):
     go.set()  # the first process may now apply the leave
     done.wait(20)
     ok = False
-    for _ in range(200):  # the eviction arrives by pub/sub, asynchronously
+    for _ in range(1500):  # the eviction arrives by pub/sub, asynchronously (bound: 30 s, for a loaded machine)
         if not c.is_active(club, ANNA.id):
             ok = True
             break
@@ -145,7 +145,7 @@ def test_a_leave_applied_in_one_process_evicts_the_member_in_the_other(url, pref
         assert out.get(timeout=10) == ("before", True)  # the other process has Anna hot
         e.handle(MemberStatusChanged(CHAT, ANNA, MemberState("left"), T0))
         done.set()
-        kind, still_active_there, asked_store = out.get(timeout=30)
+        kind, still_active_there, asked_store = out.get(timeout=60)
         assert kind == "after"
         assert not still_active_there
         assert asked_store  # her next message there takes the slow path, not the hot one
