@@ -104,3 +104,16 @@ def test_a_group_migrating_into_a_chat_that_already_has_a_club_keeps_both_and_sa
     assert sorted(c["telegram_group_id"] for c in clubs) == [NEW["id"], OLD["id"]]
     assert roster(OLD) == {5: "active"}
     assert roster(NEW) == {6: "active", 7: "active"}
+
+
+# -- the bot leaves a group that never had a club --------------------------------------------------
+def test_the_bot_removed_from_a_group_without_a_club_creates_nothing(tmp_path):
+    """Its arrival was lost (an outage); the removal alone must not make a club appear."""
+    removed = U.bot_added(T, status="left")
+    removed["my_chat_member"]["old_chat_member"]["status"] = "member"
+    f = tmp_path / "updates.jsonl"
+    f.write_text(json.dumps(removed) + "\n")
+    store = f"file:{tmp_path}/store"
+    res = CliRunner().invoke(app, ["replay", str(f), "--json", "--store", store])
+    assert res.exit_code == 0, res.output
+    assert json.loads(CliRunner().invoke(app, ["clubs", "--json", "--store", store]).stdout) == []
