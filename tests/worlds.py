@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 from tgsync_cli import app as core
+from tgsync_cli.core.cache import MemoryMemberCache
+from tgsync_cli.core.engine import Engine
+from tgsync_cli.core.events import BotStatusChanged, ChatRef, MemberState
+from tgsync_cli.core.gateway import OfflineGateway
+from tgsync_cli.sim.simulator import Simulator
 from tgsync_cli.stores import open_store
 
 START = datetime(2025, 3, 1, 7, 0, 0)
@@ -84,3 +90,48 @@ class Outcome:
 
     def account(self, tid: int):
         return self.store.user_by_telegram_id(tid)
+
+
+def play(story: Story, store, wrap=None, settings=None):
+    """Run the story on `store`; return the simulated Telegram as the story left it (its world,
+    and everything the bot sent). `wrap` turns the simulator's gateway into the one the engine
+    gets, for a Telegram that fails in a way the simulator's world never does."""
+    sim = Simulator(story.scenario,
+                    lambda gw: core.make_engine(store, wrap(gw) if wrap else gw, settings))
+    sim.run()
+    return sim.gateway
+
+
+@contextmanager
+def connected(gw):
+    """What the CLI's GATEWAY_FACTORY yields: here, the simulated Telegram a story left behind."""
+    yield gw
+
+
+class Altered:
+    """The simulated Telegram with some of its calls replaced: an exception given for a call is
+    raised by it, anything else given is called instead. Telegram fails in ways the simulator's
+    world never does (a capped listing, an internal error, a blocked DM)."""
+
+    def __init__(self, gw, **calls):
+        self._gw, self._calls = gw, calls
+
+    def __getattr__(self, name):
+        if name not in self._calls:
+            return getattr(self._gw, name)
+        replacement = self._calls[name]
+        if isinstance(replacement, BaseException):
+            def refuse(*args, **kwargs):
+                raise replacement
+            return refuse
+        return replacement
+
+
+def engine_with_club(store, chat: ChatRef, at: datetime, cache=None, bot_id: int = 9000) -> Engine:
+    """An engine with no Telegram connection, right after its bot was added (as a plain member)
+    to `chat`: the club exists, and everything else is up to the test's events."""
+    engine = Engine(store, OfflineGateway(bot_id), cache if cache is not None else MemoryMemberCache(),
+                    bot_id=bot_id)
+    engine.start()
+    engine.handle(BotStatusChanged(chat, None, MemberState("left"), MemberState("member"), at))
+    return engine

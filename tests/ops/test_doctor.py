@@ -11,26 +11,18 @@ from contextlib import contextmanager
 
 from typer.testing import CliRunner
 
-from tgsync_cli import app as core
 from tgsync_cli import ops
 from tgsync_cli.cli import app
 from tgsync_cli.cli import ops as ops_cmd
 from tgsync_cli.runtime.config import load_settings
 from tgsync_cli import stores as store_module
 from tgsync_cli.core.errors import StoreUnavailable, TelegramError
-from tgsync_cli.sim.simulator import Simulator
 from tgsync_cli.stores import open_store
-from tests.worlds import BOT, CHAT, Story
+from tests.worlds import BOT, CHAT, Story, connected, play
 
 API_HASH = "0123456789abcdef0123456789abcdef"
 TOKEN = "8000:AAH_thisIsAFakeBotTokenForTests0123"
 MONGO_PW = "s3cretMongoPass"
-
-
-def world_after(story: Story, store):
-    sim = Simulator(story.scenario, lambda gw: core.make_engine(store, gw))
-    sim.run()
-    return sim.gateway
 
 
 def write_config(tmp_path, store_uri, mode=0o600, **telegram):
@@ -49,7 +41,7 @@ def by_name(checks):
 
 def test_the_simulated_telegram_tells_the_bot_its_own_status(tmp_path):
     store = open_store("memory:")
-    gw = world_after(Story().bot_added(as_="administrator"), store)
+    gw = play(Story().bot_added(as_="administrator"), store)
     assert gw.get_member(CHAT, BOT).state.status == "administrator"
 
 
@@ -62,10 +54,10 @@ def test_a_member_bot_learns_which_routes_need_admin_rights(tmp_path, monkeypatc
              "members": [{"user": 3, "status": "creator"}]}
     story.scenario["chats"].append(other)
     story.then("add_bot", chat=-1002, by=3, as_="member")
-    gw = world_after(story, store)
+    gw = play(story, store)
     store.close()
     cfg = write_config(tmp_path, f"file:{store_dir}")
-    monkeypatch.setattr(ops_cmd, "GATEWAY_FACTORY", lambda settings: _ctx(gw))
+    monkeypatch.setattr(ops_cmd, "GATEWAY_FACTORY", lambda settings: connected(gw))
 
     res = CliRunner().invoke(app, ["doctor", "--json", "--config", str(cfg)])
 
@@ -83,10 +75,10 @@ def test_a_member_bot_learns_which_routes_need_admin_rights(tmp_path, monkeypatc
 def test_a_removed_bot_fails_its_club_and_the_exit_status(tmp_path, monkeypatch):
     store_dir = tmp_path / "store"
     store = open_store(f"file:{store_dir}")
-    gw = world_after(Story().bot_added().then("remove_bot"), store)
+    gw = play(Story().bot_added().then("remove_bot"), store)
     store.close()
     cfg = write_config(tmp_path, f"file:{store_dir}")
-    monkeypatch.setattr(ops_cmd, "GATEWAY_FACTORY", lambda settings: _ctx(gw))
+    monkeypatch.setattr(ops_cmd, "GATEWAY_FACTORY", lambda settings: connected(gw))
 
     res = CliRunner().invoke(app, ["doctor", "--json", "--config", str(cfg)])
 
@@ -162,7 +154,3 @@ def test_a_store_not_created_yet_is_a_warning_and_doctor_creates_nothing(tmp_pat
     assert checks["store"].level == "warn"
     assert not (tmp_path / "nowhere").exists()
 
-
-@contextmanager
-def _ctx(gw):
-    yield gw

@@ -8,24 +8,21 @@ computer's local time, `date_unixtime` a string, `from_id` "user<N>", service me
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from typer.testing import CliRunner
 
-from tgsync_cli import app as core
 from tgsync_cli import ops
 from tgsync_cli.cli import app
 from tgsync_cli.cli import ops as ops_cmd
 from tgsync_cli.core.errors import TgsyncError
 from tgsync_cli.sources.desktop_export import scan_export
 from tgsync_cli.core.rules import from_unix
-from tgsync_cli.sim.simulator import Simulator
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.store import Observation
 from tgsync_cli.stores import open_store
-from tests.worlds import Story
+from tests.worlds import Story, connected, play
 
 BARE = 1234567890
 CHAT = -(10**12 + BARE)
@@ -76,20 +73,9 @@ def group_story() -> Story:
                  privacy_mode=True, chat=CHAT).bot_added(as_="member", by=1)
 
 
-def play(story, store):
-    sim = Simulator(story.scenario, lambda gw: core.make_engine(store, gw))
-    sim.run()
-    return sim.gateway
-
-
 def roster(store):
     return {m["telegram_id"]: (m["role"], m["status"], m["source"])
             for m in store.club_by_group(CHAT)["members"]}
-
-
-@contextmanager
-def _ctx(gw):
-    yield gw
 
 
 def test_verified_import_adds_exactly_those_telegram_confirms(tmp_path, monkeypatch):
@@ -97,7 +83,7 @@ def test_verified_import_adds_exactly_those_telegram_confirms(tmp_path, monkeypa
     store = open_store(uri)
     gw = play(group_story(), store)
     store.close()
-    monkeypatch.setattr(ops_cmd, "GATEWAY_FACTORY", lambda settings: _ctx(gw))
+    monkeypatch.setattr(ops_cmd, "GATEWAY_FACTORY", lambda settings: connected(gw))
 
     res = CliRunner().invoke(app, ["import-history", str(write_export(tmp_path)), "--chat", str(CHAT),
                                    "--json", "--store", uri])
@@ -213,6 +199,7 @@ def test_many_candidates_cost_a_handful_of_round_trips(file_store, tmp_path):
 def test_a_member_added_while_importing_appears_once(store, tmp_path):
     """Cyrus writes (and is added by the bot) between the import's read and its write."""
     play(Story({1: "creator", 3: "member"}, chat=CHAT).bot_added(by=1), store)
+    club_id = store.club_by_group(CHAT)["_id"]
     calls = []
 
     def racing_writer(name):

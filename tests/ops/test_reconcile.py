@@ -6,30 +6,21 @@ Telegram is the simulator's world as a story left it; the store is the one the s
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 
 import pytest
 from typer.testing import CliRunner
 
-from tgsync_cli import app as core
 from tgsync_cli import ops
 from tgsync_cli.cli import render
 from tgsync_cli.cli import app
 from tgsync_cli.cli import ops as ops_cmd
 from tgsync_cli.core.errors import InputError, TelegramUnavailable
 from tgsync_cli.core.rules import parse_iso
-from tgsync_cli.sim.simulator import Simulator
+from tgsync_cli.sim.faults import snapshot
 from tgsync_cli.stores import open_store
-from tests.worlds import CHAT, Story
+from tests.worlds import CHAT, Story, connected, play
 
 LATER = parse_iso("2025-03-02T07:00:00Z")
-
-
-def play(story: Story, store):
-    """Run the story; return the simulated Telegram as the story left it."""
-    sim = Simulator(story.scenario, lambda gw: core.make_engine(store, gw))
-    sim.run()
-    return sim.gateway
 
 
 def outage_story() -> Story:
@@ -97,7 +88,7 @@ def test_drift_over_the_threshold_exits_3_for_cron(tmp_path, monkeypatch):
     store = open_store(store_uri)
     gw = play(Story({1: "creator", 2: "member", 3: "member"}).bot_added(as_="member"), store)
     store.close()
-    monkeypatch.setattr(ops_cmd, "GATEWAY_FACTORY", lambda settings: _ctx(gw))
+    monkeypatch.setattr(ops_cmd, "GATEWAY_FACTORY", lambda settings: connected(gw))
     run = lambda *extra: CliRunner().invoke(app, ["reconcile", str(CHAT), "--json", "--store", store_uri, *extra])
 
     over = run("--threshold", "1")
@@ -116,7 +107,7 @@ def test_threshold_comes_from_settings_when_not_given(tmp_path, monkeypatch):
     store = open_store(store_uri)
     gw = play(Story({1: "creator", 2: "member", 3: "member"}).bot_added(as_="member"), store)
     store.close()
-    monkeypatch.setattr(ops_cmd, "GATEWAY_FACTORY", lambda settings: _ctx(gw))
+    monkeypatch.setattr(ops_cmd, "GATEWAY_FACTORY", lambda settings: connected(gw))
     monkeypatch.setenv("TGSYNC_SYNC_RECONCILE_THRESHOLD", "2")
     res = CliRunner().invoke(app, ["reconcile", str(CHAT), "--store", store_uri])
     assert res.exit_code == 0, res.output
@@ -126,9 +117,9 @@ def test_dry_run_writes_nothing_but_says_what_it_would_change(tmp_path, monkeypa
     store_uri = f"file:{tmp_path}/store"
     store = open_store(store_uri)
     gw = play(outage_story(), store)
-    snapshot = _everything(store)
+    before = snapshot(store), store.club_by_group(CHAT)["sync"].get("last_sync")
     store.close()
-    monkeypatch.setattr(ops_cmd, "GATEWAY_FACTORY", lambda settings: _ctx(gw))
+    monkeypatch.setattr(ops_cmd, "GATEWAY_FACTORY", lambda settings: connected(gw))
 
     res = CliRunner().invoke(app, ["reconcile", "--all", "--dry-run", "--json", "--store", store_uri])
 
@@ -136,7 +127,7 @@ def test_dry_run_writes_nothing_but_says_what_it_would_change(tmp_path, monkeypa
     club = json.loads(res.stdout)["clubs"][0]
     assert (club["would_add"], club["would_mark_left"]) == (1, 1)
     store = open_store(store_uri)
-    assert _everything(store) == snapshot
+    assert (snapshot(store), store.club_by_group(CHAT)["sync"].get("last_sync")) == before
     store.close()
 
 
@@ -149,7 +140,7 @@ def test_all_reconciles_every_club_and_shows_a_table(tmp_path, monkeypatch):
     story.then("add_bot", chat=-1002, by=6, as_="member")
     gw = play(story, store)
     store.close()
-    monkeypatch.setattr(ops_cmd, "GATEWAY_FACTORY", lambda settings: _ctx(gw))
+    monkeypatch.setattr(ops_cmd, "GATEWAY_FACTORY", lambda settings: connected(gw))
 
     monkeypatch.setattr(render.console, "width", 200)
     res = CliRunner().invoke(app, ["reconcile", "--all", "--yes", "--store", store_uri])
@@ -196,10 +187,6 @@ def test_reconcile_without_telegram_credentials_names_the_missing_key(tmp_path, 
     assert len(res.stderr.strip().splitlines()) == 1
 
 
+
 def _everything(store):
     return {name: sorted(repr(sorted(d.items())) for d in docs) for name, docs in store.export().items()}
-
-
-@contextmanager
-def _ctx(gw):
-    yield gw

@@ -8,7 +8,9 @@ import json
 
 from typer.testing import CliRunner
 
-from tests.ops.test_reconcile import LATER, _ctx, active_roster, outage_story, play
+from tests.ops.test_reconcile import LATER, active_roster, outage_story
+from tests.worlds import connected as _ctx
+from tests.worlds import play
 from tests.worlds import CHAT
 from tgsync_cli import ops
 from tgsync_cli.cli import app

@@ -292,7 +292,10 @@ def test_with_the_store_down_at_shutdown_pending_events_are_spooled_and_replayed
     t.join()
     assert not errors
     lines = [json.loads(x) for x in spool.read_text().splitlines()]
-    assert len(lines) >= 2 and runtime.spooled == len(lines)
+    assert runtime.spooled == len(lines)
+    # in arrival order (the bot's own arrival may still be pending too, ahead of them)
+    assert [(x["type"], (x.get("user") or x.get("sender"))["id"]) for x in lines[-2:]] == [
+        ("MemberStatusChanged", 2), ("MessageSeen", 3)]
     runtime.loop.close()
 
     down.clear()  # MongoDB is back; the next start replays the spool before anything else
@@ -330,8 +333,14 @@ def with_credentials(monkeypatch, tmp_path):
 def test_serve_with_log_json_prints_the_bot_and_clubs_and_exits_0_on_sigterm(bare, monkeypatch):
     with_credentials(monkeypatch, bare)
 
+    unhandled = []
+
     class SelfStopping(StandInClient):
         async def get_me(self):  # once the bot knows who it is, the operator presses Ctrl-C
+            handler = signal.getsignal(signal.SIGINT)
+            if handler in (signal.default_int_handler, signal.SIG_DFL, signal.SIG_IGN, None):
+                unhandled.append(handler)  # a real Ctrl-C would hit pytest itself: do not send it
+                raise RuntimeError("serve installed no SIGINT handler")
             asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGINT)
             return await super().get_me()
     made = []
@@ -342,6 +351,7 @@ def test_serve_with_log_json_prints_the_bot_and_clubs_and_exits_0_on_sigterm(bar
         return made[-1]
     monkeypatch.setattr("tgsync_cli.runtime.serve.make_client", fake_make_client)
     result = CliRunner().invoke(app, ["serve", "--log-json", "--store", "memory:"])
+    assert not unhandled, "serve's SIGINT handler was not installed before the bot started"
     assert result.exit_code == 0, result.output
     assert "@aydarun_bot" in result.stdout and "privacy mode: unknown" in result.stdout
     assert "route 4" in result.stderr

@@ -2,12 +2,16 @@
 store fails 5 % of its calls. The roster must end exactly as in the run where nothing failed.
 `scripts/soak` runs the full 100,000-update version and prints the figures."""
 
+import pytest
+
 from tgsync_cli.sources.botapi import parse_update
 from tgsync_cli.core.cache import MemoryMemberCache
 from tgsync_cli.core.engine import Engine
 from tgsync_cli.sim.faults import FaultyStore, SoakTelegram, duplicates, run_soak, snapshot, soak_updates
 from tgsync_cli.runtime.pipeline import Pipeline
 from tgsync_cli.stores import open_store
+
+pytestmark = pytest.mark.slow
 
 UPDATES = 2000  # about 10 s on this machine's 2 cores for both runs; scripts/soak does 100,000
 

@@ -196,6 +196,13 @@ def remember_secrets(settings: Settings) -> None:
                 _KNOWN_SECRETS.add(part)
 
 
+def forget_secrets() -> None:
+    """Empty the redaction list. It lives as long as the process (one command); something that
+    loads several unrelated settings in one process (a test run) starts each afresh with this,
+    or values such as "none" from one would be scrubbed from every later message."""
+    _KNOWN_SECRETS.clear()
+
+
 def redact(text: str) -> str:
     for s in sorted(_KNOWN_SECRETS, key=len, reverse=True):
         text = text.replace(s, "***")

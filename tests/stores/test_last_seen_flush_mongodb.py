@@ -1,0 +1,48 @@
+"""last_seen on a `mongodb://` store: one bulk write of guarded positional updates (the embedded
+backends take another path). MongoDB here is mongomock behind pymongo's own client class, so the
+`mongodb://` code path runs with no server and nothing leaves the machine."""
+
+from datetime import timedelta
+
+import mongomock
+import pymongo
+import pytest
+
+from tests.stores.test_last_seen_flush import CHATS, PEOPLE, T0, club_with_members, last_seen
+from tgsync_cli.core.events import MessageSeen
+from tgsync_cli.stores.documents import open_store
+
+
+@pytest.fixture
+def mongo_store(monkeypatch):
+    monkeypatch.setattr(pymongo, "MongoClient", mongomock.MongoClient)
+    # pymongo >= 4.11 hands bulk updates a `sort` argument that mongomock 4.3 does not take (it
+    # is None for UpdateOne without sort, which is all the store sends)
+    add_update = mongomock.collection.BulkOperationBuilder.add_update
+
+    def add_update_without_sort(self, *args, sort=None, **kwargs):
+        assert sort is None
+        return add_update(self, *args, **kwargs)
+    monkeypatch.setattr(mongomock.collection.BulkOperationBuilder, "add_update", add_update_without_sort)
+    store = open_store("mongodb://localhost:27017/tgsync")
+    assert not store.embedded  # the MongoDB path, not the embedded one
+    yield store
+    store.close()
+
+
+def test_a_flush_is_one_bulk_write_and_never_moves_last_seen_backwards(mongo_store):
+    e = club_with_members(mongo_store)
+    for i, p in enumerate(PEOPLE):
+        e.handle(MessageSeen(CHATS[0], p, T0 + timedelta(minutes=10 + i)))
+        e.handle(MessageSeen(CHATS[1], p, T0 + timedelta(minutes=30 + i)))
+    ops = mongo_store.ops
+    assert e.flush() == 2 * len(PEOPLE)
+    assert mongo_store.ops - ops == 1
+    for i, p in enumerate(PEOPLE):
+        assert last_seen(mongo_store, CHATS[0], p) == T0 + timedelta(minutes=10 + i)
+        assert last_seen(mongo_store, CHATS[1], p) == T0 + timedelta(minutes=30 + i)
+
+    e.handle(MessageSeen(CHATS[0], PEOPLE[0], T0 + timedelta(minutes=1)))  # delivered late
+    e.flush()
+    assert last_seen(mongo_store, CHATS[0], PEOPLE[0]) == T0 + timedelta(minutes=10)
+    assert last_seen(mongo_store, CHATS[0], PEOPLE[1]) == T0 + timedelta(minutes=11)  # untouched
