@@ -7,7 +7,7 @@ import importlib
 from tgsync_cli.cli.base import app
 
 # Command areas register themselves on `app` when imported; optional ones may be absent.
-for _area in ("offline", "live", "ops", "scale", "store"):
+for _area in ("offline", "live", "ops", "scale", "store", "insights"):
     try:
         importlib.import_module(f"tgsync_cli.cli.{_area}")
     except ModuleNotFoundError as exc:  # an area not built yet is simply not offered

@@ -1,0 +1,98 @@
+"""Club insights from the membership log: what organizers ask once the roster is right.
+
+Pure functions over SPEC §2 `membership_log` entries, weekly writer counts and reconcile
+figures, so the store stays a store and every number here is testable without one.
+A week is an ISO week (`2024-W49`): organizers plan by weeks, and ISO weeks never straddle years
+ambiguously.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Dict, Iterable, List, Mapping, Optional
+
+ACTIVE = "active"
+
+
+def iso_week(at: datetime) -> str:
+    y, w, _ = at.isocalendar()
+    return f"{y}-W{w:02d}"
+
+
+def week_start(at: datetime) -> datetime:
+    d = at - timedelta(days=at.isocalendar()[2] - 1)
+    return d.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@dataclass
+class WeekStats:
+    week: str
+    joined: int = 0
+    left: int = 0
+    kicked: int = 0
+    active_writers: int = 0
+    drift: Optional[int] = None
+    joins_by_link: Dict[str, int] = field(default_factory=dict)
+    joins_by_inviter: Dict[str, int] = field(default_factory=dict)
+
+    @property
+    def net(self) -> int:
+        return self.joined - self.left - self.kicked
+
+    def as_json(self) -> Dict[str, Any]:
+        return {"week": self.week, "joined": self.joined, "left": self.left, "kicked": self.kicked,
+                "net": self.net, "active_writers": self.active_writers, "drift": self.drift,
+                "joins_by_link": dict(self.joins_by_link),
+                "joins_by_inviter": dict(self.joins_by_inviter)}
+
+
+def change_kind(entry: Mapping[str, Any]) -> Optional[str]:
+    """joined / left / kicked / promoted / demoted, or None for a change that is none of these."""
+    before = entry.get("from") or {}
+    after = entry.get("to") or {}
+    was, now = before.get("status"), after.get("status")
+    if now == ACTIVE and was != ACTIVE:
+        return "joined"
+    if was == ACTIVE and now == "left":
+        return "left"
+    if was == ACTIVE and now == "kicked":
+        return "kicked"
+    if was == now == ACTIVE and before.get("role") != after.get("role"):
+        return "promoted" if after.get("role") == "organizer" else "demoted"
+    return None
+
+
+def weekly_stats(log: Iterable[Mapping[str, Any]], writers_by_week: Mapping[str, int],
+                 reconciles: Iterable[Mapping[str, Any]], weeks: int, now: datetime) -> List[WeekStats]:
+    """The last `weeks` ISO weeks up to `now`, oldest first; empty weeks included so a chart
+    shows quiet weeks as quiet instead of skipping them."""
+    first = week_start(now) - timedelta(weeks=weeks - 1)
+    rows: Dict[str, WeekStats] = {}
+    for i in range(weeks):
+        wk = iso_week(first + timedelta(weeks=i))
+        rows[wk] = WeekStats(wk, active_writers=int(writers_by_week.get(wk, 0)))
+    for e in log:
+        row = rows.get(iso_week(e["at"]))
+        kind = change_kind(e)
+        if row is None or kind not in ("joined", "left", "kicked"):
+            continue
+        setattr(row, kind, getattr(row, kind) + 1)
+        if kind == "joined" and e.get("invite_link"):
+            row.joins_by_link[str(e["invite_link"])] = row.joins_by_link.get(str(e["invite_link"]), 0) + 1
+        if kind == "joined" and e.get("invited_by") is not None:
+            key = str(e["invited_by"])
+            row.joins_by_inviter[key] = row.joins_by_inviter.get(key, 0) + 1
+    for r in sorted(reconciles, key=lambda r: r["at"]):
+        row = rows.get(iso_week(r["at"]))
+        if row is not None:
+            row.drift = r.get("drift")  # the week's last reconcile stands for it
+    return list(rows.values())
+
+
+def link_totals(rows: Iterable[WeekStats]) -> Counter:
+    total: Counter = Counter()
+    for r in rows:
+        total.update(r.joins_by_link)
+    return total
