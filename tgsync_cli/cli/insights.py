@@ -16,14 +16,14 @@ from tgsync_cli.core.rules import parse_iso
 from tgsync_cli.runtime.wiring import store_from, utcnow
 
 
-def _since(text: Optional[str]) -> Optional[datetime]:
+def _since(text: Optional[str], option: str = "--since") -> Optional[datetime]:
     if text is None:
         return None
     try:
         return parse_iso(text.strip())
     except ValueError:
         raise typer.BadParameter(f"{text[:40]!r} is not a date or time (e.g. 2024-12-01 or "
-                                 "2024-12-01T10:00:00Z)", param_hint="--since") from None
+                                 "2024-12-01T10:00:00Z)", param_hint=option) from None
 
 
 @app.command()
@@ -62,11 +62,13 @@ def member(telegram_id: Annotated[int, typer.Argument(help="the person's Telegra
 def stats(chat: Annotated[str, typer.Argument(help="chat id, @username or club_ id")],
           weeks: Annotated[int, typer.Option("--weeks", min=1, max=520, help="how many ISO weeks, newest last")] = 12,
           json_out: JsonOpt = False,
+          until: Annotated[Optional[str], typer.Option("--until", help="the last week shown holds this date (default: today)")] = None,
           png: Annotated[Optional[str], typer.Option("--png", help="also draw the chart into this PNG file (needs tgsync[plot])")] = None,
           config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Per week: joined, left, kicked, net, active writers, joins per invite link and inviter."""
+    end = _since(until, "--until") or utcnow()
     with store_from(settings_for(config, store)) as st:
-        view = insights.club_stats(st, chat, weeks, utcnow())
+        view = insights.club_stats(st, chat, weeks, end)
     if png:
         from tgsync_cli.cli.plot import stats_png  # matplotlib only when asked
 

@@ -96,3 +96,11 @@ def link_totals(rows: Iterable[WeekStats]) -> Counter:
     for r in rows:
         total.update(r.joins_by_link)
     return total
+
+
+def activity_rows(seen: Mapping[Any, datetime], first_seen: Optional[Mapping[Any, datetime]] = None):
+    """(club_id, week, telegram_id) for each writer in a last_seen batch: the week of their newest
+    message and of their first one (a flush window can straddle a week's end)."""
+    rows = {(cid, iso_week(at), tid) for (cid, tid), at in seen.items()}
+    rows |= {(cid, iso_week(at), tid) for (cid, tid), at in (first_seen or {}).items()}
+    return sorted(rows)

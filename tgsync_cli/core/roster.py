@@ -137,6 +137,8 @@ class RosterSync:
                 "last_sync": at, "bot_is_admin": admin, "bot_present": present,
                 "total_members_telegram": count, "total_members_ayda": ayda, "drift": drift})
             info.bot_is_admin, info.bot_present = admin, present
+            # each reconcile's figures, so `stats` can show drift over time
+            self.store.record_reconcile(info.club_id, at, count, ayda, drift)
             # departure records only bridge late deliveries; a week on, nothing late is coming
             self.store.prune_departures(at)
         return ReconcileReport(info.club_id, info.chat_id, info.name, count, ayda, drift, listed,

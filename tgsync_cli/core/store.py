@@ -176,7 +176,7 @@ def decide(club_id: str, current: Optional[dict], departure: Optional[dict], obs
         out.status, out.created, out.status_applied, out.changed = status, True, status == ACTIVE, True
         log = {"club_id": club_id, "telegram_id": tid, "at": status_at, "from": None,
                "to": {"status": status, "role": role}, "source": obs.source, "actor": obs.actor,
-               "invite_link": obs.invite_link}
+               "invite_link": obs.invite_link, "invited_by": obs.invited_by}
         return Decision(member, out, log=log, clear_departure=dep is not None, dirty=True, account=True)
 
     m = dict(current)
@@ -208,7 +208,7 @@ def decide(club_id: str, current: Optional[dict], departure: Optional[dict], obs
         log = {"club_id": club_id, "telegram_id": tid, "at": obs.at,
                "from": {"status": before[0], "role": before[1]},
                "to": {"status": after[0], "role": after[1]}, "source": obs.source,
-               "actor": obs.actor, "invite_link": obs.invite_link}
+               "actor": obs.actor, "invite_link": obs.invite_link, "invited_by": obs.invited_by}
     return Decision(m if dirty else None, out, log=log, dirty=dirty)
 
 
@@ -268,8 +268,14 @@ class Store(Protocol):
     # departures (SPEC §2), log, erasure
     def departures_for(self, club_id: str, tids: Iterable[int]) -> Dict[int, dict]: ...
     def prune_departures(self, now: datetime) -> int: ...
-    def membership_log(self, club_id: Optional[str] = None,
-                       telegram_id: Optional[int] = None) -> List[dict]: ...
+    # insights (history, member, stats): what the log, the flush and reconcile leave behind
+    def writers_by_week(self, club_id: str) -> Dict[str, int]: ...
+    def record_reconcile(self, club_id: str, at: datetime, telegram: Optional[int], active: int,
+                         drift: Optional[int]) -> None: ...
+    def reconcile_history(self, club_id: str) -> List[dict]: ...
+    def memberships_of(self, tid: int) -> List[dict]: ...
+    def membership_log(self, club_id: Optional[str] = None, telegram_id: Optional[int] = None,
+                       since: Optional[datetime] = None) -> List[dict]: ...
     def forget_preview(self, tid: int) -> Dict[str, Any]: ...
     def forget(self, tid: int) -> Dict[str, Any]: ...
 

@@ -39,7 +39,12 @@ class Simulator:
         self.engine.flush()
 
     def step(self, step: Dict[str, Any]) -> None:
-        self.world.now = parse_iso(step["at"])
+        now = parse_iso(step["at"])
+        if self.world.now is not None and now.isocalendar()[:2] != self.world.now.isocalendar()[:2]:
+            # serve flushes every few minutes; a timeline spanning weeks flushes at least weekly, so
+            # writers per week (stats) come out as a running bot would leave them
+            self.engine.flush()
+        self.world.now = now
         getattr(self, "do_" + step["do"])(step)
 
     # -- delivery ---------------------------------------------------------------------------

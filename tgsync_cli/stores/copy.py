@@ -22,6 +22,8 @@ class CopyReport:
     users: int = 0
     membership_log: int = 0
     departures: int = 0
+    activity: int = 0
+    reconciles: int = 0
 
     def as_json(self) -> Dict[str, object]:
         return asdict(self)
@@ -32,7 +34,7 @@ def copy_store(source, target, progress: Optional[Callable[[int, int], None]] = 
     docs = source.export()
     rep = CopyReport(source.uri_label, target.uri_label)
     parts: List[tuple] = []
-    for name in ("users", "clubs", "membership_log", "departures"):
+    for name in ("users", "clubs", "membership_log", "departures", "activity", "reconciles"):
         items = docs.get(name, [])
         parts += [(name, items[i:i + CHUNK]) for i in range(0, len(items), CHUNK)]
     total = sum(len(items) for _, items in parts)

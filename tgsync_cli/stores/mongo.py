@@ -19,13 +19,14 @@ from tgsync_cli.core.errors import ConfigError, StoreError, StoreUnavailable
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.store import ClubIndex, Observation, Outcome, account_fields, decide
 from tgsync_cli.stores.common import TOMBSTONE_DAYS, Counted, member_doc, new_id, redact_uri
+from tgsync_cli.stores.mongo_insights import MongoInsights
 
 RETRIES = 8
 _CAS_KEYS = ("status", "status_at", "role", "role_at", "joined_at", "source", "hard_at", "proof_at",
              "last_seen", "invited_by", "invite_link")
 
 
-class MongoStore(Counted):
+class MongoStore(MongoInsights, Counted):
     def __init__(self, db, label: str, client=None):
         self.ops = 0
         self.uri_label = label
@@ -35,6 +36,7 @@ class MongoStore(Counted):
         self._mock = type(db).__module__.startswith("mongomock")
         self.clubs, self.users = db["clubs"], db["users"]
         self.log, self.departures = db["membership_log"], db["departures"]
+        self.activity, self.reconciles = db["activity"], db["reconciles"]
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _call(self, name: str, fn, *a, **kw):
@@ -78,6 +80,7 @@ class MongoStore(Counted):
         self.departures.create_index("at")
         self.log.create_index([("club_id", 1), ("at", 1)])
         self.log.create_index("telegram_id")
+        self._insights_indexes()
 
     def close(self) -> None:
         if self._client is not None:
@@ -341,6 +344,7 @@ class MongoStore(Counted):
                     {"$set": {"members.$.status": "active", "members.$.status_at": status_at,
                               "members.$.proof_at": last}, "$inc": {"version": 1}}, False))
         self._bulk("flush_last_seen", self.clubs, ops)
+        self._record_activity(seen, first_seen)
         return len(seen)
 
     def active_count(self, club_id: str) -> int:
@@ -356,15 +360,6 @@ class MongoStore(Counted):
     def prune_departures(self, now: datetime) -> int:
         return self._call("prune_departures", self.departures.delete_many,
                           {"at": {"$lt": now - timedelta(days=TOMBSTONE_DAYS)}}).deleted_count
-
-    def membership_log(self, club_id: Optional[str] = None, telegram_id: Optional[int] = None) -> List[dict]:
-        flt: Dict[str, Any] = {}
-        if club_id is not None:
-            flt["club_id"] = club_id
-        if telegram_id is not None:
-            flt["telegram_id"] = telegram_id
-        rows = self._call("membership_log", lambda: list(self.log.find(flt).sort("_id", 1)))
-        return [{k: v for k, v in r.items() if k != "_id"} for r in rows]
 
     def forget_preview(self, tid: int) -> Dict[str, Any]:
         clubs = [{"club_id": d["_id"], "name": d.get("name"), "telegram_group_id": d["telegram_group_id"]}
@@ -386,6 +381,7 @@ class MongoStore(Counted):
         self._call("forget", self.users.delete_many, {"telegram_id": tid})
         self._call("forget", self.departures.delete_many, {"telegram_id": tid})
         self._call("forget", self.log.delete_many, {"telegram_id": tid})
+        self._call("forget", self.activity.delete_many, {"telegram_id": tid})
         self._call("forget", self.log.update_many, {"actor": tid}, {"$set": {"actor": None}})
         return rep
 
@@ -395,7 +391,9 @@ class MongoStore(Counted):
             members = sum(len(d.get("members") or []) for d in self.clubs.find({}, {"members.telegram_id": 1}))
             return {"clubs": self.clubs.count_documents({}), "memberships": members,
                     "users": self.users.count_documents({}), "departures": self.departures.count_documents({}),
-                    "membership_log": self.log.count_documents({})}
+                    "membership_log": self.log.count_documents({}),
+                    "activity": self.activity.count_documents({}),
+                    "reconciles": self.reconciles.count_documents({})}
         return self._call("counts", run)
 
     def export(self) -> Dict[str, List[dict]]:

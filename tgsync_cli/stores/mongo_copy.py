@@ -16,12 +16,16 @@ def export_all(store) -> Dict[str, List[dict]]:
         log = [{k: v for k, v in e.items() if k != "_id"} for e in store.log.find({}).sort("_id", 1)]
         deps = [{k: v for k, v in d.items() if k != "_id"}
                 for d in store.departures.find({}).sort([("club_id", 1), ("telegram_id", 1)])]
-        return {"clubs": clubs, "users": users, "membership_log": log, "departures": deps}
+        activity = list(store.activity.find({}, {"_id": 0}).sort([("club_id", 1), ("week", 1), ("telegram_id", 1)]))
+        recs = list(store.reconciles.find({}, {"_id": 0}).sort("_id", 1))
+        return {"clubs": clubs, "users": users, "membership_log": log, "departures": deps,
+                "activity": activity, "reconciles": recs}
     return store._call("export", run)
 
 
 def import_all(store, docs: Dict[str, List[dict]]) -> Dict[str, int]:
-    n = {"clubs": 0, "members": 0, "users": 0, "membership_log": 0, "departures": 0}
+    n = {"clubs": 0, "members": 0, "users": 0, "membership_log": 0, "departures": 0, "activity": 0,
+         "reconciles": 0}
 
     def run():
         for u in docs.get("users", []):
@@ -53,5 +57,14 @@ def import_all(store, docs: Dict[str, List[dict]]) -> Dict[str, int]:
             store.departures.update_one({"club_id": d["club_id"], "telegram_id": d["telegram_id"]},
                                         {"$set": {"status": d.get("status"), "at": d.get("at")}}, upsert=True)
             n["departures"] += 1
+        for a in docs.get("activity", []):
+            key = {"club_id": a["club_id"], "week": a["week"], "telegram_id": a["telegram_id"]}
+            store.activity.update_one(key, {"$setOnInsert": key}, upsert=True)
+            n["activity"] += 1
+        for r in docs.get("reconciles", []):
+            doc = {k: v for k, v in r.items() if k != "club_id"}
+            store.reconciles.update_one({"club_id": r["club_id"], "at": r.get("at")}, {"$setOnInsert": doc},
+                                        upsert=True)  # copied twice: still one entry per reconcile
+            n["reconciles"] += 1
         return n
     return store._call("import", run)

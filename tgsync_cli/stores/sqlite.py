@@ -21,6 +21,7 @@ from tgsync_cli.core.errors import StoreError, StoreUnavailable
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.store import ClubIndex, account_fields
 from tgsync_cli.stores.common import TOMBSTONE_DAYS, Counted, member_doc, new_id
+from tgsync_cli.stores.sqlite_insights import SqliteInsights
 from tgsync_cli.stores.sqlite_members import _TIMES, SqliteMembers
 from tgsync_cli.stores.sqlite_schema import (
     MEMBER_COLS,
@@ -34,7 +35,7 @@ from tgsync_cli.stores.sqlite_schema import (
 
 
 
-class SqliteStore(SqliteMembers, Counted):
+class SqliteStore(SqliteMembers, SqliteInsights, Counted):
     def __init__(self, conn: sqlite3.Connection, label: str, lock: threading.RLock):
         self.ops = 0
         self.uri_label = label
@@ -278,27 +279,6 @@ class SqliteStore(SqliteMembers, Counted):
             return cur.execute("DELETE FROM departures WHERE at < ?",
                                (dt_in(now - timedelta(days=TOMBSTONE_DAYS)),)).rowcount
 
-    def membership_log(self, club_id: Optional[str] = None, telegram_id: Optional[int] = None) -> List[dict]:
-        where, args = [], []
-        if club_id is not None:
-            where.append("club_id = ?")
-            args.append(club_id)
-        if telegram_id is not None:
-            where.append("telegram_id = ?")
-            args.append(telegram_id)
-        sql = ("SELECT club_id, telegram_id, at, from_status, from_role, to_status, to_role, source, actor,"
-               " invite_link FROM membership_log" + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY seq")
-        with self._tx("membership_log", write=False) as cur:
-            return self._log(cur, sql, args)
-
-    @staticmethod
-    def _log(cur, sql: str, args) -> List[dict]:
-        return [{"club_id": c, "telegram_id": t, "at": dt_out(a),
-                 "from": None if fs is None and fr is None else {"status": fs, "role": fr},
-                 "to": {"status": ts, "role": tr}, "source": s, "actor": ac, "invite_link": il}
-                for c, t, a, fs, fr, ts, tr, s, ac, il in cur.execute(sql, args)]
-
     def forget_preview(self, tid: int) -> Dict[str, Any]:
         with self._tx("forget_preview", write=False) as cur:
             return self._preview(cur, tid)
@@ -329,6 +309,7 @@ class SqliteStore(SqliteMembers, Counted):
             cur.execute("DELETE FROM users WHERE telegram_id = ?", (tid,))
             cur.execute("DELETE FROM departures WHERE telegram_id = ?", (tid,))
             cur.execute("DELETE FROM membership_log WHERE telegram_id = ?", (tid,))
+            cur.execute("DELETE FROM activity WHERE telegram_id = ?", (tid,))
             cur.execute("UPDATE membership_log SET actor = NULL WHERE actor = ?", (tid,))
             cur.execute("UPDATE memberships SET invited_by = NULL WHERE invited_by = ?", (tid,))
             return rep
@@ -337,7 +318,8 @@ class SqliteStore(SqliteMembers, Counted):
     def counts(self) -> Dict[str, int]:
         with self._tx("counts", write=False) as cur:
             return {t: cur.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                    for t in ("clubs", "memberships", "users", "departures", "membership_log")}
+                    for t in ("clubs", "memberships", "users", "departures", "membership_log", "activity",
+                              "reconciles")}
 
     def export(self) -> Dict[str, List[dict]]:
         from tgsync_cli.stores.sqlite_copy import export_all
@@ -355,7 +337,8 @@ class SqliteStore(SqliteMembers, Counted):
             have = {r[0] for r in cur.execute("SELECT name FROM sqlite_master WHERE type IN ('index', 'table')")}
             ver = cur.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         want = {"clubs", "memberships", "users", "departures", "membership_log", "club_aliases",
-                "memberships_telegram_id", "departures_at", "log_club", "log_telegram_id"}
+                "memberships_telegram_id", "departures_at", "log_club", "log_telegram_id", "activity",
+                "reconciles"}
         problems = [f"missing {n}" for n in sorted(want - have)]
         if ver is None or int(ver[0]) != SCHEMA_VERSION:
             problems.append(f"schema version {ver[0] if ver else 'unknown'} (expected {SCHEMA_VERSION})")

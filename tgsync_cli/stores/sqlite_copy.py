@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List
 
+from tgsync_cli.stores.sqlite_insights import LOG_COLS
 from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, USER_COLS, dt_in, dt_out, sync_in
 
 _TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at")
@@ -23,7 +24,13 @@ def export_all(store) -> Dict[str, List[dict]]:
             f"SELECT {', '.join(USER_COLS)} FROM users ORDER BY telegram_id")]
         deps = [{"club_id": c, "telegram_id": t, "status": s, "at": dt_out(a)} for c, t, s, a in cur.execute(
             "SELECT club_id, telegram_id, status, at FROM departures ORDER BY club_id, telegram_id")]
-    return {"clubs": clubs, "users": users, "membership_log": log, "departures": deps}
+        activity = [{"club_id": c, "week": w, "telegram_id": t} for c, w, t in cur.execute(
+            "SELECT club_id, week, telegram_id FROM activity ORDER BY club_id, week, telegram_id")]
+        recs = [{"club_id": c, "at": dt_out(a), "total_members_telegram": t, "active": n, "drift": d}
+                for c, a, t, n, d in cur.execute(
+                    "SELECT club_id, at, telegram, active, drift FROM reconciles ORDER BY seq")]
+    return {"clubs": clubs, "users": users, "membership_log": log, "departures": deps,
+            "activity": activity, "reconciles": recs}
 
 
 def log_key(e: dict) -> str:
@@ -32,7 +39,8 @@ def log_key(e: dict) -> str:
 
 
 def import_all(store, docs: Dict[str, List[dict]]) -> Dict[str, int]:
-    n = {"clubs": 0, "members": 0, "users": 0, "membership_log": 0, "departures": 0}
+    n = {"clubs": 0, "members": 0, "users": 0, "membership_log": 0, "departures": 0, "activity": 0,
+         "reconciles": 0}
     with store._tx("import", write=True) as cur:
         for u in docs.get("users", []):
             cur.execute("INSERT INTO users (id, telegram_id, username, first_name, last_name, language_code,"
@@ -75,22 +83,32 @@ def import_all(store, docs: Dict[str, List[dict]]) -> Dict[str, int]:
                 continue
             have.add(log_key(e))
             fr = e.get("from") or {}
-            cur.execute("INSERT INTO membership_log (club_id, telegram_id, at, from_status, from_role,"
-                        " to_status, to_role, source, actor, invite_link) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            cur.execute(f"INSERT INTO membership_log ({LOG_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                         (e["club_id"], e["telegram_id"], dt_in(e.get("at")), fr.get("status"), fr.get("role"),
                          (e.get("to") or {}).get("status"), (e.get("to") or {}).get("role"), e.get("source"),
-                         e.get("actor"), e.get("invite_link")))
+                         e.get("actor"), e.get("invite_link"), e.get("invited_by")))
             n["membership_log"] += 1
         for d in docs.get("departures", []):
             cur.execute("INSERT INTO departures (club_id, telegram_id, status, at) VALUES (?, ?, ?, ?)"
                         " ON CONFLICT(club_id, telegram_id) DO UPDATE SET status = excluded.status, at = excluded.at",
                         (d["club_id"], d["telegram_id"], d.get("status"), dt_in(d.get("at"))))
             n["departures"] += 1
+        for a in docs.get("activity", []):
+            cur.execute("INSERT OR IGNORE INTO activity (club_id, week, telegram_id) VALUES (?, ?, ?)",
+                        (a["club_id"], a["week"], a["telegram_id"]))
+            n["activity"] += 1
+        have_recs = {(c, a) for c, a in cur.execute("SELECT club_id, at FROM reconciles")}
+        for r in docs.get("reconciles", []):
+            if (r["club_id"], dt_in(r.get("at"))) in have_recs:
+                continue  # copied before: a copy run twice changes nothing
+            cur.execute("INSERT INTO reconciles (club_id, at, telegram, active, drift) VALUES (?, ?, ?, ?, ?)",
+                        (r["club_id"], dt_in(r.get("at")), r.get("total_members_telegram"), r.get("active"),
+                         r.get("drift")))
+            n["reconciles"] += 1
     return n
 
 
 def _log_rows(cur) -> List[Dict[str, Any]]:
     from tgsync_cli.stores.sqlite import SqliteStore
 
-    return SqliteStore._log(cur, "SELECT club_id, telegram_id, at, from_status, from_role, to_status, to_role,"
-                            " source, actor, invite_link FROM membership_log ORDER BY seq", ())
+    return SqliteStore._log(cur, f"SELECT {LOG_COLS} FROM membership_log ORDER BY seq", ())

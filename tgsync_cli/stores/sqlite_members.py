@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.store import Observation, Outcome, decide
+from tgsync_cli.core.insights import activity_rows
 from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, dt_in, dt_out
 
 _TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at")
@@ -59,9 +60,11 @@ class SqliteMembers:
             lg = d.log
             fr = lg["from"] or {}
             cur.execute("INSERT INTO membership_log (club_id, telegram_id, at, from_status, from_role,"
-                        " to_status, to_role, source, actor, invite_link) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        " to_status, to_role, source, actor, invite_link, invited_by)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                         (club_id, tid, dt_in(lg["at"]), fr.get("status"), fr.get("role"),
-                         lg["to"]["status"], lg["to"]["role"], lg["source"], lg["actor"], lg["invite_link"]))
+                         lg["to"]["status"], lg["to"]["role"], lg["source"], lg["actor"], lg["invite_link"],
+                         lg.get("invited_by")))
         if d.outcome.changed:
             cur.execute("UPDATE clubs SET version = version + 1 WHERE id = ?", (club_id,))
         return d.outcome
@@ -112,6 +115,9 @@ class SqliteMembers:
                         " first TEXT, last TEXT, PRIMARY KEY (club_id, telegram_id)) WITHOUT ROWID")
             cur.execute("DELETE FROM flush_keys")
             cur.executemany("INSERT OR REPLACE INTO flush_keys VALUES (?, ?, ?, ?)", rows)
+            # who wrote in which ISO week (stats' active writers): ids per week, nothing more
+            cur.executemany("INSERT OR IGNORE INTO activity (club_id, week, telegram_id) VALUES (?, ?, ?)",
+                            activity_rows(seen, first_seen))
             # (written so SQLite walks the batch and probes memberships by key, never the reverse)
             key = ("(SELECT {col} FROM flush_keys k WHERE k.club_id = memberships.club_id"
                    " AND k.telegram_id = memberships.telegram_id)")

@@ -50,9 +50,17 @@ CREATE INDEX IF NOT EXISTS departures_telegram_id ON departures (telegram_id);
 CREATE TABLE IF NOT EXISTS membership_log (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, club_id TEXT NOT NULL, telegram_id INTEGER NOT NULL,
     at TEXT, from_status TEXT, from_role TEXT, to_status TEXT, to_role TEXT, source TEXT,
-    actor INTEGER, invite_link TEXT);
+    actor INTEGER, invite_link TEXT, invited_by INTEGER);
 CREATE INDEX IF NOT EXISTS log_club ON membership_log (club_id, at);
 CREATE INDEX IF NOT EXISTS log_telegram_id ON membership_log (telegram_id);
+CREATE TABLE IF NOT EXISTS activity (
+    club_id TEXT NOT NULL, week TEXT NOT NULL, telegram_id INTEGER NOT NULL,
+    PRIMARY KEY (club_id, week, telegram_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS activity_telegram_id ON activity (telegram_id);
+CREATE TABLE IF NOT EXISTS reconciles (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, club_id TEXT NOT NULL, at TEXT, telegram INTEGER,
+    active INTEGER, drift INTEGER);
+CREATE INDEX IF NOT EXISTS reconciles_club ON reconciles (club_id, at);
 """
 
 

@@ -1,0 +1,62 @@
+"""What `history`, `member` and `stats` read from MongoDB: the membership log, writers per ISO
+week (`activity`, kept by the last_seen flush), reconcile figures (`reconciles`), and one person's
+memberships. Collections beside the seed's; the Ayda Run app never reads them."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any, Dict, List, Optional
+
+from tgsync_cli.core.insights import activity_rows
+
+
+class MongoInsights:
+    def _insights_indexes(self) -> None:
+        self.activity.create_index([("club_id", 1), ("week", 1), ("telegram_id", 1)], unique=True)
+        self.activity.create_index("telegram_id")
+        self.reconciles.create_index([("club_id", 1), ("at", 1)])
+
+    def _record_activity(self, seen, first_seen) -> None:
+        """Part of the flush: one more bulk of upserts (ids per week, nothing more)."""
+        ops = [({"club_id": c, "week": w, "telegram_id": t}, {"$setOnInsert": {"club_id": c}}, True)
+               for c, w, t in activity_rows(seen, first_seen)]
+        self._bulk("flush_activity", self.activity, ops)
+
+    def membership_log(self, club_id: Optional[str] = None, telegram_id: Optional[int] = None,
+                       since: Optional[datetime] = None) -> List[dict]:
+        flt: Dict[str, Any] = {}
+        if club_id is not None:
+            flt["club_id"] = club_id
+        if telegram_id is not None:
+            flt["telegram_id"] = telegram_id
+        if since is not None:
+            flt["at"] = {"$gte": since}
+        rows = self._call("membership_log", lambda: list(self.log.find(flt).sort("_id", 1)))
+        return [{"invited_by": None, **{k: v for k, v in r.items() if k != "_id"}} for r in rows]
+
+    def writers_by_week(self, club_id: str) -> Dict[str, int]:
+        rows = self._call("writers_by_week", lambda: list(self.activity.find({"club_id": club_id}, {"week": 1})))
+        return dict(Counter(r["week"] for r in rows))
+
+    def record_reconcile(self, club_id: str, at: datetime, telegram: Optional[int], active: int,
+                         drift: Optional[int]) -> None:
+        self._call("record_reconcile", self.reconciles.insert_one,
+                   {"club_id": club_id, "at": at, "total_members_telegram": telegram, "active": active,
+                    "drift": drift})
+
+    def reconcile_history(self, club_id: str) -> List[dict]:
+        rows = self._call("reconcile_history", lambda: list(
+            self.reconciles.find({"club_id": club_id}, {"_id": 0}).sort([("at", 1), ("_id", 1)])))
+        return rows
+
+    def memberships_of(self, tid: int) -> List[dict]:
+        docs = self._call("memberships_of", lambda: list(self.clubs.find(
+            {"members.telegram_id": tid},
+            {"name": 1, "telegram_group_id": 1, "members": {"$elemMatch": {"telegram_id": tid}}})))
+        out = []
+        for d in docs:
+            for m in d.get("members") or []:
+                out.append({**m, "club_id": d["_id"], "club_name": d.get("name"),
+                            "telegram_group_id": d["telegram_group_id"]})
+        return out
