@@ -6,9 +6,8 @@ The protocol is tiny so the Redis implementation (scale-out) can share it. Keys 
 
 from __future__ import annotations
 
-from typing import Iterable, Protocol, Tuple
-
-from cachetools import TTLCache
+from time import monotonic
+from typing import Dict, Iterable, Protocol, Tuple
 
 Key = Tuple[str, int]
 
@@ -26,26 +25,42 @@ class MemberCache(Protocol):
 
 
 class MemoryMemberCache:
-    """cachetools TTL cache; a hit is one dict lookup."""
+    """A dict of key → expiry. A hit is one dict lookup and a clock read; a warm-up of a whole
+    store is one bulk dict update (cachetools' per-key TTL bookkeeping made a 300,000-member warm
+    take about a second). The TTL is a safety net: every change the engine makes updates the
+    cache at once; expiry only bounds how long another process's change can go unseen."""
 
     def __init__(self, ttl_seconds: float = 3600.0, maxsize: int = 1_000_000):
-        self._c: TTLCache = TTLCache(maxsize=maxsize, ttl=ttl_seconds)
+        self._ttl = ttl_seconds
+        self._max = maxsize
+        self._c: Dict[Key, float] = {}
 
     def is_active(self, club_id: str, telegram_id: int) -> bool:
-        return (club_id, telegram_id) in self._c
+        exp = self._c.get((club_id, telegram_id))
+        return exp is not None and exp > monotonic()
 
     def add(self, club_id: str, telegram_id: int) -> None:
-        self._c[(club_id, telegram_id)] = True
+        if len(self._c) >= self._max:
+            self._drop_expired()
+            if len(self._c) >= self._max:
+                return  # full of live entries: this one is simply read from the store next time
+        self._c[(club_id, telegram_id)] = monotonic() + self._ttl
 
     def evict(self, club_id: str, telegram_id: int) -> None:
         self._c.pop((club_id, telegram_id), None)
 
     def warm(self, pairs: Iterable[Key]) -> None:
-        for k in pairs:
-            self._c[k] = True
+        self._c.update(dict.fromkeys(pairs, monotonic() + self._ttl))
+        if len(self._c) > self._max:
+            self._drop_expired()
 
     def clear(self) -> None:
         self._c.clear()
 
+    def _drop_expired(self) -> None:
+        now = monotonic()
+        self._c = {k: e for k, e in self._c.items() if e > now}
+
     def __len__(self) -> int:
-        return len(self._c)
+        now = monotonic()
+        return sum(1 for e in self._c.values() if e > now)
