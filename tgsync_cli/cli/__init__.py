@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import signal
+import sys
+import warnings
 
-from tgsync_cli.cli.base import app
+from tgsync_cli.cli.args import use_command_class
+from tgsync_cli.cli.base import Terminated, app
 
 # Command areas register themselves on `app` when imported; optional ones may be absent.
 for _area in ("offline", "live", "ops", "scale"):
@@ -14,19 +18,24 @@ for _area in ("offline", "live", "ops", "scale"):
         if exc.name != f"tgsync_cli.cli.{_area}":
             raise
 
-
-def _accept_negative_chat_ids() -> None:
-    """Group ids are negative (-100…): let commands taking CHAT read `-1001234` as a value."""
-    import inspect
-
-    for info in app.registered_commands:
-        params = inspect.signature(info.callback).parameters
-        if "chat" in params or "telegram_id" in params:
-            info.context_settings = {**(info.context_settings or {}), "ignore_unknown_options": True}
+use_command_class(app)  # options first; only a bare negative number is a (chat) id
 
 
-_accept_negative_chat_ids()
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A library's warning (pymongo on an unknown URI option…) is one redacted line, not a
+    source excerpt from site-packages."""
+    from tgsync_cli.runtime.config import redact
+
+    print("warning: " + redact(" ".join(str(message).split())), file=sys.stderr)
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
 
 
 def main() -> None:
+    warnings.showwarning = _one_line_warning
+    # SIGTERM ends a command like Ctrl-C does (cleanly, within a moment, also while connecting);
+    # `serve` installs its own handlers to drain first and exit 0
+    signal.signal(signal.SIGTERM, _on_sigterm)
     app(prog_name="tgsync")

@@ -10,10 +10,11 @@ from typing import Optional
 import typer
 from typing_extensions import Annotated
 
-from tgsync_cli.core.errors import TgsyncError
+from tgsync_cli.core.errors import StoreError, TgsyncError
 from tgsync_cli.runtime.config import Settings, load_settings, redact
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Keep a running club's Ayda Run roster in step with its Telegram group.")
 
 ConfigOpt = Annotated[Optional[str], typer.Option("--config", help="config file (default ./tgsync.toml)")]
@@ -23,34 +24,97 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine output on stdout"
 _global = {"config": None, "store": None}
 
 
+def _version(value: bool) -> None:
+    if value:
+        from tgsync_cli import __version__
+
+        print(f"tgsync {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root(config: ConfigOpt = None, store: StoreOpt = None) -> None:
-    _global["config"], _global["store"] = config, store
+def _root(config: ConfigOpt = None, store: StoreOpt = None,
+          verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                                help="log what tgsync and its libraries do")] = False,
+          version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="print the version and exit")] = False) -> None:
+    _global["config"], _global["store"], _global["verbose"] = config, store, verbose
+    # one-shot commands: our warnings; a library's trouble reaches the operator as the cause in
+    # our one error line (or everything with -v). serve and worker reconfigure for a long run.
+    setup_logging(level="warning", library_level="critical")
 
 
 def settings_for(config: Optional[str], store: Optional[str]) -> Settings:
     return load_settings(config or _global["config"], store=store or _global["store"])
 
 
+def explicit_store(store: Optional[str]) -> Optional[str]:
+    """The store the operator named on the command line (not the configured one), if any."""
+    return store or _global["store"]
+
+
+def open_existing_store(settings: Settings):
+    """The configured store for a read-only command: a missing one is an error, never created.
+
+    The check for `file:` stores lives here until the store layer's `open_store(create=False)`
+    is merged; then this becomes that call.
+    """
+    from tgsync_cli.stores.documents import open_store, redact_uri
+
+    uri = settings.store.uri
+    if uri.startswith("file:"):
+        path = uri[len("file:"):]
+        if path and not os.path.exists(path):
+            raise StoreError(f"no store at {redact_uri(uri)} (this command only reads one; "
+                             "check store.uri or --store)")
+        if path and not os.path.isdir(path):
+            raise StoreError(f"store {redact_uri(uri)} is damaged: {path} is a file, not a directory")
+    return open_store(uri, settings.store.database)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is (see cli.main)."""
+
+
 def guarded(fn):
-    """TgsyncError → `error: <one line>` on stderr, exit 1; nothing else leaks a traceback."""
+    """TgsyncError → `error: <one line>` on stderr, exit 1; usage errors stay Click's (exit 2);
+    nothing else leaks a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort, SystemExit):
+        except (typer.Exit, typer.Abort, SystemExit, typer.BadParameter):
             raise
-        except TgsyncError as exc:
-            _fail(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
-            _fail("interrupted", 130)
-        except Exception as exc:  # a bug: still one line, secrets scrubbed
+        except Exception as exc:
+            from tgsync_cli.cli.args import ClickException
+
+            if isinstance(exc, ClickException):  # usage errors: Click prints them, exit 2
+                raise
+            if isinstance(exc, BrokenPipeError):
+                _reader_went_away()
+            if isinstance(exc, TgsyncError):
+                _fail(str(exc), exc.exit_code)
             if os.environ.get("TGSYNC_DEBUG"):
                 raise
             _fail(f"internal error: {type(exc).__name__}: {exc} (set TGSYNC_DEBUG=1 for a traceback)", 1)
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, Terminated):
+                _fail("terminated (SIGTERM)", 143)
+            _fail("interrupted", 130)
 
     return wrapper
+
+
+def _reader_went_away() -> None:
+    """`tgsync clubs --json | head`: the reader closed the pipe. Stop quietly, like other Unix
+    tools (exit 141 = killed by SIGPIPE), and keep Python from complaining at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (test runner)
+        pass
+    raise typer.Exit(141)
 
 
 def _fail(message: str, code: int) -> None:
@@ -58,7 +122,8 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
-def setup_logging(json_lines: bool = False, level: str = "info") -> None:
+def setup_logging(json_lines: bool = False, level: str = "info", library_level: str = "error") -> None:
     from tgsync_cli.runtime.logs import configure
 
-    configure(json_lines=json_lines, level=level)
+    configure(json_lines=json_lines, level=level, verbose=bool(_global.get("verbose")),
+              library_level=library_level)

@@ -11,6 +11,7 @@ from typing_extensions import Annotated
 
 from tgsync_cli import ops
 from tgsync_cli.cli import render, render_ops
+from tgsync_cli.cli.args import chat_callback, history_chat_callback, telegram_id_callback
 from tgsync_cli.cli.base import ConfigOpt, JsonOpt, StoreOpt, app, guarded, settings_for
 from tgsync_cli.core.errors import TgsyncError
 from tgsync_cli.runtime import wiring as core
@@ -23,13 +24,19 @@ GATEWAY_FACTORY: ops.GatewayFactory = ops.gateway_for
 
 @app.command()
 @guarded
-def reconcile(chat: Annotated[Optional[str], typer.Argument(help="chat id, @username or club_ id")] = None,
+def reconcile(chat: Annotated[Optional[str], typer.Argument(help="chat id (-100…), @username or club_ id",
+                                                         callback=chat_callback)] = None,
               all_clubs: Annotated[bool, typer.Option("--all", help="every club in the store")] = False,
               threshold: Annotated[Optional[int], typer.Option(
-                  "--threshold", help="exit 3 when drift exceeds this (default sync.reconcile_threshold)")] = None,
+                  "--threshold", min=0,
+                  help="exit 3 when drift exceeds this (default sync.reconcile_threshold)")] = None,
               dry_run: Annotated[bool, typer.Option("--dry-run", help="compare only, write nothing")] = False,
               json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Compare each club with Telegram, fix the roster where the bot may list it (exit 3 on drift)."""
+    if chat is None and not all_clubs:
+        raise typer.BadParameter("give a CHAT, or --all for every club", param_hint="CHAT")
+    if chat is not None and all_clubs:
+        raise typer.BadParameter(f"{chat} and --all: give one of them", param_hint="CHAT")
     settings = settings_for(config, store)
     limit = settings.sync.reconcile_threshold if threshold is None else threshold
     with core.store_from(settings) as st:
@@ -47,11 +54,13 @@ def reconcile(chat: Annotated[Optional[str], typer.Argument(help="chat id, @user
 @app.command("import-history")
 @guarded
 def import_history(file: Annotated[str, typer.Argument(help="Telegram Desktop export result.json")],
-                   chat: Annotated[str, typer.Option("--chat", help="the group's chat id (authoritative)")],
+                   chat: Annotated[str, typer.Option("--chat", callback=history_chat_callback,
+                                                     help="the group's chat id (-100…), @username or club_ id")],
                    no_verify: Annotated[bool, typer.Option(
                        "--no-verify", help="take the last evidence as status; do not ask Telegram")] = False,
                    json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
-    """Route 7: add everyone who wrote or joined, as Telegram confirms (SPEC §4)."""
+    """Add everyone who wrote in or joined the group, per a Telegram Desktop export, once Telegram
+    confirms they are still members (--no-verify: take the export's last word)."""
     settings = settings_for(config, store)
     with core.store_from(settings) as st:
         rep = ops.import_history_file(st, file, chat, not no_verify, core.utcnow(),
@@ -82,7 +91,8 @@ def doctor(json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt 
 
 @app.command()
 @guarded
-def forget(telegram_id: Annotated[int, typer.Argument(help="the person's Telegram user id")],
+def forget(telegram_id: Annotated[int, typer.Argument(help="the person's Telegram user id",
+                                                     callback=telegram_id_callback)],
            yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
            json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Erase the account and every membership of one person (data-protection requests)."""
