@@ -63,9 +63,11 @@ def start(tmp_path, port: int, *args: str) -> subprocess.Popen:
     os.chmod(cfg, 0o600)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TGSYNC_")}
     env["TGSYNC_TEST_TELEGRAM_ADDRESS"] = f"127.0.0.1:{port}"
+    # as from a shell: SIGINT not ignored (an earlier test in this process may have ignored it,
+    # and an ignored signal is inherited)
     return subprocess.Popen([sys.executable, "-m", "tgsync_cli", *args, "--config", str(cfg)],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def stop_while_connecting(proc: subprocess.Popen, silent: Silent, sig: int):
@@ -107,3 +109,14 @@ def test_telegram_unreachable_is_one_line_with_the_cause(tmp_path):
     assert proc.returncode == 1
     assert err.startswith("error: Telegram is not reachable") and f"127.0.0.1', {port})" in err, err
     assert err.count("\n") == 1 and TOKEN not in err and API_HASH not in err
+
+
+def test_serve_log_json_is_nothing_but_json_with_utc_times(tmp_path, silent):
+    import json
+
+    code, out, err = stop_while_connecting(start(tmp_path, silent.port, "serve", "--log-json"),
+                                           silent, signal.SIGTERM)
+    assert code == 0
+    docs = [json.loads(line) for line in err.splitlines()]  # any plain line would fail here
+    assert docs and all(d["ts"].endswith("Z") for d in docs)
+    assert any(d.get("event") == "stopped" for d in docs)

@@ -144,3 +144,23 @@ def test_simulate_leaves_the_configured_store_alone(bare):
     assert demo.exit_code == 0 and not (bare / "production").exists()
     kept = runner.invoke(app, ["simulate", str(story.write(bare)), "--store", "file:./production"])
     assert kept.exit_code == 0 and (bare / "production").exists()
+
+
+def test_import_history_shows_how_much_of_the_export_it_has_read(tmp_path, monkeypatch):
+    from rich.console import Console
+
+    from tgsync_cli.cli import render
+
+    export = tmp_path / "result.json"
+    messages = [{"id": i, "type": "message", "date": "2025-03-01T07:00:00", "date_unixtime": "1740812400",
+                 "from": f"U{i}", "from_id": f"user{i}", "text": "hi " * 50} for i in range(1, 3000)]
+    export.write_text(json.dumps({"name": "Sunday Long Run", "type": "public_supergroup", "id": 1500,
+                                  "messages": messages}))
+    screen = io.StringIO()
+    monkeypatch.setattr(render, "err_console", Console(file=screen, force_terminal=True, width=100))
+    res = runner.invoke(app, ["import-history", str(export), "--chat", str(CHAT), "--no-verify",
+                              "--store", f"file:{tmp_path}/s"])
+    assert res.exit_code == 0, res.output
+    size_kb = f"{export.stat().st_size / 1e3:.1f}"
+    assert "reading the export" in screen.getvalue()
+    assert f"{size_kb}/{size_kb} kB" in screen.getvalue()  # read to the end

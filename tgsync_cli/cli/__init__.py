@@ -26,10 +26,16 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     source excerpt from site-packages."""
     from tgsync_cli.runtime.config import redact
 
+    import logging
+
     parts = str(filename).replace("\\", "/").split("/")
     who = parts[parts.index("site-packages") + 1] if "site-packages" in parts[:-1] else ""
     text = redact(" ".join(str(message).split()))[:300]
-    print(f"warning: {who + ': ' if who else ''}{text}", file=sys.stderr)
+    logger = logging.getLogger("py.warnings")
+    if logger.handlers:  # our log handler: plain or JSON, as the command's other log lines
+        logger.warning("%s%s", who + ": " if who else "", text)
+    else:
+        print(f"warning: {who + ': ' if who else ''}{text}", file=sys.stderr)
 
 
 def _on_sigterm(signum, frame) -> None:

@@ -24,6 +24,19 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine output on stdout"
 _global = {"config": None, "store": None}
 
 
+class lazy_module:  # noqa: N801 - used like a module
+    """A module imported on first use: `tgsync --help` must not pay for pymongo, the engine or
+    the simulator (nor pyrogram) that only running a command needs."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        import importlib
+
+        return getattr(importlib.import_module(self._name), attr)
+
+
 def _version(value: bool) -> None:
     if value:
         from tgsync_cli import __version__
@@ -41,7 +54,7 @@ def _root(config: ConfigOpt = None, store: StoreOpt = None,
     _global["config"], _global["store"], _global["verbose"] = config, store, verbose
     # one-shot commands: our warnings; a library's trouble reaches the operator as the cause in
     # our one error line (or everything with -v). serve and worker reconfigure for a long run.
-    setup_logging(level="warning", library_level="critical")
+    setup_logging(level="warning", library_level="critical", compact=True)
 
 
 def settings_for(config: Optional[str], store: Optional[str]) -> Settings:
@@ -122,8 +135,9 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
-def setup_logging(json_lines: bool = False, level: str = "info", library_level: str = "error") -> None:
+def setup_logging(json_lines: bool = False, level: str = "info", library_level: str = "error",
+                  compact: bool = False) -> None:
     from tgsync_cli.runtime.logs import configure
 
     configure(json_lines=json_lines, level=level, verbose=bool(_global.get("verbose")),
-              library_level=library_level)
+              library_level=library_level, compact=compact)

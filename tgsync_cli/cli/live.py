@@ -10,13 +10,6 @@ import enum
 from typing import Optional
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 from typing_extensions import Annotated
 
@@ -84,26 +77,6 @@ def _show_startup(report) -> None:
     c.print("Ctrl-C (SIGINT) or SIGTERM stops after pending work is applied or saved for the next start.")
 
 
-class _Bar:
-    """A Rich progress bar on stderr, shown only once Telegram has answered (not before errors)."""
-
-    def __init__(self) -> None:
-        self._progress = None
-        self._task = None
-
-    def update(self, done: int, total: Optional[int]) -> None:
-        if self._progress is None:
-            self._progress = Progress(TextColumn("members"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), console=render.err_console, transient=True)
-            self._progress.start()
-            self._task = self._progress.add_task("members", total=total)
-        self._progress.update(self._task, completed=done, total=total)
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-
 def _summary_table(title: str, s) -> Table:
     t = Table(title=render.plain(title))  # the club's name comes from Telegram
     for col in ("added", "updated", "unchanged", "skipped"):
@@ -136,7 +109,7 @@ def import_members(chat: ChatArg, json_out: JsonOpt = False, config: ConfigOpt =
                    store: StoreOpt = None) -> None:
     """Add every member Telegram lists (the bot must be an admin; Telegram lists at most 10,000)."""
     settings = settings_for(config, store)
-    bar = _Bar()
+    bar = render.ProgressBar("members")
     try:
         s = _core().import_members(settings, chat, bar.update)
     finally:

@@ -9,7 +9,6 @@ from typing import Optional
 import typer
 from typing_extensions import Annotated
 
-from tgsync_cli import app as core
 from tgsync_cli.cli import render
 from tgsync_cli.cli.args import chat_callback, choice_callback, since_callback
 from tgsync_cli.cli.base import (
@@ -19,10 +18,13 @@ from tgsync_cli.cli.base import (
     app,
     explicit_store,
     guarded,
+    lazy_module,
     open_existing_store,
     settings_for,
 )
 from tgsync_cli.core.rules import SOURCES
+
+core = lazy_module("tgsync_cli.app")
 
 CsvOpt = Annotated[bool, typer.Option("--csv", help="CSV on stdout")]
 

@@ -9,17 +9,24 @@ from typing import Optional
 import typer
 from typing_extensions import Annotated
 
-from tgsync_cli import ops
 from tgsync_cli.cli import render, render_ops
 from tgsync_cli.cli.args import chat_callback, history_chat_callback, telegram_id_callback
-from tgsync_cli.cli.base import ConfigOpt, JsonOpt, StoreOpt, app, guarded, settings_for
+from tgsync_cli.cli.base import ConfigOpt, JsonOpt, StoreOpt, app, guarded, lazy_module, settings_for
 from tgsync_cli.core.errors import TgsyncError
-from tgsync_cli.runtime import wiring as core
-from tgsync_cli.runtime.pipeline import SPOOL_NAME
+
+ops = lazy_module("tgsync_cli.ops")
+core = lazy_module("tgsync_cli.runtime.wiring")
+
+
+def _live_gateway(settings):
+    from tgsync_cli.ops import gateway_for  # pyrogram only when Telegram is really asked
+
+    return gateway_for(settings)
+
 
 # settings → context manager yielding a TelegramGateway. Tests replace it with the simulator's
 # gateway; nothing else should.
-GATEWAY_FACTORY: ops.GatewayFactory = ops.gateway_for
+GATEWAY_FACTORY = _live_gateway
 
 
 @app.command()
@@ -62,17 +69,21 @@ def import_history(file: Annotated[str, typer.Argument(help="Telegram Desktop ex
     """Add everyone who wrote in or joined the group, per a Telegram Desktop export, once Telegram
     confirms they are still members (--no-verify: take the export's last word)."""
     settings = settings_for(config, store)
-    with core.store_from(settings) as st:
-        rep = ops.import_history_file(st, file, chat, not no_verify, core.utcnow(),
-                                      GATEWAY_FACTORY, settings)
+    bar = render.ProgressBar("reading the export", unit="bytes")
+    try:
+        with core.store_from(settings) as st:
+            rep = ops.import_history_file(st, file, chat, not no_verify, core.utcnow(),
+                                          GATEWAY_FACTORY, settings, progress=bar.update)
+    finally:
+        bar.close()
     if json_out:
         render.print_json(rep.as_json())
         return
     if rep.club_created:
-        render.console.print(f"created club {rep.club_id} for chat {rep.chat_id}")
+        render.console.print(render.line(f"created club {rep.club_id} for chat {rep.chat_id}"))
     render.console.print(render_ops.history_summary(rep))
     for n in rep.notes:
-        render.console.print(f"[yellow]note:[/] {n}")
+        render.console.print(render.note("note", n))
 
 
 @app.command()
@@ -104,6 +115,8 @@ def forget(telegram_id: Annotated[int, typer.Argument(help="the person's Telegra
             return
         if not yes and not _confirmed(preview):
             raise TgsyncError("not confirmed: nothing removed")
+        from tgsync_cli.runtime.pipeline import SPOOL_NAME
+
         rep = ops.forget(st, core.make_cache(settings), telegram_id,
                          spool=Path(settings.telegram.session_dir) / SPOOL_NAME)
     _forget_out(rep, json_out)

@@ -128,3 +128,32 @@ def sent_table(sent: Iterable[Dict[str, Any]]) -> Table:
 
 def _s(v: Any) -> str:
     return "—" if v is None else str(v)
+
+
+class ProgressBar:
+    """A transient Rich progress bar on stderr, started at the first report (so an error that
+    comes first is not drawn over) and only on a terminal (pipes and logs stay clean).
+    `unit="bytes"` shows sizes (import-history reads the export); otherwise counts."""
+
+    def __init__(self, label: str, unit: str = "items") -> None:
+        self.label, self.unit = label, unit
+        self._progress = None
+        self._task = None
+
+    def update(self, done: int, total: Optional[int]) -> None:
+        if self._progress is None:
+            if not err_console.is_terminal:
+                return
+            from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress,
+                                       TextColumn, TimeElapsedColumn)
+
+            count = DownloadColumn() if self.unit == "bytes" else MofNCompleteColumn()
+            self._progress = Progress(TextColumn(self.label), BarColumn(), count, TimeElapsedColumn(),
+                                      console=err_console, transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task(self.label, total=total)
+        self._progress.update(self._task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()

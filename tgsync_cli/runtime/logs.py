@@ -35,7 +35,8 @@ class _LibraryThreshold(logging.Filter):
         self.level = level
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.name.startswith("tgsync") or record.levelno >= self.level
+        return (record.name.startswith("tgsync") or record.name == "py.warnings"
+                or record.levelno >= self.level)
 
 
 class _UtcFormatter(logging.Formatter):
@@ -46,8 +47,14 @@ class _UtcFormatter(logging.Formatter):
 
 
 class _PlainFormatter(_UtcFormatter):
-    def __init__(self) -> None:
+    def __init__(self, compact: bool = False) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self.compact = compact
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802
+        if self.compact:  # a one-shot command: "warning: …", like its "error: …" line
+            return f"{record.levelname.lower()}: {record.getMessage()}"
+        return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
@@ -70,13 +77,13 @@ class _JsonFormatter(_UtcFormatter):
 
 
 def configure(json_lines: bool = False, level: str = "info", verbose: bool = False,
-              library_level: str = "error") -> logging.Handler:
+              library_level: str = "error", compact: bool = False) -> logging.Handler:
     """`level` is ours (log.level); libraries log from `library_level` up, or everything at -v."""
     lib_level = logging.INFO if verbose else logging.getLevelName(library_level.upper())
     handler = _Stderr()
     handler.addFilter(_LibraryThreshold(lib_level))
     handler.addFilter(_Redacting())
-    handler.setFormatter(_JsonFormatter() if json_lines else _PlainFormatter())
+    handler.setFormatter(_JsonFormatter() if json_lines else _PlainFormatter(compact and not verbose))
     ours = logging.getLogger("tgsync")
     ours.handlers[:] = [handler]
     ours.setLevel("DEBUG" if verbose else level.upper())
@@ -86,6 +93,10 @@ def configure(json_lines: bool = False, level: str = "info", verbose: bool = Fal
         lib.handlers[:] = [handler]
         lib.setLevel(min(lib_level, logging.WARNING))
         lib.propagate = False
+    warned = logging.getLogger("py.warnings")  # Python warnings, as cli.main hands them over
+    warned.handlers[:] = [handler]
+    warned.setLevel(logging.WARNING)
+    warned.propagate = False
     # any other library's warning: the same one-line format, never Python's bare stderr
     logging.lastResort = handler
     return handler
