@@ -120,3 +120,39 @@ def test_serve_log_json_is_nothing_but_json_with_utc_times(tmp_path, silent):
     docs = [json.loads(line) for line in err.splitlines()]  # any plain line would fail here
     assert docs and all(d["ts"].endswith("Z") for d in docs)
     assert any(d.get("event") == "stopped" for d in docs)
+
+
+def test_worker_logs_only_json_with_log_json_and_stops_on_sigterm(tmp_path):
+    import json
+    import time
+
+    import redis
+
+    from tests.redis_server import redis_url
+
+    broker = redis_url().rstrip("/") + "/5"
+    r = redis.Redis.from_url(broker)
+    r.flushdb()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TGSYNC_")}
+    env.update(TGSYNC_QUEUE_BROKER_URL=broker, TGSYNC_LOG_JSON="true")
+    proc = subprocess.Popen([sys.executable, "-m", "tgsync_cli", "worker", "--pool", "solo",
+                             "--store", f"file:{tmp_path}/store"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        for _ in range(HANG_GUARD * 10):  # ready once it has bound its queue in the broker
+            if r.exists("_kombu.binding.tgsync") or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=HANG_GUARD)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        r.flushdb()
+        r.close()
+    docs = [json.loads(line) for line in err.splitlines() if line.strip()]  # nothing but JSON
+    assert all(d["ts"].endswith("Z") for d in docs)
+    assert proc.returncode == 0

@@ -288,6 +288,6 @@ def run_worker(settings: Settings, concurrency: int = 1, pool: str = "prefork",
     if concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
     configure(settings)
-    app.worker_main(["worker", f"--concurrency={concurrency}", f"--pool={pool}", "-Q", QUEUE,
-                     f"--loglevel={loglevel}", "--without-gossip", "--without-mingle",
-                     *(["--quiet"] if quiet else [])])
+    app.worker_main([*(["--quiet"] if quiet else []), "worker", f"--concurrency={concurrency}",
+                     f"--pool={pool}", "-Q", QUEUE, f"--loglevel={loglevel}", "--without-gossip",
+                     "--without-mingle"])
