@@ -115,7 +115,8 @@ def test_clubs_as_csv(tmp_path):
 
 # -- stores ----------------------------------------------------------------------------------------
 def test_read_only_commands_never_create_a_store(bare):
-    for args in (["clubs"], ["roster", "-1500"], ["clubs", "--store", "file:nested/dir/x"]):
+    for args in (["clubs"], ["roster", "-1500"], ["clubs", "--store", "file:nested/dir/x"],
+                 ["forget", "5", "--yes"], ["reconcile", "--all"]):
         res = runner.invoke(app, args)
         assert res.exit_code == 1 and res.stderr.startswith("error: no store at file:"), (args, res.stderr)
     assert list(bare.iterdir()) == []

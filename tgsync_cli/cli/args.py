@@ -49,7 +49,7 @@ class Command(TyperCommand):
             options.append(token)
             name = token.split("=", 1)[0]
             opt = parser._long_opt.get(name) or parser._short_opt.get(name)
-            if opt is None and name not in ctx.help_option_names:
+            if opt is None and name not in ctx.help_option_names and not ctx.resilient_parsing:
                 self._no_such_option(ctx, name, parser)
             if opt is not None and opt.takes_value and "=" not in token and rest:
                 options.append(rest.pop(0))  # the option's value, even when it looks negative

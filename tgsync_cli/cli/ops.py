@@ -11,7 +11,16 @@ from typing_extensions import Annotated
 
 from tgsync_cli.cli import render, render_ops
 from tgsync_cli.cli.args import chat_callback, history_chat_callback, telegram_id_callback
-from tgsync_cli.cli.base import ConfigOpt, JsonOpt, StoreOpt, app, guarded, lazy_module, settings_for
+from tgsync_cli.cli.base import (
+    ConfigOpt,
+    JsonOpt,
+    StoreOpt,
+    app,
+    guarded,
+    lazy_module,
+    open_existing_store,
+    settings_for,
+)
 from tgsync_cli.core.errors import TgsyncError
 
 ops = lazy_module("tgsync_cli.ops")
@@ -46,7 +55,7 @@ def reconcile(chat: Annotated[Optional[str], typer.Argument(help="chat id (-100â
         raise typer.BadParameter(f"{chat} and --all: give one of them", param_hint="CHAT")
     settings = settings_for(config, store)
     limit = settings.sync.reconcile_threshold if threshold is None else threshold
-    with core.store_from(settings) as st:
+    with open_existing_store(settings) as st:  # it fixes clubs; it never invents a store
         with GATEWAY_FACTORY(settings) as gw:
             outcome = ops.reconcile_clubs(st, gw, chat, all_clubs, core.utcnow(), dry_run, limit, settings)
     if json_out:
@@ -108,7 +117,7 @@ def forget(telegram_id: Annotated[int, typer.Argument(help="the person's Telegra
            json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Erase the account and every membership of one person (data-protection requests)."""
     settings = settings_for(config, store)
-    with core.store_from(settings) as st:
+    with open_existing_store(settings) as st:  # nothing to erase in a store that is not there
         preview = ops.forget_preview(st, telegram_id)
         if not preview.found:
             _forget_out(preview, json_out)
