@@ -124,8 +124,20 @@ def test_read_only_commands_never_create_a_store(bare):
 
 def test_a_file_where_the_store_directory_should_be_is_named(bare):
     (bare / "store").write_text("not a store")
-    res = runner.invoke(app, ["clubs", "--store", "file:store"])
-    assert res.exit_code == 1 and "file:store" in res.stderr and "not a directory" in res.stderr
+    story = Story().bot_added().write(bare)
+    for args in (["clubs", "--store", "file:store"], ["simulate", str(story), "--store", "file:store"]):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 1 and res.stderr.startswith("error: store file:store is damaged: "
+                                                            "store is a file, not a directory"), res.stderr
+
+
+def test_a_damaged_store_is_named_with_the_cause(tmp_path):
+    store = seeded(tmp_path)
+    for f in (tmp_path / "store").rglob("clubs"):
+        f.write_bytes(b"\x00garbage" * 100)
+    res = runner.invoke(app, ["clubs", "--store", store])
+    assert res.exit_code == 1
+    assert res.stderr == f"error: store {store} is damaged: file is not a database\n"
 
 
 def test_an_empty_store_says_how_to_add_a_club(tmp_path):

@@ -67,22 +67,37 @@ def explicit_store(store: Optional[str]) -> Optional[str]:
 
 
 def open_existing_store(settings: Settings):
-    """The configured store for a read-only command: a missing one is an error, never created.
+    """The configured store for a command that only reads or fixes what is there: a missing
+    one is an error naming it, never created."""
+    return open_store_checked(settings, create=False)
 
-    The check for `file:` stores lives here until the store layer's `open_store(create=False)`
-    is merged; then this becomes that call.
+
+def open_store_checked(settings: Settings, create: bool = True):
+    """open_store, with a missing (create=False) or damaged store reported in one line naming
+    the (redacted) URI and the cause instead of an internal error.
+
+    The `file:` checks live here until the store layer's `open_store(create=False)` is merged;
+    then this becomes that call.
     """
+    import sqlite3
+
     from tgsync_cli.stores.documents import open_store, redact_uri
 
     uri = settings.store.uri
+    label = redact_uri(uri)
     if uri.startswith("file:"):
         path = uri[len("file:"):]
-        if path and not os.path.exists(path):
-            raise StoreError(f"no store at {redact_uri(uri)} (this command only reads one; "
+        if path and not create and not os.path.exists(path):
+            raise StoreError(f"no store at {label} (this command only reads one; "
                              "check store.uri or --store)")
-        if path and not os.path.isdir(path):
-            raise StoreError(f"store {redact_uri(uri)} is damaged: {path} is a file, not a directory")
-    return open_store(uri, settings.store.database)
+        if path and os.path.exists(path) and not os.path.isdir(path):
+            raise StoreError(f"store {label} is damaged: {path} is a file, not a directory")
+    try:
+        return open_store(uri, settings.store.database)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"store {label} is damaged: {exc}") from None
+    except OSError as exc:
+        raise StoreError(f"store {label} cannot be opened: {exc.strerror or exc}") from None
 
 
 class Terminated(KeyboardInterrupt):

@@ -47,8 +47,9 @@ def serve(log_json: Annotated[bool, typer.Option("--log-json", help="JSON log li
           queue: Annotated[Optional[Queue], typer.Option(
               "--queue", help="work queue (default: queue.backend)")] = None,
           config: ConfigOpt = None, store: StoreOpt = None) -> None:
-    """Run the bot: follow joins, leaves, messages and registrations live; SIGINT/SIGTERM apply
-    or save pending work, then exit 0."""
+    """Run the bot: follow joins, leaves, messages and registrations live.
+
+    SIGINT/SIGTERM apply or save pending work, then exit 0."""
     from tgsync_cli.runtime import (
         serve as runtime,  # pyrogram's handler machinery only when serving
     )

@@ -20,6 +20,7 @@ from tgsync_cli.cli.base import (
     guarded,
     lazy_module,
     open_existing_store,
+    open_store_checked,
     settings_for,
 )
 from tgsync_cli.core.rules import SOURCES
@@ -35,12 +36,12 @@ def _scratch_store(config, store):
     --store names one. A fictional club must never land in the configured (production) store."""
     if explicit_store(store):
         settings = settings_for(config, store)
-        with core.store_from(settings) as st:
+        with open_store_checked(settings) as st:
             yield settings, st, st.uri_label
         return
     with tempfile.TemporaryDirectory(prefix="tgsync-sim-") as tmp:
         settings = settings_for(config, f"file:{tmp}/store")
-        with core.store_from(settings) as st:
+        with open_store_checked(settings) as st:
             yield settings, st, "a temporary store (discarded afterwards; --store keeps it)"
 
 
@@ -85,7 +86,7 @@ def replay(file: Annotated[str, typer.Argument(help="JSON Lines of Bot API Updat
            json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Apply Telegram Bot API updates offline; invalid lines are reported with their number."""
     settings = settings_for(config, store)
-    with core.store_from(settings) as st:
+    with open_store_checked(settings) as st:
         report = core.replay(file, st, settings)
     if json_out:
         render.print_json({"applied": report.applied, "events": report.events,

@@ -19,6 +19,7 @@ from tgsync_cli.cli.base import (
     guarded,
     lazy_module,
     open_existing_store,
+    open_store_checked,
     settings_for,
 )
 from tgsync_cli.core.errors import TgsyncError
@@ -75,12 +76,13 @@ def import_history(file: Annotated[str, typer.Argument(help="Telegram Desktop ex
                    no_verify: Annotated[bool, typer.Option(
                        "--no-verify", help="take the last evidence as status; do not ask Telegram")] = False,
                    json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
-    """Add everyone who wrote in or joined the group, per a Telegram Desktop export, once Telegram
-    confirms they are still members (--no-verify: take the export's last word)."""
+    """Add everyone who wrote in or joined the group, from a Telegram Desktop export.
+
+    Telegram confirms each person is still a member (--no-verify: take the export's last word)."""
     settings = settings_for(config, store)
     bar = render.ProgressBar("reading the export", unit="bytes")
     try:
-        with core.store_from(settings) as st:
+        with open_store_checked(settings) as st:
             rep = ops.import_history_file(st, file, chat, not no_verify, core.utcnow(),
                                           GATEWAY_FACTORY, settings, progress=bar.update)
     finally:
