@@ -96,6 +96,10 @@ def open_store_checked(settings: Settings, create: bool = True):
         return open_store(uri, settings.store.database)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"store {label} is damaged: {exc}") from None
+    except StoreError as exc:  # unreachable, refused: say which store
+        if label in str(exc):
+            raise
+        raise StoreError(f"store {label}: {exc}") from None
     except OSError as exc:
         raise StoreError(f"store {label} cannot be opened: {exc.strerror or exc}") from None
 
