@@ -57,12 +57,15 @@ def serve(log_json: Annotated[bool, typer.Option("--log-json", help="JSON log li
     settings = settings_for(config, store)
     setup_logging(json_lines=log_json or settings.log.json, level=settings.log.level,
                   library_level="warning")
-    code = runtime.serve(settings, queue.value if queue else None, on_started=_show_startup)
+    json_logs = log_json or settings.log.json
+    code = runtime.serve(settings, queue.value if queue else None,
+                         on_started=lambda report: _show_startup(report, json_logs))
     raise typer.Exit(code)
 
 
-def _show_startup(report) -> None:
-    """What serve found at start; the bot's username and group titles come from Telegram."""
+def _show_startup(report, json_logs: bool = False) -> None:
+    """What serve found at start (stdout); the bot's username and group titles come from
+    Telegram. The privacy warning goes to stderr, as a log record when logs are JSON."""
     c = render.console
     privacy = {False: "off", True: "on", None: "unknown (Telegram does not tell bots)"}
     c.print(render.line(("tgsync serving", "bold"), f" as @{report.username} (id {report.bot_id})"))
@@ -73,7 +76,12 @@ def _show_startup(report) -> None:
              "admin" if club.bot_is_admin else ("member" if club.bot_present else "absent")]
             for club in report.clubs]
     c.print(render.table(f"Clubs ({len(report.clubs)})", ("chat", "name", "bot"), rows, keep=("chat",)))
-    if report.route4_warning:
+    if report.route4_warning and json_logs:
+        import logging
+
+        logging.getLogger("tgsync.serve").warning("%s", report.route4_warning,
+                                                  extra={"event": "privacy_warning"})
+    elif report.route4_warning:
         render.err_console.print(render.note("warning", report.route4_warning))
     c.print("Ctrl-C (SIGINT) or SIGTERM stops after pending work is applied or saved for the next start.")
 
