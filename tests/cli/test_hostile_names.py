@@ -26,6 +26,7 @@ runner = CliRunner()
 TITLE = "Run [/] Club"
 ASEL = "Asel [/]"
 CYRUS = "[reverse]Cyrus[/reverse]"
+DARIGA = "\x1b[31mDariga\x1b[0m"  # a terminal escape sequence: shown, never obeyed
 API_HASH = "0123456789abcdef0123456789abcdef"
 TOKEN = "8000:AAH_thisIsAFakeBotTokenForTests0123"
 
@@ -43,7 +44,9 @@ def hostile_story() -> Story:
         if u["id"] == 3:
             u["first_name"] = CYRUS
             u["username"] = "cyrus_runs"
-    return story.bot_added().then("message", user=3).then("leave", user=2)
+        if u["id"] == 4:
+            u["first_name"] = DARIGA
+    return story.bot_added().then("message", user=3).then("leave", user=2).then("join", user=4)
 
 
 def seeded(tmp_path):
@@ -65,6 +68,7 @@ def test_roster_and_clubs_show_them_as_typed(tmp_path):
     clubs = runner.invoke(app, ["clubs", "--store", store])
     assert roster.exit_code == 0 and clubs.exit_code == 0, roster.output + clubs.output
     assert ASEL in roster.stdout and f"{CYRUS} @cyrus_runs" in roster.stdout and TITLE in roster.stdout
+    assert "\\x1b[31mDariga\\x1b[0m" in roster.stdout and "\x1b" not in roster.stdout
     assert TITLE in clubs.stdout
 
 

@@ -150,7 +150,10 @@ def _reader_went_away() -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    print("error: " + redact(" ".join(message.split())), file=sys.stderr)
+    from tgsync_cli.cli.render import plain
+
+    text = plain(redact(" ".join(message.split())), limit=1000).plain  # control codes shown, not obeyed
+    print("error: " + text, file=sys.stderr)
     raise typer.Exit(code)
 
 

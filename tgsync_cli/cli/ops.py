@@ -64,7 +64,7 @@ def reconcile(chat: Annotated[Optional[str], typer.Argument(help="chat id (-100â
     else:
         render.console.print(render_ops.reconcile_table(outcome))
     for c in outcome.failed:
-        render.err_console.print(f"error: {c.chat_id}: {c.error}", markup=False, highlight=False)
+        render.err_console.print(render.line(f"error: {c.chat_id}: {c.error}"), highlight=False)
     raise typer.Exit(outcome.exit_code)
 
 
@@ -146,7 +146,7 @@ def _confirmed(preview) -> bool:
         if not answer:
             raise TgsyncError(NO_INPUT)
     for line in render_ops.forget_lines(preview, preview=True):
-        render.err_console.print(line, markup=False, highlight=False)
+        render.err_console.print(render.line(line), highlight=False)
     if interactive:
         try:
             return typer.confirm("Erase this person for good?", default=False, err=True)
@@ -163,4 +163,4 @@ def _forget_out(rep, json_out: bool) -> None:
         render.print_json(rep.as_json())
     else:
         for line in render_ops.forget_lines(rep):
-            render.console.print(line, markup=False, highlight=False)
+            render.console.print(render.line(line), highlight=False)

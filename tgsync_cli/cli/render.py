@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from rich.console import Console
@@ -23,10 +24,15 @@ err_console = Console(stderr=True)
 CELL_LIMIT = 300  # characters of one untrusted text shown in a cell; the rest is cut with "…"
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def plain(value: Any, limit: int = CELL_LIMIT) -> Text:
-    """Untrusted text as a literal Rich Text (no markup, no emoji codes), bounded."""
+    """Untrusted text as a literal Rich Text (no markup, no emoji codes, terminal control
+    characters shown as `\\x1b` rather than obeyed), bounded."""
     s = "" if value is None else str(value)
-    return Text(s if len(s) <= limit else s[:limit] + "…")
+    s = s if len(s) <= limit else s[:limit] + "…"
+    return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s))
 
 
 def line(*parts: Any, style: Optional[str] = None) -> Text:
