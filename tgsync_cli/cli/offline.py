@@ -50,6 +50,9 @@ def _scratch_store(config, store):
 def simulate(file: Annotated[str, typer.Argument(help="scenario JSON (format: docs/scenarios.md)")],
              json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Run a scenario on the built-in Telegram simulator (on a temporary store unless --store)."""
+    from tgsync_cli.sources.scenario import load_scenario
+
+    load_scenario(file)  # a broken scenario is refused before any store is opened or created
     with _scratch_store(config, store) as (settings, st, _):
         result = core.simulate(file, st, settings)
     _show_simulation(result, json_out)
