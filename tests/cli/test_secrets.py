@@ -124,12 +124,12 @@ def test_the_mongodb_password_is_not_shown_when_the_store_cannot_be_reached(env)
 def test_a_config_with_secrets_readable_by_others_gets_a_warning(env):
     tmp, _ = env
     cfg = tmp / "tgsync.toml"
-    r = runner.invoke(app, ["clubs", *STORE])
-    assert "readable by others" not in r.stderr
+    r = runner.invoke(app, ["simulate", "good.json", *STORE])
+    assert r.exit_code == 0 and "readable by others" not in r.stderr
     cfg.chmod(0o644)
     r = runner.invoke(app, ["clubs", *STORE])
     assert r.exit_code == 0
-    assert f"warning: {cfg.name} holds secrets and is readable by others; run: chmod 600 {cfg.name}" in r.stderr
+    assert f"warning: {cfg.name} holds secrets and is readable by others (mode 644); run: chmod 600 {cfg.name}" in r.stderr
     assert API_HASH not in r.stderr and TOKEN not in r.stderr
 
 

@@ -1,4 +1,8 @@
-"""Live Telegram commands: serve, import-admins, import-members, post-invite."""
+"""Live Telegram commands: serve, import-admins, import-members, post-invite.
+
+pyrogram is imported inside each command (through ops.live_imports / runtime.serve), never at
+module level: `tgsync --help` and the offline commands must not pay for loading it.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,11 @@ import enum
 from typing import Optional
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 from typing_extensions import Annotated
 
 from tgsync_cli.cli import render
+from tgsync_cli.cli.args import live_chat_callback
 from tgsync_cli.cli.base import (
     ConfigOpt,
     JsonOpt,
@@ -26,7 +24,12 @@ from tgsync_cli.cli.base import (
     settings_for,
     setup_logging,
 )
-from tgsync_cli.ops import live_imports as core
+
+
+def _core():
+    from tgsync_cli.ops import live_imports  # loads pyrogram
+
+    return live_imports
 
 
 class Queue(str, enum.Enum):
@@ -34,7 +37,8 @@ class Queue(str, enum.Enum):
     celery = "celery"
 
 
-ChatArg = Annotated[str, typer.Argument(help="group chat id (-100…) or @username")]
+ChatArg = Annotated[str, typer.Argument(help="group chat id (-100…) or @username",
+                                        callback=live_chat_callback)]
 
 
 @app.command()
@@ -43,69 +47,47 @@ def serve(log_json: Annotated[bool, typer.Option("--log-json", help="JSON log li
           queue: Annotated[Optional[Queue], typer.Option(
               "--queue", help="work queue (default: queue.backend)")] = None,
           config: ConfigOpt = None, store: StoreOpt = None) -> None:
-    """Run the bot: every route live; SIGINT/SIGTERM drain pending work, then exit 0."""
+    """Run the bot: follow joins, leaves, messages and registrations live.
+
+    SIGINT/SIGTERM apply or save pending work, then exit 0."""
     from tgsync_cli.runtime import (
         serve as runtime,  # pyrogram's handler machinery only when serving
     )
 
     settings = settings_for(config, store)
-    setup_logging(json_lines=log_json or settings.log.json, level=settings.log.level)
-    _route_pyrogram_logs()
-    code = runtime.serve(settings, queue.value if queue else None, on_started=_show_startup)
+    setup_logging(json_lines=log_json or settings.log.json, level=settings.log.level,
+                  library_level="warning")
+    json_logs = log_json or settings.log.json
+    code = runtime.serve(settings, queue.value if queue else None,
+                         on_started=lambda report: _show_startup(report, json_logs))
     raise typer.Exit(code)
 
 
-def _route_pyrogram_logs() -> None:
-    """pyrogram's own warnings go through our (redacting, maybe JSON) handler, not bare stderr."""
-    import logging
-
-    ours, theirs = logging.getLogger("tgsync"), logging.getLogger("pyrogram")
-    theirs.handlers[:] = list(ours.handlers)
-    theirs.setLevel(logging.WARNING)
-    theirs.propagate = False
-
-
-def _show_startup(report) -> None:
+def _show_startup(report, json_logs: bool = False) -> None:
+    """What serve found at start (stdout); the bot's username and group titles come from
+    Telegram. The privacy warning goes to stderr, as a log record when logs are JSON."""
     c = render.console
-    privacy = {False: "off", True: "on", None: "unknown (MTProto does not report it to bots)"}
-    c.print(f"[bold]tgsync serving[/] as @{report.username} (id {report.bot_id})", highlight=False)
-    c.print(f"privacy mode: {privacy[report.privacy_mode]}", highlight=False)
+    privacy = {False: "off", True: "on", None: "unknown (Telegram does not tell bots)"}
+    c.print(render.line(("tgsync serving", "bold"), f" as @{report.username} (id {report.bot_id})"))
+    c.print(render.line(f"privacy mode: {privacy[report.privacy_mode]}"))
     if report.replayed:
-        c.print(f"replayed {report.replayed} events spooled at the last shutdown")
-    t = Table(title=f"Clubs ({len(report.clubs)})")
-    for col in ("chat", "name", "bot"):
-        t.add_column(col)
-    for club in report.clubs:
-        bot = "admin" if club.bot_is_admin else ("member" if club.bot_present else "absent")
-        t.add_row(str(club.chat_id), club.name or "", bot)
-    c.print(t)
-    if report.route4_warning:
-        render.err_console.print(f"[yellow]warning:[/] {report.route4_warning}", highlight=False)
-    c.print("Ctrl-C (SIGINT) or SIGTERM stops after pending work is applied or spooled.")
+        c.print(render.line(f"replayed {report.replayed} events saved at the last shutdown"))
+    rows = [[club.chat_id, club.name or "",
+             "admin" if club.bot_is_admin else ("member" if club.bot_present else "absent")]
+            for club in report.clubs]
+    c.print(render.table(f"Clubs ({len(report.clubs)})", ("chat", "name", "bot"), rows, keep=("chat",)))
+    if report.route4_warning and json_logs:
+        import logging
 
-
-class _Bar:
-    """A Rich progress bar on stderr, shown only once Telegram has answered (not before errors)."""
-
-    def __init__(self) -> None:
-        self._progress = None
-        self._task = None
-
-    def update(self, done: int, total: Optional[int]) -> None:
-        if self._progress is None:
-            self._progress = Progress(TextColumn("members"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), console=render.err_console, transient=True)
-            self._progress.start()
-            self._task = self._progress.add_task("members", total=total)
-        self._progress.update(self._task, completed=done, total=total)
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+        logging.getLogger("tgsync.serve").warning("%s", report.route4_warning,
+                                                  extra={"event": "privacy_warning"})
+    elif report.route4_warning:
+        render.err_console.print(render.note("warning", report.route4_warning))
+    c.print("Ctrl-C (SIGINT) or SIGTERM stops after pending work is applied or saved for the next start.")
 
 
 def _summary_table(title: str, s) -> Table:
-    t = Table(title=title)
+    t = Table(title=render.plain(title))  # the club's name comes from Telegram
     for col in ("added", "updated", "unchanged", "skipped"):
         t.add_column(col, justify="right")
     t.add_row(str(s.added), str(s.updated), str(s.unchanged), str(s.skipped))
@@ -121,8 +103,8 @@ def _club_line(s) -> str:
 @guarded
 def import_admins(chat: ChatArg, json_out: JsonOpt = False, config: ConfigOpt = None,
                   store: StoreOpt = None) -> None:
-    """Route 1 for a group the bot is already in: its admins become organizers."""
-    s = core.import_admins(settings_for(config, store), chat)
+    """For a group the bot is already in: its admins become the club's organizers."""
+    s = _core().import_admins(settings_for(config, store), chat)
     if json_out:
         render.print_json(s.as_json())
         return
@@ -134,11 +116,11 @@ def import_admins(chat: ChatArg, json_out: JsonOpt = False, config: ConfigOpt = 
 @guarded
 def import_members(chat: ChatArg, json_out: JsonOpt = False, config: ConfigOpt = None,
                    store: StoreOpt = None) -> None:
-    """Route 6: every member Telegram lists (admin bot; Telegram lists at most 10,000)."""
+    """Add every member Telegram lists (the bot must be an admin; Telegram lists at most 10,000)."""
     settings = settings_for(config, store)
-    bar = _Bar()
+    bar = render.ProgressBar("members")
     try:
-        s = core.import_members(settings, chat, bar.update)
+        s = _core().import_members(settings, chat, bar.update)
     finally:
         bar.close()
     if json_out:
@@ -153,10 +135,10 @@ def import_members(chat: ChatArg, json_out: JsonOpt = False, config: ConfigOpt =
 @guarded
 def post_invite(chat: ChatArg, json_out: JsonOpt = False, config: ConfigOpt = None,
                 store: StoreOpt = None) -> None:
-    """Route 2: post the message with the registration button into the group."""
-    s = core.post_invite(settings_for(config, store), chat)
+    """Post the message with the registration button into the group."""
+    s = _core().post_invite(settings_for(config, store), chat)
     if json_out:
         render.print_json(s.as_json())
         return
-    render.console.print(f"invite posted to {_club_line(s)}", highlight=False)
-    render.console.print(f"button: {s.link}", highlight=False)
+    render.console.print(render.line(f"invite posted to {_club_line(s)}"))
+    render.console.print(render.line(f"button: {s.link}"))

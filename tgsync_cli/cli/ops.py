@@ -9,32 +9,56 @@ from typing import Optional
 import typer
 from typing_extensions import Annotated
 
-from tgsync_cli import ops
 from tgsync_cli.cli import render, render_ops
-from tgsync_cli.cli.base import ConfigOpt, JsonOpt, StoreOpt, app, guarded, settings_for
+from tgsync_cli.cli.args import chat_callback, history_chat_callback, telegram_id_callback
+from tgsync_cli.cli.base import (
+    ConfigOpt,
+    JsonOpt,
+    StoreOpt,
+    app,
+    guarded,
+    lazy_module,
+    open_existing_store,
+    open_store_checked,
+    settings_for,
+)
 from tgsync_cli.core.errors import TgsyncError
-from tgsync_cli.runtime import wiring as core
-from tgsync_cli.runtime.pipeline import SPOOL_NAME
+
+ops = lazy_module("tgsync_cli.ops")
+core = lazy_module("tgsync_cli.runtime.wiring")
+
+
+def _live_gateway(settings):
+    from tgsync_cli.ops import gateway_for  # pyrogram only when Telegram is really asked
+
+    return gateway_for(settings)
+
 
 # settings → context manager yielding a TelegramGateway. Tests replace it with the simulator's
 # gateway; nothing else should.
-GATEWAY_FACTORY: ops.GatewayFactory = ops.gateway_for
+GATEWAY_FACTORY = _live_gateway
 
 
 @app.command()
 @guarded
-def reconcile(chat: Annotated[Optional[str], typer.Argument(help="chat id, @username or club_ id")] = None,
+def reconcile(chat: Annotated[Optional[str], typer.Argument(help="chat id (-100…), @username or club_ id",
+                                                         callback=chat_callback)] = None,
               all_clubs: Annotated[bool, typer.Option("--all", help="every club in the store")] = False,
               threshold: Annotated[Optional[int], typer.Option(
-                  "--threshold", help="exit 3 when drift exceeds this (default sync.reconcile_threshold)")] = None,
+                  "--threshold", min=0,
+                  help="exit 3 when drift exceeds this (default sync.reconcile_threshold)")] = None,
               dry_run: Annotated[bool, typer.Option("--dry-run", help="compare only, write nothing")] = False,
               yes: Annotated[bool, typer.Option(
                   "--yes", help="apply even when over 20 % of a club would be marked left")] = False,
               json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Compare each club with Telegram, fix the roster where the bot may list it (exit 3 on drift)."""
+    if chat is None and not all_clubs:
+        raise typer.BadParameter("give a CHAT, or --all for every club", param_hint="CHAT")
+    if chat is not None and all_clubs:
+        raise typer.BadParameter(f"{chat} and --all: give one of them", param_hint="CHAT")
     settings = settings_for(config, store)
     limit = settings.sync.reconcile_threshold if threshold is None else threshold
-    with core.store_from(settings) as st:
+    with open_existing_store(settings) as st:  # it fixes clubs; it never invents a store
         with GATEWAY_FACTORY(settings) as gw:
             outcome = ops.reconcile_clubs(st, gw, chat, all_clubs, core.utcnow(), dry_run, limit, settings,
                                           yes=yes)
@@ -43,30 +67,37 @@ def reconcile(chat: Annotated[Optional[str], typer.Argument(help="chat id, @user
     else:
         render.console.print(render_ops.reconcile_table(outcome))
     for c in outcome.failed:
-        render.err_console.print(f"error: {c.chat_id}: {c.error}", markup=False, highlight=False)
+        render.err_console.print(render.line(f"error: {c.chat_id}: {c.error}"), highlight=False)
     raise typer.Exit(outcome.exit_code)
 
 
 @app.command("import-history")
 @guarded
 def import_history(file: Annotated[str, typer.Argument(help="Telegram Desktop export result.json")],
-                   chat: Annotated[str, typer.Option("--chat", help="the group's chat id (authoritative)")],
+                   chat: Annotated[str, typer.Option("--chat", callback=history_chat_callback,
+                                                     help="the group's chat id (-100…), @username or club_ id")],
                    no_verify: Annotated[bool, typer.Option(
                        "--no-verify", help="take the last evidence as status; do not ask Telegram")] = False,
                    json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
-    """Route 7: add everyone who wrote or joined, as Telegram confirms (SPEC §4)."""
+    """Add everyone who wrote in or joined the group, from a Telegram Desktop export.
+
+    Telegram confirms each person is still a member (--no-verify: take the export's last word)."""
     settings = settings_for(config, store)
-    with core.store_from(settings) as st:
-        rep = ops.import_history_file(st, file, chat, not no_verify, core.utcnow(),
-                                      GATEWAY_FACTORY, settings)
+    bar = render.ProgressBar("reading the export", unit="bytes")
+    try:
+        with open_store_checked(settings) as st:
+            rep = ops.import_history_file(st, file, chat, not no_verify, core.utcnow(),
+                                          GATEWAY_FACTORY, settings, progress=bar.update)
+    finally:
+        bar.close()
     if json_out:
         render.print_json(rep.as_json())
         return
     if rep.club_created:
-        render.console.print(f"created club {rep.club_id} for chat {rep.chat_id}")
+        render.console.print(render.line(f"created club {rep.club_id} for chat {rep.chat_id}"))
     render.console.print(render_ops.history_summary(rep))
     for n in rep.notes:
-        render.console.print(f"[yellow]note:[/] {n}")
+        render.console.print(render.note("note", n))
 
 
 @app.command()
@@ -85,18 +116,21 @@ def doctor(json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt 
 
 @app.command()
 @guarded
-def forget(telegram_id: Annotated[int, typer.Argument(help="the person's Telegram user id")],
+def forget(telegram_id: Annotated[int, typer.Argument(help="the person's Telegram user id",
+                                                     callback=telegram_id_callback)],
            yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
            json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Erase the account and every membership of one person (data-protection requests)."""
     settings = settings_for(config, store)
-    with core.store_from(settings) as st:
+    with open_existing_store(settings) as st:  # nothing to erase in a store that is not there
         preview = ops.forget_preview(st, telegram_id)
         if not preview.found:
             _forget_out(preview, json_out)
             return
         if not yes and not _confirmed(preview):
             raise TgsyncError("not confirmed: nothing removed")
+        from tgsync_cli.runtime.pipeline import SPOOL_NAME
+
         rep = ops.forget(st, core.make_cache(settings), telegram_id,
                          spool=Path(settings.telegram.session_dir) / SPOOL_NAME)
     _forget_out(rep, json_out)
@@ -115,7 +149,7 @@ def _confirmed(preview) -> bool:
         if not answer:
             raise TgsyncError(NO_INPUT)
     for line in render_ops.forget_lines(preview, preview=True):
-        render.err_console.print(line, markup=False, highlight=False)
+        render.err_console.print(render.line(line), highlight=False)
     if interactive:
         try:
             return typer.confirm("Erase this person for good?", default=False, err=True)
@@ -132,4 +166,4 @@ def _forget_out(rep, json_out: bool) -> None:
         render.print_json(rep.as_json())
     else:
         for line in render_ops.forget_lines(rep):
-            render.console.print(line, markup=False, highlight=False)
+            render.console.print(render.line(line), highlight=False)

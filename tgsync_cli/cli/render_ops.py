@@ -1,4 +1,8 @@
-"""Rendering for the operator commands: Rich tables for people. No logic lives here."""
+"""Rendering for the operator commands: Rich tables for people. No logic lives here.
+
+Club names, chat titles and error texts reach these tables from Telegram or the store, so every
+cell is literal text (see render.plain); ids never truncate.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ from typing import Iterable, List
 
 from rich.table import Table
 from rich.text import Text
+
+from tgsync_cli.cli.render import plain, table
 
 LEVEL_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
@@ -22,9 +28,7 @@ def _ids(ids: Iterable[int], limit: int = 8) -> str:
 
 def reconcile_table(outcome) -> Table:
     title = "Reconcile" + (" (dry run: nothing written)" if outcome.dry_run else "")
-    t = Table(title=title)
-    for col in ("club", "chat", "telegram (incl. bot)", "ayda active", "drift", "changes", "why"):
-        t.add_column(col)
+    rows = []
     for c in outcome.clubs:
         changes: List[str] = []
         if outcome.dry_run:
@@ -38,13 +42,14 @@ def reconcile_table(outcome) -> Table:
         over = c.drift is not None and c.drift > outcome.threshold
         drift = Text(_s(c.drift), style="bold red" if over else "")
         why = c.error if c.error else c.reason
-        t.add_row(c.name or c.club_id, str(c.chat_id), _s(c.total_members_telegram),
-                  _s(c.total_members_ayda), drift, "\n".join(changes) or "none", why)
-    return t
+        rows.append([c.name or c.club_id, c.chat_id, _s(c.total_members_telegram),
+                     _s(c.total_members_ayda), drift, "\n".join(changes) or "none", why])
+    return table(title, ("club", "chat", "telegram (incl. bot)", "ayda active", "drift", "changes", "why"),
+                 rows, keep=("chat",))
 
 
 def history_summary(rep) -> Table:
-    t = Table(title=f"History import into {rep.chat_id}" + ("" if rep.verified else " (not verified)"))
+    t = Table(title=plain(f"History import into {rep.chat_id}" + ("" if rep.verified else " (not verified)")))
     t.add_column("")
     t.add_column("count", justify="right")
     rows = [("messages read", rep.messages_read), ("candidates", rep.candidates),
@@ -54,17 +59,13 @@ def history_summary(rep) -> Table:
     for label, n in rows:
         t.add_row(label, str(n))
     for reason, n in rep.skip_reasons.items():
-        t.add_row(f"  skipped: {reason}", str(n), style="dim")
+        t.add_row(plain(f"  skipped: {reason}"), str(n), style="dim")
     return t
 
 
 def doctor_table(checks) -> Table:
-    t = Table(title="tgsync doctor")
-    for col in ("check", "", "detail", "fix"):
-        t.add_column(col)
-    for c in checks:
-        t.add_row(c.name, Text(c.level, style=LEVEL_STYLE.get(c.level, "")), c.detail, c.fix)
-    return t
+    rows = [[c.name, Text(c.level, style=LEVEL_STYLE.get(c.level, "")), c.detail, c.fix] for c in checks]
+    return table("tgsync doctor", ("check", "", "detail", "fix"), rows)
 
 
 def forget_lines(rep, preview: bool = False) -> List[str]:

@@ -92,8 +92,8 @@ class ClubLifecycle:
                 if welcome else f"{info.name or 'This group'} is on Ayda Run.")
         text = head + " Tap the button to register in the club."
         if welcome and not info.bot_is_admin:
-            text += (" Make me an admin so joins, leaves and promotions reach the roster (route 3)"
-                     " and the whole roster can be imported (route 6).")
+            text += (" Make me an admin so that joins, leaves and promotions reach the roster"
+                     " and everyone already here can be added at once.")
         return text
 
     def post_invite(self, info: ClubInfo, welcome: bool = False) -> bool:

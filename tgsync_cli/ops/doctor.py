@@ -16,8 +16,8 @@ from tgsync_cli.core.errors import (
 )
 from tgsync_cli.core.rules import club_status
 from tgsync_cli.ops.common import ACTIVE, GatewayFactory
-from tgsync_cli.runtime.config import SECRETS, Settings, redact
 from tgsync_cli.core.store import Store
+from tgsync_cli.runtime.config import Settings, permission_verdict, redact
 
 
 def _bot_id(settings: Optional[Settings]) -> Optional[int]:
@@ -80,20 +80,12 @@ def _config_checks(settings: Settings) -> List[Check]:
         out.append(Check("config permissions", "fail", f"{path}: cannot stat ({exc.strerror})",
                          f"check that {path} is readable"))
         return out
-    text = ""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        pass
-    holds_secret = any(f"{key}" in text for _, key in SECRETS) or "@" in settings.store.uri
-    if mode & (stat.S_IRGRP | stat.S_IROTH | stat.S_IWGRP | stat.S_IWOTH):
-        level = "fail" if holds_secret else "warn"
-        what = "holds secrets and is" if holds_secret else "is"
-        out.append(Check("config permissions", level,
-                         f"{path} {what} accessible to other users (mode {stat.S_IMODE(mode):o})",
-                         f"chmod 600 {path}"))
+    verdict = permission_verdict(path)  # the same verdict every command warns with
+    if verdict:
+        out.append(Check("config permissions", verdict[0], verdict[1], f"chmod 600 {path}"))
     else:
-        out.append(Check("config permissions", "ok", f"owner only (mode {stat.S_IMODE(mode):o})"))
+        out.append(Check("config permissions", "ok", f"no other user can change it or read a secret "
+                         f"in it (mode {stat.S_IMODE(mode):o})"))
     return out
 
 

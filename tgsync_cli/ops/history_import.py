@@ -174,13 +174,13 @@ def _export_chat_id(scan) -> Optional[int]:
 
 def import_history_file(store: Store, path: str, chat: str, verify: bool, at: datetime,
                         gateway_factory: Optional[GatewayFactory] = None,
-                        settings: Optional[Settings] = None) -> HistoryReport:
+                        settings: Optional[Settings] = None, progress=None) -> HistoryReport:
     """Scan the whole file first (a bad export is refused before Telegram or the store is
     touched), then verify and write."""
     from tgsync_cli.sources.desktop_export import scan_export
 
     chat_id = resolve_chat_id(store, chat)
-    scan = scan_export(path)
+    scan = scan_export(path, progress)
     bot_id = _bot_id(settings)
     if not verify:
         return import_history(store, None, scan, chat_id, False, at, bot_id)

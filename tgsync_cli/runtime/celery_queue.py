@@ -282,10 +282,12 @@ class CeleryPipeline:
 
 
 def run_worker(settings: Settings, concurrency: int = 1, pool: str = "prefork",
-               loglevel: str = "INFO") -> None:
-    """Start a Celery worker for this app on the `tgsync` queue (blocks until shutdown)."""
+               loglevel: str = "INFO", quiet: bool = False) -> None:
+    """Start a Celery worker for this app on the `tgsync` queue (blocks until shutdown).
+    `quiet` drops Celery's banner (JSON logs must stay JSON)."""
     if concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
     configure(settings)
-    app.worker_main(["worker", f"--concurrency={concurrency}", f"--pool={pool}", "-Q", QUEUE,
-                     f"--loglevel={loglevel}", "--without-gossip", "--without-mingle"])
+    app.worker_main([*(["--quiet"] if quiet else []), "worker", f"--concurrency={concurrency}",
+                     f"--pool={pool}", "-Q", QUEUE, f"--loglevel={loglevel}", "--without-gossip",
+                     "--without-mingle"])

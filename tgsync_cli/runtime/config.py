@@ -5,6 +5,7 @@ Every bad value is refused with a one-line ConfigError naming the key; secrets a
 
 from __future__ import annotations
 
+import difflib
 import os
 import stat
 import sys
@@ -64,6 +65,13 @@ def _choice(*options: str) -> Callable[[Any], str]:
     return check
 
 
+def _lower(conv):
+    """Log levels are words, not identifiers: INFO and info mean the same."""
+    def check(v: Any):
+        return conv(v.strip().lower() if isinstance(v, str) else v)
+    return check
+
+
 def _opt(conv):
     def check(v: Any):
         return None if v in (None, "") else conv(v)
@@ -89,10 +97,12 @@ SCHEMA: Dict[Tuple[str, str], Tuple[Callable[[Any], Any], Any]] = {
     ("sync", "last_seen_flush_seconds"): (_pos, 900.0),
     ("sync", "reconcile_threshold"): (_int, 0),
     ("log", "json"): (_bool, False),
-    ("log", "level"): (_choice("debug", "info", "warning", "error"), "info"),
+    ("log", "level"): (_lower(_choice("debug", "info", "warning", "error")), "info"),
 }
 
 SECTIONS = {section for section, _ in SCHEMA}
+# TGSYNC_* names that are not settings: test and debugging switches
+NOT_SETTINGS = {"test", "debug", "fake", "bench"}
 
 
 class Settings(SimpleNamespace):
@@ -122,15 +132,21 @@ def load_settings(path: Optional[str] = None, env: Optional[Mapping[str, str]] =
                 raise ConfigError(f"{file}: [{section}] must be a table")
             for key, v in table.items():
                 _apply(values, section, key, v, f"{file}: {section}.{key}")
-        _check_permissions(file, raw, warn)
+        verdict = permission_verdict(file, raw)
+        if verdict:
+            _warn(warn, f"warning: {verdict[1]}; run: chmod 600 {file}")
     elif explicit:
         raise ConfigError(f"config file {file} not found")
-    for name, v in env.items():
-        if not name.startswith("TGSYNC_") or name.count("_") < 2:
+    for name, v in sorted(env.items()):
+        if not name.startswith("TGSYNC_"):
             continue
-        section, key = name[len("TGSYNC_"):].lower().split("_", 1)
-        if section in SECTIONS:  # TGSYNC_TEST_…, TGSYNC_DEBUG… are not settings
+        section, _, key = name[len("TGSYNC_"):].lower().partition("_")
+        if section in SECTIONS:
             _apply(values, section, key, v, name)
+        elif section not in NOT_SETTINGS:  # a typo (TGSYNC_STOR_URI) must not pass in silence
+            close = difflib.get_close_matches(section, SECTIONS, n=1)
+            hint = f" (did you mean TGSYNC_{close[0].upper()}_{key.upper()}?)" if close else ""
+            _warn(warn, f"warning: {name} is not a tgsync setting and is ignored{hint}")
     if store is not None:
         _apply(values, "store", "uri", store, "--store")
     settings = Settings()
@@ -166,15 +182,38 @@ def _apply(values, section: str, key: str, v: Any, where: str) -> None:
         raise ConfigError(f"{where}: {exc} (got {shown})") from None
 
 
-def _check_permissions(file: Path, raw: dict, warn) -> None:
-    has_secret = any(k in raw.get(s, {}) for s, k in SECRETS) or "@" in str(raw.get("store", {}).get("uri", ""))
+def _warn(warn, message: str) -> None:
+    (warn or (lambda m: print(m, file=sys.stderr)))(message)
+
+
+def holds_secrets(raw: dict) -> bool:
+    store = raw.get("store") if isinstance(raw.get("store"), dict) else {}
+    return (any(k in (raw.get(s) or {}) for s, k in SECRETS if isinstance(raw.get(s), dict))
+            or "@" in str(store.get("uri", "")))
+
+
+def permission_verdict(file: Path, raw: Optional[dict] = None) -> Optional[Tuple[str, str]]:
+    """("fail" | "warn", why) when other users can change the config, or read the secrets in it.
+
+    The one verdict every command (a warning line) and `doctor` (a check) give: a config others
+    can write is dangerous with or without secrets (they can point the store anywhere); one
+    others can read is a problem only when it holds secrets.
+    """
     try:
-        mode = file.stat().st_mode
+        mode = stat.S_IMODE(file.stat().st_mode)
     except OSError:
-        return
-    if has_secret and mode & (stat.S_IRGRP | stat.S_IROTH):
-        (warn or (lambda m: print(m, file=sys.stderr)))(
-            f"warning: {file} holds secrets and is readable by others; run: chmod 600 {file}")
+        return None
+    if raw is None:
+        try:
+            raw = tomllib.loads(file.read_text(encoding="utf-8", errors="replace"))
+        except (OSError, tomllib.TOMLDecodeError):
+            raw = {}
+    secret = holds_secrets(raw)
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return "fail", f"{file} can be changed by other users (mode {mode:o})"
+    if secret and mode & (stat.S_IRGRP | stat.S_IROTH):
+        return "fail", f"{file} holds secrets and is readable by others (mode {mode:o})"
+    return None
 
 
 # -- redaction ------------------------------------------------------------------------------------

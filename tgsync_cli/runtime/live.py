@@ -51,7 +51,19 @@ Connector = Callable[[Settings], ContextManager[Connection]]
 
 # -- starting a client ----------------------------------------------------------------------------
 async def start_client(client) -> None:
-    """`client.start()` with Telegram's refusals turned into one-line errors naming the setting."""
+    """`client.start()` with Telegram's refusals turned into one-line errors naming the setting,
+    and a connection failure with its cause (pyrogram logs the cause, then raises it bare)."""
+    from tgsync_cli.runtime.logs import LastWords
+
+    with LastWords() as last:
+        try:
+            await _start(client)
+        except TelegramUnavailable as exc:
+            cause = last.last or "no answer"
+            raise TelegramUnavailable(f"{exc}: {cause}"[:300]) from None
+
+
+async def _start(client) -> None:
     try:
         await client.start()
     except (errors.AccessTokenInvalid, errors.AccessTokenExpired, errors.BotMethodInvalid) as e:
@@ -66,7 +78,8 @@ async def start_client(client) -> None:
     except errors.FloodWait as e:
         raise TelegramError(f"Telegram asks to wait {e.value} s before logging in again") from None
     except (ConnectionError, OSError, asyncio.TimeoutError) as e:
-        raise TelegramUnavailable(f"Telegram is not reachable: {type(e).__name__}") from None
+        detail = f" ({e})" if str(e) else ""
+        raise TelegramUnavailable(f"Telegram is not reachable: {type(e).__name__}{detail}") from None
     except errors.RPCError as e:
         raise TelegramError(f"Telegram refused the login: {getattr(e, 'ID', type(e).__name__)}") from None
 
@@ -78,7 +91,11 @@ def pyrogram_connection(settings: Settings) -> Iterator[Connection]:
     with BackgroundLoop() as bg:
         client = make_client(t.api_id, t.api_hash, t.bot_token, t.session_dir, loop=bg.loop)
         client.no_updates = True  # read at start(): this run takes no updates away from `serve`
-        bg.run(start_client(client))
+        try:
+            run_interruptibly(bg, start_client(client))
+        except BaseException:
+            run_interruptibly(bg, _cancel_others(), grace=1.0)  # nothing left half-connected
+            raise
         try:
             gateway = PyrogramGateway(client, bg.loop, max_flood_wait=t.max_flood_wait)
             yield Connection(gateway, lambda chat: chat_info(gateway, chat))
@@ -87,6 +104,31 @@ def pyrogram_connection(settings: Settings) -> Iterator[Connection]:
                 bg.run(client.stop())
             except Exception:  # disconnecting is best effort; the work is already done
                 pass
+
+
+def run_interruptibly(bg: BackgroundLoop, coro, grace: float = 1.0):
+    """`bg.run(coro)`, but Ctrl-C or SIGTERM while it waits (connecting can take 30 s and more)
+    cancels it and lets it unwind for up to `grace` seconds before the interrupt goes on."""
+    fut = asyncio.run_coroutine_threadsafe(coro, bg.loop)
+    try:
+        return fut.result()
+    except BaseException:
+        if not fut.done():
+            fut.cancel()
+            try:
+                fut.result(timeout=grace)
+            except BaseException:  # cancelled, or failed while unwinding: the interrupt wins
+                pass
+        raise
+
+
+async def _cancel_others() -> None:
+    """Cancel what a failed or interrupted start left on the loop, so closing it is quiet."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for t in tasks:
+        t.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=1.0)
 
 
 def chat_info(gateway: PyrogramGateway, chat) -> tuple:

@@ -175,11 +175,14 @@ class Runtime:
 
     async def _main(self) -> int:
         signals = self._install_signals()
-        connected = False
+        connected = pipeline_started = False
         try:
             for h in self.handlers():  # before start(): updates recovered at start reach us too
                 self.client.add_handler(h)
-            await start_client(self.client)
+            if not await self._connect_unless_stopped():
+                log.info("stopped while connecting: nothing was taken from Telegram",
+                         extra={"event": "stopped"})
+                return 0
             connected = True
             me = await self.client.get_me()
             self.engine.bot_username = self.engine.bot_username or me.username
@@ -187,6 +190,7 @@ class Runtime:
             # SPEC §3 start-up check, before the worker applies the first update; the engine
             # calls Telegram synchronously through the gateway, so never on this loop
             await self.loop.run_in_executor(None, self._startup_check)
+            pipeline_started = True
             replayed = self.pipeline.start()
             report = StartupReport(me.id, me.username or "", privacy_mode_of(me),
                                    self.engine.clubs(), replayed)
@@ -198,9 +202,11 @@ class Runtime:
             await self._stop.wait()
         finally:
             self.accepting = False
-            # the worker may still need Telegram (admin lists, deep-link checks): keep the loop free
-            self.spooled = await self.loop.run_in_executor(None, self.pipeline.stop,
-                                                           self.drain_timeout)
+            # the worker may still need Telegram (admin lists, deep-link checks): keep the loop free.
+            # A pipeline never started holds nothing, and must not touch the spool it never read.
+            if pipeline_started:
+                self.spooled = await self.loop.run_in_executor(None, self.pipeline.stop,
+                                                               self.drain_timeout)
             if connected:
                 try:
                     await self.client.stop()
@@ -218,6 +224,23 @@ class Runtime:
             self.engine.startup_check(utcnow())
         except Exception as exc:  # a store outage at start must not keep the bot from serving
             log.warning("start-up check failed: %s: %s", type(exc).__name__, exc)
+
+    async def _connect_unless_stopped(self) -> bool:
+        """Connect, unless a stop request comes first: connecting can take half a minute or more
+        (retries, an unanswering network), and SIGINT/SIGTERM must still end `serve` at once."""
+        connect = asyncio.ensure_future(start_client(self.client))
+        stop = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({connect, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if connect.done():
+            stop.cancel()
+            connect.result()  # a refusal or an unreachable Telegram: raised as one line
+            return True
+        connect.cancel()
+        await asyncio.wait({connect}, timeout=1.0)
+        for task in asyncio.all_tasks():  # pyrogram's half-started session tasks
+            if task is not asyncio.current_task():
+                task.cancel()
+        return False
 
     def _install_signals(self) -> list:
         installed = []

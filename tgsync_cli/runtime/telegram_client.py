@@ -52,8 +52,32 @@ def bot_id_from_token(bot_token: str) -> int:
     return int(bot_token.split(":", 1)[0])
 
 
+# Tests only: `host:port` of a loopback stand-in for Telegram's data centre (one that accepts and
+# never answers), so connecting, timeouts and signals while connecting run pyrogram's real code
+# without anything leaving the machine. Anything but a loopback address is refused.
+TEST_ADDRESS_ENV = "TGSYNC_TEST_TELEGRAM_ADDRESS"
+
+
+def _test_address() -> Optional[tuple]:
+    value = os.environ.get(TEST_ADDRESS_ENV)
+    if not value:
+        return None
+    host, _, port = value.rpartition(":")
+    if host not in ("127.0.0.1", "localhost", "::1") or not port.isdigit():
+        raise ConfigError(f"{TEST_ADDRESS_ENV} must be a loopback host:port")
+    return host, int(port)
+
+
 class _PrivateSQLiteStorage(SQLiteStorage):
     """pyrogram's file storage, with the session file (and its journal) made owner-only."""
+
+    async def server_address(self, value=object):
+        test = _test_address()
+        return test[0] if test and value is object else await super().server_address(value)
+
+    async def port(self, value=object):
+        test = _test_address()
+        return test[1] if test and value is object else await super().port(value)
 
     async def open(self):
         await super().open()

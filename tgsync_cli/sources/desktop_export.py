@@ -79,8 +79,21 @@ class ExportScan:
         return None
 
 
-def scan_export(path: str | os.PathLike) -> ExportScan:
-    """Stream `path` once; raise InputError (naming the file, message and field) if it is broken."""
+class _Reporting:
+    """The export file as the parser reads it, telling `progress(bytes_read, size)` as it goes."""
+
+    def __init__(self, f, size: int, progress) -> None:
+        self._f, self._size, self._progress = f, size, progress
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self._progress(self._f.tell(), self._size)
+        return data
+
+
+def scan_export(path: str | os.PathLike, progress=None) -> ExportScan:
+    """Stream `path` once; raise InputError (naming the file, message and field) if it is broken.
+    `progress(bytes_read, size)` is called as the file is read (a progress bar for big exports)."""
     label = os.fspath(path)
     scan = ExportScan()
     limit = sys.get_int_max_str_digits()
@@ -89,9 +102,11 @@ def scan_export(path: str | os.PathLike) -> ExportScan:
     sys.set_int_max_str_digits(0)
     try:
         with open(path, "rb") as f:
-            if os.fstat(f.fileno()).st_size == 0:
+            size = os.fstat(f.fileno()).st_size
+            if size == 0:
                 raise InputError(f"{label}: file is empty, not a Telegram Desktop chat export")
-            events = BACKEND.basic_parse(f, buf_size=CHUNK)
+            source = f if progress is None else _Reporting(f, size, progress)
+            events = BACKEND.basic_parse(source, buf_size=CHUNK)
             try:
                 _walk(events, scan, label)
             except _BAD_JSON:  # N is a 0-based byte offset (editors and `head -c` agree)
