@@ -241,3 +241,20 @@ def test_an_admin_bot_verifies_against_one_listing_not_one_call_per_candidate(st
     assert (rep.added, rep.already_known, rep.refused, rep.skipped) == (2, 1, 3, 0)
     assert "get_member" not in gw.calls and gw.calls.count("iter_member_pages") == 1
     assert roster(store)[2] == ("member", "active", "history_import")
+
+
+def test_an_import_that_creates_the_club_also_imports_its_organizers(tmp_path):
+    """SPEC §3: whatever creates a club imports its admins — an export of a group whose bot was
+    added while nothing was listening included. Only the owner (1) is an admin here."""
+    telegram_side = open_store("memory:")
+    gw = play(group_story(), telegram_side)  # Telegram as it is today; this store is not ours
+    ours = open_store(f"file:{tmp_path}/ours")
+
+    rep = ops.import_history(ours, gw, scan_of(tmp_path, MESSAGES), CHAT, verify=True, at=NOW)
+
+    assert rep.club_created and rep.organizers == 1
+    members = roster(ours)
+    assert members[1][:2] == ("organizer", "active")  # the owner is an organizer, not a plain member
+    assert {t for t, (_, status, _) in members.items() if status == "active"} == {1, 2, 3}
+    ours.close()
+    telegram_side.close()

@@ -94,7 +94,8 @@ def import_history(file: Annotated[str, typer.Argument(help="Telegram Desktop ex
         render.print_json(rep.as_json())
         return
     if rep.club_created:
-        render.console.print(render.line(f"created club {rep.club_id} for chat {rep.chat_id}"))
+        render.console.print(render.line(f"created club {rep.club_id} for chat {rep.chat_id}"
+                                          f" with {rep.organizers} organizer(s) from its admins"))
     render.console.print(render_ops.history_summary(rep))
     for n in rep.notes:
         render.console.print(render.note("note", n))

@@ -18,7 +18,7 @@ from tgsync_cli.core.errors import (
 )
 from tgsync_cli.core.events import MemberState, Person
 from tgsync_cli.core.gateway import ChatMemberInfo
-from tgsync_cli.core.rules import club_status, is_person
+from tgsync_cli.core.rules import club_role, club_status, is_person
 from tgsync_cli.ops.common import ACTIVE, GatewayFactory, resolve_chat_id
 from tgsync_cli.ops.doctor import _bot_id
 from tgsync_cli.runtime.config import Settings
@@ -37,6 +37,7 @@ class HistoryReport:
     already_known: int = 0
     reactivated: int = 0
     recorded_left: int = 0  # of `added`: --no-verify people whose last evidence is leaving
+    organizers: int = 0  # admins imported because this import created the club (SPEC §3)
     refused: int = 0
     skipped: int = 0
     skip_reasons: Dict[str, int] = field(default_factory=dict)
@@ -125,13 +126,15 @@ def import_history(store: Store, gateway, scan, chat_id: int, verify: bool, at: 
         else:
             report.already_known += 1
 
+    admins = _admins_of_a_new_club(gateway, chat_id, bot_id, at, report) if doc is None and verify else []
     if doc is None:
         doc, report.club_created = store.create_club(chat_id, scan.chat_name or str(chat_id), None, {})
     report.club_id = doc["_id"]
     cid = doc["_id"]
     # one store call: accounts, memberships and departure notes in one transaction (SQLite).
     # A leaver (--no-verify, SPEC §4) was a member until their last evidence: present, then left.
-    obs: List[Observation] = []
+    obs: List[Observation] = list(admins) if report.club_created else []
+    report.organizers = len(obs)
     for person, status_at, ev, status in to_add:
         obs.append(Observation(person, ACTIVE, None, status_at, "history_import", evidence_at=ev.at,
                                last_seen=ev.at, keep_names=not verify))
@@ -190,3 +193,13 @@ def import_history_file(store: Store, path: str, chat: str, verify: bool, at: da
         return import_history(store, gw, scan, chat_id, True, at, bot_id)
 
 
+def _admins_of_a_new_club(gateway, chat_id: int, bot_id: Optional[int], at: datetime,
+                          report: HistoryReport) -> List[Observation]:
+    """Whatever creates a club imports its admins (SPEC §3): asked before anything is written."""
+    try:
+        admins = gateway.get_admins(chat_id)
+    except TelegramError as exc:
+        report.notes.append(f"organizers not imported: {exc}")
+        return []
+    return [Observation(a.person, club_status(a.state), club_role(a.state), at, "admin_import")
+            for a in admins if is_person(a.person, bot_id)]
