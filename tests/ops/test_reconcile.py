@@ -142,7 +142,7 @@ def test_all_reconciles_every_club_and_shows_a_table(tmp_path, monkeypatch):
     store.close()
     monkeypatch.setattr(ops_cmd, "GATEWAY_FACTORY", lambda settings: connected(gw))
 
-    monkeypatch.setattr(render.console, "width", 200)
+    monkeypatch.setenv("COLUMNS", "200")  # not render.console.width: restoring that property pins it
     res = CliRunner().invoke(app, ["reconcile", "--all", "--yes", "--store", store_uri])
 
     assert res.exit_code == 0, res.output
