@@ -1,0 +1,231 @@
+"""The spool file: events (and last_seen notes) that must outlive this process, one JSON per line.
+
+Why it is written this way: the spool is the only copy of what it holds. So
+- it is owner-only (0600): it holds people's names and ids;
+- every append is fsynced, and so is the directory when the file is created or replaced, so a
+  power loss after `append` returns keeps the line;
+- a rewrite goes through a temporary file and `os.replace`, never truncating in place: a crash
+  leaves either the old or the new spool, whole;
+- reading never raises on content: a line that cannot be read (invalid UTF-8, not JSON, nested
+  too deep, a number too long, not an event) is moved to `<spool>.bad` with its line number, and
+  only then is the spool rewritten without it. Nothing is ever dropped, and a damaged line is
+  reported once, not at every start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Tuple
+
+log = logging.getLogger("tgsync.spool")
+
+SEEN_TYPE = "LastSeen"
+MAX_LINE_ERROR = 120
+
+
+class SeenNote(NamedTuple):
+    """A buffered last_seen (club, member, time): spooled like an event, merged on replay."""
+
+    club_id: str
+    telegram_id: int
+    at: datetime
+
+
+def seen_docs(seen: Dict[Tuple[str, int], datetime]) -> List[dict]:
+    return [{"type": SEEN_TYPE, "club_id": cid, "telegram_id": tid, "at": at.isoformat()}
+            for (cid, tid), at in seen.items()]
+
+
+def merge_seen(target: Dict[Tuple[str, int], datetime], note: SeenNote) -> None:
+    key = (note.club_id, note.telegram_id)
+    prev = target.get(key)
+    if prev is None or note.at > prev:
+        target[key] = note.at
+
+
+def decode_doc(doc: Any, event_from_dict: Callable[[Any], Any]) -> Any:
+    """A spooled dict → an event, or a SeenNote. Raises on anything else."""
+    if isinstance(doc, dict) and doc.get("type") == SEEN_TYPE:
+        tid = doc["telegram_id"]
+        if not isinstance(doc["club_id"], str) or isinstance(tid, bool) or not isinstance(tid, int):
+            raise ValueError("LastSeen needs a club_id string and an integer telegram_id")
+        return SeenNote(doc["club_id"], tid, datetime.fromisoformat(doc["at"]))
+    if not isinstance(doc, dict):
+        raise ValueError("not an object")
+    return event_from_dict(doc)
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > 21:  # ids and times fit in 20 digits; refuse before converting
+        raise ValueError(f"a number of {len(text)} digits")
+    return int(text)
+
+
+def loads_line(raw: bytes) -> Any:
+    """One spool line → JSON value; every failure is a ValueError (never RecursionError)."""
+    text = raw.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    try:
+        return json.loads(text, parse_int=_bounded_int)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+class Spool:
+    def __init__(self, path: os.PathLike | str):
+        self.path = Path(path)
+        self.bad_path = self.path.with_name(self.path.name + ".bad")
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    # -- writing ------------------------------------------------------------------------------
+    def append(self, docs: Iterable[dict]) -> int:
+        data = "".join(json.dumps(d) + "\n" for d in docs).encode("utf-8")
+        if not data:
+            return 0
+        created = not self.path.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_dir(self.path.parent)
+        return data.count(b"\n")
+
+    def rewrite(self, docs: Iterable[dict]) -> int:
+        """Replace the spool with exactly `docs` (atomically); no docs removes the file."""
+        return self.rewrite_raw([(json.dumps(d) + "\n").encode("utf-8") for d in docs])
+
+    def rewrite_raw(self, lines: List[bytes]) -> int:
+        if not lines:
+            if self.path.exists():
+                self.path.unlink()
+                _fsync_dir(self.path.parent)
+            return 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            _write_all(fd, b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
+        return len(lines)
+
+    # -- reading ------------------------------------------------------------------------------
+    def load(self, event_from_dict: Callable[[Any], Any]) -> Tuple[List[Any], int]:
+        """(items in order, how many lines went to .bad). Never raises on the file's content."""
+        if not self.path.exists():
+            return [], 0
+        raw = self.path.read_bytes()
+        items, good, bad = [], [], []
+        for n, line in enumerate(raw.splitlines(keepends=True), 1):
+            if not line.strip():
+                continue
+            try:
+                items.append(decode_doc(loads_line(line.rstrip(b"\r\n")), event_from_dict))
+                good.append(line)
+            except Exception as exc:  # whatever is wrong with the line, it is kept, not fatal
+                reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:MAX_LINE_ERROR]
+                log.error("%s:%d: not a spooled event, kept in %s (%s)", self.path, n,
+                          self.bad_path.name, reason)
+                bad.append((n, line))
+        if bad:
+            self.keep_bad(bad)
+            self.rewrite_raw(good)  # only after .bad holds them: nothing is ever lost
+        return items, len(bad)
+
+    def keep_bad(self, bad: List[Tuple[int, bytes]]) -> None:
+        """Append lines to `.bad`, each prefixed with its line number and a tab."""
+        created = not self.bad_path.exists()
+        self.bad_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.bad_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            _write_all(fd, b"".join(b"%d\t" % n + (line if line.endswith(b"\n") else line + b"\n")
+                                    for n, line in bad))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_dir(self.bad_path.parent)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on a directory; the file itself was synced
+        pass
+    finally:
+        os.close(fd)
+
+
+def names_person(doc: Any, telegram_id: int) -> bool:
+    """Whether a spooled event (as a dict) carries this person anywhere (`forget`)."""
+    if isinstance(doc, dict):
+        if doc.get("type") == SEEN_TYPE and doc.get("telegram_id") == telegram_id:
+            return True
+        if doc.get("id") == telegram_id and "is_bot" in doc:  # a Person
+            return True
+        return any(names_person(v, telegram_id) for v in doc.values())
+    if isinstance(doc, list):
+        return any(names_person(v, telegram_id) for v in doc)
+    return False
+
+
+def line_mentions(line: bytes, telegram_id: int) -> bool:
+    """For lines that are not readable JSON (`.bad`): the id as a whole number anywhere."""
+    return re.search(rb"(?<![0-9])%d(?![0-9])" % telegram_id, line) is not None
+
+
+def scrub(path: os.PathLike | str, telegram_id: int) -> int:
+    """Drop every line of the spool and of its `.bad` naming one person. A line that cannot be
+    read is dropped when the id appears in it as a number; never raises on content."""
+    sp = Spool(path)
+    dropped = 0
+    for target, readable in ((sp.path, True), (sp.bad_path, False)):
+        if not target.exists():
+            continue
+        kept, before = [], 0
+        for line in target.read_bytes().splitlines(keepends=True):
+            if not line.strip():
+                continue
+            before += 1
+            hit = None
+            if readable:
+                try:
+                    hit = names_person(loads_line(line.rstrip(b"\r\n")), telegram_id)
+                except Exception:
+                    hit = None
+            if hit is None:
+                hit = line_mentions(line, telegram_id)
+            if hit:
+                dropped += 1
+            else:
+                kept.append(line)
+        if len(kept) != before:
+            Spool(target).rewrite_raw(kept)
+    return dropped
+
