@@ -22,6 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Tuple
 
+from tgsync_cli.sources.botapi import parse_json_line
+
 log = logging.getLogger("tgsync.spool")
 
 SEEN_TYPE = "LastSeen"
@@ -60,19 +62,9 @@ def decode_doc(doc: Any, event_from_dict: Callable[[Any], Any]) -> Any:
     return event_from_dict(doc)
 
 
-def _bounded_int(text: str) -> int:
-    if len(text) > 21:  # ids and times fit in 20 digits; refuse before converting
-        raise ValueError(f"a number of {len(text)} digits")
-    return int(text)
-
-
 def loads_line(raw: bytes) -> Any:
-    """One spool line → JSON value; every failure is a ValueError (never RecursionError)."""
-    text = raw.decode("utf-8")  # UnicodeDecodeError is a ValueError
-    try:
-        return json.loads(text, parse_int=_bounded_int)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
+    """One spool line → JSON value, bounded (InputError for anything unreadable)."""
+    return parse_json_line(raw)
 
 
 class Spool:
