@@ -11,6 +11,8 @@ and is injected inside the embedded engines' bulk loop, which applies operations
     faults.fail_for(2.0)                # every call fails for 2 s (clock injectable)
     faults.fail_mid_bulk(applied=2)     # the next bulk write applies 2 ops, then fails
     faults.fail_randomly(0.05, seed=7)  # each call fails with p = 5 %, reproducibly
+    faults.lose_reply_next(1, only={"update_one"})  # the write lands, its reply is lost
+    faults.lose_replies_randomly(0.05, seed=7)      # the same, for 5 % of calls
     faults.injected                     # how many failures were injected, by kind
 """
 
@@ -44,7 +46,13 @@ class FaultyStore:
         self._bulk_prefix: Optional[int] = None
         self._at: set = set()
         self._bulk_coll: Optional[str] = None
+        self._after_next = 0
+        self._after_only: Optional[set] = None
+        self._after_p = 0.0
+        self._after_at: set = set()
+        self._after_rng = random.Random(0)
         store.before_call = self._before_call
+        store.after_call = self._after_call
         if store.embedded:
             for coll in (store.clubs, store.users, store.departures):
                 coll._embedded_bulk = self._bulk_for(coll)
@@ -76,9 +84,26 @@ class FaultyStore:
         self._bulk_prefix, self._bulk_coll = applied, collection
         return self
 
+    def lose_reply_next(self, n: int, only: Optional[set] = None) -> "FaultyStore":
+        """The next `n` calls (of the named methods only, if given) reach the database and are
+        applied, then fail as if the reply was lost on the way back."""
+        self._after_next, self._after_only = n, set(only) if only else None
+        return self
+
+    def lose_reply_at(self, *numbers: int) -> "FaultyStore":
+        """The calls with these 1-based numbers, counted from now, are applied, then fail."""
+        self._after_at = {self.calls + n for n in numbers}
+        return self
+
+    def lose_replies_randomly(self, p: float, seed: int = 0) -> "FaultyStore":
+        """Each call is applied, then fails with probability `p` (seeded)."""
+        self._after_p, self._after_rng = p, random.Random(seed)
+        return self
+
     def heal(self) -> "FaultyStore":
         self._next, self._until, self._p, self._bulk_prefix, self._only = 0, None, 0.0, None, None
         self._at = set()
+        self._after_next, self._after_only, self._after_p, self._after_at = 0, None, 0.0, set()
         return self
 
     @property
@@ -107,6 +132,22 @@ class FaultyStore:
                 return
             self.injected[kind] += 1
         raise StoreUnavailable(f"injected {kind} failure in {name}")
+
+    def _after_call(self, name: str) -> None:
+        with self._lock:
+            kind = None
+            if self.calls in self._after_at:
+                self._after_at.discard(self.calls)
+                kind = "reply_lost_at"
+            elif self._after_next > 0 and (self._after_only is None or name in self._after_only):
+                self._after_next -= 1
+                kind = "reply_lost"
+            elif self._after_p and self._after_rng.random() < self._after_p:
+                kind = "reply_lost_random"
+            if kind is None:
+                return
+            self.injected[kind] += 1
+        raise StoreUnavailable(f"injected {kind} after {name} reached the store")
 
     def _bulk_for(self, coll):
         def bulk(ops, ordered: bool = True):

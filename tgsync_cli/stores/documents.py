@@ -53,6 +53,7 @@ class _Counted:
             try:
                 with self._store.lock:
                     result = attr(*args, **kwargs)
+                self._store.after_call(name)
                 if name == "find" and self._store.embedded:
                     return _LockedCursor(result, self._store.lock)
                 return result
@@ -115,6 +116,10 @@ class Store:
 
     def before_call(self, name: str) -> None:
         """Overridden by fault-injecting wrappers in tests; a no-op in production."""
+
+    def after_call(self, name: str) -> None:
+        """Called once a call's write reached the database: a fault raised here is a reply lost
+        after the write (sim/faults.py). A no-op in production."""
 
     # -- schema ---------------------------------------------------------------------------
     def ensure_indexes(self) -> None:
@@ -180,11 +185,33 @@ class Store:
         upd = {"$set": {f"sync.{k}": v for k, v in fields.items()}}
         return self.clubs.update_one(flt, upd).matched_count > 0
 
-    def claim_welcome(self, club_id: str) -> bool:
-        """Atomically mark the welcome as posted; True only for the one caller who should post it."""
+    def claim_welcome(self, club_id: str, token: Optional[str] = None) -> bool:
+        """Atomically mark the welcome as posted; True only for the one caller who should post it.
+        With a token (issue 12.6), also True when the claim already holds this token: a retry
+        whose first claim reached the store but whose reply was lost."""
+        sets: Dict[str, Any] = {"sync.welcome_posted": True}
+        if token is not None:
+            sets["sync.welcome_claim"] = token
         r = self.clubs.update_one({"_id": club_id, "sync.welcome_posted": {"$ne": True}},
-                                  {"$set": {"sync.welcome_posted": True}})
-        return r.modified_count > 0
+                                  {"$set": sets})
+        if r.modified_count > 0:
+            return True
+        if token is None:
+            return False
+        doc = self.clubs.find_one({"_id": club_id}, {"sync.welcome_claim": 1})
+        return bool(doc) and (doc.get("sync") or {}).get("welcome_claim") == token
+
+    # issue 12.6 (reliability): a claim is released unless the post is confirmed
+    def release_welcome(self, club_id: str, token: str) -> None:
+        """The post did not happen: give the claim back, if it is still this token's."""
+        self.clubs.update_one({"_id": club_id, "sync.welcome_claim": token},
+                              {"$set": {"sync.welcome_posted": False},
+                               "$unset": {"sync.welcome_claim": ""}})
+
+    def confirm_welcome(self, club_id: str, token: str) -> None:
+        """The post happened: the claim becomes final (welcome_posted stays true)."""
+        self.clubs.update_one({"_id": club_id, "sync.welcome_claim": token},
+                              {"$unset": {"sync.welcome_claim": ""}})
 
     def migrate_club(self, club_id: str, old_id: int, new_id_: int) -> None:
         self.clubs.update_one({"_id": club_id},
@@ -334,6 +361,7 @@ class Store:
                 missed.extend(_last_seen_op(cid, tid, at) for tid, at in by_club[cid].items())
         if missed:  # a concurrent writer changed that club: the per-member guards decide
             self.clubs.bulk_write(missed, ordered=False)
+        self.after_call("bulk_write")
         return len(seen)
 
     # -- departures (tombstones) -------------------------------------------------------------
