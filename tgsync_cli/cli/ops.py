@@ -87,15 +87,15 @@ def forget(telegram_id: Annotated[int, typer.Argument(help="the person's Telegra
            json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Erase the account and every membership of one person (data-protection requests)."""
     settings = settings_for(config, store)
+    spool = Path(settings.telegram.session_dir) / SPOOL_NAME
     with core.store_from(settings) as st:
-        preview = ops.forget_preview(st, telegram_id)
+        preview = ops.forget_preview(st, telegram_id, spool=spool)
         if not preview.found:
             _forget_out(preview, json_out)
             return
         if not yes and not _confirmed(preview):
             raise TgsyncError("not confirmed: nothing removed")
-        rep = ops.forget(st, core.make_cache(settings), telegram_id,
-                         spool=Path(settings.telegram.session_dir) / SPOOL_NAME)
+        rep = ops.forget(st, core.make_cache(settings), telegram_id, spool=spool)
     _forget_out(rep, json_out)
 
 

@@ -7,6 +7,7 @@ the SPEC §2 documents (plain dicts); guarded member changes are opaque values a
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
 
@@ -49,3 +50,17 @@ class Store(Protocol):
     def departure(self, club_id: str, tid: int) -> Optional[dict]: ...
     def clear_departure(self, club_id: str, tid: int) -> None: ...
     def prune_departures(self, now: datetime) -> None: ...
+
+    # added by issue 12.2 (reliability helper): `forget` tells running `serve`s through the store.
+    # note_forgotten: record an erasure at `at` (naive UTC wall clock) WITHOUT the id: a random
+    # salt and forgotten_key(salt, id); notes older than an hour may be pruned.
+    # forgotten_since(at): [(salt, key, at)] noted strictly after `at` (all kept for None),
+    # oldest first. One round trip each.
+    def note_forgotten(self, tid: int, at: datetime) -> None: ...
+    def forgotten_since(self, at: Optional[datetime]) -> List[Tuple[str, str, datetime]]: ...
+
+
+def forgotten_key(salt: str, telegram_id: int) -> str:
+    """How a forget note names the person without holding the id (issue 12.2). A hash of a
+    10-digit id can be brute-forced: the note is short-lived, not anonymous."""
+    return hashlib.sha256(f"{salt}:{telegram_id}".encode()).hexdigest()

@@ -46,6 +46,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Set
 
 from tgsync_cli.core.codec import from_dict, to_dict
 from tgsync_cli.core.errors import StoreUnavailable, TgsyncError
+from tgsync_cli.core.store import forgotten_key
 from tgsync_cli.runtime.spool import SeenNote, Spool, merge_seen, scrub, seen_docs
 
 log = logging.getLogger("tgsync.pipeline")
@@ -96,6 +97,8 @@ class Pipeline:
         self._checkpointed: Dict[Any, datetime] = {}  # last_seen already in the spool file
         self._forget_poll_seconds = forget_poll_seconds
         self._forgotten: Dict[int, datetime] = {}  # telegram id -> when `forget` erased them
+        self._notes: List[tuple] = []  # (salt, key, at) of recent erasures (no ids in the store)
+        self._recent: Set[int] = set()  # people of the events applied since the last poll
         self._forget_mark: Optional[datetime] = None
         self._started_at = _utcnow()
         self._spool = Spool(spool_path) if spool_path else None
@@ -216,6 +219,11 @@ class Pipeline:
             self._head = None
             if outcome is True:
                 self.applied += 1
+                sender = getattr(item, "sender", None)  # the hot path's only person: cheap
+                if sender is not None and type(item).__name__ == "MessageSeen":
+                    self._recent.add(sender.id)
+                else:
+                    self._recent |= people_of(item)
             else:
                 self._park(item, outcome)
 
@@ -273,6 +281,8 @@ class Pipeline:
 
     # -- forget (heard through the store) -----------------------------------------------------------
     def _poll_forgotten(self) -> None:
+        """Notes name the person by a salted hash only: the ids this process holds or applied
+        since the last poll are matched against each new note."""
         since = getattr(getattr(self.engine, "store", None), "forgotten_since", None)
         if since is None:
             return
@@ -280,14 +290,21 @@ class Pipeline:
             notes = since(self._forget_mark)
         except TgsyncError:
             return  # asked again at the next poll
-        for tid, at in notes:
+        horizon = _utcnow() - timedelta(hours=1)
+        self._notes = [n for n in self._notes if n[2] >= horizon]
+        recent, self._recent = self._recent, set()
+        for salt, key, at in notes:
             self._forget_mark = max(self._forget_mark or at, at)
-            if self._forgotten.get(tid) == at:
-                continue
-            self._forgotten[tid] = at
-            self._drop_person(tid, at, erase_again=at >= self._started_at)
+            self._notes.append((salt, key, at))
+            held = recent | {k[1] for k in self.engine.last_seen}
+            for item in list(self._replay) + self._parked:
+                held |= people_of(item)
+            for tid in held:
+                if forgotten_key(salt, tid) == key:
+                    self._forgotten[tid] = at
+                    self._drop_person(tid, erase_again=at >= self._started_at)
 
-    def _drop_person(self, tid: int, at: datetime, erase_again: bool) -> None:
+    def _drop_person(self, tid: int, erase_again: bool) -> None:
         for key in [k for k in self.engine.last_seen if k[1] == tid]:
             del self.engine.last_seen[key]
         for info in self.engine.clubs():
@@ -309,11 +326,18 @@ class Pipeline:
         log.info("a forgotten person's pending events were dropped")
 
     def _is_forgotten(self, item: Any) -> bool:
-        if not self._forgotten or isinstance(item, SeenNote):
+        """Whether an event names an erased person and is not newer than the erasure (a new
+        message after the erasure is new contact)."""
+        if not self._notes or isinstance(item, SeenNote):
             return False
         at = getattr(item, "at", None)
         for tid in people_of(item):
             until = self._forgotten.get(tid)
+            if until is None:
+                for salt, key, noted in self._notes:
+                    if forgotten_key(salt, tid) == key:
+                        until = self._forgotten[tid] = noted
+                        break
             if until is not None and (at is None or at <= until):
                 return True
         return False

@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from tgsync_cli.core.errors import ConfigError, StoreError, StoreUnavailable
 from tgsync_cli.core.events import Person
+from tgsync_cli.core.store import forgotten_key
 
 DEFAULT_DB = "ayda_run"
 TOMBSTONE_DAYS = 7
@@ -112,6 +113,7 @@ class Store:
         self.clubs = _Counted(db["clubs"], self)
         self.users = _Counted(db["users"], self)
         self.departures = _Counted(db["departures"], self)
+        self.forgotten = _Counted(db["forgotten"], self)  # issue 12.2, see note_forgotten
         self._client = None
 
     def before_call(self, name: str) -> None:
@@ -127,6 +129,7 @@ class Store:
         self.clubs.create_index("previous_group_ids")
         self.users.create_index("telegram_id", unique=True)
         self.departures.create_index([("club_id", 1), ("telegram_id", 1)], unique=True)
+        self.forgotten.create_index("at")
 
     def __enter__(self) -> "Store":
         return self
@@ -397,6 +400,25 @@ class Store:
         users = self.users.delete_many({"telegram_id": tid}).deleted_count
         deps = self.departures.delete_many({"telegram_id": tid}).deleted_count
         return {"clubs": clubs, "accounts": users, "departures": deps}
+
+
+    # -- issue 12.2 (reliability helper): `forget` tells running `serve`s through the store ----
+    def note_forgotten(self, tid: int, at: datetime) -> None:
+        """Record that one person was erased at `at` (naive UTC), so a running `serve` drops
+        what it still holds for them (Pipeline polls `forgotten_since`). The note keeps no id:
+        a salted hash (core.store.forgotten_key) and the time, pruned after FORGOTTEN_KEEP."""
+        salt = uuid.uuid4().hex
+        self.forgotten.delete_many({"at": {"$lt": at - FORGOTTEN_KEEP}})
+        self.forgotten.insert_one({"salt": salt, "key": forgotten_key(salt, tid), "at": at})
+
+    def forgotten_since(self, at: Optional[datetime]) -> List[Tuple[str, str, datetime]]:
+        """(salt, key, when) of every erasure noted after `at` (all kept ones for None), oldest
+        first; `forgotten_key(salt, id) == key` tells whether an id is the erased person."""
+        flt = {} if at is None else {"at": {"$gt": at}}
+        return [(d["salt"], d["key"], d["at"]) for d in self.forgotten.find(flt).sort("at", 1)]
+
+
+FORGOTTEN_KEEP = timedelta(hours=1)  # a serve polls every few seconds
 
 
 def member_change(club_id: str, tid: int, at: datetime, current: dict, status: Optional[str],
