@@ -144,7 +144,6 @@ class Pipeline:
     def start(self) -> int:
         """Replay the spool from the last shutdown first, then run the worker. Returns replayed count."""
         self.replayed = self._load_spool()
-        self._poll_forgotten()
         self._thread = threading.Thread(target=self._run, name="tgsync-worker", daemon=True)
         self._thread.start()
         return self.replayed
