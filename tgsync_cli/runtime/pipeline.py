@@ -98,7 +98,8 @@ class Pipeline:
         self._forget_poll_seconds = forget_poll_seconds
         self._forgotten: Dict[int, datetime] = {}  # telegram id -> when `forget` erased them
         self._notes: List[tuple] = []  # (salt, key, at) of recent erasures (no ids in the store)
-        self._recent: Set[int] = set()  # people of the events applied since the last poll
+        self._recent: Dict[int, datetime] = {}  # people applied since the last poll: newest time
+        self._erase_pending: Set[int] = set()  # forgotten people to erase again (store failed)
         self._forget_mark: Optional[datetime] = None
         self._started_at = _utcnow()
         self._spool = Spool(spool_path) if spool_path else None
@@ -117,6 +118,9 @@ class Pipeline:
         self.replayed = 0
         self.spooled = 0
         self.bad_lines = 0
+        self.done = 0     # events taken off the queue in order: applied, spooled as failing, or dropped
+        self.durable = 0  # of those, how many have every effect on disk (store or spool), last_seen
+        #                   included: an "acknowledge up to here" mark for at-least-once sources
         self.store_down = False
         self.failed: List[str] = []
 
@@ -144,6 +148,7 @@ class Pipeline:
     def start(self) -> int:
         """Replay the spool from the last shutdown first, then run the worker. Returns replayed count."""
         self.replayed = self._load_spool()
+        self._poll_forgotten()  # erasures noted while we were down filter the replay too
         self._thread = threading.Thread(target=self._run, name="tgsync-worker", daemon=True)
         self._thread.start()
         return self.replayed
@@ -205,24 +210,25 @@ class Pipeline:
                 if not self._with_retry(self.engine.flush, "last_seen flush"):
                     return
                 self._compact_spool()
+                self.durable = self.done
                 next_flush = time.monotonic() + self._flush_seconds
             elif now >= next_checkpoint:
                 self._checkpoint()
                 next_checkpoint = time.monotonic() + self._checkpoint_seconds
-            if item is None or item is _FLUSH or self._is_forgotten(item):
+            if item is None or item is _FLUSH:
+                continue
+            if self._is_forgotten(item):
+                self.done += 1
                 continue
             self._head = item
             outcome = self._with_retry(lambda: self.engine.handle(item), type(item).__name__)
             if outcome is False:
                 return  # abandoned at shutdown: the head stays for the spool
             self._head = None
+            self.done += 1
             if outcome is True:
                 self.applied += 1
-                sender = getattr(item, "sender", None)  # the hot path's only person: cheap
-                if sender is not None and type(item).__name__ == "MessageSeen":
-                    self._recent.add(sender.id)
-                else:
-                    self._recent |= people_of(item)
+                self._note_applied(item)
             else:
                 self._park(item, outcome)
 
@@ -288,20 +294,32 @@ class Pipeline:
         try:
             notes = since(self._forget_mark)
         except TgsyncError:
-            return  # asked again at the next poll
+            self.retries += 1  # a store failure met; asked again at the next poll
+            return
         horizon = _utcnow() - timedelta(hours=1)
         self._notes = [n for n in self._notes if n[2] >= horizon]
-        recent, self._recent = self._recent, set()
+        recent, self._recent = self._recent, {}
+        self._erase_again()
         for salt, key, at in notes:
             self._forget_mark = max(self._forget_mark or at, at)
             self._notes.append((salt, key, at))
-            held = recent | {k[1] for k in self.engine.last_seen}
+            held = set(recent) | {k[1] for k in self.engine.last_seen}
             for item in list(self._replay) + self._parked:
                 held |= people_of(item)
             for tid in held:
                 if forgotten_key(salt, tid) == key:
                     self._forgotten[tid] = at
-                    self._drop_person(tid, erase_again=at >= self._started_at)
+                    # applied here since the last poll, from before the erasure: undo it
+                    self._drop_person(tid, erase_again=tid in recent and recent[tid] <= at)
+
+    def _note_applied(self, item: Any) -> None:
+        at = getattr(item, "at", None)
+        sender = getattr(item, "sender", None)  # the hot path's only person: cheap
+        for tid in ((sender.id,) if sender is not None and type(item).__name__ == "MessageSeen"
+                    else people_of(item)):
+            prev = self._recent.get(tid)
+            if at is not None and (prev is None or at > prev):
+                self._recent[tid] = at
 
     def _drop_person(self, tid: int, erase_again: bool) -> None:
         for key in [k for k in self.engine.last_seen if k[1] == tid]:
@@ -317,12 +335,21 @@ class Pipeline:
             with self._spool_lock:
                 scrub(self._spool.path, tid)
         if erase_again and hasattr(self.engine.store, "forget"):
-            # an event for them applied between the forget and this poll would have re-created them
+            # an event for them applied between the forget and this poll would have re-created
+            # them: erase again, retried at every poll until the store took it
+            self._erase_pending.add(tid)
+        self._erase_again()
+        log.info("a forgotten person's pending events were dropped")
+
+    def _erase_again(self) -> None:
+        for tid in sorted(self._erase_pending):
             try:
                 self.engine.store.forget(tid)
+                self._erase_pending.discard(tid)
             except TgsyncError as exc:
-                log.warning("could not re-check the erasure of a forgotten person: %s", exc)
-        log.info("a forgotten person's pending events were dropped")
+                self.retries += 1
+                log.warning("erasing a forgotten person again failed, retried at the next poll: %s", exc)
+                return
 
     def _is_forgotten(self, item: Any) -> bool:
         """Whether an event names an erased person and is not newer than the erasure (a new
@@ -347,16 +374,17 @@ class Pipeline:
         `checkpoint_seconds` of them)."""
         if self._spool is None:
             return
+        done = self.done
         changed = {k: v for k, v in self.engine.last_seen.items() if self._checkpointed.get(k) != v}
-        if not changed:
-            return
-        try:
-            with self._spool_lock:
-                self._spool.append(seen_docs(changed))
-        except OSError as exc:
-            log.error("last_seen checkpoint not written to %s: %s", self._spool.path, exc)
-            return
-        self._checkpointed.update(changed)
+        if changed:
+            try:
+                with self._spool_lock:
+                    self._spool.append(seen_docs(changed))
+            except OSError as exc:
+                log.error("last_seen checkpoint not written to %s: %s", self._spool.path, exc)
+                return
+            self._checkpointed.update(changed)
+        self.durable = done
 
     def _compact_spool(self) -> None:
         """After a store flush, the spool needs only what is still unapplied."""

@@ -211,6 +211,7 @@ class SoakTelegram:
         from tgsync_cli.core.gateway import BotIdentity
 
         self._me = BotIdentity(bot_id, "soak_bot")
+        self.posts: list = []  # chat ids the bot posted into (the welcome)
 
     def me(self):
         return self._me
@@ -236,7 +237,7 @@ class SoakTelegram:
         return 0
 
     def send_group_message(self, chat_id, text, button_text=None, button_url=None):
-        return None
+        self.posts.append(chat_id)
 
     def send_private(self, user_id, text):
         return True
@@ -288,9 +289,11 @@ def _soak_user(uid: int) -> dict:
     return {"id": uid, "is_bot": False, "first_name": f"Runner {uid}", "username": f"runner{uid}"}
 
 
-def run_soak(n: int, fault_rate: float, seed: int = 1, store_uri: str = "memory:") -> dict:
+def run_soak(n: int, fault_rate: float, seed: int = 1, store_uri: str = "memory:",
+             after_rate: float = 0.0) -> dict:
     """Push `n` updates through the Pipeline into an engine whose store fails `fault_rate` of its
-    calls (seeded). Returns the figures and the final store snapshot."""
+    calls before they reach it and `after_rate` of them after the write reached it (the reply is
+    lost), seeded. Returns the figures and the final store snapshot."""
     from tgsync_cli.core.cache import MemoryMemberCache
     from tgsync_cli.core.engine import Engine
     from tgsync_cli.runtime.pipeline import Pipeline
@@ -299,9 +302,11 @@ def run_soak(n: int, fault_rate: float, seed: int = 1, store_uri: str = "memory:
 
     store = open_store(store_uri)
     faults = FaultyStore(store)
-    engine = Engine(store, SoakTelegram(9000), MemoryMemberCache(), bot_id=9000)
+    telegram = SoakTelegram(9000)
+    engine = Engine(store, telegram, MemoryMemberCache(), bot_id=9000)
     engine.start()
     faults.fail_randomly(fault_rate, seed=seed)
+    faults.lose_replies_randomly(after_rate, seed=seed + 1)
     pipe = Pipeline(engine, max_pending=1000, backoff=(0.0, 0.0), sleep=lambda s: None)
     quiet = logging.getLogger("tgsync")
     level, quiet.level = quiet.level, logging.CRITICAL  # 5 % of calls failing is the point here
@@ -324,4 +329,6 @@ def run_soak(n: int, fault_rate: float, seed: int = 1, store_uri: str = "memory:
             "lost": events - stats["applied"] - spooled,
             "duplicates": duplicates(store), "seconds": round(elapsed, 1),
             "members": sum(len(c["members"]) for c in final["clubs"]),
-            "accounts": len(final["users"]), "snapshot": final, "failed": list(pipe.failed)}
+            "accounts": len(final["users"]), "snapshot": final, "failed": list(pipe.failed),
+            "welcomes": len(telegram.posts), "welcome_chats": len(set(telegram.posts)),
+            "faults_by_kind": dict(faults.injected)}

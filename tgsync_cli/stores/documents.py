@@ -9,6 +9,8 @@ applying the same events can never duplicate a member or move a status backwards
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import sqlite3
 import threading
 import uuid
@@ -312,7 +314,8 @@ class Store:
     def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime]) -> int:
         """One bulk write; never moves last_seen backwards."""
         if self.embedded and seen:
-            return self._flush_last_seen_embedded(seen)
+            with self.lock:  # its reads and writes go around _Counted
+                return self._flush_last_seen_embedded(seen)
         ops = [_last_seen_op(cid, tid, at) for (cid, tid), at in seen.items()]
         if ops:
             self.clubs.bulk_write(ops, ordered=False)
@@ -475,10 +478,41 @@ def open_store(uri: str, database: str = DEFAULT_DB) -> Store:
         raise ConfigError("store.uri must start with mongodb://, mongodb+srv://, file: or be memory: "
                           f"(got {redact_uri(uri)!r})")
     store = Store(client[database], label, embedded=not uri.startswith("mongodb"))
+    if uri.startswith("file:"):
+        store.lock = _ProcessLock(os.path.join(_litemongo_path(path), ".tgsync-lock"))
     store._client = client
     store.ensure_indexes()
     store.ops = 0  # schema setup is not part of a run's round trips
     return store
+
+
+class _ProcessLock:
+    """The embedded `file:` engine updates a document by reading it, changing it in Python and
+    writing it back, so two processes writing the same club lose one of the writes (found by the
+    process soak: `forget` in one process erased members `serve` had just added in another). The
+    store's lock is therefore also an exclusive lock on a file beside the data, held for each
+    call: a re-entrant thread lock plus flock(2), taken once per outermost holder."""
+
+    def __init__(self, path: str):
+        self._thread = threading.RLock()
+        self._path = path
+        self._fd: Optional[int] = None
+        self._depth = 0
+
+    def __enter__(self):
+        self._thread.acquire()
+        if self._depth == 0:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        self._depth -= 1
+        if self._depth == 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._thread.release()
 
 
 class _CrossThreadSqlite:
@@ -495,8 +529,6 @@ class _CrossThreadSqlite:
 
 
 def _litemongo_path(path: str) -> str:
-    import os
-
     os.makedirs(path, exist_ok=True)
     return os.path.abspath(path)
 
