@@ -39,6 +39,7 @@ from tgsync_cli.core.errors import (
 )
 from tgsync_cli.core.events import MessageSeen
 from tgsync_cli.runtime.config import Settings, load_settings
+from tgsync_cli.runtime.pipeline import is_race
 from tgsync_cli.runtime.spool import SeenNote, Spool, merge_seen, seen_docs
 
 log = logging.getLogger("tgsync.queue")
@@ -163,6 +164,10 @@ def apply_event(self, event_dict: dict) -> str:
     except TgsyncError as exc:  # a refused event must not be retried forever
         log.error("event %s not applied: %s", type(event).__name__, exc)
         return "refused"
+    except Exception as exc:
+        if is_race(exc):  # another worker created the same account first: doing it again finds it
+            raise self.retry(exc=exc, countdown=0.05)
+        raise
     return type(event).__name__
 
 

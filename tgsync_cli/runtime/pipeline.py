@@ -40,13 +40,13 @@ import logging
 import queue
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, List, Optional, Set
+from typing import Any, Callable, Deque, Dict, List, Optional
 
 from tgsync_cli.core.codec import from_dict, to_dict
 from tgsync_cli.core.errors import StoreUnavailable, TgsyncError
-from tgsync_cli.core.store import forgotten_key
+from tgsync_cli.runtime.forget_watch import ForgetWatch, people_of  # noqa: F401 (re-exported)
 from tgsync_cli.runtime.spool import SeenNote, Spool, merge_seen, scrub, seen_docs
 
 log = logging.getLogger("tgsync.pipeline")
@@ -63,23 +63,7 @@ def is_race(exc: BaseException) -> bool:
     return bool(names & {"DuplicateKeyError", "IntegrityError", "StoreConflict"})
 
 
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def people_of(event: Any) -> Set[int]:
-    """The person ids an event carries (to drop a forgotten person's events)."""
-    ids = set()
-    for attr in ("user", "sender", "actor", "bot"):
-        p = getattr(event, attr, None)
-        if p is not None and getattr(p, "id", None) is not None:
-            ids.add(p.id)
-    for e in getattr(event, "entries", None) or ():
-        ids.add(e.person.id)
-    return ids
-
-
-class Pipeline:
+class Pipeline(ForgetWatch):
     def __init__(self, engine, *, max_pending: int = 10000, flush_seconds: float = 900.0,
                  spool_path: Optional[str] = None, backoff: tuple = (0.2, 30.0),
                  sleep: Optional[Callable[[float], None]] = time.sleep,
@@ -96,12 +80,7 @@ class Pipeline:
         self._checkpoint_seconds = checkpoint_seconds
         self._checkpointed: Dict[Any, datetime] = {}  # last_seen already in the spool file
         self._forget_poll_seconds = forget_poll_seconds
-        self._forgotten: Dict[int, datetime] = {}  # telegram id -> when `forget` erased them
-        self._notes: List[tuple] = []  # (salt, key, at) of recent erasures (no ids in the store)
-        self._recent: Dict[int, datetime] = {}  # people applied since the last poll: newest time
-        self._erase_pending: Set[int] = set()  # forgotten people to erase again (store failed)
-        self._forget_mark: Optional[datetime] = None
-        self._started_at = _utcnow()
+        self._init_forget_watch()
         self._spool = Spool(spool_path) if spool_path else None
         self._backoff = backoff
         # The default sleep is interruptible, so `stop` does not wait out a 30 s backoff.
@@ -283,90 +262,6 @@ class Pipeline:
 
     def _wait(self, seconds: float) -> None:
         self._abandon.wait(seconds)
-
-    # -- forget (heard through the store) -----------------------------------------------------------
-    def _poll_forgotten(self) -> None:
-        """Notes name the person by a salted hash only: the ids this process holds or applied
-        since the last poll are matched against each new note."""
-        since = getattr(getattr(self.engine, "store", None), "forgotten_since", None)
-        if since is None:
-            return
-        try:
-            notes = since(self._forget_mark)
-        except TgsyncError:
-            self.retries += 1  # a store failure met; asked again at the next poll
-            return
-        horizon = _utcnow() - timedelta(hours=1)
-        self._notes = [n for n in self._notes if n[2] >= horizon]
-        recent, self._recent = self._recent, {}
-        self._erase_again()
-        for salt, key, at in notes:
-            self._forget_mark = max(self._forget_mark or at, at)
-            self._notes.append((salt, key, at))
-            held = set(recent) | {k[1] for k in self.engine.last_seen}
-            for item in list(self._replay) + self._parked:
-                held |= people_of(item)
-            for tid in held:
-                if forgotten_key(salt, tid) == key:
-                    self._forgotten[tid] = at
-                    # applied here since the last poll, from before the erasure: undo it
-                    self._drop_person(tid, erase_again=tid in recent and recent[tid] <= at)
-
-    def _note_applied(self, item: Any) -> None:
-        at = getattr(item, "at", None)
-        sender = getattr(item, "sender", None)  # the hot path's only person: cheap
-        for tid in ((sender.id,) if sender is not None and type(item).__name__ == "MessageSeen"
-                    else people_of(item)):
-            prev = self._recent.get(tid)
-            if at is not None and (prev is None or at > prev):
-                self._recent[tid] = at
-
-    def _drop_person(self, tid: int, erase_again: bool) -> None:
-        for key in [k for k in self.engine.last_seen if k[1] == tid]:
-            del self.engine.last_seen[key]
-        for info in self.engine.clubs():
-            try:
-                self.engine.cache.evict(info.club_id, tid)
-            except TgsyncError:
-                pass
-        self._replay = collections.deque(e for e in self._replay if not self._is_forgotten(e))
-        self._parked = [e for e in self._parked if not self._is_forgotten(e)]
-        if self._spool is not None:
-            with self._spool_lock:
-                scrub(self._spool.path, tid)
-        if erase_again and hasattr(self.engine.store, "forget"):
-            # an event for them applied between the forget and this poll would have re-created
-            # them: erase again, retried at every poll until the store took it
-            self._erase_pending.add(tid)
-        self._erase_again()
-        log.info("a forgotten person's pending events were dropped")
-
-    def _erase_again(self) -> None:
-        for tid in sorted(self._erase_pending):
-            try:
-                self.engine.store.forget(tid)
-                self._erase_pending.discard(tid)
-            except TgsyncError as exc:
-                self.retries += 1
-                log.warning("erasing a forgotten person again failed, retried at the next poll: %s", exc)
-                return
-
-    def _is_forgotten(self, item: Any) -> bool:
-        """Whether an event names an erased person and is not newer than the erasure (a new
-        message after the erasure is new contact)."""
-        if not self._notes or isinstance(item, SeenNote):
-            return False
-        at = getattr(item, "at", None)
-        for tid in people_of(item):
-            until = self._forgotten.get(tid)
-            if until is None:
-                for salt, key, noted in self._notes:
-                    if forgotten_key(salt, tid) == key:
-                        until = self._forgotten[tid] = noted
-                        break
-            if until is not None and (at is None or at <= until):
-                return True
-        return False
 
     # -- spool ------------------------------------------------------------------------------------------
     def _checkpoint(self) -> None:
