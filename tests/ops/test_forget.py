@@ -218,7 +218,7 @@ pipe = Pipeline(engine, spool_path=sys.argv[2], backoff=(0.05, 0.05), forget_pol
 pipe.start()
 faults.fail_for(3600)  # the store is unreachable from this serve: its events wait in memory
 chat = ChatRef(int(sys.argv[3]), "supergroup", "Sunday Long Run")
-for uid, minute in ((2, 10), (3, 11), (2, 12)):
+for uid, minute in ((2, 10), (3, 11), (2, 12), (808, 13)):
     pipe.submit(MessageSeen(chat, Person(uid, first_name="x"), datetime(2025, 6, 1, 8, minute)))
 print("holding", flush=True)
 sys.stdin.readline()
@@ -247,6 +247,9 @@ def test_a_running_serve_drops_what_it_holds_for_a_forgotten_person(tmp_path):
         forget = subprocess.run([sys.executable, "-m", "tgsync_cli", "forget", "2", "--yes", "--store", uri],
                                 capture_output=True, text=True, timeout=120)
         assert forget.returncode == 0, forget.stderr
+        stranger = subprocess.run([sys.executable, "-m", "tgsync_cli", "forget", "808", "--yes", "--store", uri],
+                                  capture_output=True, text=True, timeout=120)
+        assert "nothing stored about telegram id 808" in stranger.stdout  # only in the serve's memory
         serve.stdin.write("go\n")
         serve.stdin.flush()
         assert serve.stdout.readline().strip() == "0"  # nothing spooled
@@ -255,5 +258,5 @@ def test_a_running_serve_drops_what_it_holds_for_a_forgotten_person(tmp_path):
         if serve.poll() is None:
             serve.kill()
     store = open_store(uri)
-    assert traces(store, {2}) == []
+    assert traces(store, {2}) == [] and traces(store, {808}) == []
     assert {m["telegram_id"] for m in store.club_by_group(CHAT)["members"]} == {1, 3}

@@ -91,6 +91,7 @@ def forget(telegram_id: Annotated[int, typer.Argument(help="the person's Telegra
     with core.store_from(settings) as st:
         preview = ops.forget_preview(st, telegram_id, spool=spool)
         if not preview.found:
+            ops.tell_running_serves(st, telegram_id)
             _forget_out(preview, json_out)
             return
         if not yes and not _confirmed(preview):

@@ -86,6 +86,13 @@ def forget(store: Store, cache, telegram_id: int, spool: Optional[Path] = None) 
     return rep
 
 
+def tell_running_serves(store: Store, telegram_id: int) -> None:
+    """Nothing stored, but a running `serve` may hold their events in memory (the store was down
+    for it): the note makes it drop them, so "nothing stored" stays true."""
+    if telegram_id > 0:
+        store.note_forgotten(telegram_id, datetime.now(timezone.utc).replace(tzinfo=None))
+
+
 def _count_spooled(spool: Path, telegram_id: int) -> int:
     n = 0
     for path, readable in ((spool, True), (Spool(spool).bad_path, False)):
