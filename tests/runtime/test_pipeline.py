@@ -356,3 +356,42 @@ def test_kill_9_of_a_serving_process_keeps_last_seen_up_to_the_last_checkpoint(t
     restarted.stop(timeout=10)
     seen = {m["telegram_id"]: m["last_seen"] for m in store.club_by_group(CHAT.id)["members"]}
     assert seen == {100 + k: T0 + timedelta(minutes=36 + k) for k in range(4)}
+
+
+def test_replay_meeting_a_unique_key_race_retries_instead_of_exiting_1(tmp_path):
+    import json
+
+    from tests import botapi_updates as U
+    from tgsync_cli import app as core
+
+    f = tmp_path / "updates.jsonl"
+    f.write_text("".join(json.dumps(u) + "\n" for u in (U.bot_added(1_700_000_000),
+                                                       U.member(1_700_000_100, 5, "left", "member"))))
+    store = open_store("memory:")
+    racing = RacingStore(store)
+    report = core.replay(f, racing)
+    assert racing.raced == 1 and report.invalid == [] and report.applied == 2
+    assert store.users.count_documents({"telegram_id": 5}) == 1
+
+
+def test_celery_mode_spools_last_seen_when_the_store_is_down_at_shutdown(tmp_path):
+    """No broker needed: a known member's message is applied in the serve process itself."""
+    from tgsync_cli.runtime.celery_queue import CeleryPipeline
+
+    store = open_store("memory:")
+    spool = tmp_path / "pending-events.jsonl"
+    engine = engine_on(store)
+    engine.handle(writers(1)[0])  # r0 is now a known, cached member
+    pipe = CeleryPipeline(engine, spool_path=str(spool))
+    pipe.start()
+    pipe.submit(MessageSeen(CHAT, Person(100, first_name="r0"), T0 + timedelta(hours=3)))
+    flaky = FlakyStore(store)
+    flaky.fail_next = 10 ** 9
+    pipe.stop(timeout=1)
+    assert oct(spool.stat().st_mode & 0o777) == "0o600" and "LastSeen" in spool.read_text()
+    flaky.fail_next = 0
+    again = CeleryPipeline(engine_on(store), spool_path=str(spool))
+    again.start()
+    again.stop(timeout=1)
+    assert store.club_by_group(CHAT.id)["members"][0]["last_seen"] == T0 + timedelta(hours=3)
+    assert not spool.exists()
