@@ -260,3 +260,35 @@ def test_a_running_serve_drops_what_it_holds_for_a_forgotten_person(tmp_path):
     store = open_store(uri)
     assert traces(store, {2}) == [] and traces(store, {808}) == []
     assert {m["telegram_id"] for m in store.club_by_group(CHAT)["members"]} == {1, 3}
+
+
+APPENDER = r"""
+import sys
+from tgsync_cli.runtime.spool import Spool
+sp = Spool(sys.argv[1])
+print("go", flush=True)
+for i in range(int(sys.argv[2])):
+    sp.append([{"type": "LastSeen", "club_id": "club_x", "telegram_id": 3, "at": "2025-05-01T06:00:00"}])
+"""
+
+
+def test_forget_scrubbing_the_spool_of_a_running_serve_loses_none_of_its_appends(tmp_path):
+    """A serve process appends (last_seen checkpoints) while forget rewrites the same spool."""
+    import subprocess
+    import sys
+
+    from tgsync_cli.runtime.spool import Spool, scrub
+
+    spool = tmp_path / "pending-events.jsonl"
+    Spool(spool).append([{"type": "LastSeen", "club_id": "club_x", "telegram_id": 2,
+                          "at": "2025-05-01T06:00:00"}])
+    serve = subprocess.Popen([sys.executable, "-c", APPENDER, str(spool), "1500"], stdout=subprocess.PIPE,
+                             text=True)
+    assert serve.stdout.readline().strip() == "go"
+    while serve.poll() is None:
+        Spool(spool).append([{"type": "LastSeen", "club_id": "club_x", "telegram_id": 2,
+                              "at": "2025-05-01T06:00:00"}])
+        scrub(spool, 2)
+    assert serve.wait() == 0
+    scrub(spool, 2)
+    assert spool.read_bytes().count(b"\n") == 1500

@@ -395,3 +395,32 @@ def test_celery_mode_spools_last_seen_when_the_store_is_down_at_shutdown(tmp_pat
     again.stop(timeout=1)
     assert store.club_by_group(CHAT.id)["members"][0]["last_seen"] == T0 + timedelta(hours=3)
     assert not spool.exists()
+
+
+import json  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tgsync_cli.core.codec import from_dict, to_dict  # noqa: E402
+from tgsync_cli.runtime.spool import Spool  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.one_of(st.just(None), st.binary(max_size=40).filter(lambda b: b"\n" not in b and b.strip())),
+                min_size=1, max_size=12))
+def test_whatever_a_spool_holds_every_line_is_replayed_or_kept_in_bad(tmp_path_factory, picks):
+    """None stands for a good event line; anything else is arbitrary bytes (at most 40 of them:
+    too short to be an event)."""
+    d = tmp_path_factory.mktemp("spool")
+    spool = d / "spool.jsonl"
+    good = [(json.dumps(to_dict(e)) + "\n").encode() for e in writers(len(picks))]
+    lines = [good[i] if p is None else p + b"\n" for i, p in enumerate(picks)]
+    spool.write_bytes(b"".join(lines))
+    items, bad = Spool(spool).load(from_dict)
+    expected_good = sum(1 for p in picks if p is None)
+    bad_file = d / "spool.jsonl.bad"
+    kept_bad = bad_file.read_bytes().split(b"\n")[:-1] if bad_file.exists() else []
+    assert len(items) == expected_good and bad == len(picks) - expected_good
+    assert [int(b.split(b"\t", 1)[0]) for b in kept_bad] == [n for n, p in enumerate(picks, 1) if p is not None]
+    assert (spool.read_bytes().count(b"\n") == len(items)) if items else not spool.exists()

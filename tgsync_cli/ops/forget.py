@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from tgsync_cli.core.errors import InputError, TgsyncError
-from tgsync_cli.runtime.spool import Spool, line_mentions, loads_line, names_person, scrub
+from tgsync_cli.runtime.spool import Spool, line_mentions, lines_of, loads_line, names_person, scrub
 from tgsync_cli.stores.documents import Store
 
 
@@ -98,13 +98,13 @@ def _count_spooled(spool: Path, telegram_id: int) -> int:
     for path, readable in ((spool, True), (Spool(spool).bad_path, False)):
         if not path.exists():
             continue
-        for line in path.read_bytes().splitlines():
+        for line in lines_of(path.read_bytes()):
             if not line.strip():
                 continue
             hit = None
             if readable:
                 try:
-                    hit = names_person(loads_line(line), telegram_id)
+                    hit = names_person(loads_line(line.rstrip(b"\n")), telegram_id)
                 except Exception:
                     hit = None
             n += bool(hit if hit is not None else line_mentions(line, telegram_id))

@@ -6,6 +6,8 @@ Why it is written this way: the spool is the only copy of what it holds. So
   power loss after `append` returns keeps the line;
 - a rewrite goes through a temporary file and `os.replace`, never truncating in place: a crash
   leaves either the old or the new spool, whole;
+- every change (append, rewrite, `forget`'s scrub) holds an exclusive flock on `<spool>.lock`,
+  so `forget` scrubbing the spool of a running `serve` cannot lose a line `serve` appends;
 - reading never raises on content: a line that cannot be read (invalid UTF-8, not JSON, nested
   too deep, a number too long, not an event) is moved to `<spool>.bad` with its line number, and
   only then is the spool rewritten without it. Nothing is ever dropped, and a damaged line is
@@ -14,10 +16,13 @@ Why it is written this way: the spool is the only copy of what it holds. So
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import re
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Tuple
@@ -62,9 +67,44 @@ def decode_doc(doc: Any, event_from_dict: Callable[[Any], Any]) -> Any:
     return event_from_dict(doc)
 
 
+def lines_of(raw: bytes) -> List[bytes]:
+    """Lines split on b"\n" only, each keeping it (bytes.splitlines also splits on a bare \r,
+    which a damaged line may hold: line numbers would then disagree with `wc -l` and editors)."""
+    parts = raw.split(b"\n")
+    lines = [part + b"\n" for part in parts[:-1]]
+    if parts[-1]:  # a last line without its newline (a write cut short)
+        lines.append(parts[-1])
+    return lines
+
+
 def loads_line(raw: bytes) -> Any:
     """One spool line → JSON value, bounded (InputError for anything unreadable)."""
     return parse_json_line(raw)
+
+
+_LOCKS: Dict[str, list] = {}  # lock path -> [thread lock, fd, depth]: re-entrant in a process
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def _flocked(spool_path: Path):
+    """Exclusive across processes (flock) and threads; re-entrant for the holding thread."""
+    key = str(spool_path.with_name(spool_path.name + ".lock"))
+    with _LOCKS_GUARD:
+        entry = _LOCKS.setdefault(key, [threading.RLock(), None, 0])
+    with entry[0]:
+        if entry[2] == 0:
+            spool_path.parent.mkdir(parents=True, exist_ok=True)
+            if entry[1] is None:
+                entry[1] = os.open(key, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(entry[1], fcntl.LOCK_EX)
+        entry[2] += 1
+        try:
+            yield
+        finally:
+            entry[2] -= 1
+            if entry[2] == 0:
+                fcntl.flock(entry[1], fcntl.LOCK_UN)
 
 
 class Spool:
@@ -77,6 +117,10 @@ class Spool:
 
     # -- writing ------------------------------------------------------------------------------
     def append(self, docs: Iterable[dict]) -> int:
+        with _flocked(self.path):
+            return self._append(docs)
+
+    def _append(self, docs: Iterable[dict]) -> int:
         data = "".join(json.dumps(d) + "\n" for d in docs).encode("utf-8")
         if not data:
             return 0
@@ -98,6 +142,10 @@ class Spool:
         return self.rewrite_raw([(json.dumps(d) + "\n").encode("utf-8") for d in docs])
 
     def rewrite_raw(self, lines: List[bytes]) -> int:
+        with _flocked(self.path):
+            return self._rewrite_raw(lines)
+
+    def _rewrite_raw(self, lines: List[bytes]) -> int:
         if not lines:
             if self.path.exists():
                 self.path.unlink()
@@ -119,15 +167,20 @@ class Spool:
     # -- reading ------------------------------------------------------------------------------
     def load(self, event_from_dict: Callable[[Any], Any]) -> Tuple[List[Any], int]:
         """(items in order, how many lines went to .bad). Never raises on the file's content."""
+        with _flocked(self.path):
+            return self._load(event_from_dict)
+
+    def _load(self, event_from_dict: Callable[[Any], Any]) -> Tuple[List[Any], int]:
         if not self.path.exists():
             return [], 0
         raw = self.path.read_bytes()
         items, good, bad = [], [], []
-        for n, line in enumerate(raw.splitlines(keepends=True), 1):
+        for n, line in enumerate(lines_of(raw), 1):
             if not line.strip():
                 continue
             try:
-                items.append(decode_doc(loads_line(line.rstrip(b"\r\n")), event_from_dict))
+                items.append(decode_doc(loads_line(line[:-1] if line.endswith(b"\n") else line),
+                                        event_from_dict))
                 good.append(line)
             except Exception as exc:  # whatever is wrong with the line, it is kept, not fatal
                 reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:MAX_LINE_ERROR]
@@ -196,19 +249,24 @@ def scrub(path: os.PathLike | str, telegram_id: int) -> int:
     """Drop every line of the spool and of its `.bad` naming one person. A line that cannot be
     read is dropped when the id appears in it as a number; never raises on content."""
     sp = Spool(path)
+    with _flocked(sp.path):
+        return _scrub(sp, telegram_id)
+
+
+def _scrub(sp: Spool, telegram_id: int) -> int:
     dropped = 0
     for target, readable in ((sp.path, True), (sp.bad_path, False)):
         if not target.exists():
             continue
         kept, before = [], 0
-        for line in target.read_bytes().splitlines(keepends=True):
+        for line in lines_of(target.read_bytes()):
             if not line.strip():
                 continue
             before += 1
             hit = None
             if readable:
                 try:
-                    hit = names_person(loads_line(line.rstrip(b"\r\n")), telegram_id)
+                    hit = names_person(loads_line(line.rstrip(b"\n")), telegram_id)
                 except Exception:
                     hit = None
             if hit is None:
@@ -218,6 +276,6 @@ def scrub(path: os.PathLike | str, telegram_id: int) -> int:
             else:
                 kept.append(line)
         if len(kept) != before:
-            Spool(target).rewrite_raw(kept)
+            Spool(target)._rewrite_raw(kept)  # .bad is only written under the spool lock
     return dropped
 
