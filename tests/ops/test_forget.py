@@ -141,3 +141,154 @@ def test_cli_forget_also_drops_their_events_waiting_in_the_serve_spool(tmp_path,
     assert json.loads(res.stdout)["spooled_events"] == 2
     left = [json.loads(line) for line in spool.read_text().splitlines()]
     assert [d["sender"]["id"] for d in left] == [3]
+
+
+def _spool_line(uid, minute=0):
+    from datetime import datetime, timedelta
+
+    from tgsync_cli.core.codec import to_dict
+    from tgsync_cli.core.events import ChatRef, MessageSeen, Person
+
+    ev = MessageSeen(ChatRef(CHAT, "supergroup", "Sunday Long Run"), Person(uid, first_name="x"),
+                     datetime(2025, 5, 1) + timedelta(minutes=minute))
+    return (json.dumps(to_dict(ev)) + "\n").encode()
+
+
+def _pyrogram_session(path, peers):
+    import sqlite3
+
+    from pyrogram.storage.sqlite_storage import SCHEMA
+
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA)
+    for uid, username in peers:
+        db.execute("INSERT INTO peers (id, access_hash, type, phone_number) VALUES (?, ?, 'user', NULL)",
+                   (uid, 987654321987 + uid))
+        db.execute("INSERT INTO usernames (id, username) VALUES (?, ?)", (uid, username))
+    db.commit()
+    db.close()
+
+
+def test_forget_reaches_a_person_only_in_the_spool_its_bad_lines_and_the_telegram_session(tmp_path, monkeypatch):
+    """Never stored (the store was down), but in the spool, in a damaged spool line, in `.bad`,
+    and in pyrogram's peer cache: all of it goes, nothing of anyone else does."""
+    import sqlite3
+
+    uri = _file_store(tmp_path)
+    session = tmp_path / "session"
+    session.mkdir()
+    spool = session / "pending-events.jsonl"
+    truncated = _spool_line(777, 1)[:-30] + b"\n"
+    spool.write_bytes(_spool_line(777) + _spool_line(2, 2) + truncated + _spool_line(3, 3))
+    (session / "pending-events.jsonl.bad").write_bytes(b"7\t" + _spool_line(777, 4)[:-20] + b"\n"
+                                                       + b"9\t\xff 12777 not them\n")
+    _pyrogram_session(session / "tgsync.session", [(777, "mira"), (3, "ivan")])
+    monkeypatch.setenv("TGSYNC_TELEGRAM_SESSION_DIR", str(session))
+
+    res = CliRunner().invoke(app, ["forget", "777", "--yes", "--json", "--store", uri])
+
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    assert rep["found"] and rep["spooled_events"] == 3 and rep["session_entries"] == 2
+    assert b"777" not in spool.read_bytes().replace(b"12777", b"")
+    assert len(spool.read_bytes().splitlines()) == 2
+    assert (session / "pending-events.jsonl.bad").read_bytes() == b"9\t\xff 12777 not them\n"
+    db = sqlite3.connect(session / "tgsync.session")
+    assert db.execute("SELECT id FROM peers").fetchall() == [(3,)]
+    assert db.execute("SELECT id, username FROM usernames").fetchall() == [(3, "ivan")]
+    assert b"mira" not in (session / "tgsync.session").read_bytes()  # secure_delete: no leftovers
+
+
+SERVE_HOLDING = r"""
+import sys
+from datetime import datetime
+from tgsync_cli.core.cache import MemoryMemberCache
+from tgsync_cli.core.engine import Engine
+from tgsync_cli.core.events import ChatRef, MessageSeen, Person
+from tgsync_cli.core.gateway import OfflineGateway
+from tgsync_cli.runtime.pipeline import Pipeline
+from tgsync_cli.sim.faults import FaultyStore
+from tgsync_cli.stores.documents import open_store
+
+store = open_store(sys.argv[1])
+engine = Engine(store, OfflineGateway(9000), MemoryMemberCache(), bot_id=9000)
+engine.start()
+faults = FaultyStore(store)
+pipe = Pipeline(engine, spool_path=sys.argv[2], backoff=(0.05, 0.05), forget_poll_seconds=0.05)
+pipe.start()
+faults.fail_for(3600)  # the store is unreachable from this serve: its events wait in memory
+chat = ChatRef(int(sys.argv[3]), "supergroup", "Sunday Long Run")
+for uid, minute in ((2, 10), (3, 11), (2, 12), (808, 13)):
+    pipe.submit(MessageSeen(chat, Person(uid, first_name="x"), datetime(2025, 6, 1, 8, minute)))
+print("holding", flush=True)
+sys.stdin.readline()
+faults.heal()
+while pipe.backlog():
+    pass
+import time
+time.sleep(0.5)  # a few forget polls
+print(pipe.stop(timeout=10), flush=True)
+"""
+
+
+def test_a_running_serve_drops_what_it_holds_for_a_forgotten_person(tmp_path):
+    """The serve (a real process) holds Dana's (2) messages while its store connection is down;
+    `forget 2` runs in another real process; when the serve's store is back, it neither applies
+    them for good nor spools them: nothing brings Dana back."""
+    import subprocess
+    import sys
+
+    uri = _file_store(tmp_path)
+    spool = tmp_path / "spool.jsonl"
+    serve = subprocess.Popen([sys.executable, "-c", SERVE_HOLDING, uri, str(spool), str(CHAT)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert serve.stdout.readline().strip() == "holding"
+        forget = subprocess.run([sys.executable, "-m", "tgsync_cli", "forget", "2", "--yes", "--store", uri],
+                                capture_output=True, text=True, timeout=120)
+        assert forget.returncode == 0, forget.stderr
+        stranger = subprocess.run([sys.executable, "-m", "tgsync_cli", "forget", "808", "--yes", "--store", uri],
+                                  capture_output=True, text=True, timeout=120)
+        assert "nothing stored about telegram id 808" in stranger.stdout  # only in the serve's memory
+        serve.stdin.write("go\n")
+        serve.stdin.flush()
+        assert serve.stdout.readline().strip() == "0"  # nothing spooled
+        assert serve.wait(30) == 0
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+    store = open_store(uri)
+    assert traces(store, {2}) == [] and traces(store, {808}) == []
+    assert {m["telegram_id"] for m in store.club_by_group(CHAT)["members"]} == {1, 3}
+
+
+APPENDER = r"""
+import sys
+from tgsync_cli.runtime.spool import Spool
+sp = Spool(sys.argv[1])
+print("go", flush=True)
+for i in range(int(sys.argv[2])):
+    sp.append([{"type": "LastSeen", "club_id": "club_x", "telegram_id": 3, "at": "2025-05-01T06:00:00"}])
+"""
+
+
+def test_forget_scrubbing_the_spool_of_a_running_serve_loses_none_of_its_appends(tmp_path):
+    """A serve process appends (last_seen checkpoints) while forget rewrites the same spool."""
+    import subprocess
+    import sys
+
+    from tgsync_cli.runtime.spool import Spool, scrub
+
+    spool = tmp_path / "pending-events.jsonl"
+    Spool(spool).append([{"type": "LastSeen", "club_id": "club_x", "telegram_id": 2,
+                          "at": "2025-05-01T06:00:00"}])
+    serve = subprocess.Popen([sys.executable, "-c", APPENDER, str(spool), "1500"], stdout=subprocess.PIPE,
+                             text=True)
+    assert serve.stdout.readline().strip() == "go"
+    while serve.poll() is None:
+        Spool(spool).append([{"type": "LastSeen", "club_id": "club_x", "telegram_id": 2,
+                              "at": "2025-05-01T06:00:00"}])
+        scrub(spool, 2)
+    assert serve.wait() == 0
+    scrub(spool, 2)
+    assert spool.read_bytes().count(b"\n") == 1500

@@ -11,7 +11,6 @@ import pytest
 from typer.testing import CliRunner
 
 from tgsync_cli import ops
-from tgsync_cli.cli import render
 from tgsync_cli.cli import app
 from tgsync_cli.cli import ops as ops_cmd
 from tgsync_cli.core.errors import InputError, TelegramUnavailable

@@ -173,3 +173,52 @@ def test_a_known_members_message_never_crosses_the_queue_and_unknown_writers_do(
     proc.wait(30)
     dina = store.member(store.club_by_group(CHAT.id)["_id"], 604)
     assert dina["last_seen"] == T0 + timedelta(minutes=11)
+
+
+def test_the_celery_spool_keeps_every_line_until_the_broker_took_it(tmp_path, broker):
+    """A damaged line goes to .bad; with the broker down nothing is deleted; once it is back,
+    every good line is enqueued and the file is gone."""
+    import json as _json
+
+    from tgsync_cli.core.codec import to_dict
+    from tgsync_cli.runtime.celery_queue import CeleryPipeline
+
+    uri = f"file:{tmp_path}/store"
+    spool = tmp_path / "pending-events.jsonl"
+    good = [_json.dumps(to_dict(ev)) + "\n" for ev in story()]
+    spool.write_bytes(good[0].encode() + b"\xff\xfe\n" + "".join(good[1:]).encode())
+    store = open_store(uri)
+    engine = Engine(store, OfflineGateway(9000), MemoryMemberCache(), bot_id=9000)
+    engine.start()
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    dead = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+    s.close()
+    serve_down = (  # a `serve --queue celery` process starting while the broker is down
+        "import sys\n"
+        "from tgsync_cli.core.cache import MemoryMemberCache\n"
+        "from tgsync_cli.core.engine import Engine\n"
+        "from tgsync_cli.core.gateway import OfflineGateway\n"
+        "from tgsync_cli.runtime.celery_queue import CeleryPipeline\n"
+        "from tgsync_cli.stores.documents import open_store\n"
+        "e = Engine(open_store(sys.argv[1]), OfflineGateway(9000), MemoryMemberCache(), bot_id=9000)\n"
+        "e.start()\n"
+        "p = CeleryPipeline(e, spool_path=sys.argv[2])\n"
+        "print(p.start())\n"
+        "p.stop(timeout=1)\n")
+    out = subprocess.run([sys.executable, "-c", serve_down, uri, str(spool)], capture_output=True,
+                         text=True, env={**os.environ, "TGSYNC_QUEUE_BROKER_URL": dead}, timeout=120)
+    assert out.stdout.strip() == "0", out.stderr[-2000:]
+    assert spool.read_text().count("\n") == len(good) and oct(spool.stat().st_mode & 0o777) == "0o600"
+    assert (tmp_path / "pending-events.jsonl.bad").read_bytes() == b"2\t\xff\xfe\n"
+    import redis
+
+    redis.Redis.from_url(broker).delete("tgsync")
+    producer(uri, broker)  # this process's Celery app now speaks to the live broker
+    up = CeleryPipeline(engine, spool_path=str(spool))
+    assert up.start() == len(good)
+    up.stop(timeout=1)
+    assert not spool.exists() and redis.Redis.from_url(broker).llen("tgsync") == len(good)
+    redis.Redis.from_url(broker).delete("tgsync")

@@ -164,3 +164,95 @@ def _eventually(check, tries=200, pause=0.02):
             return True
         time.sleep(pause)
     return False
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    from tests.redis_server import OwnRedis
+
+    server = OwnRedis(tmp_path)
+    yield server
+    server.kill()
+
+
+def test_redis_dying_mid_run_stops_nothing_and_a_leave_made_meanwhile_is_evicted_when_it_is_back(
+        own_redis, prefix, tmp_path, caplog):
+    import logging
+    import time
+
+    from tgsync_cli.runtime.pipeline import Pipeline
+
+    boris = Person(502, first_name="Boris")
+    own_redis.start()
+    store = open_store(f"file:{tmp_path}/store")
+    c = RedisMemberCache.from_url(own_redis.url, prefix=prefix, retry_seconds=0.1)
+    engine = Engine(store, OfflineGateway(9000), c, bot_id=9000)
+    engine.start()
+    from tgsync_cli.core.events import BotStatusChanged
+
+    engine.handle(BotStatusChanged(CHAT, None, MemberState("left"), MemberState("member"), T0))
+    for who in (ANNA, boris):
+        engine.handle(MemberStatusChanged(CHAT, who, MemberState("member"), T0 + timedelta(minutes=1)))
+    club_id = engine.club(CHAT.id).club_id
+    own_redis.save()  # Anna's key will be back after the restart: only a replayed eviction removes it
+    own_redis.kill()
+    caplog.set_level(logging.INFO, logger="tgsync")
+    pipe = Pipeline(engine, max_pending=5)
+    pipe.start()
+    events = [MemberStatusChanged(CHAT, ANNA, MemberState("left"), T0 + timedelta(minutes=2))]
+    events += [MessageSeen(CHAT, boris, T0 + timedelta(minutes=3 + i)) for i in range(20)]
+    events += [MemberStatusChanged(CHAT, Person(503, first_name="Vera"), MemberState("member"),
+                                   T0 + timedelta(minutes=30))]
+    for ev in events:  # more than max_pending: a stalled pipeline would block here
+        pipe.submit(ev, timeout=30)
+    deadline = time.monotonic() + 30
+    while pipe.backlog() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert pipe.backlog() == 0 and pipe.applied == len(events) and pipe.failed == []
+    roster = {m["telegram_id"]: m["status"] for m in store.club_by_group(CHAT.id)["members"]}
+    assert roster == {501: "left", 502: "active", 503: "active"}
+    down = [r for r in caplog.records if "unavailable" in r.getMessage()]
+    assert len(down) == 1 and "working against the store" in down[0].getMessage()
+
+    own_redis.start()
+    assert own_redis_has(own_redis, prefix, club_id, 501)  # the stale key came back with the data
+    deadline = time.monotonic() + 30
+    while not c.available and time.monotonic() < deadline:
+        pipe.submit(MessageSeen(CHAT, boris, T0 + timedelta(hours=1)))
+        time.sleep(0.05)
+    pipe.stop(timeout=10)
+    assert [r.getMessage() for r in caplog.records if r.getMessage().endswith("is back")] == [
+        "member cache (Redis) is back"]
+    assert not own_redis_has(own_redis, prefix, club_id, 501)  # the leave's eviction was replayed
+    c.close()
+
+
+def own_redis_has(server, prefix, club_id, tid):
+    import redis
+
+    return bool(redis.Redis.from_url(server.url).exists(f"{prefix}:{club_id}:{tid}"))
+
+
+def test_replay_with_redis_down_at_start_applies_everything_with_one_warning(tmp_path):
+    import json as _json
+    import socket
+
+    from typer.testing import CliRunner
+
+    from tests import botapi_updates as U
+    from tgsync_cli.cli import app
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    dead = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+    s.close()
+    f = tmp_path / "updates.jsonl"
+    f.write_text("".join(_json.dumps(u) + "\n" for u in (
+        U.bot_added(1_700_000_000), U.member(1_700_000_100, 5, "left", "member"),
+        U.message(1_700_000_200, 5), U.message(1_700_000_300, 6))))
+    env = {"TGSYNC_CACHE_BACKEND": "redis", "TGSYNC_CACHE_REDIS_URL": dead}
+    store = f"file:{tmp_path}/store"
+    r = CliRunner().invoke(app, ["replay", str(f), "--store", store], env=env)
+    assert r.exit_code == 0, r.output
+    roster = _json.loads(CliRunner().invoke(app, ["roster", "-1001700", "--json", "--store", store]).stdout)
+    assert sorted(m["telegram_id"] for m in roster["members"]) == [5, 6]

@@ -244,15 +244,37 @@ def test_truncated_file_points_at_its_end(tmp_path):
         scan_export(raw(tmp_path, text))
 
 
-def test_a_very_long_number_is_valid_json_but_not_a_chat_id(tmp_path):
-    long = "9" * 4301  # past Python's int-string limit, where ijson's C backend crashed
-    assert scan_export(raw(tmp_path, '{"messages": [], "x": [' + long + "]}")).messages_read == 0
-    with pytest.raises(InputError, match='field "id" is not a Telegram chat id: 9999'):
-        scan_export(raw(tmp_path, '{"messages": [], "id": ' + long + "}"))
+@pytest.mark.parametrize("text", ['{"messages": [], "x": [' + "9" * 1_000_000 + "]}",
+                                  '{"messages": [], "id": ' + "9" * 4301 + "}",
+                                  '{"messages": [], "x": 1e' + "9" * 4301 + "}",
+                                  '{"messages": [], "x": "\\\\", "y": -' + "1" * 21 + "}"])
+def test_a_number_of_more_than_20_digits_is_refused_before_it_is_converted(tmp_path, text):
+    """A million-digit number took 17 s to convert and came back as a 1 MB error line."""
+    with pytest.raises(InputError, match="a number of more than 20 digits near byte [0-9]+: not a") as e:
+        scan_export(raw(tmp_path, text))
+    assert len(str(e.value)) < 200 + len(str(tmp_path))
 
 
-@pytest.mark.parametrize("text", ['{"messages": [], "x": 1e' + "9" * 4301 + "}",
-                                  b'{"messages": ["\xff"]}', '\ufeff{"messages": []}'])
+def test_long_digit_runs_inside_text_are_text(tmp_path):
+    """Card numbers, phone lists, escaped quotes: digits in a string are not numbers."""
+    texts = ["1" * 5000, 'he said \\"' + "2" * 40 + '\\"', "\\\\" + "3" * 30]
+    path = export(tmp_path, [msg(i + 1, "user7", "Vera", at=i, text=t) for i, t in enumerate(texts)])
+    assert set(scan_export(path).candidates) == {7}
+
+
+def test_a_long_text_split_across_read_chunks_is_still_text(tmp_path, monkeypatch):
+    monkeypatch.setattr(history, "CHUNK", 7)
+    path = export(tmp_path, [msg(1, "user7", "Vera", text='x\\"' + "4" * 50)])
+    assert set(scan_export(path).candidates) == {7}
+
+
+def test_a_date_out_of_range_is_shown_cut(tmp_path):
+    path = export(tmp_path, [msg(1, "user7", "Vera", date_unixtime="9" * 12)])
+    with pytest.raises(InputError, match='"date_unixtime" is out of range: 999999999999$'):
+        scan_export(path)
+
+
+@pytest.mark.parametrize("text", [b'{"messages": ["\xff"]}', '\ufeff{"messages": []}'])
 def test_hostile_bytes_are_input_errors_not_crashes(tmp_path, text):
     with pytest.raises(InputError, match="not valid JSON near byte"):
         scan_export(raw(tmp_path, text))

@@ -346,3 +346,58 @@ def test_only_a_join_payload_of_ascii_digits_is_believed_and_nothing_else_is_sto
     else:
         assert snapshot(store) == before
         assert "registered" in tg.last or "not a valid" in tg.last
+
+
+# -- hostile files: bounded time, one line per fault, the rest applied -------------------------
+HOSTILE_LINES = {
+    "nested 200,000 deep": b"[" * 200_000 + b"]" * 200_000,
+    "a 5,000-digit number": b'{"update_id": ' + b"9" * 5000 + b"}",
+    "binary": bytes(b for b in range(256) if b != 10) * 4,
+}
+
+
+def test_replay_of_hostile_lines_reports_each_as_invalid_json_and_applies_the_rest(tmp_path):
+    f = tmp_path / "updates.jsonl"
+    good = [json.dumps(u).encode() for u in VALID_UPDATES[:3]]
+    f.write_bytes(b"\n".join([good[0], *HOSTILE_LINES.values(), good[1], good[2]]) + b"\n")
+    store = f"file:{tmp_path}/store"
+    r = runner.invoke(app, ["replay", str(f), "--store", store])
+    assert r.exit_code == 1
+    errors = [e for e in r.stderr.splitlines() if e.startswith((str(f), "error:"))]
+    assert [e.split(": ", 1)[0] for e in errors[:3]] == [f"{f}:2", f"{f}:3", f"{f}:4"]
+    assert all("not valid JSON" in e and len(e) < 200 + len(str(f)) for e in errors[:3])
+    assert errors[3] == "error: 3 invalid lines not applied (the 3 valid ones were)"
+    roster = json.loads(runner.invoke(app, ["roster", "-1001700", "--json", "--store", store]).stdout)
+    assert [m["telegram_id"] for m in roster["members"]] == [5]
+
+
+def test_replay_of_a_binary_file_is_a_report_per_line_not_a_crash(tmp_path):
+    f = tmp_path / "photo.jpg"
+    f.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\n\x89PNG\r\n\x00\x00\n")
+    r = runner.invoke(app, ["replay", str(f), "--store", f"file:{tmp_path}/store"])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert [e for e in r.stderr.splitlines() if e.startswith((str(f), "error:"))] == [
+        f"{f}:1: not valid JSON (not UTF-8 text: byte 1)", f"{f}:2: not valid JSON (not UTF-8 text: byte 1)",
+        f"{f}:3: not valid JSON (Expecting value, column 1)",
+        "error: 3 invalid lines not applied (the 0 valid ones were)"]
+
+
+def test_an_id_too_large_for_any_store_is_refused_naming_the_field():
+    update = U.message(1_700_000_200, 5)
+    update["message"]["from"]["id"] = 2 ** 64
+    try:
+        parse_update(update)
+    except InputError as exc:
+        assert str(exc) == "update.message.from.id: number out of range"
+    else:
+        raise AssertionError("accepted an id no store can hold")
+
+
+def test_a_hostile_scenario_is_refused_in_one_line(tmp_path):
+    for what, raw in HOSTILE_LINES.items():
+        f = tmp_path / "scenario.json"
+        f.write_bytes(raw)
+        r = runner.invoke(app, ["simulate", str(f), "--store", "memory:"])
+        assert r.exit_code == 1, what
+        line, = r.output.strip().splitlines()
+        assert line.startswith(f"error: {f}") and "not valid JSON" in line and len(line) < 200, what

@@ -5,7 +5,6 @@ Each CLI command parses its options, calls one function here, and renders the re
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -16,7 +15,8 @@ from tgsync_cli.core.gateway import OfflineGateway
 from tgsync_cli.runtime.config import Settings
 from tgsync_cli.runtime.wiring import club_view, find_club, make_engine
 from tgsync_cli.sim.simulator import Simulator
-from tgsync_cli.sources.botapi import parse_update
+from tgsync_cli.runtime.pipeline import is_race
+from tgsync_cli.sources.botapi import parse_json_line, parse_update
 from tgsync_cli.sources.scenario import load_scenario
 from tgsync_cli.core.store import Store
 
@@ -73,10 +73,12 @@ class ReplayReport:
 
 def replay(path: str | Path, store: Store, settings: Optional[Settings] = None,
            gateway=None) -> ReplayReport:
-    """Apply every valid line; report every invalid one with its line number."""
+    """Apply every valid line; report every invalid one with its line number. Read as bytes, so a
+    binary file, a line nested 200,000 deep or a 5,000-digit number is a per-line report, not a
+    crash; a unique-key race with another process is retried, not a failure."""
     p = Path(path)
     try:
-        fh = p.open(encoding="utf-8")
+        fh = p.open("rb")
     except OSError as exc:
         raise InputError(f"{p}: cannot read ({exc.strerror or exc})") from exc
     engine = make_engine(store, gateway or OfflineGateway(), settings)
@@ -86,20 +88,30 @@ def replay(path: str | Path, store: Store, settings: Optional[Settings] = None,
             if not line.strip():
                 continue
             try:
-                events = parse_update(json.loads(line))
-            except json.JSONDecodeError as exc:
-                report.invalid.append((n, f"not valid JSON ({exc.msg}, column {exc.colno})"))
-                continue
+                events = parse_update(parse_json_line(line))
             except InputError as exc:
-                report.invalid.append((n, str(exc)))
+                report.invalid.append((n, str(exc)[:MAX_ERROR]))
                 continue
             for event in events:
-                engine.handle(event)
+                _handle(engine, event)
                 report.events += 1
             report.applied += 1
     engine.flush()
     report.notes = engine.notes
     return report
+
+
+MAX_ERROR = 200
+RACE_ATTEMPTS = 20
+
+
+def _handle(engine, event) -> None:
+    for attempt in range(RACE_ATTEMPTS):
+        try:
+            return engine.handle(event)
+        except Exception as exc:
+            if not is_race(exc) or attempt == RACE_ATTEMPTS - 1:
+                raise
 
 
 # -- store views --------------------------------------------------------------------------------

@@ -102,6 +102,10 @@ def replay(file: Annotated[str, typer.Argument(help="JSON Lines of Bot API Updat
     for n, e in report.invalid:
         render.err_console.print(render.line(f"{file}:{n}: {e}"), soft_wrap=True)
     if report.invalid:
+        n = len(report.invalid)
+        render.err_console.print(f"error: {n} invalid line{'s' if n != 1 else ''} not applied "
+                                 f"(the {report.applied} valid ones were)", markup=False,
+                                 highlight=False)
         raise typer.Exit(1)
 
 

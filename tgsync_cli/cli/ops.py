@@ -23,6 +23,7 @@ from tgsync_cli.cli.base import (
     settings_for,
 )
 from tgsync_cli.core.errors import TgsyncError
+from tgsync_cli.runtime.pipeline import SPOOL_NAME
 
 ops = lazy_module("tgsync_cli.ops")
 core = lazy_module("tgsync_cli.runtime.wiring")
@@ -123,17 +124,16 @@ def forget(telegram_id: Annotated[int, typer.Argument(help="the person's Telegra
            json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Erase the account and every membership of one person (data-protection requests)."""
     settings = settings_for(config, store)
+    spool = Path(settings.telegram.session_dir) / SPOOL_NAME
     with open_existing_store(settings) as st:  # nothing to erase in a store that is not there
-        preview = ops.forget_preview(st, telegram_id)
+        preview = ops.forget_preview(st, telegram_id, spool=spool)
         if not preview.found:
+            ops.tell_running_serves(st, telegram_id)
             _forget_out(preview, json_out)
             return
         if not yes and not _confirmed(preview):
             raise TgsyncError("not confirmed: nothing removed")
-        from tgsync_cli.runtime.pipeline import SPOOL_NAME
-
-        rep = ops.forget(st, core.make_cache(settings), telegram_id,
-                         spool=Path(settings.telegram.session_dir) / SPOOL_NAME)
+        rep = ops.forget(st, core.make_cache(settings), telegram_id, spool=spool)
     _forget_out(rep, json_out)
 
 

@@ -79,8 +79,10 @@ def forget_lines(rep, preview: bool = False) -> List[str]:
     lines.append(f"  departure records: {rep.departures}")
     if rep.created_by_cleared:
         lines.append(f"  clubs no longer naming them as creator: {rep.created_by_cleared}")
+    if rep.spooled_events:
+        lines.append(f"  events waiting in the serve spool: {rep.spooled_events}")
+    if rep.session_entries:
+        lines.append(f"  entries in the bot's Telegram session: {rep.session_entries}")
     if not preview:
         lines.append(f"  cache entries: {rep.cache_entries}")
-        if rep.spooled_events:
-            lines.append(f"  events waiting in the serve spool: {rep.spooled_events}")
     return lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime
 from typing import Optional
 
@@ -26,6 +27,7 @@ from tgsync_cli.core.rules import (
 )
 
 log = logging.getLogger("tgsync.engine")
+_POSTED = object()  # the welcome went out; its confirmation has not reached the store yet
 
 
 class ClubLifecycle:
@@ -74,9 +76,32 @@ class ClubLifecycle:
         # the group, with no "added" event ever seen, included
         if present and (created or not was_present or (admin and not was_admin)):
             self.import_admins(info, ev.at)
-        if present and self.store.claim_welcome(info.club_id):
-            if not self.post_invite(info, welcome=True):
-                self.store.release_welcome(info.club_id)
+        if present:
+            self._welcome(info)
+
+    def _welcome(self, info: ClubInfo) -> None:
+        """Post the welcome once. The claim is released unless the post is confirmed — also when
+        the store's reply to the claim was lost after the write: the claim carries a token kept
+        while this event is retried, so the retry recognises its own claim instead of reading it
+        as another process's (the welcome was lost that way)."""
+        claims = self.__dict__.setdefault("_welcome_claims", {})
+        token = claims.get(info.club_id)
+        if token is _POSTED:  # posted; only the confirmation's reply was lost
+            self.store.confirm_welcome(info.club_id, claims.pop(info.club_id + ":token"))
+            del claims[info.club_id]
+            return
+        if token is None:
+            token = claims[info.club_id] = uuid.uuid4().hex
+        if not self.store.claim_welcome(info.club_id, token):
+            del claims[info.club_id]  # another process holds it (and posts or releases it)
+            return
+        if self.post_invite(info, welcome=True):
+            claims[info.club_id], claims[info.club_id + ":token"] = _POSTED, token
+            self.store.confirm_welcome(info.club_id, token)
+            del claims[info.club_id], claims[info.club_id + ":token"]
+        else:
+            self.store.release_welcome(info.club_id, token)
+            del claims[info.club_id]
 
     def import_admins(self, info: ClubInfo, at: datetime) -> Optional[RosterResult]:
         try:

@@ -22,12 +22,10 @@ as `celery -A tgsync_cli.runtime.celery_queue worker` reads `queue.broker_url` a
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable, Optional
 
 from celery import Celery, signals
@@ -41,6 +39,8 @@ from tgsync_cli.core.errors import (
 )
 from tgsync_cli.core.events import MessageSeen
 from tgsync_cli.runtime.config import Settings, load_settings
+from tgsync_cli.runtime.pipeline import is_race
+from tgsync_cli.runtime.spool import SeenNote, Spool, merge_seen, seen_docs
 
 log = logging.getLogger("tgsync.queue")
 
@@ -164,6 +164,10 @@ def apply_event(self, event_dict: dict) -> str:
     except TgsyncError as exc:  # a refused event must not be retried forever
         log.error("event %s not applied: %s", type(event).__name__, exc)
         return "refused"
+    except Exception as exc:
+        if is_race(exc):  # another worker created the same account first: doing it again finds it
+            raise self.retry(exc=exc, countdown=0.05)
+        raise
     return type(event).__name__
 
 
@@ -180,7 +184,9 @@ class CeleryPipeline:
         self.queue = queue
         self.max_pending = max_pending
         self._flush_seconds = flush_seconds
-        self._spool = Path(spool_path) if spool_path else None
+        self._spool = Spool(spool_path) if spool_path else None
+        self._spool_lock = threading.RLock()
+        self._checkpointed: dict = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._timer: Optional[threading.Thread] = None
@@ -198,17 +204,20 @@ class CeleryPipeline:
             return
         payload = to_dict(event)
         try:
-            apply_event.apply_async(args=[payload], queue=self.queue, retry=True,
-                                    retry_policy={"max_retries": 3, "interval_start": 0.2,
-                                                  "interval_step": 0.5, "interval_max": 2.0})
-            self.enqueued += 1
+            self._enqueue(payload)
         except Exception as exc:  # broker down: keep the event on disk, never drop it
             if self._spool is None:
                 raise StoreUnavailable(f"work queue unavailable ({type(exc).__name__}) and no spool "
                                        "file configured") from exc
             self._append_spool([payload])
             log.warning("work queue unavailable (%s); event spooled to %s", type(exc).__name__,
-                        self._spool)
+                        self._spool.path)
+
+    def _enqueue(self, payload: dict) -> None:
+        apply_event.apply_async(args=[payload], queue=self.queue, retry=True,
+                                retry_policy={"max_retries": 3, "interval_start": 0.2,
+                                              "interval_step": 0.5, "interval_max": 2.0})
+        self.enqueued += 1
 
     def _is_hot(self, ev: Any) -> bool:
         if type(ev) is not MessageSeen:
@@ -242,43 +251,106 @@ class CeleryPipeline:
         return replayed
 
     def stop(self, timeout: float = 30.0) -> int:
-        """Flush last_seen. Enqueued work is durable in the broker, so nothing is left here
-        except what is spooled (returned, as Pipeline.stop returns what it spooled)."""
+        """Flush last_seen (spooled instead when the store cannot take it). Enqueued work is
+        durable in the broker, so nothing else is left here except what is spooled (returned,
+        as Pipeline.stop returns what it spooled)."""
         self._stopping.set()
         if self._timer is not None:
             self._timer.join(min(timeout, 5.0))
         try:
             with self._lock:
                 self.engine.flush()
+            self._compact_spool()
         except TgsyncError as exc:
-            log.warning("last_seen not flushed at shutdown: %s", exc)
+            log.warning("last_seen not flushed at shutdown (%s): spooled for the next start", exc)
+            self._checkpoint()
         return self.spooled
 
     def _flush_loop(self) -> None:
-        while not self._stopping.wait(self._flush_seconds):
+        """Checkpoint last_seen to the spool often (kill -9 loses at most one interval of it),
+        write it to the store every flush interval."""
+        next_flush = time.monotonic() + self._flush_seconds
+        while not self._stopping.wait(min(self.checkpoint_seconds, self._flush_seconds)):
+            if time.monotonic() < next_flush:
+                self._checkpoint()
+                continue
+            next_flush = time.monotonic() + self._flush_seconds
             try:
                 with self._lock:
                     self.engine.flush()
+                self._compact_spool()
             except TgsyncError as exc:
                 log.warning("last_seen flush failed, kept for the next one: %s", exc)
+                self._checkpoint()
 
     # -- spool ------------------------------------------------------------------------------------
+    checkpoint_seconds = 5.0
+
     def _append_spool(self, payloads) -> None:
-        self._spool.parent.mkdir(parents=True, exist_ok=True)
-        with self._spool.open("a", encoding="utf-8") as fh:
-            for p in payloads:
-                fh.write(json.dumps(p) + "\n")
-        self.spooled += len(payloads)
+        with self._spool_lock:
+            self.spooled += self._spool.append(payloads)
+
+    def _checkpoint(self) -> None:
+        if self._spool is None:
+            return
+        with self._lock:
+            changed = {k: v for k, v in self.engine.last_seen.items()
+                       if self._checkpointed.get(k) != v}
+        if changed:
+            self._append_spool(seen_docs(changed))
+            self._checkpointed.update(changed)
+
+    def _compact_spool(self) -> None:
+        """After a store flush the spool's last_seen lines are done; events stay until enqueued."""
+        if self._spool is None:
+            return
+        with self._spool_lock:
+            if not self._spool.exists():
+                return
+            items, _ = self._spool.load(from_dict)
+            keep = [to_dict(i) for i in items if not isinstance(i, SeenNote)]
+            with self._lock:
+                keep += seen_docs(self.engine.last_seen)
+                self._checkpointed = dict(self.engine.last_seen)
+            self._spool.rewrite(keep)
 
     def _replay_spool(self) -> int:
-        if self._spool is None or not self._spool.exists():
+        """Enqueue what the spool holds; the file is rewritten with what could not be enqueued
+        only after every attempt (never deleted first), and a line that cannot be read goes to
+        `<spool>.bad` with its line number."""
+        if self._spool is None:
             return 0
-        lines = [line for line in self._spool.read_text(encoding="utf-8").splitlines() if line.strip()]
-        self._spool.unlink()
-        self.spooled = 0
-        for line in lines:
-            self.submit(from_dict(json.loads(line)))
-        return len(lines)
+        with self._spool_lock:
+            items, _bad = self._spool.load(from_dict)
+            if not items:
+                return 0
+            left, sent, down = [], 0, False
+            for item in items:
+                if isinstance(item, SeenNote):
+                    with self._lock:
+                        merge_seen(self.engine.last_seen, item)
+                    left.append(item)  # until the store has it
+                    continue
+                if down:  # one failure is enough: the broker is down, keep the rest as it is
+                    left.append(item)
+                    continue
+                try:
+                    if self._is_hot(item):
+                        with self._lock:
+                            self.engine.handle(item)
+                    else:
+                        self._enqueue(to_dict(item))
+                    sent += 1
+                except Exception as exc:
+                    log.warning("work queue unavailable (%s); spooled events kept in %s",
+                                type(exc).__name__, self._spool.path)
+                    left.append(item)
+                    down = True
+            self._spool.rewrite([to_dict(i) if not isinstance(i, SeenNote) else
+                                 seen_docs({(i.club_id, i.telegram_id): i.at})[0] for i in left])
+            self._checkpointed = dict(self.engine.last_seen)
+            self.spooled = sum(1 for i in left if not isinstance(i, SeenNote))
+        return sent
 
 
 def run_worker(settings: Settings, concurrency: int = 1, pool: str = "prefork",

@@ -5,63 +5,90 @@ One worker thread applies them in arrival order. If the store is down, the event
 waits and is retried with backoff — nothing accepted is dropped — and at shutdown whatever is
 still pending is written to a spool file that the next start replays first.
 
-Guarantees (shown by tests/test_pipeline.py, tests/test_faults.py and tests/test_soak.py):
-- at-least-once: an accepted event is applied, or reported in `failed` (the engine refused it),
-  or written to the spool at `stop`. Only a hard kill loses what is in memory; the spool file
-  itself stays on disk until its events are applied, so a crash during replay replays again.
+Guarantees (shown by tests/runtime/test_pipeline.py, tests/sim/test_faults.py, tests/sim/test_soak.py):
+- at-least-once: an accepted event is applied, or written to the spool (at `stop`, or at once
+  when it keeps failing for another reason than a store outage: it is retried at the next
+  start). `applied` counts only events that went through. A unique-key race between processes
+  (two of them creating the same account) is retried like an outage, not a failure.
+- last_seen (the hot path's only write, buffered in memory between store flushes) is appended to
+  the spool every `checkpoint_seconds`, so kill -9 loses at most that much of it; a store
+  outage at shutdown spools it with the events instead of dropping it.
+- the spool is read line by line: a line that cannot be read goes to `<spool>.bad` with its
+  line number and the rest replays (runtime/spool.py); the file stays until what it holds is
+  applied, so a crash during replay replays again.
 - in effect once: the engine's writes are guarded by Telegram time, so an event retried after
   failing halfway, or replayed twice from the spool, converges on the same roster.
 - `stop` never hangs on a full queue or a dead store: after `timeout` it stops retrying and
   spools the rest.
+- `forget` in another process is heard through the store (`forgotten_since`, polled every
+  `forget_poll_seconds`): what this process holds for that person is dropped, and what it
+  applied for them in between is erased again.
 
 What `serve` shows an operator (all cheap, callable from any thread):
 - `backlog()`: events accepted and not yet applied (queue + spool replay + the one in flight).
 - `stats()`: {"accepted", "applied", "failed", "retries", "replayed", "spooled", "backlog",
-  "store_down"}; `retries` counts store failures met, `store_down` is true while the head
-  event is waiting for the store, `spooled` is what the last `stop` wrote to the spool.
-- `failed`: one line per event the engine refused (not a store outage); it is logged too.
+  "store_down", "parked"}; `retries` counts store failures and races met, `store_down` is true
+  while the head event is waiting for the store, `spooled` is what went to the spool,
+  `parked` the events that kept failing and were spooled for the next start.
+- `failed`: one line per event that kept failing (not a store outage); it is logged too.
 """
 
 from __future__ import annotations
 
 import collections
-import json
 import logging
-import os
 import queue
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Deque, Dict, List, Optional
 
 from tgsync_cli.core.codec import from_dict, to_dict
-from tgsync_cli.core.errors import InputError, StoreUnavailable, TgsyncError
+from tgsync_cli.core.errors import StoreUnavailable, TgsyncError
+from tgsync_cli.runtime.forget_watch import ForgetWatch, people_of  # noqa: F401 (re-exported)
+from tgsync_cli.runtime.spool import SeenNote, Spool, merge_seen, scrub, seen_docs
 
 log = logging.getLogger("tgsync.pipeline")
 SPOOL_NAME = "pending-events.jsonl"  # in the session directory: private and per bot
 _FLUSH = object()
+ATTEMPTS = 3  # an event failing for another reason than the store is tried this often, then spooled
+RACE_ATTEMPTS = 20  # a unique-key race resolves on the next try; this only bounds a broken store
 
 
-class Pipeline:
+def is_race(exc: BaseException) -> bool:
+    """A unique-key race with another process (DuplicateKeyError, sqlite's IntegrityError, or a
+    store's own conflict error): the other writer won, and doing it again finds its row."""
+    names = {c.__name__ for c in type(exc).__mro__}
+    return bool(names & {"DuplicateKeyError", "IntegrityError", "StoreConflict"})
+
+
+class Pipeline(ForgetWatch):
     def __init__(self, engine, *, max_pending: int = 10000, flush_seconds: float = 900.0,
                  spool_path: Optional[str] = None, backoff: tuple = (0.2, 30.0),
                  sleep: Optional[Callable[[float], None]] = time.sleep,
-                 rewarm_seconds: Optional[float] = None):
+                 rewarm_seconds: Optional[float] = None, checkpoint_seconds: float = 5.0,
+                 forget_poll_seconds: float = 5.0):
         self.engine = engine
         # Re-reading the member cache from the store (one query) every half TTL keeps active
         # members' entries from expiring, so a quiet member's next message stays on the hot path.
         self._rewarm_seconds = rewarm_seconds
         self._q: "queue.Queue[Any]" = queue.Queue(maxsize=max_pending)
         self._replay: Deque[Any] = collections.deque()  # spooled events: first, and unbounded
+        self._parked: List[Any] = []  # events that kept failing: spooled, retried next start
         self._flush_seconds = flush_seconds
-        self._spool = Path(spool_path) if spool_path else None
+        self._checkpoint_seconds = checkpoint_seconds
+        self._checkpointed: Dict[Any, datetime] = {}  # last_seen already in the spool file
+        self._forget_poll_seconds = forget_poll_seconds
+        self._init_forget_watch()
+        self._spool = Spool(spool_path) if spool_path else None
         self._backoff = backoff
         # The default sleep is interruptible, so `stop` does not wait out a 30 s backoff.
         self._sleep = self._wait if sleep in (None, time.sleep) else sleep
         self._thread: Optional[threading.Thread] = None
         self._draining = threading.Event()   # stop asked: finish what is queued, then exit
         self._abandon = threading.Event()    # stop's timeout passed: stop retrying, spool the rest
-        self._spool_lock = threading.Lock()
+        self._spool_lock = threading.RLock()
         self._head: Any = None               # the event being applied (or waiting for the store)
         self._closed = False
         self.accepted = 0
@@ -69,6 +96,10 @@ class Pipeline:
         self.retries = 0
         self.replayed = 0
         self.spooled = 0
+        self.bad_lines = 0
+        self.done = 0     # events taken off the queue in order: applied, spooled as failing, or dropped
+        self.durable = 0  # of those, how many have every effect on disk (store or spool), last_seen
+        #                   included: an "acknowledge up to here" mark for at-least-once sources
         self.store_down = False
         self.failed: List[str] = []
 
@@ -89,19 +120,21 @@ class Pipeline:
     def stats(self) -> Dict[str, Any]:
         return {"accepted": self.accepted, "applied": self.applied, "failed": len(self.failed),
                 "retries": self.retries, "replayed": self.replayed, "spooled": self.spooled,
-                "backlog": self.backlog(), "store_down": self.store_down}
+                "backlog": self.backlog(), "store_down": self.store_down,
+                "parked": len(self._parked)}
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> int:
         """Replay the spool from the last shutdown first, then run the worker. Returns replayed count."""
         self.replayed = self._load_spool()
+        self._poll_forgotten()  # erasures noted while we were down filter the replay too
         self._thread = threading.Thread(target=self._run, name="tgsync-worker", daemon=True)
         self._thread.start()
         return self.replayed
 
     def stop(self, timeout: float = 30.0) -> int:
-        """Drain what is pending (bounded by `timeout`), flush last_seen; spool what is left.
-        Returns how many events were spooled."""
+        """Drain what is pending (bounded by `timeout`), flush last_seen; spool what is left
+        (last_seen included when the store cannot take it). Returns how many lines were spooled."""
         self._draining.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -110,11 +143,12 @@ class Pipeline:
                 self._thread.join(max(5.0, timeout))
         self._abandon.set()
         self._closed = True
-        self.spooled = self._write_spool()
+        self._poll_forgotten()  # a forget that ran while we drained must not be undone by the spool
         try:
             self.engine.flush()
-        except TgsyncError as exc:
-            log.warning("last_seen not flushed at shutdown: %s", exc)
+        except TgsyncError as exc:  # the engine kept them: they go to the spool below
+            log.warning("last_seen not flushed at shutdown (%s): spooled for the next start", exc)
+        self.spooled = self._write_spool()
         return self.spooled
 
     def flush_soon(self) -> None:
@@ -134,31 +168,54 @@ class Pipeline:
             return None
 
     def _run(self) -> None:
-        next_flush = time.monotonic() + self._flush_seconds
-        next_warm = time.monotonic() + (self._rewarm_seconds or float("inf"))
+        now = time.monotonic()
+        next_flush = now + self._flush_seconds
+        next_warm = now + (self._rewarm_seconds or float("inf"))
+        next_checkpoint = now + self._checkpoint_seconds
+        next_forget = now + self._forget_poll_seconds
         while not self._abandon.is_set():
             item = self._next()
-            if self._rewarm_seconds and time.monotonic() >= next_warm:
+            now = time.monotonic()
+            if self._rewarm_seconds and now >= next_warm:
                 if not self._with_retry(self.engine.start, "cache re-warm"):
                     return
                 next_warm = time.monotonic() + self._rewarm_seconds
+            if now >= next_forget:
+                self._poll_forgotten()
+                next_forget = time.monotonic() + self._forget_poll_seconds
             if item is None and self._draining.is_set() and not self._replay and self._q.empty():
                 return
-            if item is _FLUSH or time.monotonic() >= next_flush:
+            if item is _FLUSH or now >= next_flush:
                 if not self._with_retry(self.engine.flush, "last_seen flush"):
                     return
+                self._compact_spool()
+                self.durable = self.done
                 next_flush = time.monotonic() + self._flush_seconds
+            elif now >= next_checkpoint:
+                self._checkpoint()
+                next_checkpoint = time.monotonic() + self._checkpoint_seconds
             if item is None or item is _FLUSH:
                 continue
+            if self._is_forgotten(item):
+                self.done += 1
+                continue
             self._head = item
-            if not self._with_retry(lambda: self.engine.handle(item), type(item).__name__):
+            outcome = self._with_retry(lambda: self.engine.handle(item), type(item).__name__)
+            if outcome is False:
                 return  # abandoned at shutdown: the head stays for the spool
             self._head = None
-            self.applied += 1
+            self.done += 1
+            if outcome is True:
+                self.applied += 1
+                self._note_applied(item)
+            else:
+                self._park(item, outcome)
 
-    def _with_retry(self, fn: Callable[[], Any], what: str) -> bool:
-        """True once `fn` went through (or was refused for good); False if abandoned at stop."""
+    def _with_retry(self, fn: Callable[[], Any], what: str):
+        """True once `fn` went through; False if abandoned at stop; else the reason it kept
+        failing (for anything but a store outage, which is waited out however long it lasts)."""
         delay = self._backoff[0]
+        attempts = races = 0
         while True:
             try:
                 fn()
@@ -175,18 +232,71 @@ class Pipeline:
                 if self._abandon.is_set():
                     return False
                 delay = min(delay * 2, self._backoff[1])
-            except Exception as exc:  # a refused or poisonous event must not stop the loop
+            except Exception as exc:
+                if is_race(exc) and races < RACE_ATTEMPTS:
+                    races += 1
+                    self.retries += 1
+                    log.info("%s met a concurrent write (%s); trying again", what, type(exc).__name__)
+                    continue
+                attempts += 1
                 reason = str(exc) if isinstance(exc, TgsyncError) else f"{type(exc).__name__}: {exc}"
-                self.failed.append(f"{what}: {reason}")
-                log.error("event %s not applied: %s", what, reason)
-                return True
+                if attempts < ATTEMPTS and not self._abandon.is_set():
+                    log.warning("%s failed (%s); trying again", what, reason[:200])
+                    continue
+                return reason[:300]
+
+    def _park(self, item: Any, reason: str) -> None:
+        """An event that kept failing: reported, and kept in the spool for the next start."""
+        self.failed.append(f"{type(item).__name__}: {reason}")
+        log.error("event %s not applied: %s; kept in the spool for the next start",
+                  type(item).__name__, reason)
+        try:
+            doc = to_dict(item)
+        except Exception:  # not an event at all: nothing could ever apply it
+            log.error("%r is not an event and cannot be spooled", type(item).__name__)
+            return
+        self._parked.append(item)
+        if self._spool is not None:
+            with self._spool_lock:
+                self._spool.append([doc])
 
     def _wait(self, seconds: float) -> None:
         self._abandon.wait(seconds)
 
     # -- spool ------------------------------------------------------------------------------------------
+    def _checkpoint(self) -> None:
+        """Append the last_seen that changed since the last checkpoint (kill -9 loses at most
+        `checkpoint_seconds` of them)."""
+        if self._spool is None:
+            return
+        done = self.done
+        changed = {k: v for k, v in self.engine.last_seen.items() if self._checkpointed.get(k) != v}
+        if changed:
+            try:
+                with self._spool_lock:
+                    self._spool.append(seen_docs(changed))
+            except OSError as exc:
+                log.error("last_seen checkpoint not written to %s: %s", self._spool.path, exc)
+                return
+            self._checkpointed.update(changed)
+        self.durable = done
+
+    def _compact_spool(self) -> None:
+        """After a store flush, the spool needs only what is still unapplied."""
+        if self._spool is None:
+            return
+        with self._spool_lock:
+            if not self._spool.exists():
+                self._checkpointed = {}
+                return
+            docs = [to_dict(e) for e in list(self._replay) + self._parked]
+            docs += seen_docs(self.engine.last_seen)
+            self._spool.rewrite(docs)
+            self._checkpointed = dict(self.engine.last_seen)
+
     def _write_spool(self) -> int:
-        """Everything not applied, in order: the head, the rest of the replay, the queue."""
+        """Everything not applied, in order: the head, the rest of the replay, the queue, the
+        parked events, then the last_seen the store did not take."""
         items = []
         if self._head is not None:
             items.append(self._head)
@@ -200,89 +310,51 @@ class Pipeline:
                 break
             if item is not _FLUSH:
                 items.append(item)
+        items = [e for e in items if not self._is_forgotten(e)]
+        items.extend(self._parked)
+        docs = []
+        for item in items:
+            try:
+                docs.append(to_dict(item))
+            except Exception:
+                log.error("%r is not an event and cannot be spooled", type(item).__name__)
+        seen = seen_docs(self.engine.last_seen)
         if self._spool is None:
-            if items:
-                log.error("%d events pending at shutdown and no spool file configured", len(items))
-            return len(items)
+            if docs or seen:
+                log.error("%d events and %d last_seen pending at shutdown and no spool file "
+                          "configured", len(docs), len(seen))
+            return len(docs) + len(seen)
         with self._spool_lock:
-            if not items:
-                self._spool.unlink(missing_ok=True)  # everything replayed was applied
-                return 0
-            self._spool.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._spool.with_name(self._spool.name + ".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # names: owner-only
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                for item in items:
-                    fh.write(json.dumps(to_dict(item)) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self._spool)
-        log.warning("%d pending events spooled to %s", len(items), self._spool)
-        return len(items)
+            n = self._spool.rewrite(docs + seen)
+        if n:
+            log.warning("%d pending events and %d last_seen spooled to %s", len(docs), len(seen),
+                        self._spool.path)
+        return n
 
     def _append_spool(self, items: List[Any]) -> None:
         if self._spool is None:
             log.error("event arrived after shutdown and no spool file configured: dropped")
             return
         with self._spool_lock:
-            self._spool.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self._spool, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            with os.fdopen(fd, "a", encoding="utf-8") as fh:
-                for item in items:
-                    fh.write(json.dumps(to_dict(item)) + "\n")
-        self.spooled += len(items)
+            self.spooled += self._spool.append([to_dict(i) for i in items])
 
     def _load_spool(self) -> int:
-        """Queue the spool's events for replay. The file stays until `stop` rewrites it, so a crash
-        mid-replay replays again (harmless: applying an event twice changes nothing). A line that
-        is not an event is kept aside in `<spool>.bad` and reported with its line number."""
-        if self._spool is None or not self._spool.exists():
+        """Queue the spool's events for replay and merge its last_seen. The file stays until
+        what it holds is applied. A line that cannot be read goes to `<spool>.bad`."""
+        if self._spool is None:
             return 0
-        bad = []
-        with self._spool.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    self._replay.append(from_dict(json.loads(line)))
-                except (ValueError, InputError, AttributeError, TypeError) as exc:
-                    log.error("%s:%d: not a spooled event, kept in %s.bad (%s)", self._spool, n,
-                              self._spool.name, str(exc)[:120])
-                    bad.append(line if line.endswith("\n") else line + "\n")
-        if bad:
-            bad_path = self._spool.with_name(self._spool.name + ".bad")
-            fd = os.open(bad_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            with os.fdopen(fd, "a", encoding="utf-8") as fh:
-                fh.writelines(bad)
+        with self._spool_lock:
+            items, self.bad_lines = self._spool.load(from_dict)
+        for item in items:
+            if isinstance(item, SeenNote):
+                merge_seen(self.engine.last_seen, item)
+            else:
+                self._replay.append(item)
+        self._checkpointed = dict(self.engine.last_seen)
         return len(self._replay)
 
 
 def scrub_spool(path: Path, telegram_id: int) -> int:
-    """Drop the spooled events that name one person (`forget`): otherwise the next start would
-    apply them and bring the person back. Returns how many were dropped."""
-    path = Path(path)
-    if not path.exists():
-        return 0
-    kept, dropped = [], 0
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip() and _names(json.loads(line), telegram_id):
-            dropped += 1
-        elif line.strip():
-            kept.append(line)
-    if dropped:
-        tmp = path.with_suffix(".scrub")
-        tmp.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    return dropped
-
-
-def _names(doc: Any, telegram_id: int) -> bool:
-    """Whether a spooled event (as a dict) carries this person anywhere."""
-    if isinstance(doc, dict):
-        if doc.get("id") == telegram_id and "is_bot" in doc:  # a Person
-            return True
-        return any(_names(v, telegram_id) for v in doc.values())
-    if isinstance(doc, list):
-        return any(_names(v, telegram_id) for v in doc)
-    return False
+    """Drop the spooled lines (and `.bad` lines) that name one person (`forget`): otherwise the
+    next start would apply them and bring the person back. Returns how many were dropped."""
+    return scrub(path, telegram_id)

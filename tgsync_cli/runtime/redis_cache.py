@@ -15,6 +15,14 @@ missed eviction can keep a departed member "active" in one process. A generation
 closes the remaining race (a lookup reading Redis just before another process's eviction must
 not re-insert the stale answer after the eviction message was processed).
 
+Redis down (at start or mid-run) stops nothing: the cache is an optimisation. While it is down
+every lookup is a miss (the store decides, so the hot path costs a store read), adds and warm-ups
+are skipped, and evictions are remembered and replayed when it is back (a member who left must
+not come back as "active" from a key written before the outage). The near-cache is dropped,
+since evictions published by other processes cannot reach us. Redis is asked again at most every
+`retry_seconds`, so an outage does not cost a connection attempt per message. One warning when
+it goes, one line when it is back.
+
 Trade-off, documented for operators: `near_ttl_seconds` (default 60) is the worst-case
 staleness if pub/sub messages are lost; lower it for stricter consistency at the price of a
 Redis round trip per member per interval. Only positive answers are kept locally: a miss always
@@ -28,8 +36,6 @@ import threading
 import time
 from typing import Dict, Iterable, Optional, Tuple
 
-from tgsync_cli.core.errors import StoreUnavailable
-
 log = logging.getLogger("tgsync.cache")
 
 Key = Tuple[str, int]
@@ -42,7 +48,7 @@ class RedisMemberCache:
 
     def __init__(self, client, ttl_seconds: float = 3600.0, *, prefix: str = "tgsync:m",
                  near_ttl_seconds: float = 60.0, near_maxsize: int = 200_000,
-                 listen: bool = True, clock=time.monotonic):
+                 listen: bool = True, clock=time.monotonic, retry_seconds: float = 5.0):
         self.r = client
         self.ttl = max(1, int(round(ttl_seconds)))
         self.prefix = prefix
@@ -56,11 +62,19 @@ class RedisMemberCache:
         self._stop = threading.Event()
         self._listener: Optional[threading.Thread] = None
         self._subscribed = threading.Event()
+        self._listen_failed = threading.Event()
+        self.retry_seconds = retry_seconds
+        self._down_until: Optional[float] = None  # Redis unreachable: not asked before this
+        self._down = False
+        self._pending_evictions: set = set()  # made while down, replayed when Redis is back
+        self._pending_clear = False
         if listen:
             self._listener = threading.Thread(target=self._listen, name="tgsync-cache-evictions",
                                               daemon=True)
             self._listener.start()
-            self._subscribed.wait(5.0)
+            for _ in range(50):  # up to 5 s for the subscription; Redis down: go on at once
+                if self._subscribed.wait(0.1) or self._listen_failed.is_set():
+                    break
 
     @classmethod
     def from_url(cls, url: str, ttl_seconds: float = 3600.0, **kwargs) -> "RedisMemberCache":
@@ -73,6 +87,56 @@ class RedisMemberCache:
     def _key(self, club_id: str, telegram_id: int) -> str:
         return f"{self.prefix}:{club_id}:{telegram_id}"
 
+    # -- Redis up / down ---------------------------------------------------------------------------
+    def _usable(self) -> bool:
+        """False while Redis is known down and its retry time has not come."""
+        if self._down_until is None:
+            return True
+        if self._clock() < self._down_until:
+            return False
+        return self._recover()
+
+    def _lost(self, exc: BaseException, doing: str) -> None:
+        with self._lock:
+            self._near.clear()
+            self._gen += 1
+            first = not self._down
+            self._down = True
+            self._down_until = self._clock() + self.retry_seconds
+        if first:
+            log.warning("member cache (Redis) unavailable (%s, on %s): working against the store "
+                        "until Redis answers again", type(exc).__name__, doing)
+
+    def _recover(self) -> bool:
+        """Redis answered the retry: replay what was decided while it was down."""
+        try:
+            self.r.ping()
+            if self._pending_clear:
+                self._clear_redis()
+            if self._pending_evictions:
+                p = self.r.pipeline(transaction=False)
+                for club_id, tid in self._pending_evictions:
+                    p.delete(self._key(club_id, tid))
+                    p.publish(self.channel, f"{club_id}:{tid}")
+                p.execute()
+        except Exception as exc:
+            with self._lock:
+                self._down_until = self._clock() + self.retry_seconds
+            log.debug("member cache still unavailable (%s)", type(exc).__name__)
+            return False
+        with self._lock:
+            self._pending_evictions.clear()
+            self._pending_clear = False
+            self._down_until = None
+            was_down, self._down = self._down, False
+        if was_down:
+            log.warning("member cache (Redis) is back")
+        return True
+
+    @property
+    def available(self) -> bool:
+        return self._down_until is None
+
     # -- protocol ------------------------------------------------------------------------------
     def is_active(self, club_id: str, telegram_id: int) -> bool:
         k = (club_id, telegram_id)
@@ -81,42 +145,53 @@ class RedisMemberCache:
             if until > self._clock():
                 return True  # hot path: one dict lookup, no round trip
             self._near.pop(k, None)
+        if not self._usable():
+            return False  # a miss sends the caller to the store: slower, never wrong
         gen = self._gen
         try:
             hit = bool(self.r.exists(self._key(club_id, telegram_id)))
-        except Exception as exc:  # Redis down: a miss sends the caller to the store, never wrong
-            log.warning("member cache unavailable (%s); asking the store", type(exc).__name__)
+        except Exception as exc:
+            self._lost(exc, "a lookup")
             return False
         if hit:
             self._remember(k, gen)
         return hit
 
     def add(self, club_id: str, telegram_id: int) -> None:
+        if not self._usable():
+            return  # the store holds the member; the next lookup asks it
         gen = self._gen
         try:
             self.r.set(self._key(club_id, telegram_id), b"1", ex=self.ttl)
-        except Exception as exc:  # not fatal: the next lookup asks the store again
-            log.warning("member cache add failed (%s)", type(exc).__name__)
+        except Exception as exc:
+            self._lost(exc, "an add")
             return
         self._remember((club_id, telegram_id), gen)
 
     def evict(self, club_id: str, telegram_id: int) -> None:
-        """Delete and announce in one round trip, so no process keeps the member as active."""
+        """Delete and announce in one round trip, so no process keeps the member as active.
+        With Redis down, the eviction is kept and done when it is back."""
         k = (club_id, telegram_id)
         with self._lock:
             self._near.pop(k, None)
             self._gen += 1
-        try:
-            p = self.r.pipeline(transaction=False)
-            p.delete(self._key(club_id, telegram_id))
-            p.publish(self.channel, f"{club_id}:{telegram_id}")
-            p.execute()
-        except Exception as exc:
-            # the store already holds the change; retrying the event (it is idempotent) redoes this
-            raise StoreUnavailable(f"member cache eviction failed: {type(exc).__name__}") from exc
+        if self._usable():
+            try:
+                p = self.r.pipeline(transaction=False)
+                p.delete(self._key(club_id, telegram_id))
+                p.publish(self.channel, f"{club_id}:{telegram_id}")
+                p.execute()
+                return
+            except Exception as exc:
+                self._lost(exc, "an eviction")
+        with self._lock:
+            self._pending_evictions.add(k)
 
     def warm(self, pairs: Iterable[Key]) -> None:
-        """One round trip per chunk of WARM_CHUNK keys (a pipeline, not one call per member)."""
+        """One round trip per chunk of WARM_CHUNK keys (a pipeline, not one call per member).
+        With Redis down, skipped: lookups go to the store until it is back."""
+        if not self._usable():
+            return
         gen = self._gen
         chunk = []
         try:
@@ -127,10 +202,8 @@ class RedisMemberCache:
                     chunk = []
             if chunk:
                 self._warm_chunk(chunk, gen)
-        except StoreUnavailable:
-            raise
         except Exception as exc:
-            raise StoreUnavailable(f"member cache warm-up failed: {type(exc).__name__}") from exc
+            self._lost(exc, "the warm-up")
 
     def _warm_chunk(self, chunk, gen: int) -> None:
         p = self.r.pipeline(transaction=False)
@@ -145,18 +218,25 @@ class RedisMemberCache:
         with self._lock:
             self._near.clear()
             self._gen += 1
-        try:
-            batch = []
-            for key in self.r.scan_iter(match=f"{self.prefix}:*", count=1000):
-                batch.append(key)
-                if len(batch) >= WARM_CHUNK:
-                    self.r.delete(*batch)
-                    batch = []
-            if batch:
+        if self._usable():
+            try:
+                self._clear_redis()
+                return
+            except Exception as exc:
+                self._lost(exc, "a clear")
+        with self._lock:
+            self._pending_clear = True
+
+    def _clear_redis(self) -> None:
+        batch = []
+        for key in self.r.scan_iter(match=f"{self.prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= WARM_CHUNK:
                 self.r.delete(*batch)
-            self.r.publish(self.channel, "*")
-        except Exception as exc:
-            raise StoreUnavailable(f"member cache clear failed: {type(exc).__name__}") from exc
+                batch = []
+        if batch:
+            self.r.delete(*batch)
+        self.r.publish(self.channel, "*")
 
     def __len__(self) -> int:
         return len(self._near)
@@ -208,9 +288,10 @@ class RedisMemberCache:
                     if msg and msg.get("type") == "message":
                         data = msg["data"]
                         self._drop(data.decode() if isinstance(data, bytes) else str(data))
-            except Exception as exc:
-                log.warning("member cache eviction listener lost Redis (%s); retrying",
-                            type(exc).__name__)
+            except Exception as exc:  # the lookups notice an outage and say so, once
+                self._listen_failed.set()
+                log.debug("member cache eviction listener lost Redis (%s); retrying",
+                          type(exc).__name__)
                 self._drop("*")
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)

@@ -12,6 +12,8 @@ for a write that happened: the case at-least-once retries must survive).
     faults.fail_for(2.0)                # every call fails for 2 s (clock injectable)
     faults.fail_mid_bulk(applied=2)     # the next listing write fails after 2 of its members
     faults.fail_randomly(0.05, seed=7)  # each call fails with p = 5 %, reproducibly
+    faults.lose_reply_next(1, only={"update_one"})  # the write lands, its reply is lost
+    faults.lose_replies_randomly(0.05, seed=7)      # the same, for 5 % of calls
     faults.injected                     # how many failures were injected, by kind
 """
 
@@ -45,8 +47,14 @@ class FaultyStore:
         self._bulk_prefix: Optional[int] = None
         self._at: set = set()
         self._bulk_coll: Optional[str] = None
+        self._after_next = 0
+        self._after_only: Optional[set] = None
+        self._after_p = 0.0
+        self._after_at: set = set()
+        self._after_rng = random.Random(0)
         store.before_call = self._before_call
         store.mid_call = self._mid_call
+        store.after_call = self._after_call
 
     # -- modes --------------------------------------------------------------------------------
     def fail_next(self, n: int, only: Optional[set] = None) -> "FaultyStore":
@@ -76,9 +84,26 @@ class FaultyStore:
         self._bulk_prefix, self._bulk_coll = applied, collection
         return self
 
+    def lose_reply_next(self, n: int, only: Optional[set] = None) -> "FaultyStore":
+        """The next `n` calls (of the named methods only, if given) reach the database and are
+        applied, then fail as if the reply was lost on the way back."""
+        self._after_next, self._after_only = n, set(only) if only else None
+        return self
+
+    def lose_reply_at(self, *numbers: int) -> "FaultyStore":
+        """The calls with these 1-based numbers, counted from now, are applied, then fail."""
+        self._after_at = {self.calls + n for n in numbers}
+        return self
+
+    def lose_replies_randomly(self, p: float, seed: int = 0) -> "FaultyStore":
+        """Each call is applied, then fails with probability `p` (seeded)."""
+        self._after_p, self._after_rng = p, random.Random(seed)
+        return self
+
     def heal(self) -> "FaultyStore":
         self._next, self._until, self._p, self._bulk_prefix, self._only = 0, None, 0.0, None, None
         self._at = set()
+        self._after_next, self._after_only, self._after_p, self._after_at = 0, None, 0.0, set()
         return self
 
     @property
@@ -115,6 +140,23 @@ class FaultyStore:
             self._bulk_prefix = None
             self.injected["mid_bulk"] += 1
         raise StoreUnavailable(f"injected failure after {done} parts of {name}")
+
+    def _after_call(self, name: str) -> None:
+        with self._lock:
+            kind = None
+            if self.calls in self._after_at:
+                self._after_at.discard(self.calls)
+                kind = "reply_lost_at"
+            elif self._after_next > 0 and (self._after_only is None or name in self._after_only):
+                self._after_next -= 1
+                kind = "reply_lost"
+            elif self._after_p and self._after_rng.random() < self._after_p:
+                kind = "reply_lost_random"
+            if kind is None:
+                return
+            self.injected[kind] += 1
+        raise StoreUnavailable(f"injected {kind} after {name} reached the store")
+
 
 
 def snapshot(store) -> dict:
@@ -165,6 +207,7 @@ class SoakTelegram:
         from tgsync_cli.core.gateway import BotIdentity
 
         self._me = BotIdentity(bot_id, "soak_bot")
+        self.posts: list = []  # chat ids the bot posted into (the welcome)
 
     def me(self):
         return self._me
@@ -195,7 +238,7 @@ class SoakTelegram:
         return 0
 
     def send_group_message(self, chat_id, text, button_text=None, button_url=None):
-        return None
+        self.posts.append(chat_id)
 
     def send_private(self, user_id, text):
         return True
@@ -247,9 +290,11 @@ def _soak_user(uid: int) -> dict:
     return {"id": uid, "is_bot": False, "first_name": f"Runner {uid}", "username": f"runner{uid}"}
 
 
-def run_soak(n: int, fault_rate: float, seed: int = 1, store_uri: str = "memory:") -> dict:
+def run_soak(n: int, fault_rate: float, seed: int = 1, store_uri: str = "memory:",
+             after_rate: float = 0.0) -> dict:
     """Push `n` updates through the Pipeline into an engine whose store fails `fault_rate` of its
-    calls (seeded). Returns the figures and the final store snapshot."""
+    calls before they reach it and `after_rate` of them after the write reached it (the reply is
+    lost), seeded. Returns the figures and the final store snapshot."""
     from tgsync_cli.core.cache import MemoryMemberCache
     from tgsync_cli.core.engine import Engine
     from tgsync_cli.runtime.pipeline import Pipeline
@@ -258,9 +303,11 @@ def run_soak(n: int, fault_rate: float, seed: int = 1, store_uri: str = "memory:
 
     store = open_store(store_uri)
     faults = FaultyStore(store)
-    engine = Engine(store, SoakTelegram(9000), MemoryMemberCache(), bot_id=9000)
+    telegram = SoakTelegram(9000)
+    engine = Engine(store, telegram, MemoryMemberCache(), bot_id=9000)
     engine.start()
     faults.fail_randomly(fault_rate, seed=seed)
+    faults.lose_replies_randomly(after_rate, seed=seed + 1)
     pipe = Pipeline(engine, max_pending=1000, backoff=(0.0, 0.0), sleep=lambda s: None)
     quiet = logging.getLogger("tgsync")
     level, quiet.level = quiet.level, logging.CRITICAL  # 5 % of calls failing is the point here
@@ -283,4 +330,6 @@ def run_soak(n: int, fault_rate: float, seed: int = 1, store_uri: str = "memory:
             "lost": events - stats["applied"] - spooled,
             "duplicates": duplicates(store), "seconds": round(elapsed, 1),
             "members": sum(len(c["members"]) for c in final["clubs"]),
-            "accounts": len(final["users"]), "snapshot": final, "failed": list(pipe.failed)}
+            "accounts": len(final["users"]), "snapshot": final, "failed": list(pipe.failed),
+            "welcomes": len(telegram.posts), "welcome_chats": len(set(telegram.posts)),
+            "faults_by_kind": dict(faults.injected)}

@@ -6,6 +6,7 @@ way Telegram speaks to a bot. A malformed update raises InputError naming the fi
 
 from __future__ import annotations
 
+import json
 from typing import Any, List
 
 from tgsync_cli.core.errors import InputError
@@ -32,6 +33,41 @@ _OTHER_SERVICE = ("new_chat_title", "new_chat_photo", "delete_chat_photo", "grou
                   "general_forum_topic_hidden", "general_forum_topic_unhidden", "chat_shared",
                   "users_shared", "boost_added", "chat_background_set", "proximity_alert_triggered")
 
+# ids and times need 20 digits; a number this long is refused before it is converted (bounded
+# time), anything between is converted and then refused by the field's range check, by name
+MAX_DIGITS = 100
+INT_LIMIT = 2 ** 63  # what every store can hold
+MAX_SHOWN = 60  # a quoted value in an error is cut to this
+
+
+def bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise ValueError(f"a number of {len(text.lstrip('-'))} digits")
+    return int(text)
+
+
+def parse_json_line(raw: bytes | str) -> Any:
+    """One line of JSON, bounded: invalid UTF-8, nesting too deep for the parser and numbers
+    of more than MAX_DIGITS digits are all a one-line InputError("not valid JSON (...)"), in bounded time."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not valid JSON (not UTF-8 text: byte {exc.start + 1})") from None
+    try:
+        return json.loads(text, parse_int=bounded_int)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON ({exc.msg}, column {exc.colno})") from None
+    except RecursionError:
+        raise InputError("not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # the digit bound above, or a float Python refuses
+        raise InputError(f"not valid JSON ({str(exc)[:MAX_SHOWN]})") from None
+
+
+def shown(value: Any) -> str:
+    """A value quoted in an error, bounded (a hostile file must not make a huge error line)."""
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 3] + "..."
+
 
 def _get(obj: Any, key: str, path: str, kind, required: bool = True):
     if not isinstance(obj, dict):
@@ -44,6 +80,8 @@ def _get(obj: Any, key: str, path: str, kind, required: bool = True):
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if bool in kinds or not isinstance(value, bool):
         if isinstance(value, kinds):
+            if isinstance(value, int) and not isinstance(value, bool) and not -INT_LIMIT < value < INT_LIMIT:
+                raise InputError(f"{path}.{key}: number out of range")
             return value
     raise InputError(f"{path}.{key}: expected {' or '.join(k.__name__ for k in kinds)}, "
                      f"got {type(value).__name__}")
@@ -67,7 +105,7 @@ def member_state(obj: Any, path: str) -> MemberState:
     status = _get(obj, "status", path, str)
     status = _STATUS_ALIASES.get(status, status)
     if status not in TELEGRAM_STATUSES:
-        raise InputError(f"{path}.status: unknown status {status!r}")
+        raise InputError(f"{path}.status: unknown status {shown(status)}")
     is_member = _get(obj, "is_member", path, bool, False)
     return MemberState(status, True if is_member is None else is_member)
 
@@ -76,6 +114,8 @@ def _date(obj: Any, path: str):
     value = _get(obj, "date", path, int)
     if value < 0:
         raise InputError(f"{path}.date: negative time")
+    if value > 253402300799:  # 9999-12-31: beyond, no datetime can hold it
+        raise InputError(f"{path}.date: out of range")
     return from_unix(value)
 
 

@@ -44,6 +44,10 @@ _HEAD = {"name": "string", "type": "string", "id": "whole number"}
 _NESTED = object()  # stands for a field whose value is an object or an array
 _PEER = re.compile(r"(user|channel|chat)([0-9]{1,20})")
 _UNIX = re.compile(r"[0-9]{1,12}")
+MAX_DIGITS = 20
+_LONG_NUMBER = re.compile(rb"[0-9]{%d,}" % (MAX_DIGITS + 1))
+_DIGITS_AS_ZERO = bytes(48 if 48 <= b <= 57 else 120 for b in range(256))  # digit → "0", else "x"
+_RUN = b"0" * (MAX_DIGITS + 1)
 # What a parser raises on malformed bytes (yajl2_c also decimal.InvalidOperation for exponents
 # too large for Decimal; the pure-Python backend RecursionError); all mean "not valid JSON".
 _BAD_JSON = (ijson.JSONError, ValueError, ArithmeticError, SystemError, RecursionError)
@@ -106,7 +110,7 @@ def scan_export(path: str | os.PathLike, progress=None) -> ExportScan:
             if size == 0:
                 raise InputError(f"{label}: file is empty, not a Telegram Desktop chat export")
             source = f if progress is None else _Reporting(f, size, progress)
-            events = BACKEND.basic_parse(source, buf_size=CHUNK)
+            events = BACKEND.basic_parse(_DigitGuard(source, label), buf_size=CHUNK)
             try:
                 _walk(events, scan, label)
             except _BAD_JSON:  # N is a 0-based byte offset (editors and `head -c` agree)
@@ -246,7 +250,58 @@ def _when(msg: dict, where: str) -> datetime:
     try:
         return from_unix(raw)
     except (OverflowError, OSError, ValueError):
-        raise InputError(f'{where}: field "date_unixtime" is out of range: {raw}') from None
+        raise InputError(f'{where}: field "date_unixtime" is out of range: {_show(raw)}') from None
+
+
+class _DigitGuard:
+    """The file as the parser reads it, refusing a number of more than MAX_DIGITS digits before
+    the parser converts it (a million-digit number took 17 s to convert). Digits inside strings
+    are text and allowed: whether a run sits in a string is known from the parity of unescaped
+    quotes before it, counted with bytes.count (C speed); only a chunk holding a long digit run
+    at all is looked at closer (a regex), so an ordinary export costs a translate and a find
+    per chunk."""
+
+    def __init__(self, f, label: str):
+        self._f, self._label = f, label
+        self._offset = 0  # file offset of the start of the next chunk
+        self._in_string = False
+        self._carry = b""  # trailing digits and backslashes of the last chunk (no quotes)
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self._f.read(n)
+        if chunk:
+            self._check(chunk)
+        return chunk
+
+    def _check(self, chunk: bytes) -> None:
+        buf = self._carry + chunk
+        base = self._offset - len(self._carry)
+        start_state = self._in_string
+        pos = 0 if _RUN in buf.translate(_DIGITS_AS_ZERO) else len(buf)  # C speed, no regex
+        while (m := _LONG_NUMBER.search(buf, pos)) is not None:
+            if start_state ^ (_quotes(buf[:m.start()]) % 2 == 1):
+                pos = m.end()  # inside a string: text, not a number
+                continue
+            raise InputError(f"{self._label}: a number of more than {MAX_DIGITS} digits near byte "
+                             f"{base + m.start()}: not a Telegram Desktop chat export")
+        self._in_string = start_state ^ (_quotes(buf) % 2 == 1)
+        kept = len(buf.rstrip(b"0123456789\\"))
+        self._carry = buf[kept:][-64:]
+        backslashes = len(buf) - len(buf.rstrip(b"\\"))
+        if backslashes > 64:  # only the parity of a long run matters
+            self._carry = b"\\" * (64 - (backslashes % 2))
+        self._offset += len(chunk)
+
+
+def _quotes(data: bytes) -> int:
+    """Unescaped quote characters: a quote after an odd run of backslashes is escaped."""
+    total, k, sign, escaped = data.count(b'"'), 1, 1, 0
+    while True:
+        c = data.count(b"\\" * k + b'"')
+        if not c:
+            return total - escaped
+        escaped += sign * c
+        sign, k = -sign, k + 1
 
 
 def _show(v) -> str:

@@ -8,6 +8,7 @@ from typing import Any, Dict, List
 
 from tgsync_cli.core.errors import InputError
 from tgsync_cli.core.rules import TELEGRAM_STATUSES, parse_iso
+from tgsync_cli.sources.botapi import bounded_int
 
 CHAT_TYPES = ("group", "supergroup", "channel")  # a channel is never a club, but a bot may be added
 ACTIONS: Dict[str, tuple] = {
@@ -41,13 +42,22 @@ ACTIONS: Dict[str, tuple] = {
 def load_scenario(path: str | Path) -> Dict[str, Any]:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
     except OSError as exc:
         raise InputError(f"{p}: cannot read ({exc.strerror or exc})") from exc
     try:
-        data = json.loads(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"{p}:{line}: not valid JSON (not UTF-8 text)") from None
+    try:
+        data = json.loads(text, parse_int=bounded_int)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
+        raise InputError(f"{p}:{exc.lineno}: not valid JSON (column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise InputError(f"{p}: not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # a number too long to convert
+        raise InputError(f"{p}: not valid JSON ({str(exc)[:60]})") from None
     try:
         validate(data)
     except InputError as exc:

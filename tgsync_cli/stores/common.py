@@ -7,6 +7,7 @@ from typing import Any, Dict
 
 DEFAULT_DB = "ayda_run"
 TOMBSTONE_DAYS = 7
+FORGOTTEN_KEEP_SECONDS = 3600  # a forget note lives an hour: serves poll it every few seconds
 
 
 def new_id(prefix: str) -> str:

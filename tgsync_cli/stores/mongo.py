@@ -12,13 +12,14 @@ lacks array filters and current pymongo bulk ops: there bulks are applied one by
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from tgsync_cli.core.errors import ConfigError, StoreError, StoreUnavailable
 from tgsync_cli.core.events import Person
-from tgsync_cli.core.store import ClubIndex, Observation, Outcome, account_fields, decide
-from tgsync_cli.stores.common import TOMBSTONE_DAYS, Counted, member_doc, new_id, redact_uri
+from tgsync_cli.core.store import ClubIndex, Observation, Outcome, account_fields, decide, forgotten_key
+from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, Counted, member_doc, new_id, redact_uri
 from tgsync_cli.stores.mongo_insights import MongoInsights
 
 RETRIES = 8
@@ -37,6 +38,7 @@ class MongoStore(MongoInsights, Counted):
         self.clubs, self.users = db["clubs"], db["users"]
         self.log, self.departures = db["membership_log"], db["departures"]
         self.activity, self.reconciles = db["activity"], db["reconciles"]
+        self.forgotten = db["forgotten"]
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _call(self, name: str, fn, *a, **kw):
@@ -81,6 +83,7 @@ class MongoStore(MongoInsights, Counted):
         self.log.create_index([("club_id", 1), ("at", 1)])
         self.log.create_index("telegram_id")
         self._insights_indexes()
+        self.forgotten.create_index("at")
 
     def close(self) -> None:
         if self._client is not None:
@@ -166,15 +169,33 @@ class MongoStore(MongoInsights, Counted):
         upd = {"$set": {f"sync.{k}": v for k, v in fields.items()}, "$inc": {"version": 1}}
         return self._call("update_sync", self.clubs.update_one, flt, upd).matched_count > 0
 
-    def claim_welcome(self, club_id: str) -> bool:
+    def claim_welcome(self, club_id: str, token: Optional[str] = None) -> bool:
+        """True for the one caller who should post the welcome, and again for the same token: a
+        retry whose first claim reached the store but whose reply was lost (issue 12.6)."""
+        sets: Dict[str, Any] = {"sync.welcome_posted": True}
+        if token is not None:
+            sets["sync.welcome_claim"] = token
         r = self._call("claim_welcome", self.clubs.update_one,
-                       {"_id": club_id, "sync.welcome_posted": {"$ne": True}},
-                       {"$set": {"sync.welcome_posted": True}})
-        return r.modified_count > 0
+                       {"_id": club_id, "sync.welcome_posted": {"$ne": True}}, {"$set": sets})
+        if r.modified_count > 0:
+            return True
+        if token is None:
+            return False
+        doc = self._call("claim_welcome", self.clubs.find_one, {"_id": club_id}, {"sync.welcome_claim": 1})
+        return bool(doc) and (doc.get("sync") or {}).get("welcome_claim") == token
 
-    def release_welcome(self, club_id: str) -> None:
-        self._call("release_welcome", self.clubs.update_one, {"_id": club_id},
-                   {"$set": {"sync.welcome_posted": False}})
+    def release_welcome(self, club_id: str, token: Optional[str] = None) -> None:
+        """The post did not happen: give the claim back, if it is still this token's."""
+        flt: Dict[str, Any] = {"_id": club_id}
+        if token is not None:
+            flt["sync.welcome_claim"] = token
+        self._call("release_welcome", self.clubs.update_one, flt,
+                   {"$set": {"sync.welcome_posted": False}, "$unset": {"sync.welcome_claim": ""}})
+
+    def confirm_welcome(self, club_id: str, token: str) -> None:
+        """The post happened: the claim becomes final (welcome_posted stays true)."""
+        self._call("confirm_welcome", self.clubs.update_one, {"_id": club_id, "sync.welcome_claim": token},
+                   {"$unset": {"sync.welcome_claim": ""}})
 
     def migrate_club(self, club_id: str, old_id: int, new_id_: int) -> None:
         self._call("migrate_club", self.clubs.update_one, {"_id": club_id},
@@ -384,6 +405,20 @@ class MongoStore(MongoInsights, Counted):
         self._call("forget", self.activity.delete_many, {"telegram_id": tid})
         self._call("forget", self.log.update_many, {"actor": tid}, {"$set": {"actor": None}})
         return rep
+
+    def note_forgotten(self, tid: int, at: datetime) -> None:
+        """Tell running serves that one person was erased (they poll `forgotten_since`). The note
+        keeps no id: a salted hash and the time, pruned after an hour."""
+        salt = uuid.uuid4().hex
+        self._call("note_forgotten", self.forgotten.delete_many,
+                   {"at": {"$lt": at - timedelta(seconds=FORGOTTEN_KEEP_SECONDS)}})
+        self._call("note_forgotten", self.forgotten.insert_one,
+                   {"salt": salt, "key": forgotten_key(salt, tid), "at": at})
+
+    def forgotten_since(self, at: Optional[datetime]) -> List[Tuple[str, str, datetime]]:
+        flt = {} if at is None else {"at": {"$gt": at}}
+        rows = self._call("forgotten_since", lambda: list(self.forgotten.find(flt).sort("at", 1)))
+        return [(d["salt"], d["key"], d["at"]) for d in rows]
 
     # -- whole store ---------------------------------------------------------------------------------
     def counts(self) -> Dict[str, int]:

@@ -14,13 +14,14 @@ import contextlib
 import json
 import sqlite3
 import threading
+import uuid
 from datetime import datetime, timedelta
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from tgsync_cli.core.errors import StoreError, StoreUnavailable
 from tgsync_cli.core.events import Person
-from tgsync_cli.core.store import ClubIndex, account_fields
-from tgsync_cli.stores.common import TOMBSTONE_DAYS, Counted, member_doc, new_id
+from tgsync_cli.core.store import ClubIndex, account_fields, forgotten_key
+from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, Counted, member_doc, new_id
 from tgsync_cli.stores.sqlite_insights import SqliteInsights
 from tgsync_cli.stores.sqlite_members import _TIMES, SqliteMembers
 from tgsync_cli.stores.sqlite_schema import (
@@ -186,20 +187,41 @@ class SqliteStore(SqliteMembers, SqliteInsights, Counted):
                         (sync_in(sync), club_id))
             return True
 
-    def claim_welcome(self, club_id: str) -> bool:
+    def claim_welcome(self, club_id: str, token: Optional[str] = None) -> bool:
+        """True for the one caller who should post the welcome, and again for the same token: a
+        retry whose first claim committed but whose reply was lost (issue 12.6)."""
         with self._tx("claim_welcome") as cur:
             row = cur.execute("SELECT sync FROM clubs WHERE id = ?", (club_id,)).fetchone()
             if row is None:
                 return False
             sync = sync_out(row[0])
             if sync.get("welcome_posted") is True:
-                return False
+                return token is not None and sync.get("welcome_claim") == token
             sync["welcome_posted"] = True
+            if token is not None:
+                sync["welcome_claim"] = token
             cur.execute("UPDATE clubs SET sync = ? WHERE id = ?", (sync_in(sync), club_id))
             return True
 
-    def release_welcome(self, club_id: str) -> None:
-        self.update_sync(club_id, {"welcome_posted": False})
+    def release_welcome(self, club_id: str, token: Optional[str] = None) -> None:
+        """The post did not happen: give the claim back, if it is still this token's."""
+        self._settle_claim("release_welcome", club_id, token, posted=False)
+
+    def confirm_welcome(self, club_id: str, token: str) -> None:
+        """The post happened: the claim becomes final (welcome_posted stays true)."""
+        self._settle_claim("confirm_welcome", club_id, token, posted=True)
+
+    def _settle_claim(self, name: str, club_id: str, token: Optional[str], posted: bool) -> None:
+        with self._tx(name) as cur:
+            row = cur.execute("SELECT sync FROM clubs WHERE id = ?", (club_id,)).fetchone()
+            if row is None:
+                return
+            sync = sync_out(row[0])
+            if token is not None and sync.get("welcome_claim") != token:
+                return  # another process's claim: not ours to settle
+            sync.pop("welcome_claim", None)
+            sync["welcome_posted"] = posted
+            cur.execute("UPDATE clubs SET sync = ? WHERE id = ?", (sync_in(sync), club_id))
 
     def migrate_club(self, club_id: str, old_id: int, new_id_: int) -> None:
         with self._tx("migrate_club") as cur:
@@ -313,6 +335,21 @@ class SqliteStore(SqliteMembers, SqliteInsights, Counted):
             cur.execute("UPDATE membership_log SET actor = NULL WHERE actor = ?", (tid,))
             cur.execute("UPDATE memberships SET invited_by = NULL WHERE invited_by = ?", (tid,))
             return rep
+
+    def note_forgotten(self, tid: int, at: datetime) -> None:
+        """Tell running serves that one person was erased (they poll `forgotten_since`). The note
+        keeps no id: a salted hash and the time, pruned after an hour."""
+        salt = uuid.uuid4().hex
+        with self._tx("note_forgotten") as cur:
+            cur.execute("DELETE FROM forgotten WHERE at < ?", (dt_in(at - timedelta(seconds=FORGOTTEN_KEEP_SECONDS)),))
+            cur.execute("INSERT INTO forgotten (salt, key, at) VALUES (?, ?, ?)",
+                        (salt, forgotten_key(salt, tid), dt_in(at)))
+
+    def forgotten_since(self, at: Optional[datetime]) -> List[Tuple[str, str, datetime]]:
+        with self._tx("forgotten_since", write=False) as cur:
+            rows = cur.execute("SELECT salt, key, at FROM forgotten" + (" WHERE at > ?" if at else "")
+                               + " ORDER BY at", (dt_in(at),) if at else ()).fetchall()
+        return [(salt, key, dt_out(a)) for salt, key, a in rows]
 
     # -- whole store -------------------------------------------------------------------------------
     def counts(self) -> Dict[str, int]:

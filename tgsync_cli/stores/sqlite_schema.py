@@ -10,6 +10,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any, Dict, Optional, Tuple
 
@@ -61,6 +62,8 @@ CREATE TABLE IF NOT EXISTS reconciles (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, club_id TEXT NOT NULL, at TEXT, telegram INTEGER,
     active INTEGER, drift INTEGER);
 CREATE INDEX IF NOT EXISTS reconciles_club ON reconciles (club_id, at);
+CREATE TABLE IF NOT EXISTS forgotten (salt TEXT NOT NULL, key TEXT NOT NULL, at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS forgotten_at ON forgotten (at);
 """
 
 
@@ -126,15 +129,27 @@ def connect(uri: str, database: str, create: bool) -> Tuple[sqlite3.Connection, 
             raise StoreError(f"store {uri}: cannot create {db} ({exc.strerror})") from exc
     elif os.path.isdir(db):
         raise StoreError(f"store {uri} is damaged: {db} is a directory, not a database file")
-    try:
-        conn = sqlite3.connect(db, timeout=30.0, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 30000")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode.lower() != "wal":  # pragma: no cover - a filesystem without shared memory
-            conn.execute("PRAGMA journal_mode = DELETE")
-        conn.execute("PRAGMA synchronous = NORMAL")
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"store {uri} is damaged or not a tgsync store ({exc})") from None
+    deadline = time.monotonic() + 30.0
+    while True:
+        conn = None
+        try:
+            conn = sqlite3.connect(db, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            # switching a new file to WAL can answer "locked" at once, without waiting, while
+            # another process does the same: two commands opening one new store at once retry
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":  # pragma: no cover - a filesystem without shared memory
+                conn.execute("PRAGMA journal_mode = DELETE")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if conn is not None:
+                conn.close()
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise StoreError(f"store {uri} is busy or damaged ({exc})") from None
+            time.sleep(0.05)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"store {uri} is damaged or not a tgsync store ({exc})") from None
     _init(conn, uri, create)
     return conn, threading.RLock(), uri, True
 

@@ -1,0 +1,281 @@
+"""The spool file: events (and last_seen notes) that must outlive this process, one JSON per line.
+
+Why it is written this way: the spool is the only copy of what it holds. So
+- it is owner-only (0600): it holds people's names and ids;
+- every append is fsynced, and so is the directory when the file is created or replaced, so a
+  power loss after `append` returns keeps the line;
+- a rewrite goes through a temporary file and `os.replace`, never truncating in place: a crash
+  leaves either the old or the new spool, whole;
+- every change (append, rewrite, `forget`'s scrub) holds an exclusive flock on `<spool>.lock`,
+  so `forget` scrubbing the spool of a running `serve` cannot lose a line `serve` appends;
+- reading never raises on content: a line that cannot be read (invalid UTF-8, not JSON, nested
+  too deep, a number too long, not an event) is moved to `<spool>.bad` with its line number, and
+  only then is the spool rewritten without it. Nothing is ever dropped, and a damaged line is
+  reported once, not at every start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Tuple
+
+from tgsync_cli.sources.botapi import parse_json_line
+
+log = logging.getLogger("tgsync.spool")
+
+SEEN_TYPE = "LastSeen"
+MAX_LINE_ERROR = 120
+
+
+class SeenNote(NamedTuple):
+    """A buffered last_seen (club, member, time): spooled like an event, merged on replay."""
+
+    club_id: str
+    telegram_id: int
+    at: datetime
+
+
+def seen_docs(seen: Dict[Tuple[str, int], datetime]) -> List[dict]:
+    return [{"type": SEEN_TYPE, "club_id": cid, "telegram_id": tid, "at": at.isoformat()}
+            for (cid, tid), at in seen.items()]
+
+
+def merge_seen(target: Dict[Tuple[str, int], datetime], note: SeenNote) -> None:
+    key = (note.club_id, note.telegram_id)
+    prev = target.get(key)
+    if prev is None or note.at > prev:
+        target[key] = note.at
+
+
+def decode_doc(doc: Any, event_from_dict: Callable[[Any], Any]) -> Any:
+    """A spooled dict → an event, or a SeenNote. Raises on anything else."""
+    if isinstance(doc, dict) and doc.get("type") == SEEN_TYPE:
+        tid = doc["telegram_id"]
+        if not isinstance(doc["club_id"], str) or isinstance(tid, bool) or not isinstance(tid, int):
+            raise ValueError("LastSeen needs a club_id string and an integer telegram_id")
+        return SeenNote(doc["club_id"], tid, datetime.fromisoformat(doc["at"]))
+    if not isinstance(doc, dict):
+        raise ValueError("not an object")
+    return event_from_dict(doc)
+
+
+def lines_of(raw: bytes) -> List[bytes]:
+    """Lines split on b"\n" only, each keeping it (bytes.splitlines also splits on a bare \r,
+    which a damaged line may hold: line numbers would then disagree with `wc -l` and editors)."""
+    parts = raw.split(b"\n")
+    lines = [part + b"\n" for part in parts[:-1]]
+    if parts[-1]:  # a last line without its newline (a write cut short)
+        lines.append(parts[-1])
+    return lines
+
+
+def loads_line(raw: bytes) -> Any:
+    """One spool line → JSON value, bounded (InputError for anything unreadable)."""
+    return parse_json_line(raw)
+
+
+_LOCKS: Dict[str, list] = {}  # lock path -> [thread lock, fd, depth]: re-entrant in a process
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def _flocked(spool_path: Path):
+    """Exclusive across processes (flock) and threads; re-entrant for the holding thread."""
+    key = str(spool_path.with_name(spool_path.name + ".lock"))
+    with _LOCKS_GUARD:
+        entry = _LOCKS.setdefault(key, [threading.RLock(), None, 0])
+    with entry[0]:
+        if entry[2] == 0:
+            spool_path.parent.mkdir(parents=True, exist_ok=True)
+            if entry[1] is None:
+                entry[1] = os.open(key, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(entry[1], fcntl.LOCK_EX)
+        entry[2] += 1
+        try:
+            yield
+        finally:
+            entry[2] -= 1
+            if entry[2] == 0:
+                fcntl.flock(entry[1], fcntl.LOCK_UN)
+
+
+class Spool:
+    def __init__(self, path: os.PathLike | str):
+        self.path = Path(path)
+        self.bad_path = self.path.with_name(self.path.name + ".bad")
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    # -- writing ------------------------------------------------------------------------------
+    def append(self, docs: Iterable[dict]) -> int:
+        with _flocked(self.path):
+            return self._append(docs)
+
+    def _append(self, docs: Iterable[dict]) -> int:
+        data = "".join(json.dumps(d) + "\n" for d in docs).encode("utf-8")
+        if not data:
+            return 0
+        created = not self.path.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_dir(self.path.parent)
+        return data.count(b"\n")
+
+    def rewrite(self, docs: Iterable[dict]) -> int:
+        """Replace the spool with exactly `docs` (atomically); no docs removes the file."""
+        return self.rewrite_raw([(json.dumps(d) + "\n").encode("utf-8") for d in docs])
+
+    def rewrite_raw(self, lines: List[bytes]) -> int:
+        with _flocked(self.path):
+            return self._rewrite_raw(lines)
+
+    def _rewrite_raw(self, lines: List[bytes]) -> int:
+        if not lines:
+            if self.path.exists():
+                self.path.unlink()
+                _fsync_dir(self.path.parent)
+            return 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            _write_all(fd, b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
+        return len(lines)
+
+    # -- reading ------------------------------------------------------------------------------
+    def load(self, event_from_dict: Callable[[Any], Any]) -> Tuple[List[Any], int]:
+        """(items in order, how many lines went to .bad). Never raises on the file's content."""
+        with _flocked(self.path):
+            return self._load(event_from_dict)
+
+    def _load(self, event_from_dict: Callable[[Any], Any]) -> Tuple[List[Any], int]:
+        if not self.path.exists():
+            return [], 0
+        raw = self.path.read_bytes()
+        items, good, bad = [], [], []
+        for n, line in enumerate(lines_of(raw), 1):
+            if not line.strip():
+                continue
+            try:
+                items.append(decode_doc(loads_line(line[:-1] if line.endswith(b"\n") else line),
+                                        event_from_dict))
+                good.append(line)
+            except Exception as exc:  # whatever is wrong with the line, it is kept, not fatal
+                reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:MAX_LINE_ERROR]
+                log.error("%s:%d: not a spooled event, kept in %s (%s)", self.path, n,
+                          self.bad_path.name, reason)
+                bad.append((n, line))
+        if bad:
+            self.keep_bad(bad)
+            self.rewrite_raw(good)  # only after .bad holds them: nothing is ever lost
+        return items, len(bad)
+
+    def keep_bad(self, bad: List[Tuple[int, bytes]]) -> None:
+        """Append lines to `.bad`, each prefixed with its line number and a tab."""
+        created = not self.bad_path.exists()
+        self.bad_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.bad_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            _write_all(fd, b"".join(b"%d\t" % n + (line if line.endswith(b"\n") else line + b"\n")
+                                    for n, line in bad))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_dir(self.bad_path.parent)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on a directory; the file itself was synced
+        pass
+    finally:
+        os.close(fd)
+
+
+def names_person(doc: Any, telegram_id: int) -> bool:
+    """Whether a spooled event (as a dict) carries this person anywhere (`forget`)."""
+    if isinstance(doc, dict):
+        if doc.get("type") == SEEN_TYPE and doc.get("telegram_id") == telegram_id:
+            return True
+        if doc.get("id") == telegram_id and "is_bot" in doc:  # a Person
+            return True
+        return any(names_person(v, telegram_id) for v in doc.values())
+    if isinstance(doc, list):
+        return any(names_person(v, telegram_id) for v in doc)
+    return False
+
+
+def line_mentions(line: bytes, telegram_id: int) -> bool:
+    """For lines that are not readable JSON (`.bad`): the id as a whole number anywhere."""
+    return re.search(rb"(?<![0-9])%d(?![0-9])" % telegram_id, line) is not None
+
+
+def scrub(path: os.PathLike | str, telegram_id: int) -> int:
+    """Drop every line of the spool and of its `.bad` naming one person. A line that cannot be
+    read is dropped when the id appears in it as a number; never raises on content."""
+    sp = Spool(path)
+    with _flocked(sp.path):
+        return _scrub(sp, telegram_id)
+
+
+def _scrub(sp: Spool, telegram_id: int) -> int:
+    dropped = 0
+    for target, readable in ((sp.path, True), (sp.bad_path, False)):
+        if not target.exists():
+            continue
+        kept, before = [], 0
+        for line in lines_of(target.read_bytes()):
+            if not line.strip():
+                continue
+            before += 1
+            hit = None
+            if readable:
+                try:
+                    hit = names_person(loads_line(line.rstrip(b"\n")), telegram_id)
+                except Exception:
+                    hit = None
+            if hit is None:
+                hit = line_mentions(line, telegram_id)
+            if hit:
+                dropped += 1
+            else:
+                kept.append(line)
+        if len(kept) != before:
+            Spool(target)._rewrite_raw(kept)  # .bad is only written under the spool lock
+    return dropped
+
