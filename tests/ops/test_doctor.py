@@ -67,8 +67,10 @@ def test_a_member_bot_learns_which_routes_need_admin_rights(tmp_path, monkeypatc
     assert checks["store indexes"]["level"] == "ok"
     admin = checks[f"club Sunday Long Run ({CHAT})"]
     member = checks["club Trail Crew (-1002)"]
-    assert admin["level"] == "ok" and "live routes: 1, 2, 3, 4, 5, 6" in admin["detail"]
-    assert member["level"] == "warn" and "live routes: 1, 2, 5" in member["detail"]
+    assert admin["level"] == "ok" and ("works here: admin import (1), registration button (2), join/leave events (3), "
+                                         "message activity (4), service messages (5), roster import (6)") in admin["detail"]
+    assert member["level"] == "warn" and ("works here: admin import (1), registration button (2), "
+                                          "service messages (5)") in member["detail"]
     assert "promote" in member["fix"]
 
 

@@ -156,13 +156,22 @@ def _telegram_checks(settings: Settings, store: Optional[Store], factory: Gatewa
 
 def _privacy_check(privacy: Optional[bool]) -> Check:
     if privacy is False:
-        return Check("privacy mode", "ok", "off: every group message reaches the bot (route 4 live everywhere)")
+        return Check("privacy mode", "ok", "off: every group message reaches the bot (message activity works everywhere)")
     if privacy is True:
-        return Check("privacy mode", "warn", "on: route 4 (message activity) only where the bot is admin",
+        return Check("privacy mode", "warn", "on: message activity is seen only where the bot is admin",
                      "@BotFather → /setprivacy → Disable, then remove and re-add the bot to each group")
     return Check("privacy mode", "warn",
-                 "cannot be read by a bot over MTProto: route 4 is certain only where the bot is admin",
-                 "check in @BotFather → /mybots → Bot Settings → Group Privacy (turn off for route 4)")
+                 "cannot be read by a bot over MTProto: message activity is certain only where the bot is admin",
+                 "check in @BotFather → /mybots → Bot Settings → Group Privacy (turn it off to see every message)")
+
+
+ROUTE_NAMES = {1: "admin import", 2: "registration button", 3: "join/leave events", 4: "message activity",
+               5: "service messages", 6: "roster import"}
+
+
+def routes_in_words(routes: List[int]) -> str:
+    """What works, in words an operator knows (the numbers are SPEC §1's, for the curious)."""
+    return ", ".join(f"{ROUTE_NAMES[r]} ({r})" for r in routes)
 
 
 def live_routes(in_group: bool, admin: bool, privacy: Optional[bool]) -> List[int]:
@@ -192,18 +201,18 @@ def _club_checks(store: Store, gw, me) -> List[Check]:
                              "run doctor again later; if it persists, re-add the bot"))
             continue
         admin = in_group and state.status in ("creator", "administrator")
-        routes = ", ".join(str(r) for r in live_routes(in_group, admin, me.privacy_mode))
+        routes = routes_in_words(live_routes(in_group, admin, me.privacy_mode))
         stored = (doc.get("sync") or {}).get("bot_is_admin")
         stale = "" if bool(stored) == admin else "; the store's sync.bot_is_admin is out of date"
         if not in_group:
-            out.append(Check(label, "fail", f"the bot is not in the group; live routes: {routes}{stale}",
+            out.append(Check(label, "fail", f"the bot is not in the group; works here: {routes}{stale}",
                              "add the bot back to the group as an admin"))
         elif not admin:
-            out.append(Check(label, "warn", f"bot is a member, not admin; live routes: {routes}{stale}",
-                             "promote the bot to admin for routes 3 and 6 (and 4 with privacy on)"))
+            out.append(Check(label, "warn", f"bot is a member, not admin; works here: {routes}{stale}",
+                             "promote the bot to admin for join/leave events and roster import (and message activity with privacy on)"))
         else:
             out.append(Check(label, "ok" if not stale else "warn",
-                             f"bot is admin; live routes: {routes}{stale}",
+                             f"bot is admin; works here: {routes}{stale}",
                              "run `tgsync reconcile --all` to refresh sync.*" if stale else ""))
     return out
 

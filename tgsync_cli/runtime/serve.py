@@ -70,7 +70,7 @@ class StartupReport:
         where = (f"; clubs where the bot is not an admin: "
                  + ", ".join(f"{c.name or c.chat_id} ({c.chat_id})" for c in not_admin)) if not_admin else ""
         state = "on" if self.privacy_mode else "unknown"
-        return (f"privacy mode is {state}: route 4 (message activity) only sees group messages where "
+        return (f"privacy mode is {state}: message activity (route 4) only sees group messages where "
                 "the bot is an admin, or everywhere once privacy mode is off (@BotFather → "
                 f"/setprivacy → Disable){where}")
 
