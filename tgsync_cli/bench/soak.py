@@ -231,14 +231,33 @@ def run_process_soak(n: int, rate: float, seed: int = 1, workdir: Optional[str] 
             "lost": lost, "duplicated": dup["members"] + dup["accounts"], "resurrected": resurrected,
             "welcomes": len(chats), "welcome_clubs": len(set(chats)),
             "clubs": len(want["clubs"]), "same_as_reference": got == want,
+            "status_at_only": _status_at_only(want, got),
             "seconds": round(seconds, 1), "workdir": str(work)}
 
 
+def _without_status_at(m: Optional[dict]) -> Optional[dict]:
+    return None if m is None else {k: v for k, v in m.items() if k != "status_at"}
+
+
+def _status_at_only(want: dict, got: dict) -> int:
+    """Members equal to the reference but for status_at: the known limit of a member active by
+    messages alone whose earliest message after their last member event never reached the store
+    in the same flush as the others (a kill -9 can cut that window); status, role, source and
+    joined_at still converge. Shown apart, so a lost event is never hidden among them."""
+    have = {(c["telegram_group_id"], m["telegram_id"]): m for c in got["clubs"] for m in c["members"]}
+    n = 0
+    for c in want["clubs"]:
+        for m in c["members"]:
+            g = have.get((c["telegram_group_id"], m["telegram_id"]))
+            n += g is not None and g != m and _without_status_at(g) == _without_status_at(m)
+    return n
+
+
 def _lost(want: dict, got: dict) -> int:
-    """Reference members and accounts missing or different in the soaked store."""
+    """Reference members and accounts missing or different in the soaked store (status_at apart)."""
     have = {(c["telegram_group_id"], m["telegram_id"]): m for c in got["clubs"] for m in c["members"]}
     n = sum(1 for c in want["clubs"] for m in c["members"]
-            if have.get((c["telegram_group_id"], m["telegram_id"])) != m)
+            if _without_status_at(have.get((c["telegram_group_id"], m["telegram_id"]))) != _without_status_at(m))
     users = {u["telegram_id"]: u for u in got["users"]}
     return n + sum(1 for u in want["users"] if users.get(u["telegram_id"]) != u)
 

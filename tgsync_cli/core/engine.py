@@ -56,6 +56,10 @@ class Engine(ClubLifecycle, MemberChanges, RosterSync, DeepLinks):
         self.notes: List[str] = []
         self.last_seen: Dict[Tuple[str, int], datetime] = {}
         self.first_seen: Dict[Tuple[str, int], datetime] = {}  # message evidence (SPEC §2 source)
+        # the earliest message since the last flush, or since a message last made the member
+        # active: what status_at is for a member active by messages alone (the store lowers it
+        # only for them, and only to a time after their last member event), in any order
+        self.active_since: Dict[Tuple[str, int], datetime] = {}
         self._versions: Dict[str, int] = {}      # club id → version read by the last start()
         self._active: Dict[str, List[int]] = {}  # club id → active ids read with that version
         self._clubs: Dict[int, ClubInfo] = {}
@@ -83,10 +87,13 @@ class Engine(ClubLifecycle, MemberChanges, RosterSync, DeepLinks):
             return 0
         seen, self.last_seen = self.last_seen, {}
         first, self.first_seen = self.first_seen, {}
+        since, self.active_since = self.active_since, {}
         try:
-            return self.store.flush_last_seen(seen, first)
+            return self.store.flush_last_seen(seen, first, since)
         except Exception:
-            for k, v in seen.items():  # nothing accepted is lost: keep for the next flush
+            for k, v in since.items():  # nothing accepted is lost: keep for the next flush
+                self.active_since[k] = min(v, self.active_since.get(k, v))
+            for k, v in seen.items():
                 self._seen(k, v)
             for k, v in first.items():
                 self._seen(k, v)
@@ -179,6 +186,11 @@ class Engine(ClubLifecycle, MemberChanges, RosterSync, DeepLinks):
             s, ACTIVE, None, ev.at, "message_activity", strictly_newer=True))
         if out.status == ACTIVE:
             self.cache.add(info.club_id, s.id)
+            since = self.active_since.get(key)
+            if out.status_applied or since is None or ev.at < since:
+                # this message made them active (later ones count from it), or is evidence of it
+                # (the store only lets it lower status_at for someone active by messages alone)
+                self.active_since[key] = ev.at
             self._seen(key, ev.at)
         elif out.created:
             self._seen(key, ev.at)
@@ -190,6 +202,9 @@ class Engine(ClubLifecycle, MemberChanges, RosterSync, DeepLinks):
         first = self.first_seen.get(key)
         if first is None or at < first:
             self.first_seen[key] = at
+        since = self.active_since.get(key)
+        if since is None or at < since:
+            self.active_since[key] = at
 
 
 

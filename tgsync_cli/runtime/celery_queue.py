@@ -40,7 +40,7 @@ from tgsync_cli.core.errors import (
 from tgsync_cli.core.events import MessageSeen
 from tgsync_cli.runtime.config import Settings, load_settings
 from tgsync_cli.runtime.pipeline import is_race
-from tgsync_cli.runtime.spool import SeenNote, Spool, merge_seen, seen_docs
+from tgsync_cli.runtime.spool import SeenNote, Spool, merge_note, seen_docs
 
 log = logging.getLogger("tgsync.queue")
 
@@ -328,7 +328,7 @@ class CeleryPipeline:
             for item in items:
                 if isinstance(item, SeenNote):
                     with self._lock:
-                        merge_seen(self.engine.last_seen, item)
+                        merge_note(self.engine, item)
                     left.append(item)  # until the store has it
                     continue
                 if down:  # one failure is enough: the broker is down, keep the rest as it is

@@ -88,7 +88,7 @@ class ForgetWatch:
                 self._recent[tid] = at
 
     def _drop_person(self, tid: int, erase_again: bool) -> None:
-        for buffered in (self.engine.last_seen, self.engine.first_seen):  # newest and earliest message
+        for buffered in (self.engine.last_seen, self.engine.first_seen, self.engine.active_since):
             for key in [k for k in buffered if k[1] == tid]:
                 del buffered[key]
         for info in self.engine.clubs():

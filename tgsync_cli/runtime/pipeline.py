@@ -40,14 +40,13 @@ import logging
 import queue
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Deque, Dict, List, Optional
 
 from tgsync_cli.core.codec import from_dict, to_dict
 from tgsync_cli.core.errors import StoreUnavailable, TgsyncError
 from tgsync_cli.runtime.forget_watch import ForgetWatch, people_of  # noqa: F401 (re-exported)
-from tgsync_cli.runtime.spool import SeenNote, Spool, merge_seen, scrub, seen_docs
+from tgsync_cli.runtime.spool import SeenNote, Spool, engine_seen, engine_seen_docs, merge_note, scrub
 
 log = logging.getLogger("tgsync.pipeline")
 SPOOL_NAME = "pending-events.jsonl"  # in the session directory: private and per bot
@@ -78,7 +77,7 @@ class Pipeline(ForgetWatch):
         self._parked: List[Any] = []  # events that kept failing: spooled, retried next start
         self._flush_seconds = flush_seconds
         self._checkpoint_seconds = checkpoint_seconds
-        self._checkpointed: Dict[Any, datetime] = {}  # last_seen already in the spool file
+        self._checkpointed: Dict[Any, tuple] = {}  # last_seen (and first/since) already spooled
         self._forget_poll_seconds = forget_poll_seconds
         self._init_forget_watch()
         self._spool = Spool(spool_path) if spool_path else None
@@ -270,11 +269,11 @@ class Pipeline(ForgetWatch):
         if self._spool is None:
             return
         done = self.done
-        changed = {k: v for k, v in self.engine.last_seen.items() if self._checkpointed.get(k) != v}
+        changed = {k: v for k, v in engine_seen(self.engine).items() if self._checkpointed.get(k) != v}
         if changed:
             try:
                 with self._spool_lock:
-                    self._spool.append(seen_docs(changed))
+                    self._spool.append(engine_seen_docs(self.engine, changed))
             except OSError as exc:
                 log.error("last_seen checkpoint not written to %s: %s", self._spool.path, exc)
                 return
@@ -290,9 +289,9 @@ class Pipeline(ForgetWatch):
                 self._checkpointed = {}
                 return
             docs = [to_dict(e) for e in list(self._replay) + self._parked]
-            docs += seen_docs(self.engine.last_seen)
+            docs += engine_seen_docs(self.engine)
             self._spool.rewrite(docs)
-            self._checkpointed = dict(self.engine.last_seen)
+            self._checkpointed = engine_seen(self.engine)
 
     def _write_spool(self) -> int:
         """Everything not applied, in order: the head, the rest of the replay, the queue, the
@@ -318,7 +317,7 @@ class Pipeline(ForgetWatch):
                 docs.append(to_dict(item))
             except Exception:
                 log.error("%r is not an event and cannot be spooled", type(item).__name__)
-        seen = seen_docs(self.engine.last_seen)
+        seen = engine_seen_docs(self.engine)
         if self._spool is None:
             if docs or seen:
                 log.error("%d events and %d last_seen pending at shutdown and no spool file "
@@ -347,10 +346,10 @@ class Pipeline(ForgetWatch):
             items, self.bad_lines = self._spool.load(from_dict)
         for item in items:
             if isinstance(item, SeenNote):
-                merge_seen(self.engine.last_seen, item)
+                merge_note(self.engine, item)
             else:
                 self._replay.append(item)
-        self._checkpointed = dict(self.engine.last_seen)
+        self._checkpointed = engine_seen(self.engine)
         return len(self._replay)
 
 

@@ -25,7 +25,7 @@ import re
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Tuple
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from tgsync_cli.sources.botapi import parse_json_line
 
@@ -36,16 +36,47 @@ MAX_LINE_ERROR = 120
 
 
 class SeenNote(NamedTuple):
-    """A buffered last_seen (club, member, time): spooled like an event, merged on replay."""
+    """A buffered last_seen (club, member, time): spooled like an event, merged on replay. With
+    the earliest message (`first`, for joined_at) and the earliest since a message made them
+    active (`since`, for status_at), when the engine holds those too."""
 
     club_id: str
     telegram_id: int
     at: datetime
+    first: Optional[datetime] = None
+    since: Optional[datetime] = None
 
 
-def seen_docs(seen: Dict[Tuple[str, int], datetime]) -> List[dict]:
-    return [{"type": SEEN_TYPE, "club_id": cid, "telegram_id": tid, "at": at.isoformat()}
-            for (cid, tid), at in seen.items()]
+def seen_docs(seen: Dict[Tuple[str, int], datetime], first: Optional[Dict] = None,
+              since: Optional[Dict] = None) -> List[dict]:
+    docs = []
+    for key, at in seen.items():
+        doc = {"type": SEEN_TYPE, "club_id": key[0], "telegram_id": key[1], "at": at.isoformat()}
+        for name, values in (("first", first), ("since", since)):
+            if values and values.get(key) is not None:
+                doc[name] = values[key].isoformat()
+        docs.append(doc)
+    return docs
+
+
+def engine_seen(engine) -> Dict[Tuple[str, int], tuple]:
+    """What a checkpoint holds per member: (newest, earliest, earliest since active)."""
+    first, since = engine.first_seen, engine.active_since
+    return {k: (at, first.get(k), since.get(k)) for k, at in engine.last_seen.items()}
+
+
+def engine_seen_docs(engine, keys=None) -> List[dict]:
+    seen = engine.last_seen if keys is None else {k: engine.last_seen[k] for k in keys if k in engine.last_seen}
+    return seen_docs(seen, engine.first_seen, engine.active_since)
+
+
+def merge_note(engine, note: "SeenNote") -> None:
+    """A spooled note back into the engine's buffers: newest stays newest, earliest earliest."""
+    merge_seen(engine.last_seen, note)
+    key = (note.club_id, note.telegram_id)
+    for values, at in ((engine.first_seen, note.first), (engine.active_since, note.since)):
+        if at is not None and (values.get(key) is None or at < values[key]):
+            values[key] = at
 
 
 def merge_seen(target: Dict[Tuple[str, int], datetime], note: SeenNote) -> None:
@@ -61,7 +92,8 @@ def decode_doc(doc: Any, event_from_dict: Callable[[Any], Any]) -> Any:
         tid = doc["telegram_id"]
         if not isinstance(doc["club_id"], str) or isinstance(tid, bool) or not isinstance(tid, int):
             raise ValueError("LastSeen needs a club_id string and an integer telegram_id")
-        return SeenNote(doc["club_id"], tid, datetime.fromisoformat(doc["at"]))
+        opt = {k: datetime.fromisoformat(doc[k]) for k in ("first", "since") if isinstance(doc.get(k), str)}
+        return SeenNote(doc["club_id"], tid, datetime.fromisoformat(doc["at"]), **opt)
     if not isinstance(doc, dict):
         raise ValueError("not an object")
     return event_from_dict(doc)

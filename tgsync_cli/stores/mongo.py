@@ -346,8 +346,11 @@ class MongoStore(MongoInsights, Counted):
         return outs  # type: ignore[return-value]
 
     def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
-                        first_seen: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
-        """One bulk write, one guarded update per member that wrote: never backwards."""
+                        first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
+                        active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
+        """One bulk write, one guarded update per member that wrote: never backwards.
+        (`active_since` is not used here yet: status_at may stay at the first message that
+        reached MongoDB rather than the earliest one, see the SQLite flush.)"""
         ops = [({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid, "$or": [
                     {"last_seen": {"$lt": at}}, {"last_seen": None}]}}},
                 {"$set": {"members.$.last_seen": at}}, False) for (cid, tid), at in seen.items()]

@@ -96,7 +96,8 @@ class SqliteMembers:
             return outs
 
     def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
-                        first_seen: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
+                        first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
+                        active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
         """One transaction, one indexed update per member that wrote: O(members changed), never
         backwards. `first_seen` is message evidence for `source`/`joined_at` (SPEC §2)."""
         if not seen and not first_seen:
@@ -132,10 +133,11 @@ class SqliteMembers:
                         " AND source IN ('service_message', 'member_import', 'history_import')))")
             # a member active by messages alone is active since the earliest one, and proven
             # present until the newest: whichever reached the store first (SPEC §2, any order)
-            cur.execute(f"UPDATE memberships SET status_at = {first}"
-                        " WHERE (club_id, telegram_id) IN (SELECT club_id, telegram_id FROM flush_keys)"
-                        f" AND status = 'active' AND status_at > {first}"
-                        f" AND (hard_at IS NULL OR (status_at > hard_at AND {first} > hard_at))")
+            if active_since:
+                cur.executemany("UPDATE memberships SET status_at = ? WHERE club_id = ? AND telegram_id = ?"
+                                " AND status = 'active' AND status_at > ?"
+                                " AND (hard_at IS NULL OR (status_at > hard_at AND ? > hard_at))",
+                                [(dt_in(at), cid, tid, dt_in(at), dt_in(at)) for (cid, tid), at in active_since.items()])
             last = key.format(col="last")
             cur.execute(f"UPDATE memberships SET proof_at = {last}"
                         " WHERE (club_id, telegram_id) IN (SELECT club_id, telegram_id FROM flush_keys"
