@@ -61,9 +61,7 @@ class SimClock:
 
 def sim_cache(clock: SimClock, ttl: float) -> MemoryMemberCache:
     """Our in-process cache, its TTL running on simulated time."""
-    c = MemoryMemberCache(ttl_seconds=ttl)
-    c._c = TTLCache(maxsize=1_000_000, ttl=ttl, timer=clock)
-    return c
+    return MemoryMemberCache(ttl_seconds=ttl, clock=clock)
 
 
 # -- side A: our engine ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ The protocol is tiny so the Redis implementation (scale-out) can share it. Keys 
 from __future__ import annotations
 
 from time import monotonic
-from typing import Dict, Iterable, Protocol, Tuple
+from typing import Callable, Dict, Iterable, Protocol, Tuple
 
 Key = Tuple[str, int]
 
@@ -30,27 +30,29 @@ class MemoryMemberCache:
     take about a second). The TTL is a safety net: every change the engine makes updates the
     cache at once; expiry only bounds how long another process's change can go unseen."""
 
-    def __init__(self, ttl_seconds: float = 3600.0, maxsize: int = 1_000_000):
+    def __init__(self, ttl_seconds: float = 3600.0, maxsize: int = 1_000_000,
+                 clock: Callable[[], float] = monotonic):
+        self._now = clock  # a simulated clock in the benchmark
         self._ttl = ttl_seconds
         self._max = maxsize
         self._c: Dict[Key, float] = {}
 
     def is_active(self, club_id: str, telegram_id: int) -> bool:
         exp = self._c.get((club_id, telegram_id))
-        return exp is not None and exp > monotonic()
+        return exp is not None and exp > self._now()
 
     def add(self, club_id: str, telegram_id: int) -> None:
         if len(self._c) >= self._max:
             self._drop_expired()
             if len(self._c) >= self._max:
                 return  # full of live entries: this one is simply read from the store next time
-        self._c[(club_id, telegram_id)] = monotonic() + self._ttl
+        self._c[(club_id, telegram_id)] = self._now() + self._ttl
 
     def evict(self, club_id: str, telegram_id: int) -> None:
         self._c.pop((club_id, telegram_id), None)
 
     def warm(self, pairs: Iterable[Key]) -> None:
-        self._c.update(dict.fromkeys(pairs, monotonic() + self._ttl))
+        self._c.update(dict.fromkeys(pairs, self._now() + self._ttl))
         if len(self._c) > self._max:
             self._drop_expired()
 
@@ -58,9 +60,9 @@ class MemoryMemberCache:
         self._c.clear()
 
     def _drop_expired(self) -> None:
-        now = monotonic()
+        now = self._now()
         self._c = {k: e for k, e in self._c.items() if e > now}
 
     def __len__(self) -> int:
-        now = monotonic()
+        now = self._now()
         return sum(1 for e in self._c.values() if e > now)

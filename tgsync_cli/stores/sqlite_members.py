@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.store import Observation, Outcome, decide
-from tgsync_cli.core.insights import activity_rows
+from tgsync_cli.core.insights import iso_week
 from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, dt_in, dt_out
 
 _TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at")
@@ -102,48 +102,56 @@ class SqliteMembers:
         backwards. `first_seen` is message evidence for `source`/`joined_at` (SPEC §2)."""
         if not seen and not first_seen:
             return 0
-        first_seen = first_seen or {}
-        rows = []
-        for (cid, tid), at in seen.items():
-            last = dt_in(at)
-            first = first_seen.get((cid, tid))
-            rows.append((cid, tid, last if first is None or first == at else dt_in(first), last))
-        rows += [(cid, tid, dt_in(at), None) for (cid, tid), at in first_seen.items() if (cid, tid) not in seen]
+        first_seen, active_since = first_seen or {}, active_since or {}
+        rows, weeks = [], {}
+
+        def week(at):  # a flush holds a few days at most: one isocalendar per day, not per member
+            if at is None:
+                return None
+            d = at.date()
+            w = weeks.get(d)
+            if w is None:
+                w = weeks[d] = iso_week(at)
+            return w
+
+        for key in set(seen) | set(first_seen):
+            last, first, since = seen.get(key), first_seen.get(key), active_since.get(key)
+            wl, wf = week(last), week(first)
+            rows.append((key[0], key[1], dt_in(first), dt_in(last), dt_in(since),
+                         None if wf == wl else wf, wl))
         with self._tx("flush_last_seen") as cur:
-            # the batch goes into a temporary table, then a few set-based updates join it to
-            # memberships by primary key: per member one insert, not three statements
-            cur.execute("CREATE TEMP TABLE IF NOT EXISTS flush_keys (club_id TEXT, telegram_id INTEGER,"
-                        " first TEXT, last TEXT, PRIMARY KEY (club_id, telegram_id)) WITHOUT ROWID")
-            cur.execute("DELETE FROM flush_keys")
-            cur.executemany("INSERT OR REPLACE INTO flush_keys VALUES (?, ?, ?, ?)", rows)
+            # the batch goes into a temporary table, then set-based statements join it to
+            # memberships by primary key: per member one insert, whatever the club's size
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS flush_batch (club_id TEXT, telegram_id INTEGER,"
+                        " first TEXT, last TEXT, since TEXT, wk_first TEXT, wk_last TEXT,"
+                        " PRIMARY KEY (club_id, telegram_id)) WITHOUT ROWID")
+            cur.execute("DELETE FROM flush_batch")
+            cur.executemany("INSERT INTO flush_batch VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             # who wrote in which ISO week (stats' active writers): ids per week, nothing more
-            cur.executemany("INSERT OR IGNORE INTO activity (club_id, week, telegram_id) VALUES (?, ?, ?)",
-                            activity_rows(seen, first_seen))
-            # (written so SQLite walks the batch and probes memberships by key, never the reverse)
-            key = ("(SELECT {col} FROM flush_keys k WHERE k.club_id = memberships.club_id"
-                   " AND k.telegram_id = memberships.telegram_id)")
-            cur.execute(f"UPDATE memberships SET last_seen = {key.format(col='last')}"
-                        " WHERE (club_id, telegram_id) IN (SELECT club_id, telegram_id FROM flush_keys"
-                        " WHERE last IS NOT NULL) AND (last_seen IS NULL OR last_seen < "
-                        f"{key.format(col='last')})")
-            first = key.format(col="first")
-            cur.execute(f"UPDATE memberships SET joined_at = {first}, source = 'message_activity'"
-                        " WHERE (club_id, telegram_id) IN (SELECT club_id, telegram_id FROM flush_keys)"
-                        f" AND (joined_at IS NULL OR joined_at > {first} OR (joined_at = {first}"
-                        " AND source IN ('service_message', 'member_import', 'history_import')))")
-            # a member active by messages alone is active since the earliest one, and proven
-            # present until the newest: whichever reached the store first (SPEC §2, any order)
-            if active_since:
-                cur.executemany("UPDATE memberships SET status_at = ? WHERE club_id = ? AND telegram_id = ?"
-                                " AND status = 'active' AND status_at > ?"
-                                " AND (hard_at IS NULL OR (status_at > hard_at AND ? > hard_at))",
-                                [(dt_in(at), cid, tid, dt_in(at), dt_in(at)) for (cid, tid), at in active_since.items()])
-            last = key.format(col="last")
-            cur.execute(f"UPDATE memberships SET proof_at = {last}"
-                        " WHERE (club_id, telegram_id) IN (SELECT club_id, telegram_id FROM flush_keys"
-                        f" WHERE last IS NOT NULL) AND (proof_at IS NULL OR proof_at < {last})")
+            cur.execute("INSERT OR IGNORE INTO activity (club_id, week, telegram_id)"
+                        " SELECT club_id, wk_last, telegram_id FROM flush_batch WHERE wk_last IS NOT NULL"
+                        " UNION ALL SELECT club_id, wk_first, telegram_id FROM flush_batch WHERE wk_first IS NOT NULL")
+            # one pass: last_seen and proof_at only forwards; joined_at/source by the earliest
+            # evidence (SPEC §2); a member active by messages alone is active since the earliest
+            # one after their last member event, whichever message reached the store first
+            earlier = ("k.first IS NOT NULL AND (m.joined_at IS NULL OR m.joined_at > k.first OR (m.joined_at = k.first"
+                       " AND m.source IN ('service_message', 'member_import', 'history_import')))")
+            cur.execute(
+                "UPDATE memberships AS m SET"
+                " last_seen = CASE WHEN k.last IS NOT NULL AND (m.last_seen IS NULL OR m.last_seen < k.last)"
+                " THEN k.last ELSE m.last_seen END,"
+                " proof_at = CASE WHEN k.last IS NOT NULL AND (m.proof_at IS NULL OR m.proof_at < k.last)"
+                " THEN k.last ELSE m.proof_at END,"
+                f" joined_at = CASE WHEN {earlier} THEN k.first ELSE m.joined_at END,"
+                f" source = CASE WHEN {earlier} THEN 'message_activity' ELSE m.source END,"
+                " status_at = CASE WHEN k.since IS NOT NULL AND m.status = 'active' AND m.status_at > k.since"
+                " AND (m.hard_at IS NULL OR (m.status_at > m.hard_at AND k.since > m.hard_at))"
+                " THEN k.since ELSE m.status_at END"
+                " FROM flush_batch AS k WHERE m.club_id = k.club_id AND m.telegram_id = k.telegram_id"
+                # (the IN makes SQLite walk the batch and probe memberships by key, never scan them)
+                " AND (m.club_id, m.telegram_id) IN (SELECT club_id, telegram_id FROM flush_batch)")
             back = cur.execute(
-                "SELECT m.club_id, m.telegram_id, k.first, k.last FROM flush_keys k CROSS JOIN memberships m"
+                "SELECT m.club_id, m.telegram_id, COALESCE(k.first, k.last), k.last FROM flush_batch k CROSS JOIN memberships m"
                 " ON m.club_id = k.club_id AND m.telegram_id = k.telegram_id WHERE k.last IS NOT NULL"
                 " AND m.status <> 'active' AND (m.hard_at IS NULL OR m.hard_at < k.last)").fetchall()
             if back:
