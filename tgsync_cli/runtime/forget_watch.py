@@ -50,6 +50,7 @@ class ForgetWatch:
         self._started_at = _utcnow()
         self._recent: Dict[int, datetime] = {}  # people applied since the last poll: newest time
         self._erase_pending: Set[int] = set()  # forgotten people to erase again (store failed)
+        self._erased_here: Set[int] = set()  # forgotten people this process erased again
 
     def _poll_forgotten(self) -> None:
         """Notes name the person by a salted hash only: the ids this process holds or applied
@@ -132,5 +133,10 @@ class ForgetWatch:
                         until = self._forgotten[tid] = noted
                         break
             if until is not None and (at is None or at <= until):
+                if tid not in self._erased_here:
+                    # another process (one killed before it polled, say) may have applied their
+                    # events after the erasure: erase once more from here, at the next poll
+                    self._erased_here.add(tid)
+                    self._erase_pending.add(tid)
                 return True
         return False
