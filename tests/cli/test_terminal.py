@@ -177,3 +177,19 @@ def test_import_history_shows_how_much_of_the_export_it_has_read(tmp_path, monke
     size_kb = f"{export.stat().st_size / 1e3:.1f}"
     assert "reading the export" in screen.getvalue()
     assert f"{size_kb}/{size_kb} kB" in screen.getvalue()  # read to the end
+
+
+def test_an_unreachable_mongodb_is_one_line_naming_the_host_and_the_cause_never_the_password(bare):
+    uri = "mongodb://tgsync:s3cret-pw@127.0.0.1:1/ayda"  # a loopback port nothing listens on
+    res = runner.invoke(app, ["clubs", "--store", uri])
+    assert res.exit_code == 1
+    line = res.stderr.strip()
+    assert "\n" not in line and "127.0.0.1:1" in line and "refused" in line.lower(), line
+    assert "s3cret-pw" not in res.output
+
+
+def test_a_malformed_srv_uri_names_the_store_and_the_cause(bare):
+    res = runner.invoke(app, ["clubs", "--store", "mongodb+srv://tgsync:s3cret-pw@"])
+    assert res.exit_code == 1
+    assert "mongodb+srv://***@" in res.stderr and "host" in res.stderr.lower()
+    assert "s3cret-pw" not in res.output

@@ -12,6 +12,7 @@ lacks array filters and current pymongo bulk ops: there bulks are applied one by
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any, Dict, Iterable, List, Optional, Tuple
@@ -48,7 +49,7 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
         except DuplicateKeyError:
             raise
         except (PyMongoError, OSError) as exc:
-            raise StoreUnavailable(f"{self.uri_label}: {name} failed ({type(exc).__name__})") from exc
+            raise StoreUnavailable(f"{self.uri_label}: {name} failed ({cause(exc)})") from exc
         self.after_call(name)
         return result
 
@@ -322,19 +323,30 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
         return missing
 
 
+def cause(exc: BaseException, limit: int = 160) -> str:
+    """The driver's reason in one bounded line, credentials scrubbed: "connection refused" says
+    more to an operator than ServerSelectionTimeoutError alone."""
+    text = " ".join(str(exc).split())
+    text = text.split(", Timeout:")[0].split(" (configured timeouts")[0]
+    text = re.sub(r"//[^@/\s]*@", "//***@", text)
+    text = text if len(text) <= limit else text[:limit - 1] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def open_mongo(uri: str, database: str, create: bool = True, client=None) -> MongoStore:
     label = redact_uri(uri)
     if client is None:
         import pymongo
 
         try:
-            client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000, connect=False)
+            client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000,
+                                         connect=False)
         except Exception as exc:
-            raise ConfigError(f"store.uri is not a valid MongoDB URI ({type(exc).__name__})") from exc
+            raise ConfigError(f"store.uri {label} is not a valid MongoDB URI ({cause(exc)})") from exc
     store = MongoStore(client[database], label, client)
     if create:
         try:
             store.ensure_indexes()
         except Exception as exc:
-            raise StoreUnavailable(f"{label}: cannot reach the database ({type(exc).__name__})") from exc
+            raise StoreUnavailable(f"{label}: cannot reach the database ({cause(exc)})") from exc
     return store
