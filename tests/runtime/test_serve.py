@@ -385,3 +385,25 @@ def test_serve_with_the_celery_queue_missing_says_so(bare, monkeypatch):
                         lambda name, *a: None if name == "tgsync_cli.runtime.celery_queue" else real(name, *a))
     result = CliRunner().invoke(app, ["serve", "--queue", "celery", "--store", "memory:"])
     assert result.exit_code == 1 and "celery queue not available" in result.stderr
+
+
+def test_after_the_connection_drops_the_bot_s_status_is_asked_again_before_the_next_update(rig, pyro):
+    """SPEC §3: a demotion missed while the connection was down is known before the next update
+    is applied, so service messages and routes are judged by the bot's real rights."""
+    r = rig.runtime
+    r.pipeline.start()
+    feed(r, "on_member_updated", pyro.bot_added())  # admin, as the store records
+    rig.tg.members[BOT] = "member"  # Telegram demotes the bot; the update never arrives
+    feed(r, "on_message", pyro.group_message(3))
+    r.pipeline.stop()
+    assert rig.store.club_by_group(SG)["sync"]["bot_is_admin"] is True  # nothing told us yet
+
+    r.pipeline = Pipeline(rig.engine, backoff=(0.001, 0.01))
+    r.pipeline.start()
+    asyncio.run(r.on_disconnect(None))  # the connection drops; pyrogram reconnects by itself
+    feed(r, "on_message", pyro.group_message(2))
+    r.pipeline.stop()
+    sync = rig.store.club_by_group(SG)["sync"]
+    assert sync["bot_is_admin"] is False and sync["bot_present"] is True
+    assert 2 in roster(rig.store)  # and the update itself was applied after the check
+    assert r.recheck_pending is False  # asked once, not before every update

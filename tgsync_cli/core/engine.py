@@ -17,6 +17,7 @@ from tgsync_cli.core.club_lifecycle import ClubLifecycle
 from tgsync_cli.core.deep_links import DeepLinks
 from tgsync_cli.core.events import (
     BotStatusChanged,
+    BotStatusRecheck,
     ChatMigrated,
     DeepLinkStart,
     MemberStatusChanged,
@@ -119,6 +120,8 @@ class Engine(ClubLifecycle, MemberChanges, RosterSync, DeepLinks):
             info = self.club(event.chat.id)
             if info is not None:
                 self.apply_roster(info, event.entries, event.at, event.source, event.complete)
+        elif kind is BotStatusRecheck:
+            self.startup_check(event.at)
         else:
             raise TypeError(f"not an event: {event!r}")
 

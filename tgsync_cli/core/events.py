@@ -104,6 +104,14 @@ class RosterEntry:
 
 
 @dataclass(frozen=True)
+class BotStatusRecheck:
+    """Ask Telegram again for the bot's own status in every club, as at start (SPEC §3): serve
+    queues it after the connection to Telegram was lost, since updates may have been missed."""
+
+    at: datetime
+
+
+@dataclass(frozen=True)
 class RosterObserved:
     """A listing of members (route 1 admins, route 6 import, reconcile) taken at `at`.
 

@@ -26,8 +26,9 @@ from typing import Callable, List, Optional
 
 from pyrogram import filters
 from pyrogram import raw
-from pyrogram.handlers import ChatMemberUpdatedHandler, MessageHandler, RawUpdateHandler
+from pyrogram.handlers import ChatMemberUpdatedHandler, DisconnectHandler, MessageHandler, RawUpdateHandler
 
+from tgsync_cli.core.events import BotStatusRecheck
 from tgsync_cli.core.engine import ClubInfo, Engine
 from tgsync_cli.core.errors import ConfigError
 from tgsync_cli.runtime.config import Settings
@@ -116,6 +117,7 @@ class Runtime:
         self.spooled = 0
         self._stop_requested = False
         self._stop = asyncio.Event()
+        self.recheck_pending = False  # the connection dropped: updates may have been missed
 
     # -- update handlers: translate, submit, return ----------------------------------------------
     async def on_message(self, client, message) -> None:
@@ -124,6 +126,15 @@ class Runtime:
     async def on_member_updated(self, client, update) -> None:
         await self._take(events_from_chat_member_updated, update)
 
+    async def on_disconnect(self, client) -> None:
+        """pyrogram reconnects by itself and fetches what it can, but a bot-status change in that
+        gap may never arrive: the bot's status in every club is asked again (SPEC §3) before the
+        next update is applied."""
+        if self.accepting and not self._stop_requested:
+            self.recheck_pending = True
+            log.warning("connection to Telegram lost: the bot's status in every club is checked "
+                        "again before the next update")
+
     async def on_raw(self, client, update, users, chats) -> None:
         if isinstance(update, raw.types.UpdateBotStopped):  # a user blocked/unblocked the bot
             await self._take(lambda u, _bot: events_from_bot_stopped(u, users), update)
@@ -131,7 +142,8 @@ class Runtime:
     def handlers(self) -> list:
         return [MessageHandler(self.on_message, MESSAGES),
                 ChatMemberUpdatedHandler(self.on_member_updated),
-                RawUpdateHandler(self.on_raw)]
+                RawUpdateHandler(self.on_raw),
+                DisconnectHandler(self.on_disconnect)]
 
     async def _take(self, translate, update) -> None:
         if not self.accepting:
@@ -143,6 +155,9 @@ class Runtime:
         except Exception as exc:  # one odd update must not take the handler down
             log.error("update not understood, skipped: %s: %s", type(exc).__name__, exc)
             return
+        if self.recheck_pending:  # the first update after a reconnect: the check goes first
+            self.recheck_pending = False
+            events = [BotStatusRecheck(utcnow()), *events]
         for event in events:
             try:
                 self.pipeline.submit(event, timeout=0)
