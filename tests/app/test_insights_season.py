@@ -128,3 +128,11 @@ def test_an_unknown_person_is_one_line(store_uri):
     res = runner.invoke(app, ["member", "424242", "--store", store_uri])
     assert res.exit_code == 1
     assert res.stderr.startswith("error: no account or membership for telegram id 424242")
+
+
+def test_the_insight_commands_never_create_a_store(tmp_path):
+    missing = tmp_path / "nowhere"
+    for args in (["history", str(NEW)], ["member", "6"], ["stats", str(NEW)]):
+        res = runner.invoke(app, [*args, "--store", f"file:{missing}"])
+        assert res.exit_code == 1 and "no store at" in res.stderr, res.output
+    assert not missing.exists()
