@@ -163,6 +163,21 @@ def test_last_seen_moves_only_forward_and_flush_carries_message_evidence(store, 
     assert m["last_seen"] == at(20) and m["source"] == "message_activity"  # a tie goes to messages
 
 
+def test_a_member_active_by_messages_alone_is_active_since_their_earliest_message(store, club):
+    """The message at 52 reached the store first; the one at 33 only the flush (hot path). A
+    member event at 40 makes the earlier message count for nothing for a second member."""
+    store.observe(club, message(5, at(52)))
+    store.observe(club, join(6, at(40)))
+    store.observe(club, message(6, at(52)))
+    store.flush_last_seen({(club, 5): at(52), (club, 6): at(52)}, {(club, 5): at(33), (club, 6): at(33)},
+                          {(club, 5): at(33), (club, 6): at(33)})
+    five, six = member(store, club, 5), member(store, club, 6)
+    assert (five["status_at"], five["joined_at"]) == (at(33), at(33))
+    # for 6 the message at 33 is the earliest evidence (source, joined_at), but their status
+    # stands since the member event at 40
+    assert (six["status_at"], six["joined_at"], six["source"]) == (at(40), at(33), "message_activity")
+
+
 def test_forget_erases_the_person_everywhere_and_nobody_else(store, club):
     uid = store.upsert_user(person(1), at(0))
     store.create_club(-1006, "Founded by Asel", uid, {})

@@ -131,12 +131,22 @@ class MongoMembers:
     def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
                         first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
                         active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
-        """One bulk write, one guarded update per member that wrote: never backwards.
-        (`active_since` is not used here yet: status_at may stay at the first message that
-        reached MongoDB rather than the earliest one, see the SQLite flush.)"""
+        """One bulk write, a few guarded updates per member that wrote: never backwards. The same
+        rules as the SQLite flush: last_seen and proof_at forwards, joined_at/source by the earliest
+        evidence, and status_at of a member active by messages alone lowered to `active_since`
+        when that is after their last member event (status_at > since > hard_at also says the
+        member is active by messages alone, so no field is compared with another)."""
         ops = [({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid, "$or": [
                     {"last_seen": {"$lt": at}}, {"last_seen": None}]}}},
                 {"$set": {"members.$.last_seen": at}}, False) for (cid, tid), at in seen.items()]
+        ops += [({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid, "$or": [
+                    {"proof_at": {"$lt": at}}, {"proof_at": None}]}}},
+                 {"$set": {"members.$.proof_at": at}}, False) for (cid, tid), at in seen.items()]
+        ops += [({"_id": cid, "members": {"$elemMatch": {
+                    "telegram_id": tid, "status": "active", "status_at": {"$gt": since},
+                    "$or": [{"hard_at": None}, {"hard_at": {"$lt": since}}]}}},
+                 {"$set": {"members.$.status_at": since}}, False)
+                for (cid, tid), since in (active_since or {}).items()]
         for (cid, tid), at in (first_seen or {}).items():
             ops.append(({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid, "$or": [
                 {"joined_at": {"$gt": at}}, {"joined_at": None},
