@@ -34,11 +34,8 @@ def leaky_make_client(api_id, api_hash, bot_token, session_dir, **kw):
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    for name in list(os.environ):
-        if name.startswith("TGSYNC_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+def env(bare, monkeypatch):
+    tmp_path = bare  # an empty directory, no TGSYNC_* variables
     monkeypatch.setattr("tgsync_cli.runtime.live.make_client", leaky_make_client)
     monkeypatch.setattr("tgsync_cli.runtime.serve.make_client", leaky_make_client)
     records = []

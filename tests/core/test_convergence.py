@@ -51,17 +51,23 @@ events_strategy = st.lists(
                 for i, (u, s, b) in enumerate(xs)])
 
 
+def in_order_and_shuffled(events, data, max_dupes):
+    """Two fresh engines: one given the events in order, one a permutation plus duplicates."""
+    ordered = fresh_engine()
+    for e in events:
+        ordered[1].handle(e)
+    shuffled = data.draw(st.permutations(events))
+    dupes = data.draw(st.lists(st.sampled_from(events), max_size=max_dupes))
+    other = fresh_engine()
+    for e in list(shuffled) + dupes:
+        other[1].handle(e)
+    return ordered, other
+
+
 @settings(max_examples=150, deadline=None)
 @given(events=events_strategy, data=st.data())
 def test_any_permutation_or_duplication_ends_in_the_same_roster(events, data):
-    store_a, engine_a = fresh_engine()
-    for e in events:
-        engine_a.handle(e)
-    shuffled = data.draw(st.permutations(events))
-    dupes = data.draw(st.lists(st.sampled_from(events), max_size=6))
-    store_b, engine_b = fresh_engine()
-    for e in list(shuffled) + dupes:
-        engine_b.handle(e)
+    (store_a, _), (store_b, _) = in_order_and_shuffled(events, data, max_dupes=6)
     assert roster(store_a) == roster(store_b)
 
 
@@ -105,14 +111,7 @@ whole_strategy = st.lists(_one, min_size=1, max_size=10).map(lambda xs: [
 def test_any_permutation_ends_in_the_same_member_documents(events, data):
     """SPEC §2: any order, any duplicates → the same documents, every field but last_seen:
     `source` and `joined_at` are the earliest evidence's, whatever arrived first."""
-    store_a, engine_a = fresh_engine()
-    for e in events:
-        engine_a.handle(e)
-    shuffled = data.draw(st.permutations(events))
-    dupes = data.draw(st.lists(st.sampled_from(events), max_size=4))
-    store_b, engine_b = fresh_engine()
-    for e in list(shuffled) + dupes:
-        engine_b.handle(e)
+    (store_a, engine_a), (store_b, engine_b) = in_order_and_shuffled(events, data, max_dupes=4)
     engine_a.flush(), engine_b.flush()  # messages on the hot path reach the store with the flush
     assert member_documents(store_a) == member_documents(store_b)
 

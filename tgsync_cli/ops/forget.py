@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 
 from tgsync_cli.core.errors import InputError, TgsyncError
 from tgsync_cli.core.store import Store
-from tgsync_cli.runtime.spool import Spool, line_mentions, lines_of, loads_line, names_person, scrub
+from tgsync_cli.runtime.spool import Spool, line_names, lines_of, scrub
 
 
 @dataclass
@@ -92,15 +92,8 @@ def _count_spooled(spool: Path, telegram_id: int) -> int:
         if not path.exists():
             continue
         for line in lines_of(path.read_bytes()):
-            if not line.strip():
-                continue
-            hit = None
-            if readable:
-                try:
-                    hit = names_person(loads_line(line.rstrip(b"\n")), telegram_id)
-                except Exception:
-                    hit = None
-            n += bool(hit if hit is not None else line_mentions(line, telegram_id))
+            if line.strip():
+                n += line_names(line, telegram_id, readable)
     return n
 
 

@@ -285,6 +285,19 @@ def scrub(path: os.PathLike | str, telegram_id: int) -> int:
         return _scrub(sp, telegram_id)
 
 
+def line_names(line: bytes, telegram_id: int, readable: bool) -> bool:
+    """Whether a spool line (or a `.bad` line, not `readable` as an event) names the person: by
+    the event's people where it parses, by its raw text otherwise (a damaged line may still
+    hold the id, and forget must find it)."""
+    hit = None
+    if readable:
+        try:
+            hit = names_person(loads_line(line.rstrip(b"\n")), telegram_id)
+        except Exception:
+            hit = None
+    return bool(hit if hit is not None else line_mentions(line, telegram_id))
+
+
 def _scrub(sp: Spool, telegram_id: int) -> int:
     dropped = 0
     for target, readable in ((sp.path, True), (sp.bad_path, False)):
@@ -295,15 +308,7 @@ def _scrub(sp: Spool, telegram_id: int) -> int:
             if not line.strip():
                 continue
             before += 1
-            hit = None
-            if readable:
-                try:
-                    hit = names_person(loads_line(line.rstrip(b"\n")), telegram_id)
-                except Exception:
-                    hit = None
-            if hit is None:
-                hit = line_mentions(line, telegram_id)
-            if hit:
+            if line_names(line, telegram_id, readable):
                 dropped += 1
             else:
                 kept.append(line)
