@@ -31,18 +31,25 @@ def mongo_store(monkeypatch):
 
 
 def test_a_flush_is_two_bulk_writes_and_never_moves_last_seen_backwards(mongo_store):
+    """Four when membership_log entries wait in the clubs' outbox: they are moved on the way."""
     e = club_with_members(mongo_store)
     for i, p in enumerate(PEOPLE):
         e.handle(MessageSeen(CHATS[0], p, T0 + timedelta(minutes=10 + i)))
         e.handle(MessageSeen(CHATS[1], p, T0 + timedelta(minutes=30 + i)))
     ops = mongo_store.ops
     assert e.flush() == 2 * len(PEOPLE)
-    assert mongo_store.ops - ops == 2  # last_seen on the clubs, writers per week beside them
+    # the outbox as it is now, its entries copied into membership_log, last_seen on the clubs
+    # (emptying their outbox in the same bulk), writers per week beside them
+    assert mongo_store.ops - ops == 4
+    assert mongo_store.log.count_documents({}) == len(mongo_store.membership_log()) > 0
+    assert not mongo_store.clubs.count_documents({"log_pending.0": {"$exists": True}})
     for i, p in enumerate(PEOPLE):
         assert last_seen(mongo_store, CHATS[0], p) == T0 + timedelta(minutes=10 + i)
         assert last_seen(mongo_store, CHATS[1], p) == T0 + timedelta(minutes=30 + i)
 
     e.handle(MessageSeen(CHATS[0], PEOPLE[0], T0 + timedelta(minutes=1)))  # delivered late
+    ops = mongo_store.ops
     e.flush()
+    assert mongo_store.ops - ops == 2  # no log entry waiting: last_seen and writers per week
     assert last_seen(mongo_store, CHATS[0], PEOPLE[0]) == T0 + timedelta(minutes=10)
     assert last_seen(mongo_store, CHATS[0], PEOPLE[1]) == T0 + timedelta(minutes=11)  # untouched

@@ -85,6 +85,7 @@ class Engine(ClubLifecycle, MemberChanges, RosterSync, DeepLinks):
     def flush(self) -> int:
         """Write buffered last_seen (and message evidence) in one round trip: interval and shutdown."""
         if not self.last_seen and not self.first_seen:
+            self.store.settle()
             return 0
         seen, self.last_seen = self.last_seen, {}
         first, self.first_seen = self.first_seen, {}

@@ -68,7 +68,7 @@ class StartupReport:
         if self.privacy_mode is False:
             return None
         not_admin = [c for c in self.clubs if c.bot_present and not c.bot_is_admin]
-        where = (f"; clubs where the bot is not an admin: "
+        where = ("; clubs where the bot is not an admin: "
                  + ", ".join(f"{c.name or c.chat_id} ({c.chat_id})" for c in not_admin)) if not_admin else ""
         state = "on" if self.privacy_mode else "unknown"
         return (f"privacy mode is {state}: message activity (route 4) only sees group messages where "

@@ -13,6 +13,7 @@ lacks array filters and current pymongo bulk ops: there bulks are applied one by
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from datetime import datetime, timedelta
 from typing import Any, Dict, Iterable, List, Optional, Tuple
@@ -23,6 +24,11 @@ from tgsync_cli.core.store import ClubIndex, account_fields, forgotten_key
 from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, Counted, member_doc, new_id, redact_uri
 from tgsync_cli.stores.mongo_insights import MongoInsights
 from tgsync_cli.stores.mongo_members import RETRIES, MongoMembers
+
+
+# Club-document fields only this backend reads: the re-warm version, the departure-note ids and
+# the membership_log outbox (mongo_members.py). Reads render the SPEC §2 document without them.
+INTERNAL_CLUB_KEYS = ("version", "departed_ids", "log_pending")
 
 
 class MongoStore(MongoMembers, MongoInsights, Counted):
@@ -37,6 +43,9 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
         self.log, self.departures = db["membership_log"], db["departures"]
         self.activity, self.reconciles = db["activity"], db["reconciles"]
         self.forgotten = db["forgotten"]
+        self._known: Dict[str, set] = {}  # club -> telegram ids it had (a hint: see mongo_members)
+        self._outbox: Dict[str, int] = {}  # clubs whose outbox to settle -> writes to it so far
+        self._settle_lock = threading.RLock()
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _call(self, name: str, fn, *a, **kw):
@@ -84,6 +93,10 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
         self.forgotten.create_index("at")
 
     def close(self) -> None:
+        try:
+            self.settle()
+        except Exception:  # the entries stay in the outbox; the next cold start moves them
+            pass
         if self._client is not None:
             try:
                 self._client.close()
@@ -95,7 +108,7 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
     def _render(doc: Optional[dict]) -> Optional[dict]:
         if doc is None:
             return None
-        out = {k: v for k, v in doc.items() if k != "version"}
+        out = {k: v for k, v in doc.items() if k not in INTERNAL_CLUB_KEYS}
         out["members"] = [member_doc(m) for m in doc.get("members") or []]
         return out
 
@@ -118,9 +131,12 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
         """Cold start: one query. Re-warm: one query for versions, one more only for the clubs
         that changed."""
         head = {"telegram_group_id": 1, "previous_group_ids": 1, "name": 1, "username": 1, "sync": 1, "version": 1}
-        if known is None:
+        if known is None:  # also the outbox a stopped process left: moved at the next flush
             docs = self._call("club_index", lambda: list(self.clubs.find(
-                {}, {**head, "members.telegram_id": 1, "members.status": 1})))
+                {}, {**head, "members.telegram_id": 1, "members.status": 1, "log_pending._id": 1})))
+            for d in docs:
+                if d.get("log_pending"):
+                    self._touched(d["_id"])
         else:
             heads = self._call("club_index", lambda: list(self.clubs.find({}, head)))
             changed = [d["_id"] for d in heads if known.get(d["_id"]) != d.get("version", 0)]
@@ -131,6 +147,7 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
             have = {d["_id"] for d in heads}
         out = ClubIndex()
         for d in docs:
+            self._known[d["_id"]] = {m["telegram_id"] for m in d.get("members") or []}
             out.clubs.append({"_id": d["_id"], "telegram_group_id": d["telegram_group_id"],
                               "name": d.get("name"), "username": d.get("username"), "previous_group_ids": d.get("previous_group_ids") or [],
                               "sync": d.get("sync") or {}, "version": d.get("version", 0),
@@ -264,18 +281,35 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
         return {"clubs": clubs, "accounts": 1 if user else 0, "departures": deps, "created_by_cleared": created}
 
     def forget(self, tid: int) -> Dict[str, Any]:
+        self.settle()  # this process's outbox entries first, so the collection holds them
         rep = self.forget_preview(tid)
         user = self.user_by_telegram_id(tid)
         if user is not None:
             self._call("forget", self.clubs.update_many, {"created_by": user["_id"]}, {"$set": {"created_by": None}})
-        self._call("forget", self.clubs.update_many, {"members.telegram_id": tid},
-                   {"$pull": {"members": {"telegram_id": tid}}, "$inc": {"version": 1}})
+        self._call("forget", self.clubs.update_many, {"$or": [
+            {"members.telegram_id": tid}, {"departed_ids": tid}, {"log_pending.telegram_id": tid}]},
+            {"$pull": {"members": {"telegram_id": tid}, "departed_ids": tid,
+                       "log_pending": {"telegram_id": tid}}, "$inc": {"version": 1}})
+        for d in self._call("forget", lambda: list(self.clubs.find({"log_pending.actor": tid}, {"_id": 1}))):
+            self._actor_erased(d["_id"], tid)
         self._call("forget", self.users.delete_many, {"telegram_id": tid})
         self._call("forget", self.departures.delete_many, {"telegram_id": tid})
         self._call("forget", self.log.delete_many, {"telegram_id": tid})
         self._call("forget", self.activity.delete_many, {"telegram_id": tid})
         self._call("forget", self.log.update_many, {"actor": tid}, {"$set": {"actor": None}})
+        # again, last: another process moving its outbox read the person's entry before the pull
+        # above and inserts it a round trip later (it reads the outbox, not its memory, so only
+        # that far behind)
+        self._call("forget", self.log.delete_many, {"telegram_id": tid})
         return rep
+
+    def _actor_erased(self, club_id: str, tid: int) -> None:
+        """Unmoved entries naming the person as actor: rewritten in place, each by its id."""
+        doc = self._call("forget", self.clubs.find_one, {"_id": club_id}, {"log_pending": 1}) or {}
+        for e in doc.get("log_pending") or []:
+            if e.get("actor") == tid:
+                self._call("forget", self.clubs.update_one, {"_id": club_id, "log_pending._id": e["_id"]},
+                           {"$set": {"log_pending.$.actor": None}})
 
     def note_forgotten(self, tid: int, at: datetime) -> None:
         """Tell running serves that one person was erased (they poll `forgotten_since`). The note
@@ -295,9 +329,12 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
     def counts(self) -> Dict[str, int]:
         def run():
             members = sum(len(d.get("members") or []) for d in self.clubs.find({}, {"members.telegram_id": 1}))
+            pending = [e["_id"] for d in self.clubs.find({"log_pending.0": {"$exists": True}}, {"log_pending._id": 1})
+                       for e in d.get("log_pending") or []]
+            moved = self.log.count_documents({"_id": {"$in": pending}}) if pending else 0
             return {"clubs": self.clubs.count_documents({}), "memberships": members,
                     "users": self.users.count_documents({}), "departures": self.departures.count_documents({}),
-                    "membership_log": self.log.count_documents({}),
+                    "membership_log": self.log.count_documents({}) + len(pending) - moved,
                     "activity": self.activity.count_documents({}),
                     "reconciles": self.reconciles.count_documents({})}
         return self._call("counts", run)

@@ -11,6 +11,13 @@ from typing import Any, Dict, List, Optional
 from tgsync_cli.core.insights import activity_rows
 
 
+def merge_log(moved: List[dict], pending: List[dict], since: Optional[datetime] = None) -> List[dict]:
+    """The collection's entries and the outbox's not yet moved, once each, in write order."""
+    have = {r["_id"] for r in moved}
+    rows = moved + [e for e in pending if e["_id"] not in have and (since is None or e["at"] >= since)]
+    return sorted(rows, key=lambda r: r["_id"])
+
+
 class MongoInsights:
     def _insights_indexes(self) -> None:
         self.activity.create_index([("club_id", 1), ("week", 1), ("telegram_id", 1)], unique=True)
@@ -33,6 +40,7 @@ class MongoInsights:
         if since is not None:
             flt["at"] = {"$gte": since}
         rows = self._call("membership_log", lambda: list(self.log.find(flt).sort("_id", 1)))
+        rows = merge_log(rows, self.pending_log({k: v for k, v in flt.items() if k != "at"}), since)
         return [{"invited_by": None, **{k: v for k, v in r.items() if k != "_id"}} for r in rows]
 
     def writers_by_week(self, club_id: str) -> Dict[str, int]:

@@ -1,5 +1,21 @@
 """MongoDB member writes: read the member, decide (core.store.decide), write guarded on what was
-read, retry when another writer got there first; and the last_seen flush."""
+read, retry when another writer got there first; and the last_seen flush.
+
+A first sighting costs two round trips, as the issue's floor says: the account upsert, then one
+`$push` guarded on the member's absence AND on no departure note for them (`departed_ids`, a
+club-document mirror of the departures collection, see below). No read comes first: the store
+remembers which members each club had (`_known`, from the cold-start index and its own writes),
+and a wrong guess only costs a miss and the read-decide-write path.
+
+The membership_log entry of a change rides in the same update, in the club document's
+`log_pending` outbox, so the change and its entry are one atomic write (a crash between two
+writes can no longer lose or double an entry). `settle()` moves the outbox into the
+`membership_log` collection, by entry `_id` so two processes moving the same entry keep one; the
+last_seen flush does it on the way. Readers (history, export, counts) see both places.
+
+`departed_ids` holds every telegram id with a departure note in this club, and maybe a few more:
+the id is added before the note is written and removed only when a membership is created, so a
+note never exists without its id, and an id without a note costs only a read."""
 
 from __future__ import annotations
 
@@ -8,29 +24,30 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from tgsync_cli.core.errors import StoreUnavailable
 from tgsync_cli.core.events import Person
-from tgsync_cli.core.store import Observation, Outcome, decide
+from tgsync_cli.core.store import ACTIVE, Observation, Outcome, decide
 from tgsync_cli.stores.common import member_doc
-
-
 
 RETRIES = 8
 _CAS_KEYS = ("status", "status_at", "role", "role_at", "joined_at", "source", "hard_at", "proof_at",
              "last_seen", "invited_by", "invite_link")
 
 class MongoMembers:
-    """Part of MongoStore (mongo.py): relies on its collections, _call and _bulk."""
+    """Part of MongoStore (mongo.py): relies on its collections, _call, _bulk, _known, _outbox."""
 
     # -- members -----------------------------------------------------------------------------------
-    def _raw_member(self, club_id: str, tid: int) -> Tuple[bool, Optional[dict]]:
+    def _raw_member(self, club_id: str, tid: int) -> Tuple[bool, Optional[dict], bool]:
+        """(club exists, the member or None, a departure note may exist) in one read."""
         doc = self._call("member", self.clubs.find_one, {"_id": club_id},
-                         {"members": {"$elemMatch": {"telegram_id": tid}}})
+                         {"members": {"$elemMatch": {"telegram_id": tid}}, "departed_ids": 1})
         if doc is None:
-            return False, None
+            return False, None, False
         ms = doc.get("members") or []
-        return True, (ms[0] if ms else None)
+        if ms:
+            self._known.setdefault(club_id, set()).add(tid)
+        return True, (ms[0] if ms else None), tid in (doc.get("departed_ids") or ())
 
     def member(self, club_id: str, tid: int) -> Optional[dict]:
-        _, m = self._raw_member(club_id, tid)
+        _, m, _ = self._raw_member(club_id, tid)
         return member_doc(m) if m else None
 
     @staticmethod
@@ -45,40 +62,91 @@ class MongoMembers:
             upd["$inc"] = {"version": 1}
         return {"_id": club_id, "members": {"$elemMatch": elem}}, upd
 
+    @staticmethod
+    def _entry(log: Optional[dict]) -> Optional[dict]:
+        """A membership_log entry with the id it keeps from the outbox to the collection."""
+        from bson import ObjectId
+
+        return None if log is None else {"_id": ObjectId(), **log}
+
+    def _write(self, club_id: str, fn, *args):
+        """One guarded update that may carry an outbox entry: the club's outbox is looked at by the
+        next settle, whether the write landed, missed or failed (a lost reply may have landed)."""
+        self._touched(club_id)
+        return self._call("observe", fn, *args)
+
+    def _touched(self, club_id: str) -> None:
+        self._outbox[club_id] = self._outbox.get(club_id, 0) + 1
+
+    def _first_sighting(self, club_id: str, obs: Observation) -> Optional[Outcome]:
+        """Two round trips: the account, then the membership and its log entry in one `$push`
+        that holds only while the club has no such member and no departure note for them.
+        None: it did not hold (a member, a note, or no club) and the caller reads and decides."""
+        d = decide(club_id, None, None, obs)
+        if d.member is None:
+            return None
+        tid = obs.person.id
+        m = dict(d.member)
+        m["user_id"] = self._upsert_account(obs.person, obs.at, obs.keep_names)
+        entry = self._entry(d.log)
+        push: Dict[str, Any] = {"members": m}
+        if entry is not None:
+            push["log_pending"] = entry
+        r = self._write(club_id, self.clubs.update_one,
+                        {"_id": club_id, "members.telegram_id": {"$ne": tid}, "departed_ids": {"$ne": tid}},
+                        {"$push": push, "$inc": {"version": 1}})
+        if not r.matched_count:
+            return None
+        self._known.setdefault(club_id, set()).add(tid)
+        return d.outcome
+
     def observe(self, club_id: str, obs: Observation) -> Outcome:
         tid = obs.person.id
+        if obs.create and obs.status == ACTIVE and tid not in self._known.get(club_id, ()):
+            out = self._first_sighting(club_id, obs)
+            if out is not None:
+                return out
         for _ in range(RETRIES):
-            exists, current = self._raw_member(club_id, tid)
+            exists, current, noted = self._raw_member(club_id, tid)
             if not exists:
                 return Outcome(tid)
             dep = None
-            if current is None:
+            if current is None and noted:
                 dep = self._call("departure", self.departures.find_one, {"club_id": club_id, "telegram_id": tid})
             d = decide(club_id, current, dep, obs)
             if d.departure is not None:
-                self._insert_departure(d.departure, exists=dep is not None)
+                self._insert_departure(d.departure, exists=dep is not None, noted=noted)
             if d.member is not None:
+                entry = self._entry(d.log)
                 if current is None:
                     m = dict(d.member)
                     m["user_id"] = self._upsert_account(obs.person, obs.at, obs.keep_names)
-                    r = self._call("observe", self.clubs.update_one,
-                                   {"_id": club_id, "members.telegram_id": {"$ne": tid}},
-                                   {"$push": {"members": m}, "$inc": {"version": 1}})
+                    flt: Dict[str, Any] = {"_id": club_id, "members.telegram_id": {"$ne": tid}}
+                    upd: Dict[str, Any] = {"$push": {"members": m}, "$inc": {"version": 1}}
+                    if noted:  # the note goes below; its id with the membership, atomically
+                        upd["$pull"] = {"departed_ids": tid}
                 else:
-                    r = self._call("observe", self.clubs.update_one,
-                                   *self._cas(club_id, tid, current, d.member, d.outcome.changed))
+                    flt, upd = self._cas(club_id, tid, current, d.member, d.outcome.changed)
+                    upd["$push"] = {}
+                if entry is not None:
+                    upd["$push"]["log_pending"] = entry
+                if not upd["$push"]:
+                    del upd["$push"]
+                r = self._write(club_id, self.clubs.update_one, flt, upd)
                 if not r.matched_count:
                     continue  # another writer changed this member first: decide again
+                self._known.setdefault(club_id, set()).add(tid)
             if d.clear_departure:
                 self._call("clear_departure", self.departures.delete_one, {"club_id": club_id, "telegram_id": tid})
-            if d.log is not None:
-                self._call("log", self.log.insert_one, dict(d.log))
             return d.outcome
         raise StoreUnavailable(f"{self.uri_label}: member {tid} kept changing under this write")
 
-    def _insert_departure(self, dep: dict, exists: bool = False) -> None:
+    def _insert_departure(self, dep: dict, exists: bool = False, noted: bool = False) -> None:
         from pymongo.errors import DuplicateKeyError
 
+        if not noted:  # the id first: a note must never exist without it (first sightings check it)
+            self._call("record_departure", self.clubs.update_one, {"_id": dep["club_id"]},
+                       {"$addToSet": {"departed_ids": dep["telegram_id"]}})
         if not exists:
             try:
                 self._call("record_departure", self.departures.insert_one, dict(dep))
@@ -104,7 +172,7 @@ class MongoMembers:
             obs += [Observation(Person(t), "left", "member", complete_at, complete_source, create=False)
                     for t, m in known.items() if t not in listed and m.get("status") == "active"]
         outs: List[Optional[Outcome]] = [None] * len(obs)
-        ops, logs, where = [], [], []
+        ops, where = [], []
         for i, o in enumerate(obs):
             cur = known.get(o.person.id)
             if cur is None:
@@ -112,14 +180,16 @@ class MongoMembers:
             d = decide(club_id, cur, None, o)
             outs[i] = d.outcome
             if d.member is not None:
-                ops.append((*self._cas(club_id, o.person.id, cur, d.member, d.outcome.changed), False))
+                flt, upd = self._cas(club_id, o.person.id, cur, d.member, d.outcome.changed)
+                entry = self._entry(d.log)
+                if entry is not None:  # the entry only lands if its change does
+                    upd["$push"] = {"log_pending": entry}
+                ops.append((flt, upd, False))
                 where.append(i)
                 known[o.person.id] = d.member
-                if d.log is not None:
-                    logs.append(d.log)
+        if ops:
+            self._touched(club_id)
         matched = self._bulk("observe_many", self.clubs, ops)
-        if logs:
-            self._call("log", self.log.insert_many, [dict(x) for x in logs])
         if matched < len(ops):  # a racing writer: redo those members one by one (guards decide)
             for i in where:
                 outs[i] = self.observe(club_id, obs[i])
@@ -127,6 +197,54 @@ class MongoMembers:
             if outs[i] is None:
                 outs[i] = self.observe(club_id, o)
         return outs  # type: ignore[return-value]
+
+    # -- the membership_log outbox ------------------------------------------------------------------
+    def _settle_ops(self) -> Tuple[List[Tuple[dict, dict, bool]], Dict[str, int]]:
+        """Copy the outbox of the clubs this process wrote to into membership_log and return the
+        clubs ops that empty it, for the caller's next bulk. Two round trips: the outbox as it is
+        now (not as this process remembers it: a `forget` may have taken entries out), then the
+        insert (an entry another process moved already is kept once)."""
+        from pymongo.errors import BulkWriteError
+
+        if not self._outbox:
+            return [], {}
+        seen = dict(self._outbox)
+        docs = self._call("settle_log", lambda: list(self.clubs.find(
+            {"_id": {"$in": sorted(seen)}, "log_pending.0": {"$exists": True}}, {"log_pending": 1})))
+        entries = [e for d in docs for e in d.get("log_pending") or []]
+        if not entries:
+            return [], seen
+
+        def insert():
+            try:
+                self.log.insert_many([dict(e) for e in entries], ordered=False)
+            except BulkWriteError as exc:
+                if any(w.get("code") != 11000 for w in exc.details.get("writeErrors", [])):
+                    raise
+        self._call("settle_log", insert)
+        return [({"_id": d["_id"]}, {"$pull": {"log_pending": {"_id": {"$in": [
+            e["_id"] for e in d.get("log_pending") or []]}}}}, False) for d in docs], seen
+
+    def _settled(self, seen: Dict[str, int]) -> None:
+        """Clubs written to again meanwhile stay for the next settle."""
+        for cid, n in seen.items():
+            if self._outbox.get(cid) == n:
+                del self._outbox[cid]
+
+    def settle(self) -> None:
+        """Finish the membership_log entries this process wrote (the outbox, see the module's
+        docstring): three round trips, none when this process wrote nothing since the last."""
+        with self._settle_lock:
+            ops, seen = self._settle_ops()
+            self._bulk("settle_log", self.clubs, ops)
+            self._settled(seen)
+
+    def pending_log(self, flt: Optional[dict] = None) -> List[dict]:
+        """Outbox entries not moved yet (of every process), for readers: one round trip."""
+        docs = self._call("pending_log", lambda: list(self.clubs.find(
+            {"log_pending.0": {"$exists": True}}, {"log_pending": 1})))
+        rows = [e for d in docs for e in d.get("log_pending") or []]
+        return [e for e in rows if all(e.get(k) == v for k, v in (flt or {}).items())]
 
     def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
                         first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
@@ -160,7 +278,10 @@ class MongoMembers:
                     "$or": [{"hard_at": {"$lt": since}}, {"hard_at": None}]}}},
                     {"$set": {"members.$.status": "active", "members.$.status_at": status_at,
                               "members.$.proof_at": last}, "$inc": {"version": 1}}, False))
-        self._bulk("flush_last_seen", self.clubs, ops)
+        with self._settle_lock:  # log entries written since the last flush: moved on the way
+            settle, outboxes = self._settle_ops()
+            self._bulk("flush_last_seen", self.clubs, ops + settle)
+            self._settled(outboxes)
         self._record_activity(seen, first_seen)
         return len(seen)
 

@@ -75,6 +75,9 @@ class SqliteStore(SqliteMembers, SqliteInsights, Counted):
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.close()
 
+    def settle(self) -> None:
+        """Nothing is ever deferred here: the log entry is in the change's transaction."""
+
     # -- clubs -----------------------------------------------------------------------------------
     def _club_doc(self, cur, row) -> dict:
         cid, gid, name, username, created_by, sync, prev, _version = row
