@@ -63,3 +63,12 @@ def test_the_scale_table_starts_with_one_query_and_rewarms_only_what_changed(tmp
 
     [row] = scale.per_clubs(str(tmp_path), counts=(3,), members=20)
     assert row["start_queries"] == 1 and row["members"] == 60
+
+
+def test_on_mongodb_the_same_workload_ends_with_the_same_roster_near_its_floor(capsys):
+    """The MongoDB backend (mongomock) replays the workload too: right roster, two round trips a
+    newcomer at the floor, and still far fewer round trips than the seed."""
+    out = run_json(capsys, "--mongodb", "--no-seed-nocache")
+    assert out["roster_check_mongodb"] == "ok"
+    assert out["db_ops_lower_bound_mongodb"] == out["db_ops_lower_bound"] + out["joins"]
+    assert out["db_ops_lower_bound_mongodb"] <= out["db_ops_mongodb"] < out["db_ops_seed"]

@@ -157,9 +157,16 @@ class OursSide:
 
     def __init__(self, w: Workload, root: str, name: str = "ours", ttl: float = 3600.0,
                  flush_seconds: float = 900.0, rewarm_seconds: Optional[float] = 1800.0,
-                 path: str = "engine", docs=None):
+                 path: str = "engine", docs=None, backend: str = "file"):
         self.name, self.w, self.path = name, w, path
-        self.store = open_store(f"file:{root}/{name.replace(' ', '_').replace(',', '')}")
+        if backend == "mongodb":  # the seed's documents in process: round trips as a server sees them
+            import mongomock
+
+            from tgsync_cli.stores.mongo import open_mongo
+
+            self.store = open_mongo("mongodb://mongomock", "bench", client=mongomock.MongoClient())
+        else:
+            self.store = open_store(f"file:{root}/{name.replace(' ', '_').replace(',', '')}")
         populate(self.store, w, docs)
         self.clock = SimClock()
         self.ttl, self.flush_seconds, self.rewarm_seconds = ttl, flush_seconds, rewarm_seconds

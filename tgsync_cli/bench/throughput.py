@@ -84,11 +84,11 @@ def bytes_per_cached_member(n: int = 20_000) -> float:
     return (after - before) / n
 
 
-def lower_bound(w: Workload, flush_seconds: float = 900.0) -> int:
+def lower_bound(w: Workload, flush_seconds: float = 900.0, per_newcomer: int = 1) -> int:
     """Round trips no design can avoid: one per newcomer (account and membership written in one
-    transaction, as the SQLite store does; a store that cannot do both at once needs two), one
-    status change per departure, and one last_seen write per flush interval that saw a message
-    (the restart splits its interval)."""
+    transaction, as the SQLite store does; MongoDB, with no transaction, needs two: the account
+    upsert and the guarded membership write), one status change per departure, and one last_seen
+    write per flush interval that saw a message (the restart splits its interval)."""
     windows = set()
     epoch, since = 0, 0
     for sec, ev in w.events:
@@ -96,7 +96,7 @@ def lower_bound(w: Workload, flush_seconds: float = 900.0) -> int:
             epoch, since = epoch + 1, sec
         elif type(ev) is MessageSeen:
             windows.add((epoch, int((sec - since) // flush_seconds)))
-    return w.joins + w.departures + len(windows)
+    return per_newcomer * w.joins + w.departures + len(windows)
 
 
 def check_rosters(res: Result, w: Workload) -> List[str]:
@@ -121,7 +121,7 @@ QUICK = {"club": {"clubs": 4, "days": 1}, "total": {"clubs": 10, "days": 1}}
 def run(quick: bool = False, clubs: Optional[int] = None, members: Optional[int] = None,
         days: Optional[int] = None, messages_per_day: Optional[int] = None,
         include_nocache: bool = True, include_no_rewarm: Optional[bool] = None,
-        scope: str = "club", path: str = "engine") -> Dict[str, object]:
+        scope: str = "club", path: str = "engine", mongodb: bool = False) -> Dict[str, object]:
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
     size = dict(FULL, **(QUICK[scope] if quick else {}))
@@ -142,7 +142,12 @@ def run(quick: bool = False, clubs: Optional[int] = None, members: Optional[int]
             sides.append(SeedSide(w, False, "seed nocache", docs))
         if include_no_rewarm if include_no_rewarm is not None else not quick:
             sides.append(OursSide(w, root, "ours, TTL only", rewarm_seconds=None, path=path, docs=docs))
+        if mongodb:
+            sides.append(OursSide(w, root, "ours, MongoDB (mongomock)", path=path, docs=docs, backend="mongodb"))
         results = interleave(sides, events)
+        mongo = results.pop() if mongodb else None
+        if mongo is not None:
+            problems_mongo = check_rosters(mongo, w)
         ours, seed = results[0], results[1]
         nocache = results[2] if include_nocache else None
         plain = results[-1] if len(results) > 2 + bool(include_nocache) else None
@@ -183,6 +188,11 @@ def run(quick: bool = False, clubs: Optional[int] = None, members: Optional[int]
         "workload": describe(scope, quick, clubs, members, days, mpd),
     }
     out["_rows"] = [ours, seed] + ([nocache] if nocache else []) + ([plain] if plain else [])
+    if mongo is not None:
+        out["db_ops_mongodb"] = mongo.db_ops
+        out["db_ops_lower_bound_mongodb"] = lower_bound(w, per_newcomer=2)
+        out["roster_check_mongodb"] = "ok" if not problems_mongo else "; ".join(problems_mongo)
+        out["_rows"].append(mongo)
     return out
 
 
@@ -220,7 +230,15 @@ def render(out: Dict[str, object]) -> None:
                   f"{r.seconds:.2f}", f"{r.flush_seconds:.2f}" if r.flushes else "-")
     t.add_row("lower bound", f"{out['db_ops_lower_bound']:,}",
               f"{1000 * out['db_ops_lower_bound'] / max(msgs, 1):.1f}", "", "", "", "", "")
+    if "db_ops_mongodb" in out:
+        t.add_row("lower bound, MongoDB", f"{out['db_ops_lower_bound_mongodb']:,}",
+                  f"{1000 * out['db_ops_lower_bound_mongodb'] / max(msgs, 1):.1f}", "", "", "", "", "")
     con.print(t)
+    if "db_ops_mongodb" in out:
+        con.print(f"MongoDB backend: {out['db_ops_mongodb']:,} round trips against a floor of "
+                  f"{out['db_ops_lower_bound_mongodb']:,} (2 a newcomer); roster check: "
+                  f"{out['roster_check_mongodb']}. Its times are mongomock's, an in-process emulator: "
+                  "not a server's.")
 
     def mark(ok: bool) -> str:
         return "[green]met[/]" if ok else "[red]missed[/]"
@@ -254,6 +272,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--no-seed-nocache", action="store_true", help="skip the slowest side")
     ap.add_argument("--path", default="engine", metavar="engine|serve",
                     help="time engine.handle only, or Bot API JSON → adapter → pipeline → engine")
+    ap.add_argument("--mongodb", action="store_true",
+                    help="also run our engine on the MongoDB backend (mongomock here) and count its round trips")
     ap.add_argument("--scale", action="store_true",
                     help="per-op times at 300/2,000/10,000 members; start/flush/re-warm at 10/100/1,000 clubs")
     a = ap.parse_args(argv)
@@ -273,7 +293,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         return scale_main(a.json, a.quick)
     out = run(a.quick, a.clubs, a.members, a.days, a.messages_per_day,
-              include_nocache=not a.no_seed_nocache, scope=a.messages_scope, path=a.path)
+              include_nocache=not a.no_seed_nocache, scope=a.messages_scope, path=a.path,
+              mongodb=a.mongodb)
     if a.json:
         print(json.dumps({k: v for k, v in out.items() if not k.startswith("_")}))
     else:
