@@ -282,6 +282,8 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
 
     def forget(self, tid: int) -> Dict[str, Any]:
         self.settle()  # this process's outbox entries first, so the collection holds them
+        for known in self._known.values():
+            known.discard(tid)
         rep = self.forget_preview(tid)
         user = self.user_by_telegram_id(tid)
         if user is not None:

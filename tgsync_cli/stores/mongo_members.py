@@ -153,9 +153,12 @@ class MongoMembers:
                 return
             except DuplicateKeyError:  # a racing leave noted first: keep the newer of the two
                 pass
-        self._call("record_departure", self.departures.update_one,
-                   {"club_id": dep["club_id"], "telegram_id": dep["telegram_id"], "at": {"$lte": dep["at"]}},
-                   {"$set": {"status": dep["status"], "at": dep["at"]}})
+        try:  # an upsert: the note read a moment ago may have been pruned since
+            self._call("record_departure", self.departures.update_one,
+                       {"club_id": dep["club_id"], "telegram_id": dep["telegram_id"], "at": {"$lte": dep["at"]}},
+                       {"$set": {"status": dep["status"], "at": dep["at"]}}, upsert=True)
+        except DuplicateKeyError:  # a newer note stands
+            pass
 
     def observe_many(self, club_id: str, observations: Sequence[Observation],
                      complete_at: Optional[datetime] = None, complete_source: str = "member_import"
