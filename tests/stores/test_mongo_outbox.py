@@ -166,3 +166,27 @@ def test_a_note_pruned_away_leaves_only_a_slower_first_sighting(server):
     before = again.ops
     again.observe(cid, join(17, T0 + timedelta(days=8)))
     assert again.ops - before == 2
+
+
+def test_two_processes_taking_turns_end_like_one_with_the_same_log(server):
+    """Each process's memory of who is a member goes stale as the other writes; the guards, not the
+    memory, decide. Same events in the same order: same documents, same log, entry for entry."""
+    from tests.stores.backends import comparable, history
+
+    events = history(range(300, 330), seed=11)
+    alone = open_mongo("mongodb://mongomock", "alone", client=mongomock.MongoClient())
+    pair = [process(server), process(server)]
+    ids = [s.create_club(CHAT.id, "Turns", None, {})[0]["_id"] for s in (alone, pair[0])]
+    for s in pair:
+        s.club_index()
+    for i, (how, ob) in enumerate(events):
+        for store, cid in ((alone, ids[0]), (pair[i % 3 == 0], ids[1])):
+            store.observe(cid, ob) if how == "one" else store.observe_many(cid, [ob])
+    for s in (alone, *pair):
+        s.settle()
+
+    def log(store):
+        return [(e["telegram_id"], e["from"], e["to"], e["at"]) for e in store.membership_log()]
+    assert comparable(alone) == comparable(pair[1])
+    assert log(alone) == log(pair[1]) and len(log(alone)) > len(range(300, 330))
+    assert pair[1].log.count_documents({}) == len(log(alone)) and outbox(pair[1]) == []
