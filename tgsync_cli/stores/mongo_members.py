@@ -69,10 +69,11 @@ class MongoMembers:
 
         return None if log is None else {"_id": ObjectId(), **log}
 
-    def _write(self, club_id: str, fn, *args):
-        """One guarded update that may carry an outbox entry: the club's outbox is looked at by the
-        next settle, whether the write landed, missed or failed (a lost reply may have landed)."""
-        self._touched(club_id)
+    def _write(self, club_id: str, entry: Optional[dict], fn, *args):
+        """One guarded update, maybe carrying an outbox entry: then the club's outbox is looked at
+        by the next settle, whether the write landed, missed or failed (a lost reply may have)."""
+        if entry is not None:
+            self._touched(club_id)
         return self._call("observe", fn, *args)
 
     def _touched(self, club_id: str) -> None:
@@ -92,7 +93,7 @@ class MongoMembers:
         push: Dict[str, Any] = {"members": m}
         if entry is not None:
             push["log_pending"] = entry
-        r = self._write(club_id, self.clubs.update_one,
+        r = self._write(club_id, entry, self.clubs.update_one,
                         {"_id": club_id, "members.telegram_id": {"$ne": tid}, "departed_ids": {"$ne": tid}},
                         {"$push": push, "$inc": {"version": 1}})
         if not r.matched_count:
@@ -132,7 +133,7 @@ class MongoMembers:
                     upd["$push"]["log_pending"] = entry
                 if not upd["$push"]:
                     del upd["$push"]
-                r = self._write(club_id, self.clubs.update_one, flt, upd)
+                r = self._write(club_id, entry, self.clubs.update_one, flt, upd)
                 if not r.matched_count:
                     continue  # another writer changed this member first: decide again
                 self._known.setdefault(club_id, set()).add(tid)
@@ -175,7 +176,7 @@ class MongoMembers:
             obs += [Observation(Person(t), "left", "member", complete_at, complete_source, create=False)
                     for t, m in known.items() if t not in listed and m.get("status") == "active"]
         outs: List[Optional[Outcome]] = [None] * len(obs)
-        ops, where = [], []
+        ops, where, logged = [], [], False
         for i, o in enumerate(obs):
             cur = known.get(o.person.id)
             if cur is None:
@@ -187,10 +188,11 @@ class MongoMembers:
                 entry = self._entry(d.log)
                 if entry is not None:  # the entry only lands if its change does
                     upd["$push"] = {"log_pending": entry}
+                    logged = True
                 ops.append((flt, upd, False))
                 where.append(i)
                 known[o.person.id] = d.member
-        if ops:
+        if logged:
             self._touched(club_id)
         matched = self._bulk("observe_many", self.clubs, ops)
         if matched < len(ops):  # a racing writer: redo those members one by one (guards decide)
