@@ -1,4 +1,4 @@
-"""MongoDB member writes: read the member, decide (core.store.decide), write guarded on what was
+"""MongoDB member writes: read the member, decide (core.evidence.decide), write guarded on what was
 read, retry when another writer got there first; and the last_seen flush.
 
 A first sighting costs two round trips, as the issue's floor says: the account upsert, then one
@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from tgsync_cli.core.errors import StoreUnavailable
 from tgsync_cli.core.events import Person
-from tgsync_cli.core.store import ACTIVE, Observation, Outcome, decide
+from tgsync_cli.core.evidence import ACTIVE, AFTER_MESSAGES, MESSAGES, Observation, Outcome, decide
 from tgsync_cli.stores.common import member_doc
 
 RETRIES = 8
@@ -273,8 +273,8 @@ class MongoMembers:
         for (cid, tid), at in (first_seen or {}).items():
             ops.append(({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid, "$or": [
                 {"joined_at": {"$gt": at}}, {"joined_at": None},
-                {"joined_at": at, "source": {"$in": ["service_message", "member_import", "history_import"]}}]}}},
-                {"$set": {"members.$.joined_at": at, "members.$.source": "message_activity"}}, False))
+                {"joined_at": at, "source": {"$in": list(AFTER_MESSAGES)}}]}}},
+                {"$set": {"members.$.joined_at": at, "members.$.source": MESSAGES}}, False))
         for (cid, tid), last in seen.items():  # a newer message proves an inactive member back
             first = (first_seen or {}).get((cid, tid), last)
             for since, status_at in ((first, first), (last, last)):

@@ -1,4 +1,4 @@
-"""The SQLite store's member writes: observations and listings decided by `core.store.decide`
+"""The SQLite store's member writes: observations and listings decided by `core.evidence.decide`
 inside the caller's transaction, and the set-based last_seen flush. Part of SqliteStore."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from tgsync_cli.core.events import Person
-from tgsync_cli.core.store import Observation, Outcome, decide
+from tgsync_cli.core.evidence import AFTER_MESSAGES, MESSAGES, Observation, Outcome, decide
 from tgsync_cli.core.insights import iso_week
 from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, dt_in, dt_out
 
@@ -134,8 +134,9 @@ class SqliteMembers:
             # one pass: last_seen and proof_at only forwards; joined_at/source by the earliest
             # evidence (SPEC §2); a member active by messages alone is active since the earliest
             # one after their last member event, whichever message reached the store first
+            after = ", ".join(f"'{r}'" for r in AFTER_MESSAGES)
             earlier = ("k.first IS NOT NULL AND (m.joined_at IS NULL OR m.joined_at > k.first OR (m.joined_at = k.first"
-                       " AND m.source IN ('service_message', 'member_import', 'history_import')))")
+                       f" AND m.source IN ({after})))")
             cur.execute(
                 "UPDATE memberships AS m SET"
                 " last_seen = CASE WHEN k.last IS NOT NULL AND (m.last_seen IS NULL OR m.last_seen < k.last)"
@@ -143,7 +144,7 @@ class SqliteMembers:
                 " proof_at = CASE WHEN k.last IS NOT NULL AND (m.proof_at IS NULL OR m.proof_at < k.last)"
                 " THEN k.last ELSE m.proof_at END,"
                 f" joined_at = CASE WHEN {earlier} THEN k.first ELSE m.joined_at END,"
-                f" source = CASE WHEN {earlier} THEN 'message_activity' ELSE m.source END,"
+                f" source = CASE WHEN {earlier} THEN '{MESSAGES}' ELSE m.source END,"
                 " status_at = CASE WHEN k.since IS NOT NULL AND m.status = 'active' AND m.status_at > k.since"
                 " AND (m.hard_at IS NULL OR (m.status_at > m.hard_at AND k.since > m.hard_at))"
                 " THEN k.since ELSE m.status_at END"
@@ -178,7 +179,7 @@ class SqliteMembers:
                 continue
             cur.execute("INSERT INTO membership_log (club_id, telegram_id, at, from_status, from_role,"
                         " to_status, to_role, source, actor, invite_link)"
-                        " SELECT ?, ?, ?, d.from_status, ?, 'active', ?, 'message_activity', NULL, NULL"
+                        f" SELECT ?, ?, ?, d.from_status, ?, 'active', ?, '{MESSAGES}', NULL, NULL"
                         " FROM (SELECT to_status AS from_status FROM membership_log WHERE club_id = ?"
                         " AND telegram_id = ? ORDER BY seq DESC LIMIT 1) d",
                         (cid, tid, row[0], row[1], row[1], cid, tid))
