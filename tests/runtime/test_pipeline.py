@@ -5,7 +5,7 @@ import time
 from datetime import datetime, timedelta
 
 from tests.worlds import engine_with_club
-from tgsync_cli.core.errors import StoreUnavailable
+from tgsync_cli.core.errors import StoreConflict, StoreUnavailable
 from tgsync_cli.core.events import (
     ChatRef,
     MemberState,
@@ -197,11 +197,9 @@ class RacingStore:
 
     def observe(self, club_id, obs):
         if not self.raced:
-            from pymongo.errors import DuplicateKeyError
-
             self.raced += 1
             self._store.observe(club_id, obs)  # the other process's write
-            raise DuplicateKeyError("E11000 duplicate key error collection: users")
+            raise StoreConflict("E11000 duplicate key error collection: users")
         return self._store.observe(club_id, obs)
 
 

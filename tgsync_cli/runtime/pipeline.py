@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Callable, Deque, Dict, List, Optional
 
 from tgsync_cli.core.codec import from_dict, to_dict
-from tgsync_cli.core.errors import StoreUnavailable, TgsyncError
+from tgsync_cli.core.errors import StoreConflict, StoreUnavailable, TgsyncError
 from tgsync_cli.runtime.forget_watch import ForgetWatch, people_of  # noqa: F401 (re-exported)
 from tgsync_cli.runtime.spool import SeenNote, Spool, engine_seen, engine_seen_docs, merge_note, scrub
 
@@ -56,10 +56,9 @@ RACE_ATTEMPTS = 20  # a unique-key race resolves on the next try; this only boun
 
 
 def is_race(exc: BaseException) -> bool:
-    """A unique-key race with another process (DuplicateKeyError, sqlite's IntegrityError, or a
-    store's own conflict error): the other writer won, and doing it again finds its row."""
-    names = {c.__name__ for c in type(exc).__mro__}
-    return bool(names & {"DuplicateKeyError", "IntegrityError", "StoreConflict"})
+    """A unique-key race with another process, as every backend reports it (`StoreConflict`):
+    the other writer won, and doing it again finds its row."""
+    return isinstance(exc, StoreConflict)
 
 
 class Pipeline(ForgetWatch):

@@ -18,7 +18,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from tgsync_cli.core.errors import ConfigError, StoreError, StoreUnavailable
+from tgsync_cli.core.errors import ConfigError, StoreConflict, StoreError, StoreUnavailable
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.store import ClubIndex, account_fields, forgotten_key
 from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, Counted, member_doc, new_id, redact_uri
@@ -55,8 +55,8 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
         self.ops += 1
         try:
             result = fn(*a, **kw)
-        except DuplicateKeyError:
-            raise
+        except DuplicateKeyError as exc:
+            raise StoreConflict(f"{self.uri_label}: {name} lost a race ({cause(exc)})") from exc
         except (PyMongoError, OSError) as exc:
             raise StoreUnavailable(f"{self.uri_label}: {name} failed ({cause(exc)})") from exc
         self.after_call(name)
@@ -159,8 +159,6 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
 
     def create_club(self, chat_id: int, name: str, created_by: Optional[str], sync: Dict[str, Any],
                     username: Optional[str] = None) -> Tuple[dict, bool]:
-        from pymongo.errors import DuplicateKeyError
-
         doc = {"_id": new_id("club"), "name": name, "telegram_group_id": chat_id,
                "created_by": created_by, "members": [], "sync": dict(sync), "version": 0}
         if username:
@@ -171,7 +169,7 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
         try:
             self._call("create_club", self.clubs.insert_one, doc)
             return self._render(doc), True
-        except DuplicateKeyError:
+        except StoreConflict:
             existing = self.club_by_group(chat_id)
             if existing is None:  # pragma: no cover - a delete raced us
                 raise StoreError(f"club for chat {chat_id} vanished while being created")
@@ -224,7 +222,6 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
     # -- accounts ----------------------------------------------------------------------------------
     def _upsert_account(self, p: Person, at: datetime, keep_names: bool = False) -> str:
         from pymongo import ReturnDocument
-        from pymongo.errors import DuplicateKeyError
 
         f = account_fields(p, at)
         if keep_names:
@@ -237,7 +234,7 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
                 doc = self._call("upsert_user", self.users.find_one_and_update, {"telegram_id": p.id}, upd,
                                  upsert=True, return_document=ReturnDocument.AFTER, projection={"_id": 1})
                 return doc["_id"]
-            except DuplicateKeyError:
+            except StoreConflict:
                 continue
         raise StoreUnavailable(f"{self.uri_label}: account {p.id} kept colliding")  # pragma: no cover
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from tgsync_cli.core.errors import StoreUnavailable
+from tgsync_cli.core.errors import StoreConflict, StoreUnavailable
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.evidence import ACTIVE, AFTER_MESSAGES, MESSAGES, Observation, Outcome, decide
 from tgsync_cli.stores.common import member_doc
@@ -143,8 +143,6 @@ class MongoMembers:
         raise StoreUnavailable(f"{self.uri_label}: member {tid} kept changing under this write")
 
     def _insert_departure(self, dep: dict, exists: bool = False, noted: bool = False) -> None:
-        from pymongo.errors import DuplicateKeyError
-
         if not noted:  # the id first: a note must never exist without it (first sightings check it)
             self._call("record_departure", self.clubs.update_one, {"_id": dep["club_id"]},
                        {"$addToSet": {"departed_ids": dep["telegram_id"]}})
@@ -152,13 +150,13 @@ class MongoMembers:
             try:
                 self._call("record_departure", self.departures.insert_one, dict(dep))
                 return
-            except DuplicateKeyError:  # a racing leave noted first: keep the newer of the two
+            except StoreConflict:  # a racing leave noted first: keep the newer of the two
                 pass
         try:  # an upsert: the note read a moment ago may have been pruned since
             self._call("record_departure", self.departures.update_one,
                        {"club_id": dep["club_id"], "telegram_id": dep["telegram_id"], "at": {"$lte": dep["at"]}},
                        {"$set": {"status": dep["status"], "at": dep["at"]}}, upsert=True)
-        except DuplicateKeyError:  # a newer note stands
+        except StoreConflict:  # a newer note stands
             pass
 
     def observe_many(self, club_id: str, observations: Sequence[Observation],

@@ -18,7 +18,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from tgsync_cli.core.errors import StoreError, StoreUnavailable
+from tgsync_cli.core.errors import StoreConflict, StoreError, StoreUnavailable
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.store import ClubIndex, account_fields, forgotten_key
 from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, Counted, member_doc, new_id
@@ -59,6 +59,8 @@ class SqliteStore(SqliteMembers, SqliteInsights, Counted):
             except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise StoreConflict(f"{self.uri_label}: {name} lost a race ({exc})") from exc
                 if isinstance(exc, sqlite3.OperationalError):
                     raise StoreUnavailable(f"{self.uri_label}: {name} failed ({exc})") from exc
                 if isinstance(exc, sqlite3.DatabaseError):
