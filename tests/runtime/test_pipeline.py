@@ -205,8 +205,8 @@ class RacingStore:
 
 def test_two_processes_meeting_the_same_new_member_is_a_retry_not_a_failure(tmp_path):
     store = open_store("memory:")
-    engine = engine_on(store)
-    engine.store = racing = RacingStore(store)
+    racing = RacingStore(store)
+    engine = engine_on(racing)
     pipe = Pipeline(engine, spool_path=str(tmp_path / "spool.jsonl"))
     pipe.start()
     join = MemberStatusChanged(CHAT, Person(321, first_name="Dana"), MemberState("member"), T0)
@@ -223,7 +223,7 @@ class BrokenUntilFixed:
 
     def __init__(self, engine):
         self.engine = engine
-        self.__dict__.update({k: getattr(engine, k) for k in ("store", "cache", "last_seen")})
+        self.__dict__.update({k: getattr(engine, k) for k in ("store", "cache", "seen")})
 
     def __getattr__(self, name):
         return getattr(self.engine, name)

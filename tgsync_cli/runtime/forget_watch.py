@@ -70,7 +70,7 @@ class ForgetWatch:
         for salt, key, at in notes:
             self._forget_mark = max(self._forget_mark or at, at)
             self._notes.append((salt, key, at))
-            held = set(recent) | {k[1] for k in self.engine.last_seen}
+            held = set(recent) | self.engine.seen.people()
             for item in list(self._replay) + self._parked:
                 held |= people_of(item)
             for tid in held:
@@ -89,9 +89,7 @@ class ForgetWatch:
                 self._recent[tid] = at
 
     def _drop_person(self, tid: int, erase_again: bool) -> None:
-        for buffered in (self.engine.last_seen, self.engine.first_seen, self.engine.active_since):
-            for key in [k for k in buffered if k[1] == tid]:
-                del buffered[key]
+        self.engine.seen.drop_person(tid)
         for info in self.engine.clubs():
             try:
                 self.engine.cache.evict(info.club_id, tid)

@@ -46,7 +46,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional
 from tgsync_cli.core.codec import from_dict, to_dict
 from tgsync_cli.core.errors import StoreConflict, StoreUnavailable, TgsyncError
 from tgsync_cli.runtime.forget_watch import ForgetWatch, people_of  # noqa: F401 (re-exported)
-from tgsync_cli.runtime.spool import SeenNote, Spool, engine_seen, engine_seen_docs, merge_note, scrub
+from tgsync_cli.runtime.spool import SeenNote, Spool, merge_note, scrub, seen_buffer_docs, seen_times
 
 log = logging.getLogger("tgsync.pipeline")
 SPOOL_NAME = "pending-events.jsonl"  # in the session directory: private and per bot
@@ -268,11 +268,11 @@ class Pipeline(ForgetWatch):
         if self._spool is None:
             return
         done = self.done
-        changed = {k: v for k, v in engine_seen(self.engine).items() if self._checkpointed.get(k) != v}
+        changed = {k: v for k, v in seen_times(self.engine.seen).items() if self._checkpointed.get(k) != v}
         if changed:
             try:
                 with self._spool_lock:
-                    self._spool.append(engine_seen_docs(self.engine, changed))
+                    self._spool.append(seen_buffer_docs(self.engine.seen, changed))
             except OSError as exc:
                 log.error("last_seen checkpoint not written to %s: %s", self._spool.path, exc)
                 return
@@ -288,9 +288,9 @@ class Pipeline(ForgetWatch):
                 self._checkpointed = {}
                 return
             docs = [to_dict(e) for e in list(self._replay) + self._parked]
-            docs += engine_seen_docs(self.engine)
+            docs += seen_buffer_docs(self.engine.seen)
             self._spool.rewrite(docs)
-            self._checkpointed = engine_seen(self.engine)
+            self._checkpointed = seen_times(self.engine.seen)
 
     def _write_spool(self) -> int:
         """Everything not applied, in order: the head, the rest of the replay, the queue, the
@@ -316,7 +316,7 @@ class Pipeline(ForgetWatch):
                 docs.append(to_dict(item))
             except Exception:
                 log.error("%r is not an event and cannot be spooled", type(item).__name__)
-        seen = engine_seen_docs(self.engine)
+        seen = seen_buffer_docs(self.engine.seen)
         if self._spool is None:
             if docs or seen:
                 log.error("%d events and %d last_seen pending at shutdown and no spool file "
@@ -345,10 +345,10 @@ class Pipeline(ForgetWatch):
             items, self.bad_lines = self._spool.load(from_dict)
         for item in items:
             if isinstance(item, SeenNote):
-                merge_note(self.engine, item)
+                merge_note(self.engine.seen, item)
             else:
                 self._replay.append(item)
-        self._checkpointed = engine_seen(self.engine)
+        self._checkpointed = seen_times(self.engine.seen)
         return len(self._replay)
 
 
