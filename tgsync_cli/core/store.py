@@ -47,8 +47,6 @@ class Store(Protocol):
     ops: int          # round trips so far (simulate's and the bench's db_ops)
     uri_label: str    # the URI with any secret redacted, for messages
 
-    def before_call(self, name: str) -> None: ...   # fault-injection hooks (sim/faults.py)
-    def after_call(self, name: str) -> None: ...
     def close(self) -> None: ...
 
     # clubs

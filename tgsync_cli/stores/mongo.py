@@ -36,6 +36,7 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
         self.ops = 0
         self.uri_label = label
         self.embedded = False
+        self.atomic_listings = False  # a listing is written member by member: a prefix may land
         self._db = db
         self._client = client
         self._mock = type(db).__module__.startswith("mongomock")
@@ -51,7 +52,6 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
     def _call(self, name: str, fn, *a, **kw):
         from pymongo.errors import DuplicateKeyError, PyMongoError
 
-        self.before_call(name)
         self.ops += 1
         try:
             result = fn(*a, **kw)
@@ -59,7 +59,6 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
             raise StoreConflict(f"{self.uri_label}: {name} lost a race ({cause(exc)})") from exc
         except (PyMongoError, OSError) as exc:
             raise StoreUnavailable(f"{self.uri_label}: {name} failed ({cause(exc)})") from exc
-        self.after_call(name)
         return result
 
     def _bulk(self, name: str, coll, ops: List[Tuple[dict, dict, bool]]) -> int:
@@ -69,8 +68,7 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
         if self._mock:
             def run():
                 n = 0
-                for i, (f, u, up) in enumerate(ops):
-                    self.mid_call(name, i)
+                for f, u, up in ops:
                     n += coll.update_one(f, u, upsert=up).matched_count
                 return n
             return self._call(name, run)

@@ -41,6 +41,7 @@ class SqliteStore(SqliteMembers, SqliteInsights, Counted):
         self.ops = 0
         self.uri_label = label
         self.embedded = True
+        self.atomic_listings = True  # a listing's write is one transaction: all of it or none
         self._conn = conn
         self._lock = lock
         self._closed = False
@@ -48,7 +49,6 @@ class SqliteStore(SqliteMembers, SqliteInsights, Counted):
     # -- transactions ----------------------------------------------------------------------------
     @contextlib.contextmanager
     def _tx(self, name: str, write: bool = True) -> Iterator[sqlite3.Cursor]:
-        self.before_call(name)
         with self._lock:
             self.ops += 1
             cur = self._conn.cursor()
@@ -68,7 +68,6 @@ class SqliteStore(SqliteMembers, SqliteInsights, Counted):
                 raise
             finally:
                 cur.close()
-        self.after_call(name)
 
     def close(self) -> None:
         if not self._closed:

@@ -82,8 +82,7 @@ class SqliteMembers:
         observed as `left` at that time (their outcomes are appended)."""
         with self._tx("observe_many") as cur:
             outs = []
-            for i, obs in enumerate(observations):
-                self.mid_call("observe_many", i)
+            for obs in observations:
                 outs.append(self._apply(cur, club_id, obs))
             if complete_at is not None:
                 listed = {o.person.id for o in observations}
