@@ -61,7 +61,7 @@ def is_race(exc: BaseException) -> bool:
     return isinstance(exc, StoreConflict)
 
 
-class Pipeline(ForgetWatch):
+class Pipeline:
     def __init__(self, engine, *, max_pending: int = 10000, flush_seconds: float = 900.0,
                  spool_path: Optional[str] = None, backoff: tuple = (0.2, 30.0),
                  sleep: Optional[Callable[[float], None]] = time.sleep,
@@ -78,7 +78,7 @@ class Pipeline(ForgetWatch):
         self._checkpoint_seconds = checkpoint_seconds
         self._checkpointed: Dict[Any, tuple] = {}  # last_seen (and first/since) already spooled
         self._forget_poll_seconds = forget_poll_seconds
-        self._init_forget_watch()
+        self.forget = ForgetWatch(engine, self)
         self._spool = Spool(spool_path) if spool_path else None
         self._backoff = backoff
         # The default sleep is interruptible, so `stop` does not wait out a 30 s backoff.
@@ -100,6 +100,23 @@ class Pipeline(ForgetWatch):
         #                   included: an "acknowledge up to here" mark for at-least-once sources
         self.store_down = False
         self.failed: List[str] = []
+
+    # -- what the forget watch reads and drops ---------------------------------------------------
+    def held(self) -> List[Any]:
+        """Events held besides the queue: replayed from the spool, or parked after failing."""
+        return list(self._replay) + self._parked
+
+    def discard(self, drop: Callable[[Any], bool]) -> None:
+        self._replay = collections.deque(e for e in self._replay if not drop(e))
+        self._parked = [e for e in self._parked if not drop(e)]
+
+    def scrub_spool(self, telegram_id: int) -> None:
+        if self._spool is not None:
+            with self._spool_lock:
+                scrub(self._spool.path, telegram_id)
+
+    def count_retry(self) -> None:
+        self.retries += 1
 
     # -- producer side ----------------------------------------------------------------------------
     def submit(self, event: Any, timeout: Optional[float] = None) -> None:
@@ -125,7 +142,7 @@ class Pipeline(ForgetWatch):
     def start(self) -> int:
         """Replay the spool from the last shutdown first, then run the worker. Returns replayed count."""
         self.replayed = self._load_spool()
-        self._poll_forgotten()  # erasures noted while we were down filter the replay too
+        self.forget.poll()  # erasures noted while we were down filter the replay too
         self._thread = threading.Thread(target=self._run, name="tgsync-worker", daemon=True)
         self._thread.start()
         return self.replayed
@@ -141,7 +158,7 @@ class Pipeline(ForgetWatch):
                 self._thread.join(max(5.0, timeout))
         self._abandon.set()
         self._closed = True
-        self._poll_forgotten()  # a forget that ran while we drained must not be undone by the spool
+        self.forget.poll()  # a forget that ran while we drained must not be undone by the spool
         try:
             self.engine.flush()
         except TgsyncError as exc:  # the engine kept them: they go to the spool below
@@ -179,7 +196,7 @@ class Pipeline(ForgetWatch):
                     return
                 next_warm = time.monotonic() + self._rewarm_seconds
             if now >= next_forget:
-                self._poll_forgotten()
+                self.forget.poll()
                 next_forget = time.monotonic() + self._forget_poll_seconds
             if item is None and self._draining.is_set() and not self._replay and self._q.empty():
                 return
@@ -194,7 +211,7 @@ class Pipeline(ForgetWatch):
                 next_checkpoint = time.monotonic() + self._checkpoint_seconds
             if item is None or item is _FLUSH:
                 continue
-            if self._is_forgotten(item):
+            if self.forget.is_forgotten(item):
                 self.done += 1
                 continue
             self._head = item
@@ -205,7 +222,7 @@ class Pipeline(ForgetWatch):
             self.done += 1
             if outcome is True:
                 self.applied += 1
-                self._note_applied(item)
+                self.forget.note_applied(item)
             else:
                 self._park(item, outcome)
 
@@ -308,7 +325,7 @@ class Pipeline(ForgetWatch):
                 break
             if item is not _FLUSH:
                 items.append(item)
-        items = [e for e in items if not self._is_forgotten(e)]
+        items = [e for e in items if not self.forget.is_forgotten(e)]
         items.extend(self._parked)
         docs = []
         for item in items:
