@@ -12,8 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Dict, Iterable, List, Mapping, Optional
-from tgsync_cli.core.evidence import ACTIVE
 
+from tgsync_cli.core.evidence import ACTIVE
 
 
 def iso_week(at: datetime) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Optional, Set
-from tgsync_cli.core.evidence import ACTIVE  # noqa: F401 (re-exported)
 
+from tgsync_cli.core.evidence import ACTIVE  # noqa: F401 (re-exported)
 
 
 @dataclass

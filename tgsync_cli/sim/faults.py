@@ -28,7 +28,7 @@ import threading
 import time
 from collections import Counter
 from datetime import datetime
-from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Set
+from typing import Any, Callable, FrozenSet, List, Optional, Sequence, Set
 
 from tgsync_cli.core.errors import StoreUnavailable
 from tgsync_cli.core.evidence import Observation, Outcome
