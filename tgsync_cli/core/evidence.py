@@ -168,7 +168,8 @@ def decide(club_id: str, current: Optional[Dict[str, Any]], departure: Optional[
             role, role_at = "member", dep["at"]  # the leave's role stands until a newer role event
         role = role or "member"
         p = obs.person
-        member: Dict[str, Any] = {"user_id": None, "telegram_id": tid, "username": p.username,
+        member: Dict[str, Any]
+        member = {"user_id": None, "telegram_id": tid, "username": p.username,
                   "first_name": p.first_name, "role": role, "status": status,
                   "joined_at": obs.evidence_at or obs.at, "last_seen": obs.last_seen,
                   "source": obs.source, "status_at": status_at, "role_at": role_at, "hard_at": hard_at,
@@ -176,10 +177,11 @@ def decide(club_id: str, current: Optional[Dict[str, Any]], departure: Optional[
         if obs.invite_link is not None or obs.invited_by is not None:
             member["invited_by"], member["invite_link"] = obs.invited_by, obs.invite_link
         out.status, out.created, out.status_applied, out.changed = status, True, status == ACTIVE, True
-        log = {"club_id": club_id, "telegram_id": tid, "at": status_at, "from": None,
-               "to": {"status": status, "role": role}, "source": obs.source, "actor": obs.actor,
-               "invite_link": obs.invite_link, "invited_by": obs.invited_by}
-        return Decision(member, out, log=log, clear_departure=dep is not None, dirty=True, account=True)
+        created_log: Dict[str, Any] = {
+            "club_id": club_id, "telegram_id": tid, "at": status_at, "from": None,
+            "to": {"status": status, "role": role}, "source": obs.source, "actor": obs.actor,
+            "invite_link": obs.invite_link, "invited_by": obs.invited_by}
+        return Decision(member, out, log=created_log, clear_departure=dep is not None, dirty=True, account=True)
 
     m = dict(current)
     out.before = current.get("status")
@@ -204,7 +206,7 @@ def decide(club_id: str, current: Optional[Dict[str, Any]], departure: Optional[
         m["last_seen"], dirty = obs.last_seen, True
     after = (m.get("status"), m.get("role"))
     out.status, out.status_applied = m.get("status"), do_status
-    log = None
+    log: Optional[Dict[str, Any]] = None
     if after != before:
         out.changed = True
         log = {"club_id": club_id, "telegram_id": tid, "at": obs.at,

@@ -41,10 +41,11 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, List, Optional
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from tgsync_cli.core.codec import from_dict, to_dict
 from tgsync_cli.core.errors import StoreConflict, StoreUnavailable, TgsyncError
+from tgsync_cli.core.seen import SeenTimes
 from tgsync_cli.runtime.forget_watch import ForgetWatch, people_of  # noqa: F401 (re-exported)
 from tgsync_cli.runtime.spool import SeenNote, Spool, merge_note, scrub, seen_buffer_docs, seen_times
 
@@ -76,7 +77,7 @@ class Pipeline:
         self._parked: List[Any] = []  # events that kept failing: spooled, retried next start
         self._flush_seconds = flush_seconds
         self._checkpoint_seconds = checkpoint_seconds
-        self._checkpointed: Dict[Any, tuple] = {}  # last_seen (and first/since) already spooled
+        self._checkpointed: Dict[Tuple[str, int], SeenTimes] = {}  # buffered times already spooled
         self._forget_poll_seconds = forget_poll_seconds
         self.forget = ForgetWatch(engine, self)
         self._spool = Spool(spool_path) if spool_path else None

@@ -138,7 +138,8 @@ class SqliteMembers:
         if not seen and not first_seen:
             return 0
         first_seen, active_since = first_seen or {}, active_since or {}
-        rows, weeks = [], {}
+        rows: List[Tuple[Any, ...]] = []
+        weeks: Dict[Any, Optional[str]] = {}
 
         def week(at):  # a flush holds a few days at most: one isocalendar per day, not per member
             if at is None:
