@@ -32,7 +32,7 @@ from tgsync_cli.stores.mongo_insights import MongoInsights
 
 RETRIES = 8
 _CAS_KEYS = ("status", "status_at", "role", "role_at", "joined_at", "source", "hard_at", "proof_at",
-             "last_seen", "invited_by", "invite_link")
+             "prior_at", "last_seen", "invited_by", "invite_link")
 
 class MongoMembers:
     """A part MongoStore holds: given the database, how an account is upserted, and the insights

@@ -13,7 +13,7 @@ from typing import Any, Dict, List
 from tgsync_cli.stores.sqlite_insights import LOG_COLS
 from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, USER_COLS, dt_in, dt_out, sync_in
 
-_TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at")
+_TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at", "prior_at")
 
 
 def export_all(store) -> Dict[str, List[dict]]:

@@ -14,7 +14,7 @@ from tgsync_cli.core.evidence import AFTER_MESSAGES, MESSAGES, Observation, Outc
 from tgsync_cli.core.insights import iso_week
 from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, dt_in, dt_out
 
-_TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at")
+_TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at", "prior_at")
 
 
 def member_row(r: Sequence[Any], raw: bool = False) -> Dict[str, Any]:

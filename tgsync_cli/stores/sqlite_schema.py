@@ -16,10 +16,13 @@ from typing import Any, Dict, Optional, Tuple
 
 from tgsync_cli.core.errors import ConfigError, StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# what a store of an older schema gains on its first writable open
+MIGRATIONS = {2: ("ALTER TABLE memberships ADD COLUMN prior_at TEXT",)}
 DB_FILE = "{database}.sqlite3"
 MEMBER_COLS = ("user_id", "telegram_id", "username", "first_name", "role", "status", "joined_at",
-               "last_seen", "source", "status_at", "role_at", "invited_by", "invite_link", "hard_at", "proof_at")
+               "last_seen", "source", "status_at", "role_at", "invited_by", "invite_link", "hard_at", "proof_at",
+               "prior_at")
 USER_COLS = ("id", "telegram_id", "username", "first_name", "last_name", "language_code",
              "created_at", "updated_at", "dm_blocked")
 
@@ -39,7 +42,7 @@ CREATE TABLE IF NOT EXISTS memberships (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, club_id TEXT NOT NULL, telegram_id INTEGER NOT NULL,
     user_id TEXT, username TEXT, first_name TEXT, role TEXT, status TEXT, joined_at TEXT,
     last_seen TEXT, source TEXT, status_at TEXT, role_at TEXT, invited_by INTEGER, invite_link TEXT,
-    hard_at TEXT, proof_at TEXT,
+    hard_at TEXT, proof_at TEXT, prior_at TEXT,
     UNIQUE (club_id, telegram_id));
 CREATE INDEX IF NOT EXISTS memberships_telegram_id ON memberships (telegram_id);
 CREATE INDEX IF NOT EXISTS memberships_active ON memberships (status, club_id, telegram_id);
@@ -168,6 +171,8 @@ def _init(conn: sqlite3.Connection, uri: str, create: bool = True) -> None:
     if have is not None:
         if int(have[0]) > SCHEMA_VERSION:
             raise StoreError(f"store {uri} was written by a newer tgsync (schema {have[0]})")
+        if int(have[0]) < SCHEMA_VERSION:
+            _migrate(conn, uri, int(have[0]))
         return
     if not create:
         tables = conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
@@ -185,3 +190,20 @@ def _init(conn: sqlite3.Connection, uri: str, create: bool = True) -> None:
     except sqlite3.DatabaseError as exc:
         conn.execute("ROLLBACK")
         raise StoreError(f"store {uri} is damaged or not a tgsync store ({exc})") from None
+
+
+def _migrate(conn: sqlite3.Connection, uri: str, have: int) -> None:
+    """Bring a store written by an older tgsync up to this schema, in one transaction (another
+    process may be doing the same: the version is read again under the write lock)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        now = int(conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0])
+        for version in range(now + 1, SCHEMA_VERSION + 1):
+            for stmt in MIGRATIONS.get(version, ()):
+                conn.execute(stmt)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+        conn.execute("COMMIT")
+    except sqlite3.DatabaseError as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise StoreError(f"store {uri} (schema {have}) could not be upgraded ({exc})") from None
