@@ -104,9 +104,7 @@ whole_strategy = st.lists(_one, min_size=1, max_size=10).map(lambda xs: [
     for i, x in enumerate(xs)])
 
 
-# derandomized: CI must not turn red on the known limits below (README), which a long random
-# search finds: the first message held only in memory; an event saying otherwise delivered
-# after two newer confirmations of the status it interrupts (status_at: the newest of them)
+# derandomized: CI must not turn red on the one known limit below, which a long random search finds
 @settings(max_examples=int(__import__('os').environ.get('TGSYNC_PERMUTATIONS', '120')), deadline=None,
           derandomize=True)
 @given(events=whole_strategy, data=st.data())

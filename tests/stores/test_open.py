@@ -70,6 +70,7 @@ def test_a_store_written_before_status_confirmations_is_upgraded_on_open(tmp_pat
     db = next(tmp_path.joinpath("old").glob("*.sqlite3"))
     conn = sqlite3.connect(db)
     conn.execute("ALTER TABLE memberships DROP COLUMN prior_at")
+    conn.execute("ALTER TABLE memberships DROP COLUMN confirmed_at")
     conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
     conn.commit()
     conn.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from tgsync_cli.core.events import Person
 
@@ -26,9 +26,14 @@ MEMBER_KEYS = ("user_id", "telegram_id", "username", "first_name", "role", "stat
 # newest message or deep link the store was told of (a late leave must not undo it), and
 # prior_at, for a member active by member events: the newest member event known to have said
 # otherwise (another status or role) before status_at, so that an older event confirming them,
-# delivered late, can tell whether it belongs to the same stretch.
+# delivered late, can tell whether it belongs to the same stretch; and confirmed_at, the earliest
+# few events since status_at that confirmed it (where the stretch resumes if a late event shows
+# it was interrupted).
 GUARD_KEYS = ("hard_at",)
-OPTIONAL_MEMBER_KEYS = ("invited_by", "invite_link", "proof_at", "prior_at")
+OPTIONAL_MEMBER_KEYS = ("invited_by", "invite_link", "proof_at", "prior_at", "confirmed_at")
+# Telegram resends an update for a day at most: a late event older than this many confirmations
+# (reconciles, repeated member events) does not arrive; past them status_at is the newest known.
+KEEP_CONFIRMATIONS = 8
 
 
 @dataclass(frozen=True)
@@ -133,9 +138,11 @@ def _status(m: Dict[str, Any], obs: Observation) -> bool:
         return False  # stale: a newer member event is already applied, its status stands
     if event_active and obs.status == ACTIVE and (_role_kept(m, obs) or _role_blocked(m, obs)):
         m["hard_at"] = at  # a confirmation: the status still holds, and was set when it was
+        if at > s_at:
+            m["confirmed_at"] = _confirmed(m.get("confirmed_at"), at)
         return True
     m["hard_at"] = at
-    m["prior_at"] = None  # kept only while active by member events (below)
+    m["prior_at"] = m["confirmed_at"] = None  # kept only while active by member events (below)
     if obs.status == ACTIVE:
         m["status"], m["status_at"], m["prior_at"] = ACTIVE, at, hard_at
         return True
@@ -155,17 +162,29 @@ def _stale(m: Dict[str, Any], obs: Observation, s_at: datetime, hard_at: datetim
     began no later than it (status_at moves back). Saying otherwise: it bounds the stretch from
     below; if it falls inside it, the status was set again after it, and as the confirmations in
     between are not kept, the newest event known (`hard_at`) stands for that time."""
-    prior = m.get("prior_at")
+    prior, confirmed = m.get("prior_at"), m.get("confirmed_at")
     if obs.status == ACTIVE and _role_kept(m, obs):
-        if (prior is None or obs.at > prior) and obs.at < s_at:
-            m["status_at"] = obs.at
+        if prior is not None and obs.at <= prior:
+            return  # before the last event that said otherwise: another stretch
+        if obs.at < s_at:
+            m["status_at"], m["confirmed_at"] = obs.at, _confirmed(confirmed, s_at)
+        elif obs.at > s_at:
+            m["confirmed_at"] = _confirmed(confirmed, obs.at)
         return
     if obs.status == ACTIVE and not _role_blocked(m, obs):
         return  # only the role differs, and it still applies by its own clock: decide places it
-    if obs.at >= s_at:
-        m["status_at"] = hard_at
+    if obs.at >= s_at:  # the stretch resumed at the first confirmation after this event
+        resumed = min(t for t in [*(confirmed or ()), hard_at] if t > obs.at)
+        m["status_at"] = resumed
+        m["confirmed_at"] = _confirmed([t for t in confirmed or () if t > resumed])
     if prior is None or obs.at > prior:
         m["prior_at"] = obs.at
+
+
+def _confirmed(times: Optional[List[datetime]], add: Optional[datetime] = None) -> Optional[List[datetime]]:
+    """The earliest KEEP_CONFIRMATIONS distinct times (None: none)."""
+    out = sorted(set(times or ()) | ({add} if add is not None else set()))[:KEEP_CONFIRMATIONS]
+    return out or None
 
 
 def _role_kept(m: Dict[str, Any], obs: Observation) -> bool:
@@ -217,7 +236,7 @@ def decide(club_id: str, current: Optional[Dict[str, Any]], departure: Optional[
                   "first_name": p.first_name, "role": role, "status": status,
                   "joined_at": obs.evidence_at or obs.at, "last_seen": obs.last_seen,
                   "source": obs.source, "status_at": status_at, "role_at": role_at, "hard_at": hard_at,
-                  "proof_at": obs.at if _soft(obs) else None, "prior_at": prior_at}
+                  "proof_at": obs.at if _soft(obs) else None, "prior_at": prior_at, "confirmed_at": None}
         if obs.invite_link is not None or obs.invited_by is not None:
             member["invited_by"], member["invite_link"] = obs.invited_by, obs.invite_link
         out.status, out.created, out.status_applied, out.changed = status, True, status == ACTIVE, True
@@ -238,6 +257,7 @@ def decide(club_id: str, current: Optional[Dict[str, Any]], departure: Optional[
     if do_role and (m.get("role") != obs.role or r_at != obs.at):
         if m.get("role") != obs.role and m.get("status_at") is not None and m["status_at"] < obs.at:
             m["status_at"] = obs.at  # a new role: status and role as they are now were set then
+            m["confirmed_at"] = _confirmed([t for t in m.get("confirmed_at") or () if t > obs.at])
         m["role"], m["role_at"], dirty = obs.role, obs.at, True
     if obs.status == ACTIVE:  # every sign of membership is evidence; the earliest names the route
         ev_at = obs.evidence_at or obs.at

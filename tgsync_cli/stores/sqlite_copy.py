@@ -11,9 +11,8 @@ import json
 from typing import Any, Dict, List
 
 from tgsync_cli.stores.sqlite_insights import LOG_COLS
-from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, USER_COLS, dt_in, dt_out, sync_in
+from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, USER_COLS, dt_in, dt_out, member_in, sync_in
 
-_TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at", "prior_at")
 
 
 def export_all(store) -> Dict[str, List[dict]]:
@@ -71,7 +70,7 @@ def import_all(store, docs: Dict[str, List[dict]]) -> Dict[str, int]:
             for m in c.get("members") or []:
                 if "hard_at" not in m:  # a seed document: its status_at is the last event's
                     m = {**m, "hard_at": m.get("status_at")}
-                vals = [dt_in(m.get(k)) if k in _TIMES else m.get(k) for k in MEMBER_COLS]
+                vals = [member_in(k, m.get(k)) for k in MEMBER_COLS]
                 sets = ", ".join(f"{k} = excluded.{k}" for k in MEMBER_COLS if k != "telegram_id")
                 cur.execute(f"INSERT INTO memberships (club_id, {', '.join(MEMBER_COLS)}) VALUES "
                             f"(?, {', '.join('?' * len(MEMBER_COLS))}) ON CONFLICT(club_id, telegram_id)"

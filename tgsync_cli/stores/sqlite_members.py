@@ -12,16 +12,12 @@ from tgsync_cli.core.store import account_fields
 from tgsync_cli.stores.common import member_doc, new_id
 from tgsync_cli.core.evidence import AFTER_MESSAGES, MESSAGES, Observation, Outcome, decide
 from tgsync_cli.core.insights import iso_week
-from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, dt_in, dt_out
-
-_TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at", "prior_at")
+from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, dt_in, dt_out, member_in, member_out
 
 
 def member_row(r: Sequence[Any], raw: bool = False) -> Dict[str, Any]:
     """A memberships row as the document shows it (`raw`: with this store's guard fields)."""
-    m = dict(zip(MEMBER_COLS, r))
-    for k in _TIMES:
-        m[k] = dt_out(m[k])
+    m = {k: member_out(k, v) for k, v in zip(MEMBER_COLS, r)}
     return m if raw else member_doc(m)
 
 
@@ -82,7 +78,7 @@ class SqliteMembers:
             m = dict(d.member)
             if d.account:
                 m["user_id"] = upsert_account(cur, obs.person, obs.at, obs.keep_names)
-            vals = [dt_in(m.get(c)) if c in _TIMES else m.get(c) for c in MEMBER_COLS]
+            vals = [member_in(c, m.get(c)) for c in MEMBER_COLS]
             if current is None:
                 cur.execute(f"INSERT INTO memberships (club_id, {', '.join(MEMBER_COLS)}) VALUES "
                             f"(?, {', '.join('?' * len(MEMBER_COLS))})", [club_id, *vals])

@@ -18,11 +18,14 @@ from tgsync_cli.core.errors import ConfigError, StoreError
 
 SCHEMA_VERSION = 2
 # what a store of an older schema gains on its first writable open
-MIGRATIONS = {2: ("ALTER TABLE memberships ADD COLUMN prior_at TEXT",)}
+MIGRATIONS = {2: ("ALTER TABLE memberships ADD COLUMN prior_at TEXT",
+                  "ALTER TABLE memberships ADD COLUMN confirmed_at TEXT")}
 DB_FILE = "{database}.sqlite3"
 MEMBER_COLS = ("user_id", "telegram_id", "username", "first_name", "role", "status", "joined_at",
                "last_seen", "source", "status_at", "role_at", "invited_by", "invite_link", "hard_at", "proof_at",
-               "prior_at")
+               "prior_at", "confirmed_at")
+MEMBER_TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at", "prior_at")
+MEMBER_TIME_LISTS = ("confirmed_at",)  # JSON lists of times
 USER_COLS = ("id", "telegram_id", "username", "first_name", "last_name", "language_code",
              "created_at", "updated_at", "dm_blocked")
 
@@ -42,7 +45,7 @@ CREATE TABLE IF NOT EXISTS memberships (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, club_id TEXT NOT NULL, telegram_id INTEGER NOT NULL,
     user_id TEXT, username TEXT, first_name TEXT, role TEXT, status TEXT, joined_at TEXT,
     last_seen TEXT, source TEXT, status_at TEXT, role_at TEXT, invited_by INTEGER, invite_link TEXT,
-    hard_at TEXT, proof_at TEXT, prior_at TEXT,
+    hard_at TEXT, proof_at TEXT, prior_at TEXT, confirmed_at TEXT,
     UNIQUE (club_id, telegram_id));
 CREATE INDEX IF NOT EXISTS memberships_telegram_id ON memberships (telegram_id);
 CREATE INDEX IF NOT EXISTS memberships_active ON memberships (status, club_id, telegram_id);
@@ -207,3 +210,20 @@ def _migrate(conn: sqlite3.Connection, uri: str, have: int) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise StoreError(f"store {uri} (schema {have}) could not be upgraded ({exc})") from None
+
+
+def member_in(col: str, v: Any) -> Any:
+    """A member field as its column holds it."""
+    if col in MEMBER_TIMES:
+        return dt_in(v)
+    if col in MEMBER_TIME_LISTS:
+        return json.dumps([dt_in(t) for t in v]) if v else None
+    return v
+
+
+def member_out(col: str, v: Any) -> Any:
+    if col in MEMBER_TIMES:
+        return dt_out(v)
+    if col in MEMBER_TIME_LISTS:
+        return [dt_out(t) for t in json.loads(v)] if v else None
+    return v
