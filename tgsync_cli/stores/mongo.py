@@ -166,7 +166,11 @@ class MongoStore(Counted):
             docs = []
             if changed:
                 docs = self._call("club_index", lambda: list(self.clubs.find(
-                    {"_id": {"$in": changed}}, {**head, "members.telegram_id": 1, "members.status": 1})))
+                    {"_id": {"$in": changed}}, {**head, "members.telegram_id": 1, "members.status": 1,
+                                                "log_pending._id": 1})))
+                for d in docs:  # entries another writer (or a flush's reactivation) left
+                    if d.get("log_pending"):
+                        self.members.touched(d["_id"])
             have = {d["_id"] for d in heads}
         out = ClubIndex()
         for d in docs:

@@ -32,7 +32,7 @@ from tgsync_cli.stores.mongo_insights import MongoInsights
 
 RETRIES = 8
 _CAS_KEYS = ("status", "status_at", "role", "role_at", "joined_at", "source", "hard_at", "proof_at",
-             "prior_at", "last_seen", "invited_by", "invite_link")
+             "prior_at", "confirmed_at", "last_seen", "invited_by", "invite_link")
 
 class MongoMembers:
     """A part MongoStore holds: given the database, how an account is upserted, and the insights
@@ -295,18 +295,36 @@ class MongoMembers:
                 {"$set": {"members.$.joined_at": at, "members.$.source": MESSAGES}}, False))
         for (cid, tid), last in seen.items():  # a newer message proves an inactive member back
             first = (first_seen or {}).get((cid, tid), last)
-            for since, status_at in ((first, first), (last, last)):
-                ops.append(({"_id": cid, "members": {"$elemMatch": {
-                    "telegram_id": tid, "status": {"$ne": "active"},
-                    "$or": [{"hard_at": {"$lt": since}}, {"hard_at": None}]}}},
-                    {"$set": {"members.$.status": "active", "members.$.status_at": status_at,
-                              "members.$.proof_at": last}, "$inc": {"version": 1}}, False))
+            for since in sorted({first, last}):
+                # (rarely matched: the entry waits in the outbox until a re-warm or a start sees it)
+                ops += self._reactivations(cid, tid, since, last)
         with self._settle_lock:  # log entries written since the last flush: moved on the way
             settle, outboxes = self._settle_ops()
             self.db.bulk("flush_last_seen", self.db.clubs, ops + settle)
             self._settled(outboxes)
         self.insights.record_activity(seen, first_seen)
         return len(seen)
+
+    def _reactivations(self, cid: str, tid: int, since: datetime, last: datetime) -> List[Tuple[dict, dict, bool]]:
+        """The guarded updates that make a member who wrote after their last member event active
+        again, each carrying the membership_log entry of the change it makes (from the status and
+        role it matched), as a change decided by the rule does. Roles other than Telegram's two
+        are the app's: that entry names no role."""
+        out = []
+        for status in ("left", "kicked"):
+            for role in ("member", "organizer", None):
+                elem: Dict[str, Any] = {"telegram_id": tid, "status": status,
+                                        "$or": [{"hard_at": {"$lt": since}}, {"hard_at": None}]}
+                elem["role"] = role if role is not None else {"$nin": ["member", "organizer"]}
+                entry = self._entry({"club_id": cid, "telegram_id": tid, "at": since,
+                                     "from": {"status": status, "role": role},
+                                     "to": {"status": "active", "role": role}, "source": MESSAGES,
+                                     "actor": None, "invite_link": None, "invited_by": None})
+                out.append(({"_id": cid, "members": {"$elemMatch": elem}},
+                            {"$set": {"members.$.status": "active", "members.$.status_at": since,
+                                      "members.$.proof_at": last},
+                             "$push": {"log_pending": entry}, "$inc": {"version": 1}}, False))
+        return out
 
     def active_count(self, club_id: str) -> int:
         doc = self.db.call("active_count", self.db.clubs.find_one, {"_id": club_id}, {"members.status": 1})
