@@ -186,11 +186,7 @@ def test_redis_dying_mid_run_stops_nothing_and_a_leave_made_meanwhile_is_evicted
     own_redis.start()
     store = open_store(f"file:{tmp_path}/store")
     c = RedisMemberCache.from_url(own_redis.url, prefix=prefix, retry_seconds=0.1)
-    engine = Engine(store, OfflineGateway(9000), c, bot_id=9000)
-    engine.start()
-    from tgsync_cli.core.events import BotStatusChanged
-
-    engine.handle(BotStatusChanged(CHAT, None, MemberState("left"), MemberState("member"), T0))
+    engine = engine_with_club(store, CHAT, T0, cache=c)
     for who in (ANNA, boris):
         engine.handle(MemberStatusChanged(CHAT, who, MemberState("member"), T0 + timedelta(minutes=1)))
     club_id = engine.club(CHAT.id).club_id

@@ -14,7 +14,6 @@ import pytest
 
 from tests.stores.backends import comparable, join, leave, message
 from tests.stores.racing import Race, Server, member_filter, pushes_member
-from tgsync_cli.core.evidence import Observation
 from tgsync_cli.stores.mongo import MongoStore
 
 CHAT = -1007007
