@@ -127,6 +127,28 @@ def test_a_complete_listing_marks_the_unlisted_left_and_reports_them(store, club
     assert store.active_count(club) == 1
 
 
+def test_a_message_or_deep_link_in_the_same_second_as_a_strangers_leave_does_not_make_them_active(store, club):
+    store.observe(club, leave(7, at(10)))
+    store.observe(club, message(7, at(10)))
+    store.observe(club, leave(8, at(10), status="kicked"))
+    store.observe(club, Observation(person(8), "active", None, at(10), "manual_registration"))
+    assert [(member(store, club, t)["status"], member(store, club, t)["status_at"]) for t in (7, 8)] == [
+        ("left", at(10)), ("kicked", at(10))]
+
+
+def test_a_promotion_in_the_same_second_as_the_join_makes_an_organizer(store, club):
+    store.observe(club, join(5, at(3)))
+    store.observe(club, join(5, at(3), role="organizer"))
+    assert (member(store, club, 5)["role"], member(store, club, 5)["role_at"]) == ("organizer", at(3))
+
+
+def test_the_departure_note_goes_once_a_membership_is_made_from_it(store, club):
+    store.observe(club, leave(7, at(10)))
+    store.observe(club, join(7, at(5)))  # the older join, delivered later: a left member now
+    assert member(store, club, 7)["status"] == "left"
+    assert store.departures_for(club, [7]) == {} and store.export()["departures"] == []
+
+
 def status_times(store, cid, tid):
     m = member(store, cid, tid)
     return m["status"], m["role"], m["status_at"]
