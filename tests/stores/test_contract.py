@@ -191,6 +191,10 @@ def test_the_stretch_a_listing_confirmed_is_the_same_in_any_delivery_order(store
     assert status_times(store, club, 6)[2] == at(30)
     store.observe(club, join(6, at(20)))  # the join after that leave: the stretch began there
     assert status_times(store, club, 6)[2] == at(20)
+    store.observe(club, join(7, at(1)))
+    store.observe(club, join(7, at(30), role=None, source="service_message"))  # confirms, says no role
+    store.observe(club, leave(7, at(10)))  # a late leave whose role still applies by its clock
+    assert status_times(store, club, 7) == ("active", "member", at(30))
 
 
 def test_club_lifecycle(store, club):
