@@ -55,3 +55,31 @@ def test_a_stale_bot_status_does_not_overwrite_what_the_engine_holds(tmp_path):
     info = engine.club(CHAT)
     assert (sync["bot_is_admin"], sync["bot_present"]) == (True, True)
     assert (info.bot_is_admin, info.bot_present) == (True, True)
+
+
+def test_no_welcome_dm_to_someone_another_process_saw_block_the_bot():
+    """The block reached another process (the store has it, this one's memory does not): the
+    welcome DM is not attempted. Someone who did not block gets the welcome, word for word."""
+    from tgsync_cli.core.cache import MemoryMemberCache
+    from tgsync_cli.core.engine import Engine
+    from tgsync_cli.core.gateway import OfflineGateway
+
+    store = open_store("memory:")
+    trails = ChatRef(-1009009, "supergroup", "Trail Crew")
+    other = engine_with_club(store, trails, T0)  # another club, another process
+    other.handle(MemberStatusChanged(trails, Person(5, first_name="Erlan"), MemberState("member"), T0))
+    other.handle(BotStatusChanged(ChatRef(5, "private", None), None, MemberState("member"),
+                                  MemberState("kicked"), T0 + timedelta(minutes=1)))  # 5 blocks the bot
+    engine_with_club(store, GROUP, T0)
+    gateway = OfflineGateway(9000)
+    sent = []
+    gateway.send_private = lambda chat, text: sent.append((chat, text))  # type: ignore[method-assign]
+    serve = Engine(store, gateway, MemoryMemberCache(), bot_id=9000, welcome_dm=True)
+    serve.start()
+
+    for uid in (5, 6):  # both new to this club
+        serve.handle(MemberStatusChanged(GROUP, Person(uid, first_name="R"), MemberState("member"),
+                                         T0 + timedelta(minutes=3)))
+
+    assert sent == [(6, "Welcome to Sunday Long Run on Ayda Run!")]
+    assert worlds.roster(store, CHAT)[5] == ("member", "active", "chat_member_event")
