@@ -83,3 +83,38 @@ def test_no_welcome_dm_to_someone_another_process_saw_block_the_bot():
 
     assert sent == [(6, "Welcome to Sunday Long Run on Ayda Run!")]
     assert worlds.roster(store, CHAT)[5] == ("member", "active", "chat_member_event")
+
+
+def test_a_kick_names_the_admin_who_did_it_in_the_log():
+    store = open_store("memory:")
+    engine = engine_with_club(store, GROUP, T0)
+    runner, admin = Person(5, first_name="Erlan"), Person(1, first_name="Asel")
+    engine.handle(MemberStatusChanged(GROUP, runner, MemberState("member"), T0 + timedelta(minutes=1)))
+    engine.handle(MemberStatusChanged(GROUP, runner, MemberState("kicked"), T0 + timedelta(minutes=2),
+                                      actor=admin))
+    log = store.membership_log(telegram_id=5)
+    assert [(e["to"]["status"], e["actor"]) for e in log] == [("active", None), ("kicked", 1)]
+
+
+def test_a_late_leave_does_not_undo_a_message_the_hot_path_holds_unflushed():
+    """Erlan wrote at 7:05 (a known member: the message waits for the flush, in memory); a leave
+    from 7:03 arrives late. He stays active, before and after the flush."""
+    from tgsync_cli.core.events import MessageSeen
+
+    store = open_store("memory:")
+    engine = engine_with_club(store, GROUP, T0)
+    erlan = Person(5, first_name="Erlan")
+    engine.handle(MemberStatusChanged(GROUP, erlan, MemberState("member"), T0 + timedelta(minutes=1)))
+    engine.handle(MessageSeen(GROUP, erlan, T0 + timedelta(minutes=5)))
+    engine.handle(MemberStatusChanged(GROUP, erlan, MemberState("left"), T0 + timedelta(minutes=3)))
+    assert worlds.roster(store, CHAT)[5][1] == "active"
+    engine.flush()
+    assert worlds.roster(store, CHAT)[5][1] == "active"
+
+
+def test_another_bot_joining_the_group_is_no_member():
+    store = open_store("memory:")
+    engine = engine_with_club(store, GROUP, T0)
+    engine.handle(MemberStatusChanged(GROUP, Person(7001, is_bot=True, first_name="Helper"),
+                                      MemberState("member"), T0 + timedelta(minutes=1)))
+    assert worlds.roster(store, CHAT) == {} and store.user_by_telegram_id(7001) is None
