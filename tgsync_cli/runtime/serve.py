@@ -26,7 +26,13 @@ from typing import Callable, List, Optional
 
 from pyrogram import filters
 from pyrogram import raw
-from pyrogram.handlers import ChatMemberUpdatedHandler, DisconnectHandler, MessageHandler, RawUpdateHandler
+from pyrogram.handlers import (
+    ChatJoinRequestHandler,
+    ChatMemberUpdatedHandler,
+    DisconnectHandler,
+    MessageHandler,
+    RawUpdateHandler,
+)
 
 from tgsync_cli.core.events import BotStatusRecheck
 from tgsync_cli.core.engine import ClubInfo, Engine
@@ -45,6 +51,7 @@ from tgsync_cli.runtime.wiring import make_engine, store_from, utcnow
 from tgsync_cli.sources.pyrogram_updates import (
     events_from_bot_stopped,
     events_from_chat_member_updated,
+    events_from_join_request,
     events_from_message,
 )
 
@@ -126,6 +133,9 @@ class Runtime:
     async def on_member_updated(self, client, update) -> None:
         await self._take(events_from_chat_member_updated, update)
 
+    async def on_join_request(self, client, request) -> None:
+        await self._take(lambda r, _bot: events_from_join_request(r), request)
+
     async def on_disconnect(self, client) -> None:
         """pyrogram reconnects by itself and fetches what it can, but a bot-status change in that
         gap may never arrive: the bot's status in every club is asked again (SPEC §3) before the
@@ -142,6 +152,7 @@ class Runtime:
     def handlers(self) -> list:
         return [MessageHandler(self.on_message, MESSAGES),
                 ChatMemberUpdatedHandler(self.on_member_updated),
+                ChatJoinRequestHandler(self.on_join_request),
                 RawUpdateHandler(self.on_raw),
                 DisconnectHandler(self.on_disconnect)]
 
