@@ -19,6 +19,7 @@ class MongoDb:
         self.log, self.departures = db["membership_log"], db["departures"]
         self.activity, self.reconciles = db["activity"], db["reconciles"]
         self.forgotten = db["forgotten"]
+        self.requests = db["requests"]  # tgsync's own: what the app asks, join requests answered
 
     def call(self, name: str, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
         from pymongo.errors import DuplicateKeyError, PyMongoError
