@@ -129,6 +129,14 @@ class BotStatusRecheck:
 
 
 @dataclass(frozen=True)
+class RequestsDue:
+    """Time to apply the app's pending requests: serve queues it every few seconds, so they are
+    applied by the engine's own worker, in order with the updates."""
+
+    at: datetime
+
+
+@dataclass(frozen=True)
 class RosterObserved:
     """A listing of members (route 1 admins, route 6 import, reconcile) taken at `at`.
 

@@ -1,0 +1,44 @@
+"""A club's join policy, kept in its `sync` fields: who answers the group's join requests.
+
+`open` (the default) leaves them to the group's admins, as before tgsync knew of them. `roster`
+lets in at once whoever is an active member of the club in the store (the app's roster), and
+sends everyone else the club's registration button; `decline_after_days` (off unless set)
+declines requests nobody answered in that many days.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, Optional
+
+from tgsync_cli.core.evidence import ACTIVE
+
+OPEN, ROSTER = "open", "roster"
+POLICIES = (OPEN, ROSTER)
+POLICY_KEY, DECLINE_KEY = "join_policy", "decline_after_days"
+
+
+def policy_of(club: Optional[Dict[str, Any]]) -> str:
+    sync = (club or {}).get("sync") or {}
+    value = sync.get(POLICY_KEY)
+    return value if value in POLICIES else OPEN
+
+
+def decline_after_of(club: Optional[Dict[str, Any]]) -> Optional[int]:
+    value = ((club or {}).get("sync") or {}).get(DECLINE_KEY)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _same_id(value: Any, tid: int) -> bool:
+    """The app may store a telegram_id as text or a double: the same person."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return value == tid
+    return isinstance(value, str) and value.strip() == str(tid)
+
+
+def on_roster(members: Iterable[Dict[str, Any]], tid: int) -> bool:
+    """An active member of the club with this Telegram id, by any route — an entry the app
+    added itself with no status counts as on its roster."""
+    return any(_same_id(m.get("telegram_id"), tid) and m.get("status", ACTIVE) in (ACTIVE, None)
+               for m in members)
