@@ -63,6 +63,7 @@ class DeepLinkHandler:
             if state.status != "kicked" and self.join_requests.pending_request(info, user.id):
                 self._register_requester(info, user, ev)
                 return
+            self.join_requests.note_gone(info, user.id, ev.at)
             self._reply(user, f"Join {info.name} on Telegram first, then press the button again.")
             return
         self._register(info, user, ev)

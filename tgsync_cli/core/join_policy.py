@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any, Dict, Iterable, Optional
 
 from tgsync_cli.core.evidence import ACTIVE
+from tgsync_cli.core.models import ClubInfo
+from tgsync_cli.core.store import Store
 
 OPEN, ROSTER = "open", "roster"
 POLICIES = (OPEN, ROSTER)
@@ -42,3 +44,11 @@ def on_roster(members: Iterable[Dict[str, Any]], tid: int) -> bool:
     added itself with no status counts as on its roster."""
     return any(_same_id(m.get("telegram_id"), tid) and m.get("status", ACTIVE) in (ACTIVE, None)
                for m in members)
+
+
+def set_policy(store: Store, info: ClubInfo, join: str, decline_after_days: Optional[int] = None) -> None:
+    """Keep the policy in the club (every process reads it from there; this one at once)."""
+    if join not in POLICIES:
+        raise ValueError(f"join policy must be one of {', '.join(POLICIES)}")
+    store.update_sync(info.club_id, {POLICY_KEY: join, DECLINE_KEY: decline_after_days})
+    info.join_policy = join

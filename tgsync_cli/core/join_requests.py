@@ -124,6 +124,14 @@ class JoinRequestHandler:
                 "done_by": person.id})
         return outcome, reason
 
+    def note_gone(self, info: ClubInfo, uid: int, at: datetime) -> None:
+        """Under the roster policy, someone pressed the button with no request pending and not in
+        the group: a request they had is gone (an admin declined it, or they withdrew it)."""
+        if info.join_policy == ROSTER:
+            self.store.close_join_requests(info.club_id, uid, {
+                "outcome": GONE, "reason": "no longer pending (declined by an admin or withdrawn)",
+                "done_at": at})
+
     def note_admin_answer(self, info: ClubInfo, uid: int, by: Optional[int], at: datetime) -> None:
         """An admin let in someone whose request was waiting: the ledger says who."""
         self.store.close_join_requests(info.club_id, uid, {
