@@ -86,8 +86,10 @@ class Simulator:
         event (to an admin bot, which it is) and the service message, as for anyone else's act."""
         bot = self.world.bot.id
 
+        link = self._link(chat, chat.request_links.pop(uid, None), None) if kind == "approved" else None
+
         def deliver() -> None:
-            self._member_event(chat, uid, old, new, bot, via_join_request=kind == "approved")
+            self._member_event(chat, uid, old, new, bot, link, via_join_request=kind == "approved" and link is None)
             if kind == "approved":
                 self._message(chat, uid, new_chat_members=[self._user(uid)])
             elif kind == "banned" and _present(old):
@@ -369,18 +371,23 @@ class Simulator:
             link = self._link(chat, step.get("link"), None)
             if link is not None:
                 request["invite_link"] = link
+                chat.request_links[uid] = step["link"]
             self._deliver({"chat_join_request": request})
 
     def do_approve_request(self, step):
         chat, uid = self.world.chat(step["chat"]), step["user"]
         if chat.requests.pop(uid, None) is None or _present(chat.state(uid)):
             return  # HIDE_REQUESTER_MISSING / USER_ALREADY_PARTICIPANT in the admin's app
-        self._set(chat, uid, MemberState("member"), self._actor(step, chat), via_join_request=True)
+        link = self._link(chat, chat.request_links.pop(uid, None), None)
+        self._set(chat, uid, MemberState("member"), self._actor(step, chat), link,
+                  via_join_request=link is None)
         self._message(chat, uid, new_chat_members=[self._user(uid)])
 
     def do_decline_request(self, step):
         """An admin declines: the request is gone, and Telegram tells the bot nothing."""
-        self.world.chat(step["chat"]).requests.pop(step["user"], None)
+        chat = self.world.chat(step["chat"])
+        chat.requests.pop(step["user"], None)
+        chat.request_links.pop(step["user"], None)
 
     def do_policy(self, step):
         info = self._club(step)

@@ -42,6 +42,7 @@ class SimChat:
     username: Optional[str] = None
     bot_can_invite: bool = True  # the admin right approving join requests needs
     requests: Dict[int, datetime] = field(default_factory=dict)  # pending join requests: user → when
+    request_links: Dict[int, str] = field(default_factory=dict)  # the link a request came through
 
     def state(self, uid: int) -> MemberState:
         return self.members.get(uid, MemberState("left"))
@@ -218,6 +219,7 @@ class SimGateway:
     def decline_join_request(self, chat_id: int, user_id: int) -> None:
         self.calls.append("decline_join_request")
         chat = self._inviter(chat_id, "declining a join request")
+        chat.request_links.pop(user_id, None)
         if chat.requests.pop(user_id, None) is None:
             raise JoinRequestMissing(f"no join request from {user_id} in chat {chat_id} (HIDE_REQUESTER_MISSING)")
 
@@ -234,6 +236,7 @@ class SimGateway:
         if user_id == self.world.bot.id or chat.state(user_id).status in ADMINS:
             raise CannotRemove(f"Telegram will not ban user {user_id} in chat {chat_id} (USER_ADMIN_INVALID)")
         chat.requests.pop(user_id, None)
+        chat.request_links.pop(user_id, None)
         if chat.state(user_id).status != "kicked":  # banning the banned succeeds and changes nothing
             self._change(chat, user_id, MemberState("kicked"), "banned")
 

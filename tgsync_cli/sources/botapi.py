@@ -155,7 +155,11 @@ def parse_chat_member(obj: Any, path: str, mine: bool) -> object:
         return BotStatusChanged(chat=c, actor=actor, old=old, new=new, at=at,
                                 bot=None if c.type == "private" else user)
     name, invited_by = _invite_link(obj, path)
-    via_request = bool(_get(obj, "via_join_request", path, bool, False))
+    # an approved join request: without a link Telegram says via_join_request; through a link
+    # that needs approval, the link says creates_join_request
+    link = _get(obj, "invite_link", path, dict, False)
+    via_request = bool(_get(obj, "via_join_request", path, bool, False)) or bool(
+        link is not None and _get(link, "creates_join_request", f"{path}.invite_link", bool, False))
     return MemberStatusChanged(chat=c, user=user, new=new, at=at, actor=actor, old=old,
                                invite_link=name, invited_by=invited_by, via_join_request=via_request)
 
@@ -185,7 +189,7 @@ def parse_join_request(obj: Any, path: str) -> List[object]:
     name, _ = _invite_link(obj, path)
     return [JoinRequested(chat=c, user=user, at=at,
                           user_chat_id=user.id if user_chat_id is None else user_chat_id,
-                          invite_link=name, bio=bio[:MAX_BIO] if bio is not None else None)]
+                          invite_link=name, bio=bio[:MAX_BIO] if bio else None)]
 
 
 def parse_message(msg: Any, path: str, edited: bool = False) -> List[object]:

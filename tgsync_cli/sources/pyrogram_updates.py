@@ -99,7 +99,8 @@ def events_from_chat_member_updated(update, bot_id: int) -> List[Event]:
     return [MemberStatusChanged(chat=chat, user=person_from_user(user), new=new, at=at,
                                 actor=actor, old=old, via="chat_member_event",
                                 invite_link=name, invited_by=invited_by,
-                                via_join_request=bool(getattr(update, "via_join_request", False)))]
+                                via_join_request=bool(getattr(update, "via_join_request", False)
+                                                      or (link is not None and link.creates_join_request)))]
 
 
 MAX_BIO = 140  # as the Bot API adapter: a bio is cut to Telegram's own limit, never trusted
@@ -115,7 +116,7 @@ def events_from_join_request(request) -> List[Event]:
         return []
     link = getattr(request, "invite_link", None)
     name = (link.name or link.invite_link) if link is not None else None
-    bio = request.bio
+    bio = request.bio or None  # MTProto's `about` is always there; empty means none
     return [JoinRequested(chat=chat_ref(request.chat), user=person_from_user(user),
                           user_chat_id=user.id, at=_at(request.date), invite_link=name,
                           bio=str(bio)[:MAX_BIO] if bio is not None else None)]
