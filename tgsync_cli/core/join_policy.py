@@ -46,9 +46,13 @@ def on_roster(members: Iterable[Dict[str, Any]], tid: int) -> bool:
                for m in members)
 
 
-def set_policy(store: Store, info: ClubInfo, join: str, decline_after_days: Optional[int] = None) -> None:
-    """Keep the policy in the club (every process reads it from there; this one at once)."""
+def set_policy(store: Store, club_id: str, join: str, decline_after_days: Optional[int] = None,
+               info: Optional[ClubInfo] = None) -> bool:
+    """Keep the policy in the club: every process reads it from there (`info`, this process's
+    copy, at once). False when there is no such club."""
     if join not in POLICIES:
         raise ValueError(f"join policy must be one of {', '.join(POLICIES)}")
-    store.update_sync(info.club_id, {POLICY_KEY: join, DECLINE_KEY: decline_after_days})
-    info.join_policy = join
+    done = store.update_sync(club_id, {POLICY_KEY: join, DECLINE_KEY: decline_after_days})
+    if info is not None:
+        info.join_policy = join
+    return done

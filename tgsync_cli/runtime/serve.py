@@ -34,7 +34,7 @@ from pyrogram.handlers import (
     RawUpdateHandler,
 )
 
-from tgsync_cli.core.events import BotStatusRecheck
+from tgsync_cli.core.events import BotStatusRecheck, RequestsDue
 from tgsync_cli.core.engine import ClubInfo, Engine
 from tgsync_cli.core.errors import ConfigError
 from tgsync_cli.runtime.config import Settings
@@ -60,6 +60,10 @@ log = logging.getLogger("tgsync.serve")
 # ordinary and service messages in groups, and private messages (deep links); channel posts are
 # never a person's activity, and the bot's own outgoing messages are nothing to apply
 MESSAGES = (filters.group | filters.private) & filters.incoming
+# how often the app's requests (removals, bans, approvals) are looked for: polling, also on a
+# MongoDB that offers change streams (one query every few seconds is cheap, and it is the same
+# code on every backend)
+REQUESTS_POLL_SECONDS = 5.0
 
 
 @dataclass
@@ -125,6 +129,7 @@ class Runtime:
         self._stop_requested = False
         self._stop = asyncio.Event()
         self.recheck_pending = False  # the connection dropped: updates may have been missed
+        self.requests_poll_seconds = REQUESTS_POLL_SECONDS
 
     # -- update handlers: translate, submit, return ----------------------------------------------
     async def on_message(self, client, message) -> None:
@@ -225,7 +230,11 @@ class Runtime:
             if self.on_started:
                 self.on_started(report)
             self.started.set()
-            await self._stop.wait()
+            poller = asyncio.ensure_future(self._poll_requests())
+            try:
+                await self._stop.wait()
+            finally:
+                poller.cancel()
         finally:
             self.accepting = False
             # the worker may still need Telegram (admin lists, deep-link checks): keep the loop free.
@@ -244,6 +253,18 @@ class Runtime:
                  "stopping", getattr(self.pipeline, "applied", "?"), self.spooled, self.late,
                  extra={"event": "stopped", "backlog": self.spooled})
         return 0
+
+    async def _poll_requests(self) -> None:
+        """Every few seconds, the engine's worker looks for the app's pending requests (queued
+        like an update, so it runs in order with them, in the engine's own thread)."""
+        while self.accepting:
+            await asyncio.sleep(self.requests_poll_seconds)
+            if not self.accepting:
+                return
+            try:
+                self.pipeline.submit(RequestsDue(utcnow()), timeout=0)
+            except queue_mod.Full:
+                pass  # busy with updates: the next tick asks again
 
     def _startup_check(self) -> None:
         try:

@@ -392,7 +392,7 @@ class Simulator:
     def do_policy(self, step):
         info = self._club(step)
         if info is not None:
-            set_policy(self.engine.store, info, step["join"], step.get("decline_after"))
+            set_policy(self.engine.store, info.club_id, step["join"], step.get("decline_after"), info)
             self._declines = self._declines or step.get("decline_after") is not None
 
     def do_app(self, step):
