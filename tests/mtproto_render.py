@@ -25,6 +25,10 @@ RIGHTS = P.ChatAdminRights(change_info=True, delete_messages=True, ban_users=Tru
                            invite_users=True, pin_messages=True)
 
 
+NO_INVITE = P.ChatAdminRights(change_info=True, delete_messages=True, ban_users=True,
+                              pin_messages=True)
+
+
 class NotRepresentable(Exception):
     """Telegram has no MTProto form of this Bot API update (a ban in a basic group)."""
 
@@ -71,6 +75,7 @@ class Renderer:
     # -- chat members ---------------------------------------------------------------------------
     def _participant(self, chat, member, actor: int, date: int):
         uid, status = self._user(member["user"]), member["status"]
+        rights = RIGHTS if member.get("can_invite_users", True) else NO_INVITE
         if chat["type"] == "group":
             if status == "creator":
                 return P.ChatParticipantCreator(user_id=uid)
@@ -85,7 +90,7 @@ class Renderer:
             return P.ChannelParticipantCreator(user_id=uid, admin_rights=RIGHTS)
         if status == "administrator":
             return P.ChannelParticipantAdmin(user_id=uid, promoted_by=actor, date=date,
-                                             admin_rights=RIGHTS)
+                                             admin_rights=rights)
         if status == "member":
             return P.ChannelParticipant(user_id=uid, date=date)
         if status in ("restricted", "kicked"):

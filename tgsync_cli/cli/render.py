@@ -93,7 +93,8 @@ def roster_csv(club: Dict[str, Any]) -> str:
 
 
 CLUB_COLUMNS = ["club_id", "telegram_group_id", "name", "active_members", "members_total",
-                "bot_is_admin", "bot_present", "total_members_telegram", "drift", "last_sync"]
+                "bot_is_admin", "bot_present", "total_members_telegram", "drift", "last_sync",
+                "join_policy"]
 
 
 def clubs_csv(rows: List[Dict[str, Any]]) -> str:
@@ -118,8 +119,14 @@ def clubs_table(rows: List[Dict[str, Any]]) -> Table:
         s = c.get("sync") or {}
         bot = "admin" if s.get("bot_is_admin") else ("member" if s.get("bot_present") else "absent")
         out.append([c["club_id"], c["telegram_group_id"], c.get("name") or "", c["active_members"], bot,
+                    c.get("join_policy") or "open",
                     _s(s.get("total_members_telegram")), _s(c.get("drift")), _s(s.get("last_sync"))])
-    return table("Clubs", ("club", "chat", "name", "active", "bot", "telegram", "drift", "last sync"),
+    headers = ("club", "chat", "name", "active", "bot", "joins", "telegram", "drift", "last sync")
+    if all(c.get("join_policy", "open") == "open" for c in rows):
+        # every club leaves join requests to its admins: the column would say nothing
+        out = [r[:5] + r[6:] for r in out]
+        headers = headers[:5] + headers[6:]
+    return table("Clubs", headers,
                  out, keep=("club", "chat", "last sync"))
 
 

@@ -70,6 +70,7 @@ class ClubDirectory:
                         bool(sync.get("bot_is_admin")), bool(sync.get("bot_present")),
                         doc.get("username") or sync.get("username"))
         info.join_policy = policy_of(doc)
+        info.bot_can_invite = sync.get("bot_can_invite_users")
         self._by_chat[info.chat_id] = info
         for old in doc.get("previous_group_ids") or ():
             self._by_chat[old] = info

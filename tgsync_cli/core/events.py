@@ -49,6 +49,8 @@ class BotStatusChanged:
     new: MemberState
     at: datetime
     bot: Optional[Person] = None  # the bot as Telegram describes it (username for deep links)
+    # an admin bot's right to add members (and answer join requests); None: not said
+    can_invite_users: Optional[bool] = None
 
 
 @dataclass(frozen=True)

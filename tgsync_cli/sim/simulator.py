@@ -143,7 +143,9 @@ class Simulator:
         self._deliver({"my_chat_member": {
             "chat": self._chat(chat), "from": self._user(actor), "date": self._ts(),
             "old_chat_member": self._member(self._user(self.world.bot.id), old),
-            "new_chat_member": self._member(self._user(self.world.bot.id), new)}})
+            "new_chat_member": {**self._member(self._user(self.world.bot.id), new),
+                                **({"can_invite_users": chat.bot_can_invite}
+                                   if new.status == "administrator" else {})}}})
 
     def _message(self, chat: SimChat, sender: Optional[int], **fields):
         """A group message or service message; only delivered while the bot is in the chat.

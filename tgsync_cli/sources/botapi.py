@@ -152,8 +152,14 @@ def parse_chat_member(obj: Any, path: str, mine: bool) -> object:
     if mine:
         # in a private chat it is the user blocking/unblocking us: nothing to learn about the bot
         # (MTProto's UpdateBotStopped does not describe it either)
+        can_invite = None
+        if new.status == "creator":
+            can_invite = True
+        elif new.status == "administrator":
+            can_invite = bool(_get(new_obj, "can_invite_users", f"{path}.new_chat_member", bool, False))
         return BotStatusChanged(chat=c, actor=actor, old=old, new=new, at=at,
-                                bot=None if c.type == "private" else user)
+                                bot=None if c.type == "private" else user,
+                                can_invite_users=None if c.type == "private" else can_invite)
     name, invited_by = _invite_link(obj, path)
     # an approved join request: without a link Telegram says via_join_request; through a link
     # that needs approval, the link says creates_join_request

@@ -89,8 +89,14 @@ def events_from_chat_member_updated(update, bot_id: int) -> List[Event]:
         # says `kicked` for a removal by someone else (the service message agrees)
         new = MemberState("kicked")
     if user.id == bot_id or user.is_self:
+        can_invite = None
+        if new.status == "creator":
+            can_invite = True
+        elif new.status == "administrator":
+            rights = getattr(update.new_chat_member, "privileges", None)
+            can_invite = bool(rights is not None and rights.can_invite_users)
         return [BotStatusChanged(chat=chat, actor=actor, old=old, new=new, at=at,
-                                 bot=person_from_user(user))]
+                                 bot=person_from_user(user), can_invite_users=can_invite)]
     link = getattr(update, "invite_link", None)
     name = invited_by = None
     if link is not None:
