@@ -119,15 +119,14 @@ def clubs_table(rows: List[Dict[str, Any]]) -> Table:
         s = c.get("sync") or {}
         bot = "admin" if s.get("bot_is_admin") else ("member" if s.get("bot_present") else "absent")
         out.append([c["club_id"], c["telegram_group_id"], c.get("name") or "", c["active_members"], bot,
-                    c.get("join_policy") or "open",
                     _s(s.get("total_members_telegram")), _s(c.get("drift")), _s(s.get("last_sync"))])
-    headers = ("club", "chat", "name", "active", "bot", "joins", "telegram", "drift", "last sync")
-    if all(c.get("join_policy", "open") == "open" for c in rows):
-        # every club leaves join requests to its admins: the column would say nothing
-        out = [r[:5] + r[6:] for r in out]
-        headers = headers[:5] + headers[6:]
-    return table("Clubs", headers,
-                 out, keep=("club", "chat", "last sync"))
+    t = table("Clubs", ("club", "chat", "name", "active", "bot", "telegram", "drift", "last sync"),
+              out, keep=("club", "chat", "last sync"))
+    gated = [str(c["telegram_group_id"]) for c in rows if c.get("join_policy") == "roster"]
+    if gated:
+        # said below the table, not in a column: the table must stay readable at 80 columns
+        t.caption = "join requests answered by the roster in: " + ", ".join(gated)
+    return t
 
 
 EMPTY_STORE = ("no clubs in {store} yet: add the bot to a group while `tgsync serve` runs, or run "
