@@ -52,3 +52,17 @@ def test_the_join_after_an_approval_says_it_came_through_a_join_request(client, 
 def test_an_old_update_without_user_chat_id_answers_the_requester_themself():
     [ev] = parse_update({"update_id": 1, "chat_join_request": {"chat": CHAT, "from": ERLAN, "date": T}})
     assert ev.user_chat_id == 4
+
+
+def test_a_join_request_and_a_look_at_requests_survive_the_spool():
+    """What serve could not apply before stopping is written to the spool and read back."""
+    from datetime import datetime
+
+    from tgsync_cli.core.codec import from_dict, to_dict
+    from tgsync_cli.core.events import RequestsDue
+
+    [ev] = parse_update({"update_id": 1, "chat_join_request": {
+        "chat": CHAT, "from": ERLAN, "user_chat_id": 4, "date": T, "bio": "runs", "invite_link": LINK}})
+    assert from_dict(to_dict(ev)) == ev
+    due = RequestsDue(datetime(2025, 3, 1, 9))
+    assert from_dict(to_dict(due)) == due

@@ -11,7 +11,8 @@ got the person out is recorded as done, not as "not in the group".
 Guards: never the group's creator (Telegram refuses anyway) or the bot itself; an admin only when
 the request says `force`; and no more than a fifth of a club removed in one day unless the
 request says `yes` (the first removal of the day always passes, or a small club could never
-remove anyone) — over that, the request is `held` and says why.
+remove anyone) — over that, the request is `held` and says why. A remove or ban of someone who
+is not in the group is closed with that reason (a ban of someone already banned is done).
 
 The membership_log entries come from Telegram's own updates about the change, which the member
 handler attributes to the request (source `app_request`, actor = who asked).
@@ -134,13 +135,13 @@ class RequestDesk:
             if state.status != "kicked":
                 return UNBANNED, "was not banned"
             return self._telegram(info, tid, unban=True) or (UNBANNED, None)
-        if action == "remove" and not present:
-            if req["attempts"] > 1:  # a serve that died got them out before it could say so
-                return REMOVED, None
-            return NOT_IN_GROUP, "not in the group"
         if action == "ban" and state.status == "kicked":
             return BANNED, "already banned"
-        if present and not req["yes"] and self._over_daily_share(info, now):
+        if not present:
+            if action == "remove" and req["attempts"] > 1:
+                return REMOVED, None  # a serve that died got them out before it could say so
+            return NOT_IN_GROUP, "not in the group"
+        if not req["yes"] and self._over_daily_share(info, now):
             return HELD, (f"would remove more than {DAILY_SHARE:.0%} of the club today; "
                           "a request with yes may")
         failed = self._telegram(info, tid, ban=True, unban=action == "remove")
