@@ -39,7 +39,10 @@ def test_a_stranger_asking_to_join_gets_the_registration_button_and_waits(tmp_pa
 def test_registering_while_the_request_is_pending_lets_them_in_as_a_member(tmp_path):
     outcome = (roster_club().then("request_join", user=5)
                .then("start", minutes=2, user=5, payload=f"join_{CHAT}").run(tmp_path))
-    assert outcome.member(5) == ("member", "active", "manual_registration")
+    # registered (their account), and a member by the join Telegram sent for the approval
+    assert outcome.member(5) == ("member", "active", "chat_member_event")
+    assert outcome.account(5) is not None
+    assert "is approved" in private(outcome, 5)[-1][1]
     club = outcome.club()
     [req] = outcome.store.requests_of(club_id=outcome.store.club_by_group(CHAT)["_id"], telegram_id=5)
     assert (req["state"], req["outcome"], req["done_by"]) == ("done", "approved", 5)

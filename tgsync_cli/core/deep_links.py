@@ -1,6 +1,6 @@
 """Route 2: a deep link registers only members Telegram confirms — or, in a club whose join
 policy is `roster`, someone whose join request is pending: for them Telegram's answer is the
-request, and registering approves it."""
+request; registering approves it, and the join Telegram then sends makes them a member."""
 
 from __future__ import annotations
 
@@ -78,7 +78,11 @@ class DeepLinkHandler:
             self.note(f"join request of {user.id} in {info.chat_id} not approved: {reason}")
             self._reply(user, f"I could not let you into {info.name}: {reason}. Ask to join again.")
             return
-        self._register(info, user, ev)
+        # registered: their account now; the membership comes with the join Telegram sends for
+        # the approval, by the usual member events (so it holds only if Telegram let them in)
+        self.store.upsert_user(user, ev.at)
+        self._reply(user, f"Welcome! Your request to join {info.name} is approved, and you are "
+                          "registered in the club on Ayda Run.")
 
     def _register(self, info: ClubInfo, user: Person, ev: DeepLinkStart) -> None:
         out = self.store.observe(info.club_id, Observation(user, ACTIVE, None, ev.at, "manual_registration"))
