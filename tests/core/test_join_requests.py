@@ -26,7 +26,7 @@ def test_a_stranger_asking_to_join_gets_the_registration_button_and_waits(tmp_pa
     story = roster_club().then("request_join", user=5)
     store = open_store("memory:")
     gw = play(story, store)
-    [(chat, text, buttons)] = private(gw, 5)
+    [(_, text, buttons)] = private(gw, 5)
     assert buttons == (LINK,) and "register" in text
     assert 5 in gw.world.chat(CHAT).requests  # left pending, never declined by the bot
     assert gw.world.chat(CHAT).state(5).status == "left"
@@ -43,7 +43,6 @@ def test_registering_while_the_request_is_pending_lets_them_in_as_a_member(tmp_p
     assert outcome.member(5) == ("member", "active", "chat_member_event")
     assert outcome.account(5) is not None
     assert "is approved" in private(outcome, 5)[-1][1]
-    club = outcome.club()
     [req] = outcome.store.requests_of(club_id=outcome.store.club_by_group(CHAT)["_id"], telegram_id=5)
     assert (req["state"], req["outcome"], req["done_by"]) == ("done", "approved", 5)
     # the join Telegram sends after the approval came through the usual member events

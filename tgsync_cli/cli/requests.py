@@ -28,7 +28,7 @@ core = lazy_module("tgsync_cli.runtime.wiring")
 def _who() -> str:
     try:
         return f"cli:{getpass.getuser()}"
-    except Exception:  # no user name in this environment: still an organizer at the console
+    except (KeyError, OSError, ImportError):  # no user name here: still an organizer at the console
         return "cli"
 
 

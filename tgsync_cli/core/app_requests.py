@@ -25,7 +25,12 @@ from datetime import datetime, timedelta
 from typing import Any, Dict, Optional, Tuple
 
 from tgsync_cli.core.clubs import BotSelf, ClubDirectory, Note
-from tgsync_cli.core.errors import AdminRequired, CannotRemove, TelegramError, TelegramUnavailable
+from tgsync_cli.core.errors import (
+    AdminRequired,
+    CannotRemove,
+    TelegramError,
+    TelegramUnavailable,
+)
 from tgsync_cli.core.gateway import TelegramGateway
 from tgsync_cli.core.join_requests import JoinRequestHandler
 from tgsync_cli.core.models import ClubInfo

@@ -16,7 +16,12 @@ from datetime import datetime, timedelta
 from typing import Optional, Tuple
 
 from tgsync_cli.core.clubs import BotSelf, ClubDirectory, Note
-from tgsync_cli.core.errors import AlreadyParticipant, JoinRequestMissing, TelegramError, TelegramUnavailable
+from tgsync_cli.core.errors import (
+    AlreadyParticipant,
+    JoinRequestMissing,
+    TelegramError,
+    TelegramUnavailable,
+)
 from tgsync_cli.core.events import JoinRequested, Person
 from tgsync_cli.core.gateway import TelegramGateway
 from tgsync_cli.core.join_policy import ROSTER, decline_after_of, on_roster, policy_of
@@ -28,9 +33,11 @@ from tgsync_cli.core.requests import (
     FAILED,
     GONE,
     ORIGIN_TELEGRAM,
-    ROSTER as BY_ROSTER,
     WAITING,
     new_request,
+)
+from tgsync_cli.core.requests import (
+    ROSTER as BY_ROSTER,
 )
 from tgsync_cli.core.rules import deep_link, is_person
 from tgsync_cli.core.store import Store

@@ -12,7 +12,12 @@ from datetime import datetime
 from typing import Any, Dict, Optional
 
 from tgsync_cli.core.errors import InputError, TgsyncError
-from tgsync_cli.core.join_policy import POLICIES, decline_after_of, policy_of, set_policy
+from tgsync_cli.core.join_policy import (
+    POLICIES,
+    decline_after_of,
+    policy_of,
+    set_policy,
+)
 from tgsync_cli.core.requests import new_request
 from tgsync_cli.core.store import Store
 from tgsync_cli.runtime.wiring import find_club
