@@ -73,9 +73,6 @@ class TelegramGateway(Protocol):
 
     def decline_join_request(self, chat_id: int, user_id: int) -> None: ...
 
-    def join_request_pending(self, chat_id: int, user_id: int) -> bool:
-        """Whether the user has a join request waiting in the chat (an admin bot's question)."""
-
     def ban_member(self, chat_id: int, user_id: int) -> None:
         """Raises CannotRemove for the creator or an admin, AdminRequired for a non-admin bot."""
 
@@ -124,9 +121,6 @@ class OfflineGateway:
 
     def decline_join_request(self, chat_id, user_id):
         self._no("declining a join request")
-
-    def join_request_pending(self, chat_id, user_id):
-        self._no("looking up join requests")
 
     def ban_member(self, chat_id, user_id):
         self._no("removing a member")

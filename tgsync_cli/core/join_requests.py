@@ -111,33 +111,16 @@ class JoinRequestHandler:
         except TelegramError as exc:
             return FAILED, str(exc)
 
-    def pending_request(self, info: ClubInfo, uid: int) -> bool:
-        """Route 2 under the roster policy: Telegram's answer for a requester is their pending
-        request, not membership. False when the club is open or Telegram cannot say."""
-        if info.join_policy != ROSTER:
-            return False
-        try:
-            return bool(self.clubs.tg(info, self.gateway.join_request_pending, uid))
-        except TelegramError as exc:
-            self.note(f"join request of {uid} in {info.chat_id} not looked up: {exc}")
-            return False
-
     def approve_registered(self, info: ClubInfo, person: Person, at: datetime) -> Answer:
         """They pressed the button with a request pending: approve it and close the ledger."""
         outcome, reason = self.approve(info, person.id)
+        if outcome == GONE:
+            reason = "no longer pending (declined by an admin or withdrawn)"
         if outcome in (APPROVED, GONE):
             self.store.close_join_requests(info.club_id, person.id, {
                 "outcome": outcome, "reason": reason or "registered", "done_at": at,
-                "done_by": person.id})
+                "done_by": person.id if outcome == APPROVED else None})
         return outcome, reason
-
-    def note_gone(self, info: ClubInfo, uid: int, at: datetime) -> None:
-        """Under the roster policy, someone pressed the button with no request pending and not in
-        the group: a request they had is gone (an admin declined it, or they withdrew it)."""
-        if info.join_policy == ROSTER:
-            self.store.close_join_requests(info.club_id, uid, {
-                "outcome": GONE, "reason": "no longer pending (declined by an admin or withdrawn)",
-                "done_at": at})
 
     def note_admin_answer(self, info: ClubInfo, uid: int, by: Optional[int], at: datetime) -> None:
         """An admin let in someone whose request was waiting: the ledger says who."""

@@ -12,8 +12,8 @@ from tgsync_cli.core.events import MemberStatusChanged, Person
 from tgsync_cli.core.evidence import ACTIVE, Observation
 from tgsync_cli.core.gateway import TelegramGateway
 from tgsync_cli.core.join_requests import JoinRequestHandler
-from tgsync_cli.core.requests import APPLYING, DONE, ROUTE
 from tgsync_cli.core.models import ClubInfo
+from tgsync_cli.core.requests import APPLYING, DONE, ROUTE
 from tgsync_cli.core.rules import club_role, club_status, is_person
 from tgsync_cli.core.seen import SeenBuffer
 from tgsync_cli.core.store import Store

@@ -19,10 +19,10 @@ from pyrogram import enums, errors, raw, types
 from tgsync_cli.core.errors import (
     AdminRequired,
     AlreadyParticipant,
-    CannotRemove,
-    JoinRequestMissing,
     BotNotInChat,
+    CannotRemove,
     ChatMigratedError,
+    JoinRequestMissing,
     PeerUnknown,
     TelegramError,
     TelegramUnavailable,
@@ -35,7 +35,6 @@ log = logging.getLogger("tgsync.telegram")
 T = TypeVar("T")
 PAGE_SIZE = 200  # what pyrogram's get_chat_members asks per request (methods/chats/get_chat_members.py)
 MAX_FLOOD_RETRIES = 5
-MAX_REQUESTS_LISTED = 10000  # pending join requests looked through for one user
 
 _ADMIN_ERRORS = (errors.ChatAdminRequired, errors.RightForbidden, errors.ChatWriteForbidden,
                  errors.ChatRestricted, errors.ChatSendPlainForbidden, errors.ChatAdminInviteRequired)
@@ -245,14 +244,6 @@ class PyrogramGateway:
             raise AlreadyParticipant(f"user {user_id} is already in chat {chat_id}") from None
         except (errors.RPCError, ValueError) as e:
             raise _typed(e, what, chat_id, f"chat {chat_id} or user {user_id}") from None
-
-    def join_request_pending(self, chat_id: int, user_id: int) -> bool:
-        async def pending() -> bool:
-            async for joiner in self.client.get_chat_join_requests(chat_id, limit=MAX_REQUESTS_LISTED):
-                if joiner.user is not None and joiner.user.id == user_id:
-                    return True
-            return False
-        return bool(self._chat_call("listing join requests", chat_id, pending))
 
     def ban_member(self, chat_id: int, user_id: int) -> None:
         try:

@@ -277,7 +277,7 @@ class SoakTelegram:
 
         raise AdminRequired("no join requests or removals in a soak")
 
-    approve_join_request = decline_join_request = join_request_pending = _no_requests
+    approve_join_request = decline_join_request = _no_requests
     ban_member = unban_member = _no_requests
 
 

@@ -223,11 +223,6 @@ class SimGateway:
         if chat.requests.pop(user_id, None) is None:
             raise JoinRequestMissing(f"no join request from {user_id} in chat {chat_id} (HIDE_REQUESTER_MISSING)")
 
-    def join_request_pending(self, chat_id: int, user_id: int) -> bool:
-        self.calls.append("join_request_pending")
-        chat = self._inviter(chat_id, "listing join requests")
-        return user_id in chat.requests
-
     def ban_member(self, chat_id: int, user_id: int) -> None:
         self.calls.append("ban_member")
         chat = self._in(chat_id)
