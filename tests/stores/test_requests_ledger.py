@@ -65,3 +65,11 @@ def test_two_serves_in_two_processes_never_take_the_same_request(tmp_path):
     claimed = [set(json.loads(p.communicate(timeout=60)[0])) for p in procs]
     assert claimed[0].isdisjoint(claimed[1])
     assert claimed[0] | claimed[1] == set(ids)
+
+
+@pytest.mark.parametrize("name,store", list(stores()), ids=lambda v: v if isinstance(v, str) else "")
+def test_forget_erases_the_person_s_requests_too(name, store):
+    store.add_request(new_request("club_a", 5, "remove", "app", T))
+    store.add_request(new_request("club_a", 6, "ban", "app", T))
+    store.forget(5)
+    assert [r["telegram_id"] for r in store.requests_of()] == [6]
