@@ -99,7 +99,8 @@ def _store_checks(settings: Settings) -> Tuple[Optional[Store], List[Check]]:
         return None, [Check("store", "warn", f"{label}: no store there yet",
                             "it is created on the first run; check store.uri if you expected data")]
     try:
-        store = stores.open_store(uri, settings.store.database, create=False)
+        store = stores.open_store(uri, settings.store.database, create=False,
+                                  time_format=settings.store.time_format)
         n = store.counts()["clubs"]
         problems = store.check()
     except TgsyncError as exc:

@@ -19,7 +19,8 @@ def utcnow() -> datetime:
 
 def store_from(settings: Settings, create: bool = True) -> Store:
     """create=False for commands that only read: a missing store is an error, never made."""
-    return open_store(settings.store.uri, settings.store.database, create=create)
+    return open_store(settings.store.uri, settings.store.database, create=create,
+                      time_format=settings.store.time_format)
 
 
 def make_cache(settings: Optional[Settings] = None):
