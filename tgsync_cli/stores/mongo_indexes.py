@@ -77,8 +77,8 @@ class IndexState:
 
 def _existing(db, name: str) -> Dict[Keys, Dict[str, Any]]:
     info = db[name].index_information()
-    return {tuple((k, int(d) if isinstance(d, (int, float)) else d) for k, d in spec["key"]): spec
-            for spec in info.values()}
+    return {tuple((k, int(d) if isinstance(d, (int, float)) else d) for k, d in spec["key"]): {**spec, "name": name}
+            for name, spec in info.items()}
 
 
 def _compare(want: Want, spec: Dict[str, Any]) -> Tuple[str, str]:
