@@ -39,6 +39,8 @@ def reconcile_table(outcome) -> Table:
                                ("active again", c.reactivated), ("role changed", c.role_changed)):
                 if ids:
                     changes.append(f"{label} {len(ids)}: {_ids(ids)}")
+        if c.app_only:
+            changes.append(f"in the app, not on Telegram {len(c.app_only)}: {_ids(c.app_only)}")
         over = c.drift is not None and c.drift > outcome.threshold
         drift = Text(_s(c.drift), style="bold red" if over else "")
         why = c.error if c.error else c.reason

@@ -325,6 +325,13 @@ class MongoMembers:
         self._record_activity(seen, first_seen)
         return len(seen)
 
+    def app_only_active(self, club_id: str) -> int:
+        """Members the app added itself with status active (or none: the app may not keep one)."""
+        doc = self._call("app_only_active", self.clubs.find_one, {"_id": club_id},
+                         {"members.status": 1, "members.telegram_id": 1})
+        return sum(1 for m in (doc or {}).get("members") or []
+                   if m.get("status", "active") == "active" and as_tid(m.get("telegram_id")) is None)
+
     def active_count(self, club_id: str) -> int:
         doc = self._call("active_count", self.clubs.find_one, {"_id": club_id},
                          {"members.status": 1, "members.telegram_id": 1})
