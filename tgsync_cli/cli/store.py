@@ -86,8 +86,10 @@ def copy(source: Annotated[str, typer.Option("--from", help="store URI to read (
         if json_out:
             print(json.dumps(plan.as_json()))
         else:
-            for line in plan.lines():
-                Console().print(escape(line))
+            from tgsync_cli.cli.render import line as literal
+
+            for text in plan.lines():  # club names came from Telegram or the app: literal text
+                Console().print(literal(text), soft_wrap=True)
         return
     if json_out:
         print(json.dumps(rep.as_json()))

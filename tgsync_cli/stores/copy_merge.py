@@ -118,14 +118,6 @@ def _tid(v: Any) -> Optional[int]:
     return as_tid(v)
 
 
-def match_club(target_clubs: List[dict], c: dict) -> Optional[dict]:
-    gid = _tid(c.get("telegram_group_id"))
-    for t in target_clubs:
-        if t.get("_id") == c.get("_id") or (gid is not None and _tid(t.get("telegram_group_id")) == gid):
-            return t
-    return None
-
-
 def plan_club(target: Optional[dict], c: dict) -> ClubPlan:
     from tgsync_cli.stores.mongo_shapes import read_member
 
@@ -167,8 +159,10 @@ def plan_copy(source, target) -> CopyPlan:
 
     src, dst = source.export(), target.export()
     plan = CopyPlan(source.uri_label, target.uri_label)
-    for c in src.get("clubs", []):
-        plan.clubs.append(plan_club(match_club(dst.get("clubs", []), c), c))
+    for c in src.get("clubs", []):  # the target's club as read, the app's members included
+        gid = _tid(c.get("telegram_group_id"))
+        have = target.club_by_id(c["_id"]) or (target.club_by_group(gid) if gid is not None else None)
+        plan.clubs.append(plan_club(have, c))
     accounts = {_tid(u.get("telegram_id")): u for u in dst.get("users", [])}
     for u in src.get("users", []):
         cur = accounts.get(_tid(u.get("telegram_id")))
