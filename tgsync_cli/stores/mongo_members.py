@@ -52,6 +52,14 @@ def before(field: str, at: datetime) -> List[Dict[str, Any]]:
     return [*time_cmp(field, "$lt", at), {field: None}]
 
 
+def fresh(prev: dict, obs: Observation) -> bool:
+    """Evidence newer than everything the member's entry held when it was last read: a member
+    someone removed since comes back on that, never on what was already known."""
+    known = [t for t in (prev.get(k) for k in ("status_at", "hard_at", "role_at", "proof_at", "last_seen"))
+             if isinstance(t, datetime)]
+    return not known or obs.at > max(known)
+
+
 class MongoMembers:
     """Part of MongoStore (mongo.py): relies on its collections, _call, _bulk, _known, _outbox."""
 
@@ -122,10 +130,13 @@ class MongoMembers:
             out = self._first_sighting(club_id, obs)
             if out is not None:
                 return out
+        prev: Optional[dict] = None  # the member as a write that missed saw them
         for _ in range(RETRIES):
             exists, current, noted = self._raw_member(club_id, tid)
             if not exists:
                 return Outcome(tid)
+            if current is None and prev is not None and obs.status == ACTIVE and not fresh(prev, obs):
+                return Outcome(tid)  # removed (by the app) meanwhile: only newer evidence brings them back
             dep = None
             if current is None and noted:
                 dep = self._call("departure", self.departures.find_one, {"club_id": club_id, "telegram_id": tid})
@@ -152,6 +163,7 @@ class MongoMembers:
                     del upd["$push"]
                 r = self._write(club_id, entry, self.clubs.update_one, flt, upd)
                 if not r.matched_count:
+                    prev = norm or prev
                     continue  # another writer changed this member first: decide again
                 self._known.setdefault(club_id, set()).add(tid)
             if d.clear_departure:
