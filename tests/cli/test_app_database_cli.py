@@ -171,3 +171,43 @@ def test_reconcile_reports_app_only_members_apart_and_never_marks_them(appdb, mo
     console = Console(width=200, record=True)
     console.print(render_ops.reconcile_table(out))
     assert "in the app, not on Telegram" in " ".join(console.export_text().replace("│", " ").split())
+
+
+def test_doctor_shows_the_databases_shape_before_anything_is_written(appdb):
+    r = run("--store", appdb.uri, "doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]} if r.stdout.startswith("{") else \
+        {c["name"]: c for c in json.loads(r.stdout)}
+    assert r.exit_code == 1  # tgsync's indexes are missing: a failing check
+    assert checks["store indexes"]["level"] == "fail" and "tgsync store init" in checks["store indexes"]["fix"]
+    app = checks["the app's documents"]["detail"]
+    assert "2 club(s) with no Telegram group (e.g. club_app_only_1)" in app
+    assert "2 account(s) with no telegram_id (e.g. user_app_only_1)" in app
+    assert "2 member(s) with no telegram_id (e.g. club_app_srg / user_app_only_1)" in app
+    assert "1 member(s) with a role of the app's" in app
+    forms = checks["stored forms"]["detail"]
+    assert "1 account(s) with a string telegram_id (e.g. user_string)" in forms
+    assert "member(s) with string dates" in forms and "1 member(s) with a double telegram_id" in forms
+    assert "iso" in checks["database"]["detail"]
+    assert appdb.db.clubs.index_information().keys() == {"_id_"}  # doctor wrote nothing
+    assert sorted(appdb.db.list_collection_names()) == ["clubs", "users"]
+
+
+def test_doctor_names_the_documents_that_would_break_an_index(appdb):
+    appdb.db.users.insert_one({"_id": "user_twin", "telegram_id": 777666, "first_name": "Twin"})
+    r = run("--store", appdb.uri, "doctor", "--json")
+    out = json.loads(r.stdout)
+    checks = {c["name"]: c for c in (out["checks"] if isinstance(out, dict) else out)}
+    assert "1 accounts share a numeric telegram_id (e.g. user_plain)" in checks["index blockers"]["detail"]
+    init_run = run("--store", appdb.uri, "store", "init")
+    assert init_run.exit_code == 1 and "users.telegram_id" in init_run.stderr
+    assert "tgsync doctor" in init_run.stderr
+
+
+def test_doctor_after_init_passes_its_store_checks(appdb):
+    init(appdb)
+    r = run("--store", appdb.uri, "doctor", "--json")
+    out = json.loads(r.stdout)
+    checks = {c["name"]: c for c in (out["checks"] if isinstance(out, dict) else out)}
+    assert checks["store indexes"]["level"] == "ok"
+    assert not [c for c in checks.values() if c["name"] in ("store indexes", "index blockers")
+                and c["level"] == "fail"]
