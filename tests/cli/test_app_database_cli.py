@@ -211,3 +211,11 @@ def test_doctor_after_init_passes_its_store_checks(appdb):
     assert checks["store indexes"]["level"] == "ok"
     assert not [c for c in checks.values() if c["name"] in ("store indexes", "index blockers")
                 and c["level"] == "fail"]
+
+
+def test_forget_says_the_app_still_has_an_account(appdb):
+    init(appdb)
+    r = run("--store", appdb.uri, "forget", str(PLAIN), "--yes")
+    assert r.exit_code == 0, r.output
+    assert "the app still has an account for them (user_plain)" in " ".join(r.stdout.split())
+    assert appdb.db.users.find_one({"_id": "user_plain"})["phone"] == "+7 700 000 0000"

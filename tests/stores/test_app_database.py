@@ -216,3 +216,15 @@ def test_a_listing_of_a_member_the_app_left_alone_keeps_their_app_fields(app, st
 def test_an_observation_never_reaches_a_member_of_another_person(store):
     out = store.observe("club_app_srg", Observation(Person(1), "left", "member", T, "chat_member_event"))
     assert out.status is None
+
+
+def test_forget_keeps_the_apps_account_without_its_telegram_fields(app, store):
+    assert store.forget_preview(PLAIN)["app_account_kept"] == "user_plain"
+    rep = store.forget(PLAIN)
+    assert rep["app_account_kept"] == "user_plain" and rep["created_by_cleared"] == 0
+    u = app.db.users.find_one({"_id": "user_plain"})
+    assert u["phone"] == "+7 700 000 0000" and "telegram_id" not in u and "username" not in u
+    assert store.user_by_telegram_id(PLAIN) is None
+    assert app.db.clubs.find_one({"_id": "club_app_srg"})["created_by"] == "user_srg_owner"
+    store.forget(COACH)  # an account with tgsync's fields only goes whole
+    assert app.db.users.find_one({"_id": "user_coach"}) is None

@@ -76,6 +76,9 @@ def forget_lines(rep, preview: bool = False) -> List[str]:
         return [f"nothing stored about telegram id {rep.telegram_id}"]
     lines = [f"{verb} for telegram id {rep.telegram_id}:"]
     lines.append(f"  account: {rep.accounts}")
+    if getattr(rep, "app_account_kept", None):
+        lines.append(f"  the app still has an account for them ({rep.app_account_kept}): its Telegram "
+                     "fields are removed, the app's kept")
     clubs = ", ".join(f"{c['name'] or c['club_id']} ({c['telegram_group_id']})" for c in rep.clubs)
     lines.append(f"  memberships: {len(rep.clubs)}" + (f" — {clubs}" if clubs else ""))
     lines.append(f"  departure records: {rep.departures}")

@@ -299,9 +299,12 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
                      {"members.telegram_id": tid_match(tid)}, {"name": 1, "telegram_group_id": 1})))]
         user = self.user_by_telegram_id(tid)
         deps = self._call("forget_preview", self.departures.count_documents, {"telegram_id": tid})
+        kept = app_account(user)
         created = self._call("forget_preview", self.clubs.count_documents,
-                             {"created_by": user["_id"]}) if user else 0
-        return {"clubs": clubs, "accounts": 1 if user else 0, "departures": deps, "created_by_cleared": created}
+                             {"created_by": user["_id"], "telegram_group_id": {"$type": "number"}}) \
+            if user and not kept else 0
+        return {"clubs": clubs, "accounts": 1 if user else 0, "departures": deps, "created_by_cleared": created,
+                "app_account_kept": user["_id"] if kept else None}
 
     def forget(self, tid: int) -> Dict[str, Any]:
         self.settle()  # this process's outbox entries first, so the collection holds them
@@ -309,8 +312,13 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
             known.discard(tid)
         rep = self.forget_preview(tid)
         user = self.user_by_telegram_id(tid)
-        if user is not None:
-            self._call("forget", self.clubs.update_many, {"created_by": user["_id"]}, {"$set": {"created_by": None}})
+        if user is not None and app_account(user):  # the app's account: only its Telegram fields go
+            self._call("forget", self.users.update_one, {"_id": user["_id"]},
+                       {"$unset": {k: "" for k in TELEGRAM_ACCOUNT_KEYS}})
+        elif user is not None:
+            self._call("forget", self.clubs.update_many, {"created_by": user["_id"],
+                                                          "telegram_group_id": {"$type": "number"}},
+                       {"$set": {"created_by": None}})
         self._call("forget", self.clubs.update_many, {"$or": [
             {"members.telegram_id": tid_match(tid)}, {"departed_ids": tid}, {"log_pending.telegram_id": tid}]},
             {"$pull": {"members": {"telegram_id": tid_match(tid)}, "departed_ids": tid,
@@ -378,6 +386,16 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
         from tgsync_cli.stores.mongo_indexes import missing_unique
 
         return [f"missing index {label}" for label in self._call("check", missing_unique, self._db)]
+
+
+# the account fields tgsync writes; anything else on an account is the app's
+TELEGRAM_ACCOUNT_KEYS = ("telegram_id", "username", "first_name", "last_name", "language_code", "dm_blocked")
+TGSYNC_ACCOUNT_KEYS = ("_id", *TELEGRAM_ACCOUNT_KEYS, "created_at", "updated_at")
+
+
+def app_account(user: Optional[dict]) -> bool:
+    """An account that holds the app's fields too (an email, a phone): forget keeps it."""
+    return user is not None and any(k not in TGSYNC_ACCOUNT_KEYS for k in user)
 
 
 def cause(exc: BaseException, limit: int = 160) -> str:
