@@ -219,3 +219,14 @@ def test_forget_says_the_app_still_has_an_account(appdb):
     assert r.exit_code == 0, r.output
     assert "the app still has an account for them (user_plain)" in " ".join(r.stdout.split())
     assert appdb.db.users.find_one({"_id": "user_plain"})["phone"] == "+7 700 000 0000"
+
+
+def test_member_history_and_stats_read_the_apps_shapes(appdb):
+    init(appdb)
+    r = run("--store", appdb.uri, "member", str(STRING_ID), "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert "2024-12-01T11:00:00" in json.dumps(out) and "club_app_srg" in json.dumps(out)
+    for args in (("history", str(GROUP)), ("stats", str(GROUP)), ("member", str(PLAIN))):
+        res = run("--store", appdb.uri, *args)
+        assert res.exit_code == 0, (args, res.output)
