@@ -113,6 +113,12 @@ class AppDatabase:
         self.client, self.name, self.uri, self.real = client, name, uri, real
         self.db = client[name]
 
+    @property
+    def store_client(self):
+        """The client a store under test gets: mongomock's own (its data lives there), or None on
+        a real server (the store connects by URI and closes its own client)."""
+        return None if self.real else self.client
+
     def drop(self) -> None:
         if self.real:
             self.client.drop_database(self.name)
@@ -131,10 +137,11 @@ def make_app_database(kind: str = "mongomock") -> AppDatabase:
 
         name = f"tgsync_app_{uuid.uuid4().hex[:8]}"
         client = pymongo.MongoClient(MONGO_URI, serverSelectionTimeoutMS=3000)
-        base = MONGO_URI.split("?", 1)[0].rstrip("/")
-        if base.count("/") > 2:
+        base, _, query = MONGO_URI.partition("?")
+        base = base.rstrip("/")
+        if base.count("/") > 2:  # the URI's own database: replaced by this test's
             base = base.rsplit("/", 1)[0]
-        app = AppDatabase(client, name, f"{base}/{name}", real=True)
+        app = AppDatabase(client, name, f"{base}/{name}" + (f"?{query}" if query else ""), real=True)
     fill(app.db)
     return app
 

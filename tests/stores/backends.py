@@ -39,7 +39,7 @@ def open_backend(kind: str, tmp_path, name: str = "s"):
 
         app = make_app_database("mongomock" if kind == "mongomock-app" else "real")
         ensure(app.db)  # what `tgsync store init` does, once
-        store = open_mongo(app.uri, client=app.client)
+        store = open_mongo(app.uri, client=app.store_client)
         if app.real:
             store._drop_after = app.name  # type: ignore[attr-defined]
             return store, f"{app.uri}#{app.name}"

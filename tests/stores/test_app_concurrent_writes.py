@@ -42,7 +42,7 @@ class AppInTheWindow:
 def setup():
     app = make_app_database("mongomock")
     ensure(app.db)
-    store = open_mongo(app.uri, client=app.client)
+    store = open_mongo(app.uri, client=app.store_client)
     store.club_index()  # what start-up reads: the members each club has
     window = AppInTheWindow(store.clubs)
     store.clubs = window

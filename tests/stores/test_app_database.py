@@ -37,7 +37,7 @@ def app(request):
 @pytest.fixture
 def store(app):
     ensure(app.db)  # `tgsync store init`, once
-    s = open_mongo(app.uri, client=app.client)
+    s = open_mongo(app.uri, client=app.store_client)
     yield s
     s.close()
 
@@ -56,9 +56,9 @@ def raw_member(app, tid, gid=GROUP):
 # -- opening the app's database ------------------------------------------------------------------
 def test_a_writing_command_on_the_apps_database_without_indexes_names_store_init(app):
     with pytest.raises(StoreError, match=r"store init"):
-        open_mongo(app.uri, client=app.client)
+        open_mongo(app.uri, client=app.store_client)
     assert app.db.clubs.index_information().keys() == {"_id_"}  # nothing made behind the app's back
-    reader = open_mongo(app.uri, client=app.client, create=False)
+    reader = open_mongo(app.uri, client=app.store_client, create=False)
     assert "tgsync store init" in reader.index_warning
     assert reader.club_by_group(GROUP)["name"] == "SRG Almaty (app)"
 
@@ -87,7 +87,7 @@ def test_an_index_the_app_made_on_the_same_keys_is_reported_never_dropped(app):
 
 
 def test_the_uri_names_the_database(app):
-    s = open_mongo(app.uri, client=app.client, create=False)
+    s = open_mongo(app.uri, client=app.store_client, create=False)
     assert s._db.name == app.name
     from tgsync_cli.stores.mongo_database import DatabaseConflict
     with pytest.raises(DatabaseConflict) as exc:
@@ -156,7 +156,7 @@ def test_times_are_written_in_the_form_the_collection_uses(app, store):
 
 def test_time_format_setting_overrides_detection(app):
     ensure(app.db)
-    s = open_mongo(app.uri, client=app.client, time_format="date")
+    s = open_mongo(app.uri, client=app.store_client, time_format="date")
     s.observe("club_app_srg", join(4243, T))
     assert raw_member(app, 4243)["joined_at"] == T
 
