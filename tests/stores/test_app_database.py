@@ -228,3 +228,27 @@ def test_forget_keeps_the_apps_account_without_its_telegram_fields(app, store):
     assert app.db.clubs.find_one({"_id": "club_app_srg"})["created_by"] == "user_srg_owner"
     store.forget(COACH)  # an account with tgsync's fields only goes whole
     assert app.db.users.find_one({"_id": "user_coach"}) is None
+
+
+def test_odd_shapes_of_a_telegram_club_never_stop_a_write(app):
+    """A string group id, `members`/`sync` left null or missing, a time that is no time: the
+    club is still the group's, and the first events land."""
+    app.db.clubs.insert_many([
+        {"_id": "club_odd_1", "name": "Odd", "telegram_group_id": "-1001777002", "members": None, "sync": None},
+        {"_id": "club_odd_2", "name": "Bare", "telegram_group_id": -1001777004},
+        {"_id": "club_odd_3", "telegram_group_id": -1001777005, "members": [
+            {"telegram_id": 12, "joined_at": "soon", "status": "active", "last_seen": 17},
+            {"telegram_id": "not a number", "role": 5}]},
+    ])
+    ensure(app.db)
+    s = open_mongo(app.uri, client=app.store_client)
+    assert {c["telegram_group_id"] for c in s.club_index().clubs} >= {-1001777002, -1001777004, -1001777005}
+    assert s.club_by_group(-1001777002)["_id"] == "club_odd_1"
+    assert s.observe("club_odd_1", join(14, T)).created
+    assert s.update_sync("club_odd_1", {"last_sync": T}) and s.claim_welcome("club_odd_1")
+    assert s.observe("club_odd_2", message(15, T)).created
+    assert s.observe("club_odd_3", message(12, T)).status == "active"
+    m = next(x for x in app.db.clubs.find_one({"_id": "club_odd_3"})["members"] if x.get("telegram_id") == 12)
+    assert m["joined_at"] == "2024-12-10T09:00:00Z"  # the unknown time is set by the evidence
+    assert app.db.clubs.find_one({"_id": "club_app_only_2"})["telegram_group_id"] is None
+    s.close()

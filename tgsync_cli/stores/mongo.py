@@ -438,7 +438,7 @@ def open_mongo(uri: str, database: Optional[str] = None, create: bool = True, cl
 
 def prepare(store: MongoStore, name: str, create: bool, time_format: str) -> None:
     from tgsync_cli.stores import mongo_indexes
-    from tgsync_cli.stores.mongo_shapes import detect
+    from tgsync_cli.stores.mongo_shapes import detect, null_containers
 
     db = store._db
     store.forms = detect(db, time_format)
@@ -450,6 +450,8 @@ def prepare(store: MongoStore, name: str, create: bool, time_format: str) -> Non
                                        if c not in mongo_indexes.APP_COLLECTIONS])
     missing = mongo_indexes.missing_unique(db)
     if not missing:
+        if create:
+            null_containers(db)
         return
     text = (f"{store.uri_label}: database {name!r} lacks tgsync's indexes ({', '.join(missing)}); "
             "run `tgsync store init` once to create them")

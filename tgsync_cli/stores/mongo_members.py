@@ -117,7 +117,7 @@ class MongoMembers:
             push["log_pending"] = entry
         r = self._write(club_id, entry, self.clubs.update_one,
                         {"_id": club_id, "members.telegram_id": {"$nin": tid_match(tid)["$in"]},
-                         "departed_ids": {"$ne": tid}},
+                         "departed_ids": {"$ne": tid}, "members": {"$ne": None}},
                         {"$push": push, "$inc": {"version": 1}})
         if not r.matched_count:
             return None
@@ -149,7 +149,8 @@ class MongoMembers:
                 if current is None:
                     m = dict(d.member)
                     m["user_id"] = self._upsert_account(obs.person, obs.at, obs.keep_names)
-                    flt: Dict[str, Any] = {"_id": club_id, "members.telegram_id": {"$nin": tid_match(tid)["$in"]}}
+                    flt: Dict[str, Any] = {"_id": club_id, "members.telegram_id": {"$nin": tid_match(tid)["$in"]},
+                                           "members": {"$ne": None}}  # a push onto null fails
                     upd: Dict[str, Any] = {"$push": {"members": written(m, self.forms["clubs"])},
                                            "$inc": {"version": 1}}
                     if noted:  # the note goes below; its id with the membership, atomically
@@ -163,6 +164,9 @@ class MongoMembers:
                     del upd["$push"]
                 r = self._write(club_id, entry, self.clubs.update_one, flt, upd)
                 if not r.matched_count:
+                    if current is None:  # the app's club may hold `members: null`: an empty list first
+                        self._call("observe", self.clubs.update_one, {"_id": club_id, "members": None},
+                                   {"$set": {"members": []}})
                     prev = norm or prev
                     continue  # another writer changed this member first: decide again
                 self._known.setdefault(club_id, set()).add(tid)

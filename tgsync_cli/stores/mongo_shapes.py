@@ -38,6 +38,13 @@ def read_time(v: Any) -> Any:
     return v
 
 
+def time_or_none(v: Any) -> Optional[datetime]:
+    """A time field the rules compare: a time, or None when it holds anything else (text that
+    is no time, a number) — unknown, so the next evidence sets it."""
+    t = read_time(v)
+    return t if isinstance(t, datetime) else None
+
+
 def as_tid(v: Any) -> Optional[int]:
     """A telegram id in any stored form (int, int64, a whole double, a numeric string) → int;
     None when the field holds no Telegram id (missing, null, or text that is not one)."""
@@ -103,7 +110,7 @@ def read_member(m: Dict[str, Any]) -> Dict[str, Any]:
     out = dict(m)
     for k in MEMBER_TIME_KEYS:
         if k in out:
-            out[k] = read_time(out[k])
+            out[k] = time_or_none(out[k])
     if "telegram_id" in out:
         tid = as_tid(out["telegram_id"])
         out["telegram_id"] = tid
@@ -114,7 +121,7 @@ def read_sync(sync: Any) -> Dict[str, Any]:
     out = dict(sync) if isinstance(sync, dict) else {}
     for k in SYNC_TIME_KEYS:
         if k in out:
-            out[k] = read_time(out[k])
+            out[k] = time_or_none(out[k])
     return out
 
 
@@ -202,3 +209,17 @@ def app_role_kept(current: Optional[Dict[str, Any]], obs):
     if role is None or role in TELEGRAM_ROLES:
         return obs
     return dataclasses.replace(obs, role=None)
+
+
+def null_containers(db) -> int:
+    """A club with a Telegram group whose `members` or `sync` the app left null: MongoDB refuses
+    to `$push` into or `$set` below a null, so they become an empty list / object (both are
+    where tgsync's own data lives; nothing of the app's is in a null). Run by writing commands
+    when they open the store; returns how many documents changed."""
+    n = 0
+    for field, empty in (("members", []), ("sync", {})):
+        r = db["clubs"].update_many({"telegram_group_id": {"$ne": None},
+                                     "$and": [{field: None}, {field: {"$exists": True}}]},
+                                    {"$set": {field: empty}})
+        n += r.modified_count
+    return n
