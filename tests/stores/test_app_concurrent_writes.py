@@ -44,8 +44,8 @@ def setup():
     ensure(app.db)
     store = open_mongo(app.uri, client=app.store_client)
     store.club_index()  # what start-up reads: the members each club has
-    window = AppInTheWindow(store.clubs)
-    store.clubs = window
+    window = AppInTheWindow(store.db.clubs)
+    store.db.clubs = store.clubs = window  # the collection every part of the store writes through
     yield app, store, window
     store.close()
 

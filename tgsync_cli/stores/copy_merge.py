@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Dict, List, Optional
 
-from tgsync_cli.core.store import RANK
+from tgsync_cli.core.evidence import RANK
 
 # the member fields tgsync owns (everything else on an entry is the app's)
 OWN = ("user_id", "username", "first_name", "role", "status", "joined_at", "last_seen", "source",

@@ -130,6 +130,6 @@ def _merged(cur, cid: str, m: dict) -> bool:
 
 
 def _log_rows(cur) -> List[Dict[str, Any]]:
-    from tgsync_cli.stores.sqlite import SqliteStore
+    from tgsync_cli.stores.sqlite_insights import SqliteInsights
 
-    return SqliteStore._log(cur, f"SELECT {LOG_COLS} FROM membership_log ORDER BY seq", ())
+    return SqliteInsights._log(cur, f"SELECT {LOG_COLS} FROM membership_log ORDER BY seq", ())
