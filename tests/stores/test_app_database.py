@@ -252,3 +252,16 @@ def test_odd_shapes_of_a_telegram_club_never_stop_a_write(app):
     assert m["joined_at"] == "2024-12-10T09:00:00Z"  # the unknown time is set by the evidence
     assert app.db.clubs.find_one({"_id": "club_app_only_2"})["telegram_group_id"] is None
     s.close()
+
+
+def test_a_flush_brings_back_a_member_the_app_holds_as_left_and_logs_it(app, store):
+    store.flush_last_seen({("club_app_srg", DOUBLE_ID): T})
+    store.settle()
+    m = raw_member(app, DOUBLE_ID)
+    assert (m["status"], m["status_at"], m["telegram_id"]) == ("active", "2024-12-10T09:00:00Z", float(DOUBLE_ID))
+    entry = store.membership_log("club_app_srg", telegram_id=DOUBLE_ID)[-1]
+    assert (entry["from"], entry["to"]) == ({"status": "left", "role": "member"}, {"status": "active", "role": "member"})
+    app.db.clubs.update_one({"_id": "club_app_srg", "members.telegram_id": COACH},
+                            {"$set": {"members.$.status": "left"}})  # the app's coach, left
+    store.flush_last_seen({("club_app_srg", COACH): T})
+    assert (raw_member(app, COACH)["status"], raw_member(app, COACH)["role"]) == ("active", "coach")

@@ -47,7 +47,7 @@ _CAS_KEYS = ("status", "status_at", "role", "role_at", "joined_at", "source", "h
 # a message brings back a member who left or was kicked, whatever their role: the usual pairs
 # with the log entry of that change (SQLite logs it too), then anything else the app holds
 BACK_FROM = (("left", "member"), ("left", "organizer"), ("kicked", "member"), ("kicked", "organizer"),
-             ("left", None), ("kicked", None), (None, None))
+             (None, None))
 
 
 def before(field: str, at: datetime) -> List[Dict[str, Any]]:
@@ -334,12 +334,14 @@ class MongoMembers:
         logged = set()
         for (cid, tid), last in seen.items():  # a newer message proves an inactive member back
             first = (first_seen or {}).get((cid, tid), last)
-            for since, status_at in ((first, first), (last, last)):
-                for was, role in BACK_FROM:  # each with the log entry of its own change
+            for since in dict.fromkeys((first, last)):  # one message: one set of ops
+                status_at = since
+                for was, role in BACK_FROM:  # each with the log entry of its own change; the last
+                    # (an app's role or status) whatever the earlier ones left inactive, unlogged
                     elem: Dict[str, Any] = {"telegram_id": tid_match(tid), "$or": before("hard_at", since)}
-                    elem["status"] = was if was else {"$nin": ["active", *[w for w, _ in BACK_FROM if w]]}
+                    elem["status"] = was or {"$ne": "active"}
                     if was:
-                        elem["role"] = role if role else {"$nin": ["organizer", "member"]}
+                        elem["role"] = role
                     upd: Dict[str, Any] = {"$set": {"members.$.status": "active", "members.$.status_at": form.out(status_at),
                                                     "members.$.proof_at": form.out(last)}, "$inc": {"version": 1}}
                     if was and role:
