@@ -230,3 +230,16 @@ def test_member_history_and_stats_read_the_apps_shapes(appdb):
     for args in (("history", str(GROUP)), ("stats", str(GROUP)), ("member", str(PLAIN))):
         res = run("--store", appdb.uri, *args)
         assert res.exit_code == 0, (args, res.output)
+
+
+def test_store_copy_from_the_apps_database_takes_tgsyncs_documents_only(appdb, tmp_path):
+    init(appdb)
+    r = run("store", "copy", "--from", appdb.uri, "--to", f"file:{tmp_path}/local", "--json")
+    assert r.exit_code == 0, r.output
+    local = open_store(f"file:{tmp_path}/local")
+    assert sorted(c["telegram_group_id"] for c in local.all_clubs()) == [OTHER_GROUP, GROUP]
+    members = {m["telegram_id"]: m for m in local.club_by_group(GROUP)["members"]}
+    assert STRING_ID in members and None not in members  # ids as numbers; the app's own stay behind
+    assert members[STRING_ID]["joined_at"] == parse_iso("2024-12-01T11:00:00Z")
+    assert local.user_by_telegram_id(STRING_ID) is not None
+    local.close()

@@ -58,6 +58,7 @@ def test_a_writing_command_on_the_apps_database_without_indexes_names_store_init
     with pytest.raises(StoreError, match=r"store init"):
         open_mongo(app.uri, client=app.store_client)
     assert app.db.clubs.index_information().keys() == {"_id_"}  # nothing made behind the app's back
+    assert sorted(app.db.list_collection_names()) == ["clubs", "users"]  # refused before any write
     reader = open_mongo(app.uri, client=app.store_client, create=False)
     assert "tgsync store init" in reader.index_warning
     assert reader.club_by_group(GROUP)["name"] == "SRG Almaty (app)"

@@ -455,19 +455,20 @@ def prepare(store: MongoStore, name: str, create: bool, time_format: str) -> Non
 
     db = store._db
     store.forms.update(detect(db, time_format))  # the dict the parts share
-    if create and mongo_indexes.is_fresh(db):
-        mongo_indexes.ensure(db)
+    fresh = mongo_indexes.is_fresh(db)
+    if fresh:  # no app collections: tgsync creates the database (a reader finds nothing yet)
+        if create:
+            mongo_indexes.ensure(db)
         return
-    if create:  # tgsync's own collections are its own; the app's get indexes only when asked
+    missing = [m for m in mongo_indexes.missing_unique(db) if m.split(".")[0] in mongo_indexes.APP_COLLECTIONS]
+    if missing:  # refused before anything is written
+        text = (f"{store.uri_label}: database {name!r} lacks tgsync's indexes ({', '.join(missing)}); "
+                "run `tgsync store init` once to create them")
+        if create:
+            raise StoreError(text)
+        store.index_warning = text
+        return
+    if create:  # tgsync's own collections are its own; the app's got theirs from `store init`
         mongo_indexes.ensure(db, only=[c for c in {w.collection for w in mongo_indexes.WANTED}
                                        if c not in mongo_indexes.APP_COLLECTIONS])
-    missing = mongo_indexes.missing_unique(db)
-    if not missing:
-        if create:
-            null_containers(db)
-        return
-    text = (f"{store.uri_label}: database {name!r} lacks tgsync's indexes ({', '.join(missing)}); "
-            "run `tgsync store init` once to create them")
-    if create:
-        raise StoreError(text)
-    store.index_warning = text
+        null_containers(db)
