@@ -39,14 +39,15 @@ def inspect_shape(db) -> Dict[str, Tally]:
     gid_example: Dict[int, str] = {}
     for c in db["clubs"].find({}, {"telegram_group_id": 1, "members": 1}):
         gid = c.get("telegram_group_id")
-        if as_tid(gid) is None:
+        number = as_tid(gid)
+        if number is None:
             t["app_clubs"].add(c["_id"])
         else:
             if isinstance(gid, str):
                 t["string_group_ids"].add(c["_id"])
-            if isinstance(gid, (int, float)) and not isinstance(gid, bool):
-                gids[as_tid(gid)] += 1
-                gid_example.setdefault(as_tid(gid), c["_id"])
+            else:  # the forms the unique index holds
+                gids[number] += 1
+                gid_example.setdefault(number, c["_id"])
         seen: Counter = Counter()
         for m in c.get("members") or []:
             if not isinstance(m, dict):

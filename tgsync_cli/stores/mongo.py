@@ -328,7 +328,7 @@ class MongoStore(Counted):
                              {"created_by": user["_id"], "telegram_group_id": {"$type": "number"}}) \
             if user and not kept else 0
         return {"clubs": clubs, "accounts": 1 if user else 0, "departures": deps, "created_by_cleared": created,
-                "app_account_kept": user["_id"] if kept else None}
+                "app_account_kept": user["_id"] if user is not None and kept else None}
 
     def forget(self, tid: int) -> Dict[str, Any]:
         self.settle()  # this process's outbox entries first, so the collection holds them

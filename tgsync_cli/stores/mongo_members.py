@@ -228,8 +228,12 @@ class MongoMembers:
         doc = self.db.call("observe_many", self.db.clubs.find_one, {"_id": club_id}, {"members": 1})
         if doc is None:
             return [Outcome(o.person.id) for o in observations]
-        known = {as_tid(m.get("telegram_id")): m for m in doc.get("members") or []}
-        known.pop(None, None)  # members the app added itself: never listed, never marked left
+        # members the app added itself (no Telegram id) are never listed, never marked left
+        known: Dict[int, dict] = {}
+        for m in doc.get("members") or []:
+            t = as_tid(m.get("telegram_id"))
+            if t is not None:
+                known[t] = m
         obs = list(observations)
         if complete_at is not None:
             listed = {o.person.id for o in obs}
