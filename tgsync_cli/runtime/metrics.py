@@ -302,9 +302,9 @@ class ServeFigures:
         yield _gauge("tgsync_store_down", "1 while the worker is waiting out a store outage",
                      1 if getattr(pipeline, "store_down", False) else 0)
         cache = rt.engine.cache
-        degraded = hasattr(cache, "available") and not cache.available()
-        yield _gauge("tgsync_redis_degraded", "1 while the Redis member cache is unreachable and "
-                     "work goes on against the store", 1 if degraded else 0)
+        if hasattr(cache, "available"):  # only with the Redis member cache
+            yield _gauge("tgsync_redis_degraded", "1 while the Redis member cache is unreachable "
+                         "and work goes on against the store", 0 if cache.available() else 1)
         if self.health is not None:
             ready, _ = self.health.readiness()
             yield _gauge("tgsync_ready", "1 when /readyz answers 200", 1 if ready else 0)
