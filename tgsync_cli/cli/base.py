@@ -35,7 +35,8 @@ def _listen_callback(value: Optional[str]) -> Optional[str]:
 
 MetricsOpt = Annotated[Optional[str], typer.Option(
     "--metrics", metavar="HOST:PORT", callback=_listen_callback,
-    help="serve /healthz, /readyz and /metrics here (default: metrics.listen; off when unset)")]
+    help="serve /healthz, /readyz and /metrics here (default: metrics.listen, for a worker "
+         "metrics.worker_listen; off when unset)")]
 
 _global = {"config": None, "store": None}
 
@@ -73,16 +74,17 @@ def _root(config: ConfigOpt = None, store: StoreOpt = None,
     setup_logging(level="warning", library_level="critical", compact=True)
 
 
-def metrics_address(settings: Settings, option: Optional[str]):
+def metrics_address(settings: Settings, option: Optional[str], key: str = "listen"):
     """(host, port) for the health and metrics endpoint, or None when it is off. A non-loopback
-    address needs metrics.allow_remote, whether it came from --metrics or the config."""
-    listen = option or settings.metrics.listen
+    address needs metrics.allow_remote, whether it came from --metrics or the config. serve
+    reads metrics.listen, worker metrics.worker_listen: both run on one machine."""
+    listen = option or getattr(settings.metrics, key)
     if not listen:
         return None
     from tgsync_cli.runtime.endpoint import checked_address
 
     return checked_address(listen, settings.metrics.allow_remote,
-                           "--metrics" if option else "metrics.listen")
+                           "--metrics" if option else f"metrics.{key}")
 
 
 def settings_for(config: Optional[str], store: Optional[str]) -> Settings:

@@ -114,6 +114,7 @@ SCHEMA: Dict[Tuple[str, str], Tuple[Callable[[Any], Any], Any]] = {
     ("log", "json"): (_bool, False),
     # health and metrics endpoints of serve and worker: off unless an address is given
     ("metrics", "listen"): (_opt(_listen), None),
+    ("metrics", "worker_listen"): (_opt(_listen), None),
     ("metrics", "allow_remote"): (_bool, False),
     ("metrics", "stuck_seconds"): (_pos, 120.0),
     ("log", "level"): (_lower(_choice("debug", "info", "warning", "error")), "info"),

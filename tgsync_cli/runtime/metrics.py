@@ -65,14 +65,15 @@ def route_of(event: Any) -> str:
 
 
 class Metrics:
-    """The registry of one process, and the counters the slow path bumps."""
+    """The counters the slow path bumps, in one registry. `exposed` adds build info and the
+    process figures (False in a prefork worker's child: its parent shows those, and the
+    child's counters reach the parent through prometheus_client's multiprocess files)."""
 
-    def __init__(self, role: str = "serve") -> None:
+    def __init__(self, role: str = "serve", exposed: bool = True) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        Info("tgsync_build", "tgsync's version and runtime", registry=r).info(
-            {"version": __version__, "python": platform.python_version(), "role": role})
-        ProcessCollector(registry=r)  # process_start_time_seconds, memory, CPU
+        if exposed:
+            add_build_info(r, role)
         self.events = Counter("tgsync_events", "Events taken off the work queue, by route and "
                               "outcome (applied, skipped, failed)", ["route", "outcome"], registry=r)
         self.store_seconds = Histogram("tgsync_store_call_seconds", "Store round trips (one "
@@ -86,9 +87,14 @@ class Metrics:
                                "(deep_link: replies to the registration button) and whether "
                                "Telegram delivered them", ["route", "delivered"], registry=r)
         self.last_flush = Gauge("tgsync_last_flush_seconds", "How long the last last_seen "
-                                "flush took (retries included)", registry=r)
+                                "flush took (retries included)", registry=r,
+                                multiprocess_mode="mostrecent")
         self.last_flush_at = Gauge("tgsync_last_flush_timestamp_seconds",
-                                   "When the last last_seen flush ended (Unix time)", registry=r)
+                                   "When the last last_seen flush ended (Unix time)", registry=r,
+                                   multiprocess_mode="max")
+        # serve reads its pipeline's retry count when scraped; a worker counts its task retries
+        self.retries = (Counter("tgsync_retries", "Tasks retried (store outage, lost race)",
+                                registry=r) if role == "worker" else None)
         self.route: Optional[str] = None  # the route of the event being applied
         self._children: Dict[Tuple[str, str], Any] = {}
 
@@ -110,6 +116,12 @@ class Metrics:
 
     def add_collector(self, collector: Any) -> None:
         self.registry.register(collector)
+
+
+def add_build_info(registry: CollectorRegistry, role: str) -> None:
+    Info("tgsync_build", "tgsync's version and runtime", registry=registry).info(
+        {"version": __version__, "python": platform.python_version(), "role": role})
+    ProcessCollector(registry=registry)  # process_start_time_seconds, memory, CPU
 
 
 class PipelineObserver:
@@ -136,6 +148,10 @@ class PipelineObserver:
     def flushed(self, seconds: float) -> None:
         self.m.last_flush.set(seconds)
         self.m.last_flush_at.set(time.time())
+
+    def retried(self, item: Any) -> None:
+        if self.m.retries is not None:
+            self.m.retries.inc()
 
 
 class TimedStore:
