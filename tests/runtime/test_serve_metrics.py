@@ -161,7 +161,9 @@ def feed(runtime, handler, update):
 
 
 def settled(s):
-    until(lambda: s.runtime.pipeline.backlog() == 0)
+    """Every accepted event done (backlog alone is 0 for a moment while the worker holds one)."""
+    p = s.runtime.pipeline
+    until(lambda: p.done >= p.accepted and p.backlog() == 0)
 
 
 def test_the_endpoints_follow_a_club_s_first_hour(served, pyro):
@@ -327,3 +329,111 @@ def test_status_with_nothing_listening_is_one_line_and_exit_1(bare):
     assert result.exit_code == 1
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"error: nothing answers at 127.0.0.1:{port} (") and "metrics.listen" in line
+
+
+def test_redis_down_shows_as_degraded_and_work_goes_on(tmp_path, pyro):
+    """The Redis member cache cannot be reached: the figure says so, `status` too, and the
+    club's events are still applied against the store."""
+    import json
+    import socket
+
+    from typer.testing import CliRunner
+
+    from tgsync_cli.cli import app
+    from tgsync_cli.runtime.redis_cache import RedisMemberCache
+    with socket.socket() as sock:  # a loopback port where no Redis listens
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    cache = RedisMemberCache.from_url(f"redis://127.0.0.1:{dead}/0", retry_seconds=3600)
+    store, metrics = open_store("memory:"), Metrics()
+    timed, gateway = instrument(metrics, store, SimGateway(world()))
+    engine = make_engine(timed, gateway, None, cache=cache, bot_id=BOT)
+    runtime = Runtime(client=StandInClient(), loop=asyncio.new_event_loop(), engine=engine,
+                      bot_id=BOT, pipeline=Pipeline(engine, backoff=(0.01, 0.02)))
+    observed = attach(runtime, metrics, "127.0.0.1", 0, store=store, probe_seconds=0.05)
+    try:
+        runtime.pipeline.start()
+        asyncio.run(runtime.on_member_updated(None, pyro.bot_added()))
+        asyncio.run(runtime.on_member_updated(None, pyro.join(2)))
+        settled(SimpleNamespace(runtime=runtime))
+        m = scrape(observed.port)
+        assert figure(m, "tgsync_redis_degraded") == 1
+        assert figure(m, "tgsync_events_total", route="chat_member_event", outcome="applied") == 1
+        assert roster(store)[2] == ("member", "active", "chat_member_event")
+        out = CliRunner().invoke(app, ["status", "--json", "--metrics", f"127.0.0.1:{observed.port}"])
+        assert json.loads(out.stdout)["redis"] == "degraded"
+    finally:
+        runtime.pipeline.stop(timeout=2)
+        observed.close()
+        cache.close()
+        runtime.loop.close()
+
+
+# -- the command -----------------------------------------------------------------------------------
+def serve_cli(monkeypatch, bare, *args):
+    """`tgsync serve ARGS` with a client that stops itself (SIGINT) once it knows who it is."""
+    import os
+    import signal
+
+    from typer.testing import CliRunner
+
+    from tests.runtime.test_serve import with_credentials
+    from tgsync_cli.cli import app
+    with_credentials(monkeypatch, bare)
+    made = []
+
+    class SelfStopping(StandInClient):
+        async def get_me(self):
+            asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGINT)
+            return await super().get_me()
+
+    def make_client(*a, **kw):
+        made.append(SelfStopping())
+        return made[-1]
+    monkeypatch.setattr("tgsync_cli.runtime.serve.make_client", make_client)
+    return CliRunner().invoke(app, ["serve", "--store", "memory:", *args]), made
+
+
+def test_serve_says_where_its_endpoint_listens(monkeypatch, bare):
+    result, made = serve_cli(monkeypatch, bare, "--metrics", "127.0.0.1:0")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stdout.split())  # at 80 columns the line wraps
+    assert "health and metrics: http://127.0.0.1:" in said
+    assert "/healthz, /readyz (this machine only)" in said
+    assert made and made[0].stopped
+
+
+def test_a_non_loopback_address_needs_an_explicit_setting(monkeypatch, bare):
+    result, made = serve_cli(monkeypatch, bare, "--metrics", "0.0.0.0:9108")
+    assert result.exit_code == 1 and not made  # refused before anything connects
+    assert result.stderr.strip().splitlines() == [
+        "error: --metrics 0.0.0.0:9108: not a loopback address; set metrics.allow_remote = true "
+        "to serve health and metrics to other machines"]
+    (bare / "tgsync.toml").write_text('[metrics]\nlisten = "10.1.2.3:9108"\n')
+    result, made = serve_cli(monkeypatch, bare)
+    assert result.exit_code == 1 and not made and "metrics.listen 10.1.2.3:9108: not a loopback" in result.stderr
+
+
+def test_allowed_remote_is_said_in_the_start_up_report():
+    from tgsync_cli.runtime.endpoint import checked_address, describe
+    assert checked_address("0.0.0.0:9108", allow_remote=True) == ("0.0.0.0", 9108)
+    assert "reachable from other machines" in describe("0.0.0.0", 9108)
+    assert checked_address("[::1]:9108", allow_remote=False) == ("::1", 9108)
+    assert "this machine only" in describe("::1", 9108)
+
+
+def test_a_malformed_address_is_a_usage_error(monkeypatch, bare):
+    result, made = serve_cli(monkeypatch, bare, "--metrics", "9108")
+    assert result.exit_code == 2 and not made and "HOST:PORT" in result.output
+
+
+def test_a_port_in_use_is_one_line_before_telegram_is_contacted(monkeypatch, bare):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result, made = serve_cli(monkeypatch, bare, "--metrics", f"127.0.0.1:{port}")
+    assert result.exit_code == 1 and (not made or not made[0].started)
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: health and metrics endpoint 127.0.0.1:{port}: cannot listen (")

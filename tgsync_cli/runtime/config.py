@@ -77,7 +77,7 @@ def parse_listen(v: Any) -> Tuple[str, int]:
     text = _str(v).strip()
     host, sep, port = text.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError("expected HOST:PORT, such as 127.0.0.1:9108")
     return host, int(port)
 

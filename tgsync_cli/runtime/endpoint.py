@@ -64,7 +64,7 @@ class Endpoint:
         try:
             self.server = server_cls((host, port), handler)
         except OSError as exc:
-            raise TgsyncError(f"metrics.listen {host}:{port}: cannot listen "
+            raise TgsyncError(f"health and metrics endpoint {host}:{port}: cannot listen "
                               f"({exc.strerror or exc})") from None
         self.host, self.port = host, self.server.server_address[1]
         self._thread: Optional[threading.Thread] = None

@@ -317,10 +317,11 @@ class ServeFigures:
         yield _gauge("tgsync_spool_bytes", "Size of the spool file", size)
         yield _gauge("tgsync_store_down", "1 while the worker is waiting out a store outage",
                      1 if getattr(pipeline, "store_down", False) else 0)
-        cache = rt.engine.cache
-        if hasattr(cache, "available"):  # only with the Redis member cache
+        available = getattr(rt.engine.cache, "available", None)  # only the Redis member cache
+        if available is not None:
+            up = available() if callable(available) else available
             yield _gauge("tgsync_redis_degraded", "1 while the Redis member cache is unreachable "
-                         "and work goes on against the store", 0 if cache.available() else 1)
+                         "and work goes on against the store", 0 if up else 1)
         if self.health is not None:
             ready, _ = self.health.readiness()
             yield _gauge("tgsync_ready", "1 when /readyz answers 200", 1 if ready else 0)
