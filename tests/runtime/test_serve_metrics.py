@@ -17,7 +17,13 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.runtime.test_serve import BOT, SG, StandInClient, pyro, roster  # noqa: F401 (fixture)
+from tests.runtime.test_serve import (
+    BOT,
+    SG,
+    StandInClient,
+    pyro,  # noqa: F401 (a fixture: pyrogram's objects, built offline)
+    roster,
+)
 from tests.worlds import Altered
 from tgsync_cli import __version__
 from tgsync_cli.app import make_engine
@@ -90,6 +96,12 @@ class Telegram:
 
     def __getattr__(self, name):
         return getattr(self.gw, name)
+
+
+@pytest.fixture
+def updates(pyro):  # noqa: F811 (the fixture imported above)
+    """Telegram's updates as pyrogram's handlers receive them."""
+    return pyro
 
 
 @pytest.fixture
@@ -166,7 +178,7 @@ def settled(s):
     until(lambda: p.done >= p.accepted and p.backlog() == 0)
 
 
-def test_the_endpoints_follow_a_club_s_first_hour(served, pyro):
+def test_the_endpoints_follow_a_club_s_first_hour(served, updates):
     s = served
     # connecting: alive, not ready yet, and the figures already answer
     assert get(s.port, "/healthz") == (200, "ok\n")
@@ -184,10 +196,10 @@ def test_the_endpoints_follow_a_club_s_first_hour(served, pyro):
     assert figure(first, "tgsync_updates_received_total", kind="message") == 0
     assert s.reports[0].metrics.startswith("http://127.0.0.1:") and "this machine only" in s.reports[0].metrics
 
-    feed(s.runtime, "on_member_updated", pyro.bot_added())          # Aida adds the bot as admin
-    feed(s.runtime, "on_member_updated", pyro.join(2))              # Ivan joins
-    feed(s.runtime, "on_message", pyro.group_message(3))            # Olga writes
-    feed(s.runtime, "on_message", pyro.private(4, f"/start join_{SG}"))  # Dana presses the button
+    feed(s.runtime, "on_member_updated", updates.bot_added())          # Aida adds the bot as admin
+    feed(s.runtime, "on_member_updated", updates.join(2))              # Ivan joins
+    feed(s.runtime, "on_message", updates.group_message(3))            # Olga writes
+    feed(s.runtime, "on_message", updates.private(4, f"/start join_{SG}"))  # Dana presses the button
     settled(s)
     m = scrape(s.port)
     assert figure(m, "tgsync_updates_received_total", kind="chat_member") == 2
@@ -208,7 +220,7 @@ def test_the_endpoints_follow_a_club_s_first_hour(served, pyro):
                                4: ("member", "active", "manual_registration")}
 
     # Olga writes again: the hot path, counted as applied, with no store round trip
-    feed(s.runtime, "on_message", pyro.group_message(3, date=pyro_time(120)))
+    feed(s.runtime, "on_message", updates.group_message(3, date=pyro_time(120)))
     settled(s)
     hot = scrape(s.port)
     assert figure(hot, "tgsync_events_total", route="message_activity", outcome="applied") == 2
@@ -239,16 +251,16 @@ def pyro_time(seconds):
     return T0 + seconds
 
 
-def test_a_stuck_worker_turns_healthz_red_and_back(served, pyro):
+def test_a_stuck_worker_turns_healthz_red_and_back(served, updates):
     s = served
     s.client.connect.set()
     assert s.runtime.started.wait(10)
-    feed(s.runtime, "on_member_updated", pyro.bot_added())
+    feed(s.runtime, "on_member_updated", updates.bot_added())
     settled(s)
     s.tg.hold.set()  # Telegram stops answering member lookups: the deep link waits on one
-    feed(s.runtime, "on_message", pyro.private(4, f"/start join_{SG}"))
-    feed(s.runtime, "on_message", pyro.group_message(3))
-    status, why = until(lambda: (r := get(s.port, "/healthz"))[0] == 503 and r)
+    feed(s.runtime, "on_message", updates.private(4, f"/start join_{SG}"))
+    feed(s.runtime, "on_message", updates.group_message(3))
+    _, why = until(lambda: (r := get(s.port, "/healthz"))[0] == 503 and r)
     assert why.startswith("worker stuck: no event done for") and "2 pending" in why
     s.tg.hold.clear()
     s.tg.release.set()
@@ -257,17 +269,17 @@ def test_a_stuck_worker_turns_healthz_red_and_back(served, pyro):
     assert roster(s.store)[4] == ("member", "active", "manual_registration")
 
 
-def test_a_store_outage_turns_readyz_red_and_back_and_nothing_is_lost(served, pyro):
+def test_a_store_outage_turns_readyz_red_and_back_and_nothing_is_lost(served, updates):
     s = served
     s.client.connect.set()
     assert s.runtime.started.wait(10)
-    feed(s.runtime, "on_member_updated", pyro.bot_added())
+    feed(s.runtime, "on_member_updated", updates.bot_added())
     settled(s)
     until(lambda: get(s.port, "/readyz") == (200, "ready\n"))
     s.store.down = True
-    status, why = until(lambda: (r := get(s.port, "/readyz"))[0] == 503 and r)
+    _, why = until(lambda: (r := get(s.port, "/readyz"))[0] == 503 and r)
     assert why == "store unavailable: connection refused (injected outage)\n"
-    feed(s.runtime, "on_member_updated", pyro.join(2))  # Ivan joins during the outage: it waits
+    feed(s.runtime, "on_member_updated", updates.join(2))  # Ivan joins during the outage: it waits
     until(lambda: figure(scrape(s.port), "tgsync_retries_total") > 0)
     m = scrape(s.port)
     assert figure(m, "tgsync_store_down") == 1 and figure(m, "tgsync_work_backlog") == 1
@@ -284,7 +296,7 @@ def test_a_store_outage_turns_readyz_red_and_back_and_nothing_is_lost(served, py
 
 
 # -- tgsync status ------------------------------------------------------------------------------------
-def test_status_reads_a_running_serve_for_a_person_and_for_a_script(served, pyro):
+def test_status_reads_a_running_serve_for_a_person_and_for_a_script(served, updates):
     import json
 
     from typer.testing import CliRunner
@@ -297,8 +309,8 @@ def test_status_reads_a_running_serve_for_a_person_and_for_a_script(served, pyro
     assert f"tgsync serve at {address}: not ready: starting:" in starting.stdout
     s.client.connect.set()
     assert s.runtime.started.wait(10)
-    feed(s.runtime, "on_member_updated", pyro.bot_added())
-    feed(s.runtime, "on_message", pyro.group_message(3))
+    feed(s.runtime, "on_member_updated", updates.bot_added())
+    feed(s.runtime, "on_message", updates.group_message(3))
     settled(s)
     until(lambda: get(s.port, "/readyz")[0] == 200)
     out = json.loads(CliRunner().invoke(app, ["status", "--json", "--metrics", address]).stdout)
@@ -331,7 +343,7 @@ def test_status_with_nothing_listening_is_one_line_and_exit_1(bare):
     assert line.startswith(f"error: nothing answers at 127.0.0.1:{port} (") and "metrics.listen" in line
 
 
-def test_redis_down_shows_as_degraded_and_work_goes_on(tmp_path, pyro):
+def test_redis_down_shows_as_degraded_and_work_goes_on(tmp_path, updates):
     """The Redis member cache cannot be reached: the figure says so, `status` too, and the
     club's events are still applied against the store."""
     import json
@@ -353,8 +365,8 @@ def test_redis_down_shows_as_degraded_and_work_goes_on(tmp_path, pyro):
     observed = attach(runtime, metrics, "127.0.0.1", 0, store=store, probe_seconds=0.05)
     try:
         runtime.pipeline.start()
-        asyncio.run(runtime.on_member_updated(None, pyro.bot_added()))
-        asyncio.run(runtime.on_member_updated(None, pyro.join(2)))
+        asyncio.run(runtime.on_member_updated(None, updates.bot_added()))
+        asyncio.run(runtime.on_member_updated(None, updates.join(2)))
         settled(SimpleNamespace(runtime=runtime))
         m = scrape(observed.port)
         assert figure(m, "tgsync_redis_degraded") == 1
@@ -407,8 +419,8 @@ def test_a_non_loopback_address_needs_an_explicit_setting(monkeypatch, bare):
     result, made = serve_cli(monkeypatch, bare, "--metrics", "0.0.0.0:9108")
     assert result.exit_code == 1 and not made  # refused before anything connects
     assert result.stderr.strip().splitlines() == [
-        "error: --metrics 0.0.0.0:9108: not a loopback address; set metrics.allow_remote = true "
-        "to serve health and metrics to other machines"]
+        ("error: --metrics 0.0.0.0:9108: not a loopback address; set metrics.allow_remote = true "
+         "to serve health and metrics to other machines")]
     (bare / "tgsync.toml").write_text('[metrics]\nlisten = "10.1.2.3:9108"\n')
     result, made = serve_cli(monkeypatch, bare)
     assert result.exit_code == 1 and not made and "metrics.listen 10.1.2.3:9108: not a loopback" in result.stderr

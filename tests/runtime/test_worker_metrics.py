@@ -62,7 +62,7 @@ def answering(port):
 
 
 def test_the_worker_s_endpoint_counts_what_its_tasks_applied(worker):
-    proc, uri, broker, port, log = worker
+    _, uri, broker, port, log = worker
     ready = wait_for(lambda: (r := answering(port)) and r[0] == 200 and r, 60)
     assert ready == (200, "ready\n"), log.read_text()[-2000:]
     assert "health and metrics: http://127.0.0.1:" in log.read_text()

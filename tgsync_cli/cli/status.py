@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import typer
 from typing_extensions import Annotated
 
 from tgsync_cli.cli import render
 from tgsync_cli.cli.base import ConfigOpt, JsonOpt, _listen_callback, app, guarded, settings_for
+
+if TYPE_CHECKING:
+    from tgsync_cli.ops.status import ServeStatus
 
 AddressOpt = Annotated[Optional[str], typer.Option(
     "--metrics", metavar="HOST:PORT", callback=_listen_callback,
@@ -36,7 +39,7 @@ def status(json_out: JsonOpt = False, metrics: AddressOpt = None, config: Config
                                       show_header=False, box=None))
 
 
-def _rows(s) -> List[Tuple[str, str]]:
+def _rows(s: "ServeStatus") -> List[Tuple[str, str]]:
     now = time.time()
     return [
         ("health", "ok" if s.healthy else s.health_reason),

@@ -88,9 +88,9 @@ class WorkerHealth:
             return -1
 
     def _check_broker(self) -> None:
-        from tgsync_cli.runtime.health import one_line
-
         import redis
+
+        from tgsync_cli.runtime.health import one_line
 
         try:
             client = redis.Redis.from_url(self.settings.queue.broker_url, socket_timeout=2.0,
