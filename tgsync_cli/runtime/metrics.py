@@ -1,10 +1,11 @@
 """What `serve` and `worker` show on /metrics (Prometheus' text format, by prometheus_client).
 
 Two kinds of figure, so the hot path pays nothing it does not have to:
-- counted as it happens, on the slow path only: events by route and outcome (the pipeline's
-  observer, on its worker thread), store calls and their latency (a wrapper around the store,
-  which the hot path never reaches), welcome posts and private replies (a wrapper around the
-  gateway);
+- counted as it happens: events by route and outcome (the pipeline's observer, on its worker
+  thread: in serve plain integers, since a known member's message passes there too; in a
+  worker prometheus_client's counters, which its prefork children share through files), store
+  calls and their latency (a wrapper around the store, which the hot path never reaches),
+  welcome posts and private replies (a wrapper around the gateway);
 - read when scraped: updates received (plain integers the update loop bumps), backlog,
   retries, spool, flush, Redis, the age of the newest update, and reconcile drift per club (from
   the club documents that the last `reconcile` wrote, re-read at most once a minute).
@@ -74,8 +75,14 @@ class Metrics:
         r = self.registry
         if exposed:
             add_build_info(r, role)
-        self.events = Counter("tgsync_events", "Events taken off the work queue, by route and "
-                              "outcome (applied, skipped, failed)", ["route", "outcome"], registry=r)
+        # serve: plain integers (EventTally, read when scraped); a worker: shared counters
+        self.tally: Optional[EventTally] = None
+        self.events: Optional[Counter] = None
+        if role == "worker":
+            self.events = Counter("tgsync_events", EVENTS_DOC, ["route", "outcome"], registry=r)
+        else:
+            self.tally = EventTally(self)
+            r.register(self.tally)
         self.store_seconds = Histogram("tgsync_store_call_seconds", "Store round trips (one "
                                        "protocol call each) and their latency, by call", ["call"],
                                        buckets=STORE_BUCKETS, registry=r)
@@ -95,18 +102,19 @@ class Metrics:
         # serve reads its pipeline's retry count when scraped; a worker counts its task retries
         self.retries = (Counter("tgsync_retries", "Tasks retried (store outage, lost race)",
                                 registry=r) if role == "worker" else None)
-        self.route: Optional[str] = None  # the route of the event being applied
+        self.applying: Optional[type] = None  # the type of the event being applied
         self._children: Dict[Tuple[str, str], Any] = {}
 
     def count_event(self, event: Any, outcome: str) -> None:
         key = (route_of(event), outcome)
         child = self._children.get(key)
         if child is None:
+            assert self.events is not None
             child = self._children[key] = self.events.labels(*key)
         child.inc()
 
-    def observer(self) -> "PipelineObserver":
-        return PipelineObserver(self)
+    def observer(self) -> Any:
+        return self.tally if self.tally is not None else PipelineObserver(self)
 
     def timed_store(self, store: Any) -> "TimedStore":
         return TimedStore(store, self)
@@ -124,23 +132,75 @@ def add_build_info(registry: CollectorRegistry, role: str) -> None:
     ProcessCollector(registry=registry)  # process_start_time_seconds, memory, CPU
 
 
+EVENTS_DOC = "Events taken off the work queue, by route and outcome (applied, skipped, failed)"
+
+
+class EventTally:
+    """Serve's observer of its pipeline (runtime/pipeline.py `Observer`): outcomes by route as
+    plain integers, bumped by the one worker thread and read when scraped. A known member's
+    message costs one integer increment here, no lock and no label lookup."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.m = metrics
+        self.messages_applied = 0
+        self.counts: Dict[Tuple[str, str], int] = {}
+
+    def applying(self, item: Any) -> None:
+        self.m.applying = type(item)
+
+    def applied(self, item: Any) -> None:
+        if type(item) is MessageSeen:
+            self.messages_applied += 1
+        else:
+            self._count(item, "applied")
+        self.m.applying = None
+
+    def failed(self, item: Any, reason: str) -> None:
+        self._count(item, "failed")
+        self.m.applying = None
+
+    def skipped(self, item: Any) -> None:
+        self._count(item, "skipped")
+
+    def flushed(self, seconds: float) -> None:
+        self.m.last_flush.set(seconds)
+        self.m.last_flush_at.set(time.time())
+
+    def _count(self, item: Any, outcome: str) -> None:
+        key = (route_of(item), outcome)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def describe(self) -> List[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily("tgsync_events", EVENTS_DOC, labels=["route", "outcome"])
+        counts = dict(self.counts)
+        key = ("message_activity", "applied")
+        counts[key] = counts.get(key, 0) + self.messages_applied
+        for (route, outcome), n in sorted(counts.items()):
+            family.add_metric([route, outcome], n)
+        yield family
+
+
 class PipelineObserver:
-    """The in-process pipeline's observer (runtime/pipeline.py `Observer`): counts outcomes by
-    route and remembers the route being applied, so a reply can be told apart from a welcome."""
+    """A worker's observer: outcomes by route into prometheus_client's counters (a prefork
+    child's reach its parent through the multiprocess files); remembers what is being applied,
+    so a reply can be told apart from a welcome."""
 
     def __init__(self, metrics: Metrics) -> None:
         self.m = metrics
 
     def applying(self, item: Any) -> None:
-        self.m.route = route_of(item)
+        self.m.applying = type(item)
 
     def applied(self, item: Any) -> None:
         self.m.count_event(item, "applied")
-        self.m.route = None
+        self.m.applying = None
 
     def failed(self, item: Any, reason: str) -> None:
         self.m.count_event(item, "failed")
-        self.m.route = None
+        self.m.applying = None
 
     def skipped(self, item: Any) -> None:
         self.m.count_event(item, "skipped")
@@ -214,7 +274,7 @@ class CountedGateway:
 
     def send_private(self, user_id: int, text: str) -> bool:
         delivered = self._gw.send_private(user_id, text)
-        route = self._m.route if self._m.route == "deep_link" else "other"
+        route = "deep_link" if self._m.applying is DeepLinkStart else "other"
         self._m.private.labels(route, "true" if delivered else "false").inc()
         return delivered
 
