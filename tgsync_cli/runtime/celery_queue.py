@@ -182,15 +182,16 @@ def apply_event(self, event_dict: dict) -> str:
         _tell("retried", event)
         delay = min(60.0, 0.5 * 2 ** min(self.request.retries, 7))
         raise self.retry(exc=exc, countdown=delay)
-    except TgsyncError as exc:  # a refused event must not be retried forever
-        log.error("event %s not applied: %s", type(event).__name__, exc)
-        _tell("failed", event, str(exc))
-        return "refused"
     except Exception as exc:
-        if is_race(exc):  # another worker created the same account first: doing it again finds it
+        # a lost race is a store error too, so it is asked first: another worker created the
+        # same account, and doing it again finds it (refusing it would drop the event)
+        if is_race(exc):
             _tell("retried", event)
             raise self.retry(exc=exc, countdown=0.05)
         _tell("failed", event, type(exc).__name__)
+        if isinstance(exc, TgsyncError):  # a refused event must not be retried forever
+            log.error("event %s not applied: %s", type(event).__name__, exc)
+            return "refused"
         raise
     _tell("applied", event)
     return type(event).__name__
