@@ -332,7 +332,8 @@ def serve(settings: Settings, queue: Optional[str] = None,
         if metrics is not None and listen is not None:
             from tgsync_cli.runtime.observe import attach
 
-            observed = attach(runtime, metrics, *listen, store=runtime.engine.store.unwrapped,
+            raw_store = getattr(runtime.engine.store, "unwrapped", runtime.engine.store)  # not timed
+            observed = attach(runtime, metrics, *listen, store=raw_store,
                               spool_path=spool_path(settings),
                               stuck_seconds=settings.metrics.stuck_seconds)
         return runtime.run()
