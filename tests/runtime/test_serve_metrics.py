@@ -449,3 +449,18 @@ def test_a_port_in_use_is_one_line_before_telegram_is_contacted(monkeypatch, bar
     assert result.exit_code == 1 and (not made or not made[0].started)
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"error: health and metrics endpoint 127.0.0.1:{port}: cannot listen (")
+
+
+def test_while_telegram_reconnects_readyz_says_so(served, updates):
+    """pyrogram restarts its session after a network drop: not ready meanwhile, alive all along."""
+    s = served
+    s.client.session = SimpleNamespace(is_started=threading.Event())
+    s.client.session.is_started.set()
+    s.client.connect.set()
+    assert s.runtime.started.wait(10)
+    until(lambda: get(s.port, "/readyz") == (200, "ready\n"))
+    s.client.session.is_started.clear()  # the connection dropped; pyrogram is reconnecting
+    assert get(s.port, "/readyz") == (503, "Telegram connection lost: reconnecting\n")
+    assert get(s.port, "/healthz") == (200, "ok\n")
+    s.client.session.is_started.set()
+    assert get(s.port, "/readyz") == (200, "ready\n")
