@@ -243,3 +243,13 @@ def test_store_copy_from_the_apps_database_takes_tgsyncs_documents_only(appdb, t
     assert members[STRING_ID]["joined_at"] == parse_iso("2024-12-01T11:00:00Z")
     assert local.user_by_telegram_id(STRING_ID) is not None
     local.close()
+
+
+def test_store_init_reports_the_apps_own_index_on_the_same_keys_and_keeps_it(appdb):
+    appdb.db.users.create_index("telegram_id", name="app_tid")  # the app's, not unique
+    r = run("--store", appdb.uri, "store", "init")
+    out = " ".join(r.stdout.split())
+    assert "differs users.telegram_id (unique where it is a number)" in out
+    assert "app_tid" in out and "tgsync never drops an index" in out and "need it unique" in out
+    assert "app_tid" in appdb.db.users.index_information()
+    assert "created clubs.telegram_group_id" in out

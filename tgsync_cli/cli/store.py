@@ -38,6 +38,8 @@ def init(config: ConfigOpt = None, store: StoreOpt = None, json_out: JsonOpt = F
         for r in rep.rows:
             detail = f" — {r['detail']}" if r["detail"] else ""
             note = " (kept as it is: tgsync never drops an index)" if r["state"] == "differs" else ""
+            if r["state"] == "differs" and "not unique" in r["detail"] and "unique" in r["index"]:
+                note += "; tgsync's writes need it unique: replace it, then run store init again"
             out.print(f"  {r['state']:8} {escape(r['index'])}{escape(detail)}{note}")
         out.print(f"created {len(rep.created)} index(es)" if rep.created else "nothing to create")
     if rep.failed:
