@@ -90,7 +90,3 @@ class MongoRequests:
         flt = {"club_id": club_id, "telegram_id": _same_person(telegram_id), "state": WAITING}
         upd = {"$set": {**self._clean(fields), "state": DONE}}
         return self.db.call("close_join_requests", self.coll.update_many, flt, upd).modified_count
-
-    def ensure_indexes(self) -> None:
-        self.coll.create_index([("state", 1), ("at", 1)])
-        self.coll.create_index([("club_id", 1), ("telegram_id", 1)])
