@@ -8,7 +8,7 @@ declines requests nobody answered in that many days.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from tgsync_cli.core.evidence import ACTIVE
 from tgsync_cli.core.models import ClubInfo
@@ -19,13 +19,13 @@ POLICIES = (OPEN, ROSTER)
 POLICY_KEY, DECLINE_KEY = "join_policy", "decline_after_days"
 
 
-def policy_of(club: Optional[Dict[str, Any]]) -> str:
+def policy_of(club: Optional[Mapping[str, Any]]) -> str:
     sync = (club or {}).get("sync") or {}
     value = sync.get(POLICY_KEY)
     return value if value in POLICIES else OPEN
 
 
-def decline_after_of(club: Optional[Dict[str, Any]]) -> Optional[int]:
+def decline_after_of(club: Optional[Mapping[str, Any]]) -> Optional[int]:
     value = ((club or {}).get("sync") or {}).get(DECLINE_KEY)
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
@@ -39,7 +39,7 @@ def _same_id(value: Any, tid: int) -> bool:
     return isinstance(value, str) and value.strip() == str(tid)
 
 
-def on_roster(members: Iterable[Dict[str, Any]], tid: int) -> bool:
+def on_roster(members: Iterable[Mapping[str, Any]], tid: int) -> bool:
     """An active member of the club with this Telegram id, by any route — an entry the app
     added itself with no status counts as on its roster."""
     return any(_same_id(m.get("telegram_id"), tid) and m.get("status", ACTIVE) in (ACTIVE, None)

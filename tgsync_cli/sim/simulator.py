@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import zlib
-from datetime import timezone
+from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional
 
 from tgsync_cli.core.errors import TelegramError
@@ -352,6 +352,10 @@ class Simulator:
                 self.engine.note(f"reconcile {step['chat']}: {exc}")
 
     # -- join requests and the app's requests ----------------------------------------------------
+    def _now(self) -> datetime:
+        assert self.world.now is not None, "a step runs at a time"
+        return self.world.now
+
     def _link(self, chat: SimChat, name: Optional[str], creator: Optional[int]) -> Optional[Dict[str, Any]]:
         if name is None:
             return None
@@ -366,7 +370,7 @@ class Simulator:
         state = chat.state(uid)
         if chat.migrated_to is not None or _present(state) or state.status == "kicked" or uid in chat.requests:
             return
-        chat.requests[uid] = self.world.now
+        chat.requests[uid] = self._now()
         if self.world.bot_may_invite(chat.id):  # only such a bot is told of join requests
             request = {"chat": self._chat(chat), "from": self._user(uid), "user_chat_id": uid,
                        "date": self._ts()}
@@ -403,9 +407,9 @@ class Simulator:
         if info is None:
             return
         self.engine.store.add_request(new_request(
-            info.club_id, step["user"], step["action"], step.get("by"), self.world.now,
+            info.club_id, step["user"], step["action"], step.get("by"), self._now(),
             force=bool(step.get("force")), yes=bool(step.get("yes"))))
-        self.engine.handle(RequestsDue(self.world.now))
+        self.engine.handle(RequestsDue(self._now()))
 
     def do_restart_bot(self, step):
         self.engine.flush()  # a graceful restart writes what it buffered
