@@ -6,11 +6,12 @@ import json
 import pytest
 
 from tgsync_cli.bench import throughput as bench
+from tgsync_cli.bench.workload import T0
 
 KEYS = {"db_ops", "db_ops_seed", "db_ops_seed_nocache", "db_ops_ratio_vs_seed", "throughput_events_per_s",
         "throughput_ratio_vs_seed", "p50_us", "p99_us", "bytes_per_cached_member", "db_ops_lower_bound",
         "messages_scope"}
-TINY = ["--json", "--days", "2", "--clubs", "2", "--members", "40", "--messages-per-day", "200"]
+TINY = ["--json", "--days", "2", "--clubs", "2", "--members", "40", "--messages-per-day", "200", "--runs", "1"]
 
 
 def run_json(capsys, *args):
@@ -72,3 +73,62 @@ def test_on_mongodb_the_same_workload_ends_with_the_same_roster_near_its_floor(c
     assert out["roster_check_mongodb"] == "ok"
     assert out["db_ops_lower_bound_mongodb"] == out["db_ops_lower_bound"] + out["joins"]
     assert out["db_ops_lower_bound_mongodb"] <= out["db_ops_mongodb"] < out["db_ops_seed"]
+
+
+def test_the_seed_store_cost_is_round_trips_times_latency_plus_its_codec_never_the_emulator(capsys):
+    """Wall time at each stated latency is the side's CPU plus its round trips × that latency; the
+    seed's CPU carries pymongo's BSON codec for what it sends and receives."""
+    out = run_json(capsys, "--no-seed-nocache")
+    assert out["codec_seconds_seed"] > 0
+    assert out["cpu_seconds_seed"] >= out["codec_seconds_seed"]
+    for lat in (0.2, 1, 5):
+        tag = f"{lat:g}ms"
+        assert out[f"wall_s_seed_{tag}"] == pytest.approx(
+            out["cpu_seconds_seed"] + out["db_ops_seed"] * lat / 1000, abs=1e-3)
+        assert out[f"wall_s_ours_{tag}"] == pytest.approx(out["cpu_seconds"] + out["db_ops"] * lat / 1000,
+                                                          abs=1e-3)
+        assert f"wall_ratio_vs_seed_{tag}" in out
+
+
+def test_the_seed_looks_in_its_member_cache_before_its_club_cache():
+    """A known member whose club entry expired costs the seed nothing while the member entry lives."""
+    from tgsync_cli.bench.sides import SeedDB, SeedRoute4, SimClock
+
+    w = bench.generate(1, 10, 1, 50)
+    clock = SimClock()
+    seed = SeedRoute4(SeedDB(bench.starting_documents(w)), clock)
+    chat, member = w.clubs[0], w.initial[w.clubs[0].id][1]
+    msg = bench.MessageSeen(chat, member, T0)
+    seed.handle(msg)
+    ops = seed.db.ops
+    seed.clubs_cache.clear()
+    seed.handle(msg)
+    assert seed.db.ops == ops
+
+
+def test_against_a_server_both_sides_are_measured_and_the_bench_leaves_no_database_behind():
+    """`--mongodb-uri` runs the seed and our MongoDB store on the server (here a mongomock client
+    stands in for one: no server exists on this machine)."""
+    import mongomock
+
+    client = mongomock.MongoClient()
+    out = bench.run(clubs=2, members=40, days=2, messages_per_day=200, include_nocache=False,
+                    mongo_client=client)
+    assert out["roster_check"] == "ok" and out["roster_check_mongodb"] == "ok"
+    assert out["wall_s_measured_seed"] > 0 and out["wall_s_measured_mongodb"] > 0
+    assert out["db_ops_mongodb"] < out["db_ops_seed"]
+    assert not [n for n in client.list_database_names() if n.startswith("tgsync_bench")]
+
+
+def test_an_unreachable_server_is_one_line_naming_the_uri_without_its_password(capsys):
+    assert bench.main(["--mongodb-uri", "mongodb://bench:hunter2@127.0.0.1:1/x", "--quick"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot reach the server" in err[0] and "hunter2" not in err[0]
+
+
+def test_three_runs_report_min_median_max_of_what_moved(capsys):
+    out = run_json(capsys, "--no-seed-nocache", "--runs", "3")
+    assert out["runs"] == 3 and out["machine"]["cpus"] >= 1
+    for key, (lo, med, hi) in out["spread"].items():
+        assert lo <= med <= hi and out[key] == pytest.approx(med)
+    assert "db_ops" not in out["spread"]  # round trips do not move: the workload is the same
