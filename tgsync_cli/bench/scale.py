@@ -10,12 +10,11 @@ The issue's targets are printed beside the figures; nothing here is asserted by 
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
 from datetime import datetime, timedelta
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 from tgsync_cli.core.cache import MemoryMemberCache
 from tgsync_cli.core.engine import Engine
@@ -118,7 +117,7 @@ def per_clubs(root: str, counts=(10, 100, 1_000), members: int = 300) -> List[Di
     return rows
 
 
-def main(json_out: bool = False, quick: bool = False) -> int:
+def main(json_out: bool = False, quick: bool = False) -> Tuple[int, Dict[str, object]]:
     root = tempfile.mkdtemp(prefix="tgsync-scale-")
     try:
         sizes = (300, 2_000) if quick else (300, 2_000, 10_000)
@@ -130,8 +129,7 @@ def main(json_out: bool = False, quick: bool = False) -> int:
     out = {"backend": "sqlite file:", "per_member_size": a, "per_club_count": b,
            "new_member_ratio_largest_vs_300": round(ratio, 2)}
     if json_out:
-        print(json.dumps(out))
-        return 0
+        return 0, out
     from rich.console import Console
     from rich.table import Table
 
@@ -162,4 +160,4 @@ def main(json_out: bool = False, quick: bool = False) -> int:
               f"(target ≤1.5×: {mark(ratio <= 1.5)}); at {big['clubs']:,} clubs: cold start "
               f"{big['start_s']:.2f} s (target <1 s: {mark(big['start_s'] < 1)}), flush of 30 a club "
               f"{big['flush_30_per_club_s']:.2f} s (target <1 s: {mark(big['flush_30_per_club_s'] < 1)})")
-    return 0
+    return 0, out

@@ -362,8 +362,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--messages-per-day", type=int,
                     help="group messages a day, per club or in total as --messages-scope says (5000)")
     ap.add_argument("--no-seed-nocache", action="store_true", help="skip the slowest side")
-    ap.add_argument("--path", default="engine", metavar="engine|serve",
-                    help="time engine.handle only, or Bot API JSON → adapter → pipeline → engine")
+    ap.add_argument("--path", default="engine", metavar="engine|serve|mtproto",
+                    help="time engine.handle only, Bot API JSON → adapter → pipeline → engine, or "
+                         "encrypted MTProto bytes → pyrogram → our handlers → pipeline → engine")
     ap.add_argument("--mongodb", action="store_true",
                     help="also run our engine on the MongoDB backend (mongomock here) and count its round trips")
     ap.add_argument("--mongodb-uri", metavar="URI",
@@ -381,13 +382,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     if a.messages_scope not in SCOPES:
         print(f"error: --messages-scope must be club or total (got {a.messages_scope!r})", file=sys.stderr)
         return 1
-    if a.path not in ("engine", "serve"):
-        print(f"error: --path must be engine or serve (got {a.path!r})", file=sys.stderr)
+    if a.path not in ("engine", "serve", "mtproto"):
+        print(f"error: --path must be engine, serve or mtproto (got {a.path!r})", file=sys.stderr)
         return 1
-    if a.scale:
-        from tgsync_cli.bench.scale import main as scale_main
+    if a.scale or a.path == "mtproto":  # one report (one JSON object) for what was asked
+        merged: Dict[str, object] = {"machine": {"cpus": os.cpu_count(), "load_before": machine_load()}}
+        if a.path == "mtproto":
+            from tgsync_cli.bench import mtproto
 
-        return scale_main(a.json, a.quick)
+            merged.update(mtproto.main(a.json, a.quick)[1])
+        if a.scale:
+            from tgsync_cli.bench.scale import main as scale_main
+
+            merged.update(scale_main(a.json, a.quick)[1])
+        merged["machine"]["load_after"] = machine_load()  # type: ignore[index]
+        if a.json:
+            print(json.dumps(merged))
+        return 0
     client = None
     if a.mongodb_uri:
         try:
