@@ -41,6 +41,8 @@ class MemoryMemberCache:
         exp = self._c.get((club_id, telegram_id))
         return exp is not None and exp > self._now()
 
+    is_active_local = is_active  # all in memory: the same answer, safe from another thread
+
     def add(self, club_id: str, telegram_id: int) -> None:
         if len(self._c) >= self._max:
             self._drop_expired()

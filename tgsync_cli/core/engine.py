@@ -172,6 +172,14 @@ class Engine(ClubLifecycle, MemberChanges, RosterSync, DeepLinks):
 
 
     # -- messages (route 4) -------------------------------------------------------------------
+    def holds_active(self, chat_id: int, telegram_id: int) -> bool:
+        """Memory only, so another thread (serve's update loop) may ask: is this a known club's
+        member the cache holds as active? A stale answer costs speed, never correctness: the
+        message still comes through handle()."""
+        info = self._clubs.get(chat_id)
+        local = getattr(self.cache, "is_active_local", None)
+        return info is not None and local is not None and local(info.club_id, telegram_id)
+
     def on_message(self, ev: MessageSeen) -> None:
         s = ev.sender
         if (s is None or ev.sender_chat_id is not None or ev.is_automatic_forward
