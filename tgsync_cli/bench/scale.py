@@ -117,17 +117,50 @@ def per_clubs(root: str, counts=(10, 100, 1_000), members: int = 300) -> List[Di
     return rows
 
 
+def cache_scale(sizes=(100_000, 1_000_000, 2_000_000), per_club: int = 1_000) -> List[Dict[str, float]]:
+    """The member cache against its size: bytes a cached member (tracemalloc, the whole cache),
+    a warm of every club, a re-warm with a tenth of the clubs changed, a newcomer's add and a
+    hit, each at `sizes` members in clubs of `per_club`."""
+    import tracemalloc
+    from array import array
+
+    rows = []
+    for size in sizes:
+        n_clubs = size // per_club
+        ids = {f"club{c}": array("q", range(10**9 + c * per_club, 10**9 + (c + 1) * per_club))
+               for c in range(n_clubs)}
+        cache = MemoryMemberCache()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        cache.warm_clubs(ids)
+        after = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        cache = MemoryMemberCache()  # timed apart: tracemalloc slows every allocation
+        warm = _timed(lambda: cache.warm_clubs(ids))
+        tenth = {cid: v for i, (cid, v) in enumerate(ids.items()) if i % 10 == 0}
+        rewarm = _timed(lambda: cache.warm_clubs(tenth, unchanged=list(ids)))
+        clubs = list(ids)
+        add = _timed(lambda: [cache.add(clubs[i % n_clubs], 5 + i) for i in range(OPS * 10)])
+        hit = _timed(lambda: [cache.is_active(clubs[i % n_clubs], 10**9 + i * 7 % size) for i in range(OPS * 10)])
+        rows.append({"members": size, "clubs": n_clubs, "bytes_per_member": (after - before) / size,
+                     "warm_s": warm, "rewarm_tenth_s": rewarm, "newcomer_add_us": 1e6 * add / (OPS * 10),
+                     "hit_us": 1e6 * hit / (OPS * 10)})
+    return rows
+
+
 def main(json_out: bool = False, quick: bool = False) -> Tuple[int, Dict[str, object]]:
     root = tempfile.mkdtemp(prefix="tgsync-scale-")
     try:
         sizes = (300, 2_000) if quick else (300, 2_000, 10_000)
         counts = (10, 100) if quick else (10, 100, 1_000)
         a, b = per_member(root, sizes), per_clubs(root, counts)
+        c = cache_scale((100_000, 1_000_000) if quick else (100_000, 1_000_000, 2_000_000))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     ratio = a[-1]["new_member_ms"] / a[0]["new_member_ms"] if a[0]["new_member_ms"] else 0.0
     out = {"backend": "sqlite file:", "per_member_size": a, "per_club_count": b,
-           "new_member_ratio_largest_vs_300": round(ratio, 2)}
+           "new_member_ratio_largest_vs_300": round(ratio, 2), "cache": c,
+           "cache_bytes_per_member": round(max(r["bytes_per_member"] for r in c), 1)}
     if json_out:
         return 0, out
     from rich.console import Console
@@ -150,6 +183,14 @@ def main(json_out: bool = False, quick: bool = False) -> Tuple[int, Dict[str, ob
                   str(r["start_queries"]),
                   f"{r['flush_30_per_club_s']:.3f}", f"{r['rewarm_unchanged_s']:.3f}", f"{r['rewarm_query_s']:.4f}",
                   f"{r['rewarm_tenth_changed_s']:.3f}", f"{r['unknown_chat_ms']:.3f}")
+    con.print(t)
+
+    t = Table(title="member cache vs size (clubs of 1,000; in memory)")
+    for col in ("members", "bytes/member", "warm s", "re-warm, 1/10 changed s", "newcomer add µs", "hit µs"):
+        t.add_column(col, justify="right")
+    for r in c:
+        t.add_row(f"{r['members']:,}", f"{r['bytes_per_member']:.1f}", f"{r['warm_s']:.3f}",
+                  f"{r['rewarm_tenth_s']:.3f}", f"{r['newcomer_add_us']:.2f}", f"{r['hit_us']:.2f}")
     con.print(t)
 
     def mark(ok: bool) -> str:
