@@ -166,3 +166,33 @@ def test_a_packet_with_a_wrong_key_is_refused_by_pyrogram_as_telegram_s_would_be
     other = bytes(reversed(mtproto.AUTH_KEY))
     with _pytest.raises(SecurityCheckMismatch):
         unpack(BytesIO(pkt), mtproto.SESSION_ID, other, mtproto.AUTH_KEY_ID)
+
+
+def test_two_replay_processes_on_one_store_both_finish_and_lose_nothing():
+    """Real processes, one store: every membership both wrote is there (the bench checks it
+    after every round and would raise), and the report has the ratio."""
+    from tgsync_cli.bench import writers
+
+    out = writers.run(people=60, rounds=1)
+    assert out["two_writers_ratio"] > 0 and out["writers_events_per_process"] == 180
+
+
+def test_scale_and_mtproto_print_one_json_object_with_the_figures_a_script_holds_targets_to(capsys, monkeypatch):
+    """`--scale --path mtproto --json`: one object with the four medians (sizes shrunk here)."""
+    from tgsync_cli.bench import mtproto, scale, writers
+
+    per_member, per_clubs, cache_scale, run = scale.per_member, scale.per_clubs, scale.cache_scale, writers.run
+    monkeypatch.setattr(mtproto, "main", lambda j, q: (0, mtproto.run(n=60, rounds=1, quick=True)))
+    monkeypatch.setattr(scale, "per_member", lambda root, sizes: per_member(root, (300,)))
+    monkeypatch.setattr(scale, "per_clubs", lambda root, counts: per_clubs(root, (3,), 40))
+    monkeypatch.setattr(scale, "cache_scale", lambda sizes: cache_scale((20_000,)))
+    monkeypatch.setattr(writers, "run", lambda **kw: run(people=30, rounds=1))
+    assert bench.main(["--scale", "--path", "mtproto", "--json", "--quick"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    out = json.loads(lines[0])
+    for key in ("mtproto_fast_path_speedup", "cache_bytes_per_member", "two_writers_ratio",
+                "flush_seconds_1000_clubs"):
+        assert key in out
+    assert out["cache_bytes_per_member"] > 0 and out["two_writers_ratio"] > 0
+    assert out["mtproto_fast_path_speedup"] > 0

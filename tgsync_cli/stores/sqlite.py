@@ -22,6 +22,7 @@ from tgsync_cli.core.errors import StoreError, StoreUnavailable
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.store import ClubIndex, account_fields, forgotten_key
 from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, Counted, member_doc, new_id
+from tgsync_cli.stores.sqlite_busy import begin
 from tgsync_cli.stores.sqlite_insights import SqliteInsights
 from tgsync_cli.stores.sqlite_members import _TIMES, SqliteMembers
 from tgsync_cli.stores.sqlite_schema import (
@@ -53,7 +54,7 @@ class SqliteStore(SqliteMembers, SqliteInsights, Counted):
             self.ops += 1
             cur = self._conn.cursor()
             try:
-                cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                begin(cur, write)  # the write lock with sub-millisecond retries
                 yield cur
                 cur.execute("COMMIT")
             except BaseException as exc:
@@ -71,6 +72,9 @@ class SqliteStore(SqliteMembers, SqliteInsights, Counted):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            checkpointer = getattr(self, "_checkpointer", None)
+            if checkpointer is not None:
+                checkpointer.stop()
             if getattr(self, "_owns_conn", True):
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.close()
