@@ -228,7 +228,7 @@ class Rig:
             except Exception:
                 break
             p._with_retry(lambda: self.engine.handle(item), type(item).__name__)
-            p._note_applied(item)
+            p.forget.note_applied(item)
             p.applied += 1
         if t is not None:
             t.add("pipeline", pc() - a - (t.ns["engine"] - before))

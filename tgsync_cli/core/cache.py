@@ -9,7 +9,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from time import monotonic
-from typing import Callable, Dict, Iterable, List, Mapping, Protocol, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Protocol, Tuple
 
 Key = Tuple[str, int]
 
@@ -101,3 +101,11 @@ class MemoryMemberCache:
     def __len__(self) -> int:
         now = self._now()
         return sum(len(c[0]) for c in self._clubs.values() if c[1] > now)
+
+
+def cache_status(cache: MemberCache, club_id: str, telegram_id: int, status: Optional[str]) -> None:
+    """What the store answered, mirrored: active members are cached, anyone else is not."""
+    if status == "active":
+        cache.add(club_id, telegram_id)
+    else:
+        cache.evict(club_id, telegram_id)

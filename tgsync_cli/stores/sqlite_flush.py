@@ -17,13 +17,15 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
+from tgsync_cli.core.evidence import AFTER_MESSAGES, MESSAGES
 from tgsync_cli.core.insights import iso_week
 from tgsync_cli.stores.sqlite_schema import dt_in
 
 # joined_at/source move to the earliest message evidence; every right-hand side reads the row's
 # values from before the update, as one SQL UPDATE does
+_AFTER = ", ".join(f"'{r}'" for r in AFTER_MESSAGES)
 _EARLIER = ("(:first IS NOT NULL AND (joined_at IS NULL OR joined_at > :first OR (joined_at = :first"
-            " AND source IN ('service_message', 'member_import', 'history_import'))))")
+            f" AND source IN ({_AFTER}))))")
 UPDATE = (
     "UPDATE memberships SET"
     " last_seen = CASE WHEN :last IS NOT NULL AND (last_seen IS NULL OR last_seen < :last)"
@@ -31,7 +33,7 @@ UPDATE = (
     " proof_at = CASE WHEN :last IS NOT NULL AND (proof_at IS NULL OR proof_at < :last)"
     " THEN :last ELSE proof_at END,"
     f" joined_at = CASE WHEN {_EARLIER} THEN :first ELSE joined_at END,"
-    f" source = CASE WHEN {_EARLIER} THEN 'message_activity' ELSE source END,"
+    f" source = CASE WHEN {_EARLIER} THEN '{MESSAGES}' ELSE source END,"
     " status_at = CASE WHEN :since IS NOT NULL AND status = 'active' AND status_at > :since"
     " AND (hard_at IS NULL OR (status_at > hard_at AND :since > hard_at))"
     " THEN :since ELSE status_at END"

@@ -1,13 +1,16 @@
-"""The SQLite store's member writes: observations and listings decided by `core.store.decide`
-inside the caller's transaction, and the set-based last_seen flush. Part of SqliteStore."""
+"""The SQLite store's member writes: observations and listings decided by `core.evidence.decide`
+inside one transaction, and the set-based last_seen flush. A part SqliteStore holds."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
 
 from tgsync_cli.core.events import Person
-from tgsync_cli.core.store import Observation, Outcome, decide
+from tgsync_cli.core.store import account_fields
+from tgsync_cli.stores.common import member_doc, new_id
+from tgsync_cli.core.evidence import MESSAGES, Observation, Outcome, decide
 from tgsync_cli.stores.sqlite_flush import WeekLedger, flush_rows
 from tgsync_cli.stores.sqlite_flush import write as write_flush
 from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, dt_in, dt_out
@@ -15,10 +18,43 @@ from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, dt_in, dt_out
 _TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at")
 
 
-class SqliteMembers:
-    """Relies on SqliteStore's `_tx`, `_member_row` and `_upsert_account`."""
+def member_row(r: Sequence[Any], raw: bool = False) -> Dict[str, Any]:
+    """A memberships row as the document shows it (`raw`: with this store's guard fields)."""
+    m = dict(zip(MEMBER_COLS, r))
+    for k in _TIMES:
+        m[k] = dt_out(m[k])
+    return m if raw else member_doc(m)
 
-    # -- members ---------------------------------------------------------------------------------
+
+def upsert_account(cur: sqlite3.Cursor, p: Person, at: datetime, keep_names: bool = False) -> str:
+    """The account of a person a membership is created for: names kept when asked."""
+    f = account_fields(p, at)
+    uid = new_id("user")
+    if keep_names:
+        cur.execute("INSERT INTO users (id, telegram_id, username, first_name, last_name, language_code,"
+                    " created_at, updated_at) VALUES (?, ?, NULL, ?, NULL, NULL, ?, ?)"
+                    " ON CONFLICT(telegram_id) DO NOTHING",
+                    (uid, p.id, p.first_name, dt_in(at), dt_in(at)))
+    else:
+        cur.execute("INSERT INTO users (id, telegram_id, username, first_name, last_name, language_code,"
+                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT(telegram_id) DO UPDATE SET username = excluded.username,"
+                    " first_name = excluded.first_name, last_name = excluded.last_name,"
+                    " language_code = excluded.language_code, updated_at = excluded.updated_at",
+                    (uid, p.id, f["username"], f["first_name"], f["last_name"], f["language_code"],
+                     dt_in(at), dt_in(at)))
+    return cur.execute("SELECT id FROM users WHERE telegram_id = ?", (p.id,)).fetchone()[0]
+
+
+Tx = Callable[..., ContextManager[sqlite3.Cursor]]
+
+
+class SqliteMembers:
+    """Given the store's transactions (`tx(name, write=True)`): one transaction per call."""
+
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
+
     def member(self, club_id: str, tid: int) -> Optional[dict]:
         with self._tx("member", write=False) as cur:
             return self._member(cur, club_id, tid)
@@ -26,7 +62,7 @@ class SqliteMembers:
     def _member(self, cur, club_id: str, tid: int, raw: bool = False) -> Optional[dict]:
         row = cur.execute(f"SELECT {', '.join(MEMBER_COLS)} FROM memberships WHERE club_id = ? AND telegram_id = ?",
                           (club_id, tid)).fetchone()
-        return self._member_row(row, raw) if row else None
+        return member_row(row, raw) if row else None
 
     def _departure(self, cur, club_id: str, tid: int) -> Optional[dict]:
         row = cur.execute("SELECT status, at FROM departures WHERE club_id = ? AND telegram_id = ?",
@@ -46,7 +82,7 @@ class SqliteMembers:
         if d.member is not None:
             m = dict(d.member)
             if d.account:
-                m["user_id"] = self._upsert_account(cur, obs.person, obs.at, obs.keep_names)
+                m["user_id"] = upsert_account(cur, obs.person, obs.at, obs.keep_names)
             vals = [dt_in(m.get(c)) if c in _TIMES else m.get(c) for c in MEMBER_COLS]
             if current is None:
                 cur.execute(f"INSERT INTO memberships (club_id, {', '.join(MEMBER_COLS)}) VALUES "
@@ -83,8 +119,7 @@ class SqliteMembers:
         observed as `left` at that time (their outcomes are appended)."""
         with self._tx("observe_many") as cur:
             outs = []
-            for i, obs in enumerate(observations):
-                self.mid_call("observe_many", i)
+            for obs in observations:
                 outs.append(self._apply(cur, club_id, obs))
             if complete_at is not None:
                 listed = {o.person.id for o in observations}
@@ -132,7 +167,7 @@ class SqliteMembers:
                 continue
             cur.execute("INSERT INTO membership_log (club_id, telegram_id, at, from_status, from_role,"
                         " to_status, to_role, source, actor, invite_link)"
-                        " SELECT ?, ?, ?, d.from_status, ?, 'active', ?, 'message_activity', NULL, NULL"
+                        f" SELECT ?, ?, ?, d.from_status, ?, 'active', ?, '{MESSAGES}', NULL, NULL"
                         " FROM (SELECT to_status AS from_status FROM membership_log WHERE club_id = ?"
                         " AND telegram_id = ? ORDER BY seq DESC LIMIT 1) d",
                         (cid, tid, row[0], row[1], row[1], cid, tid))
