@@ -117,6 +117,7 @@ def test_through_pyrogram_s_dispatcher_both_paths_hand_the_pipeline_the_same_eve
             before = len(parsed)
             rig.loop.run_until_complete(rig._pass(pkts))
             got[name] = (list(rig.pipeline._q.queue), len(parsed) - before)
+            assert rig.runtime.received["message"] == 150  # both paths count what arrived
     finally:
         pyrogram.types.Message._parse = inner
     assert got["slow"][0] == got["fast"][0] and len(got["slow"][0]) == 150

@@ -162,12 +162,12 @@ class Rig:
         rt = self.runtime
         inner_take = rt._take
 
-        async def take(translate, update):
+        async def take(*args):
             if self.timers is None:
-                return await inner_take(translate, update)
+                return await inner_take(*args)
             t = time.perf_counter_ns()
             try:
-                return await inner_take(translate, update)
+                return await inner_take(*args)
             finally:
                 self._handler_ns += time.perf_counter_ns() - t
         rt._take = take  # type: ignore[method-assign]

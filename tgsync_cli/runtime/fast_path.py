@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue as queue_mod
+import time
 from datetime import datetime, timedelta
 from typing import Any, Dict, Optional
 
@@ -129,6 +130,8 @@ class FastPath:
                     log.debug("fast path skipped an update: %s", type(exc).__name__)
                     ev = None
                 if ev is not None:
+                    rt.received["message"] += 1  # counted as the ordinary path counts it
+                    rt.last_update = time.time()
                     try:
                         rt.pipeline.submit(ev, timeout=0)
                     except queue_mod.Full:  # backpressure waits in a thread, never on the loop
