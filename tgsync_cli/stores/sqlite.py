@@ -3,8 +3,9 @@
 Relational inside (clubs, memberships, users, departures, membership_log), rendered as the SPEC §2
 documents on every read. Every protocol call is one transaction — BEGIN IMMEDIATE for writes, so
 the write lock is taken before anything is read and the guards (`decide`) run on what no other
-process can change under them. WAL lets readers run beside the one writer; `busy_timeout` makes a
-second process wait its turn instead of failing. So several processes (serve, a cron reconcile, an
+process can change under them. WAL lets readers run beside the one writer; a second writer waits
+its turn in sub-millisecond steps (`sqlite_busy.begin`) instead of failing, and checkpoints run on
+a thread of their own (`sqlite_busy.Checkpointer`). So several processes (serve, a cron reconcile, an
 admin's import) converge, and a member write costs O(1), whatever the club's size.
 """
 
