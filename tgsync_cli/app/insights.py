@@ -52,7 +52,7 @@ def member_view(store, telegram_id: int) -> Dict[str, Any]:
     keys = ("club_id", "club_name", "telegram_group_id", "role", "status", "source", "joined_at",
             "status_at", "last_seen", "invite_link", "invited_by")
     return {"telegram_id": telegram_id,
-            "account": _plain({k: v for k, v in (user or {}).items()}) if user else None,
+            "account": _plain(dict(user)) if user else None,
             "memberships": [{k: _plain(m.get(k)) for k in keys} for m in memberships],
             "log": log}
 

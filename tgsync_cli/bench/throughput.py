@@ -53,7 +53,7 @@ import shutil
 import sys
 import tempfile
 import tracemalloc
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 from tgsync_cli.bench.sides import OursSide, Result, SeedSide, bot_api_json, interleave
 from tgsync_cli.bench.workload import (  # noqa: F401 (re-exported for tests and scripts)
@@ -121,7 +121,7 @@ QUICK = {"club": {"clubs": 4, "days": 1}, "total": {"clubs": 10, "days": 1}}
 def run(quick: bool = False, clubs: Optional[int] = None, members: Optional[int] = None,
         days: Optional[int] = None, messages_per_day: Optional[int] = None,
         include_nocache: bool = True, include_no_rewarm: Optional[bool] = None,
-        scope: str = "club", path: str = "engine", mongodb: bool = False) -> Dict[str, object]:
+        scope: str = "club", path: str = "engine", mongodb: bool = False) -> Dict[str, Any]:
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
     size = dict(FULL, **(QUICK[scope] if quick else {}))
@@ -136,8 +136,9 @@ def run(quick: bool = False, clubs: Optional[int] = None, members: Optional[int]
     docs = starting_documents(w)
     events = [(sec, ev, bot_api_json(ev) if path == "serve" else None) for sec, ev in w.events]
     try:
-        sides = [OursSide(w, root, "ours" if path == "engine" else "ours, serve path", path=path, docs=docs),
-                 SeedSide(w, True, "seed", docs)]
+        ours_name = "ours" if path == "engine" else "ours, serve path"
+        sides: List[Union[OursSide, SeedSide]] = [OursSide(w, root, ours_name, path=path, docs=docs),
+                                                  SeedSide(w, True, "seed", docs)]
         if include_nocache:
             sides.append(SeedSide(w, False, "seed nocache", docs))
         if include_no_rewarm if include_no_rewarm is not None else not quick:
@@ -152,14 +153,16 @@ def run(quick: bool = False, clubs: Optional[int] = None, members: Optional[int]
         nocache = results[2] if include_nocache else None
         plain = results[-1] if len(results) > 2 + bool(include_nocache) else None
         problems = check_rosters(ours, w)
-        warms = sides[0].warms
-        warm_seconds = sides[0].warm_ns / 1e9
+        first = sides[0]
+        assert isinstance(first, OursSide)
+        warms = first.warms
+        warm_seconds = first.warm_ns / 1e9
     finally:
         shutil.rmtree(root, ignore_errors=True)
     lb = lower_bound(w)
     with_flush = ours.events / (ours.seconds + ours.flush_seconds) if ours.seconds else 0.0
     without = ours.throughput
-    out: Dict[str, object] = {
+    out: Dict[str, Any] = {
         "messages_scope": scope, "quick": quick,
         "clubs": clubs, "members_per_club": members, "days": days, "messages_per_day": mpd,
         "messages_per_club_per_day": round(mpd if scope == "club" else mpd / clubs, 1),
@@ -211,7 +214,7 @@ def describe(scope: str, quick: bool, clubs: int, members: int, days: int, mpd: 
     return text
 
 
-def render(out: Dict[str, object]) -> None:
+def render(out: Dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 

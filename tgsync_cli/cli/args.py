@@ -20,7 +20,7 @@ from typer.core import TyperCommand
 try:  # typer ≥ 0.20 vendors click
     from typer._click.exceptions import ClickException, UsageError  # noqa: F401 (ClickException: base.py)
 except ImportError:  # pragma: no cover - older typer on click
-    from click.exceptions import ClickException, UsageError  # noqa: F401
+    from click.exceptions import ClickException, UsageError  # type: ignore[assignment]  # noqa: F401
 
 NEGATIVE = re.compile(r"^-\d+$")
 _NUMERIC = re.compile(r"^[+-]?\d+$")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import typer
 from typing_extensions import Annotated
@@ -21,7 +21,7 @@ ConfigOpt = Annotated[Optional[str], typer.Option("--config", help="config file 
 StoreOpt = Annotated[Optional[str], typer.Option("--store", help="store URI: mongodb://…, file:PATH, memory:")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine output on stdout")]
 
-_global = {"config": None, "store": None}
+_global: Dict[str, Any] = {"config": None, "store": None}
 
 
 class lazy_module:  # noqa: N801 - used like a module

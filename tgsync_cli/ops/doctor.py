@@ -156,7 +156,8 @@ def _telegram_checks(settings: Settings, store: Optional[Store], factory: Gatewa
 
 def _privacy_check(privacy: Optional[bool]) -> Check:
     if privacy is False:
-        return Check("privacy mode", "ok", "off: every group message reaches the bot (message activity works everywhere)")
+        return Check("privacy mode", "ok",
+                     "off: every group message reaches the bot (message activity works everywhere)")
     if privacy is True:
         return Check("privacy mode", "warn", "on: message activity is seen only where the bot is admin",
                      "@BotFather → /setprivacy → Disable, then remove and re-add the bot to each group")
@@ -209,7 +210,8 @@ def _club_checks(store: Store, gw, me) -> List[Check]:
                              "add the bot back to the group as an admin"))
         elif not admin:
             out.append(Check(label, "warn", f"bot is a member, not admin; works here: {routes}{stale}",
-                             "promote the bot to admin for join/leave events and roster import (and message activity with privacy on)"))
+                             "promote the bot to admin for join/leave events and roster import"
+                             " (and message activity with privacy on)"))
         else:
             out.append(Check(label, "ok" if not stale else "warn",
                              f"bot is admin; works here: {routes}{stale}",

@@ -187,7 +187,7 @@ def import_history_file(store: Store, path: str, chat: str, verify: bool, at: da
     bot_id = _bot_id(settings)
     if not verify:
         return import_history(store, None, scan, chat_id, False, at, bot_id)
-    if gateway_factory is None:
+    if gateway_factory is None or settings is None:
         raise ConfigError("import-history needs Telegram to verify candidates (or pass --no-verify)")
     with gateway_factory(settings) as gw:
         return import_history(store, gw, scan, chat_id, True, at, bot_id)

@@ -1,4 +1,5 @@
-"""One-shot commands against live Telegram: import-admins, import-members, post-invite (each checks credentials first, then runs one engine method)."""
+"""One-shot commands against live Telegram: import-admins, import-members, post-invite (each
+checks credentials first, then runs one engine method)."""
 
 from __future__ import annotations
 
@@ -66,22 +67,17 @@ def _club(engine: Engine, conn: Connection, chat: str) -> tuple:
     catches up, so they create it rather than refuse (Telegram proves the bot can see the group).
     """
     store = engine.store
-    if _NUMERIC.match(chat):
-        chat_id = int(chat)
-        doc = store.club_by_group(chat_id)
-    else:
-        doc = store.club_by_username(chat[1:])
-        chat_id = doc["telegram_group_id"] if doc else None
-    title = None
+    known: Optional[int] = int(chat) if _NUMERIC.match(chat) else None
+    doc = store.club_by_group(known) if known is not None else store.club_by_username(chat[1:])
+    created = False
     if doc is None:
-        chat_id, title = conn.chat_info(chat_id if chat_id is not None else chat)
+        chat_id, title = conn.chat_info(known if known is not None else chat)
         doc = store.club_by_group(chat_id)
         if doc is not None and not _NUMERIC.match(chat):
             store.set_club_username(doc["_id"], chat[1:])  # the next @username lookup is an index hit
-    created = False
-    if doc is None:
-        doc, created = store.create_club(chat_id, title, None, {"bot_present": True},
-                                         username=None if _NUMERIC.match(chat) else chat[1:])
+        if doc is None:
+            doc, created = store.create_club(chat_id, title, None, {"bot_present": True},
+                                             username=None if _NUMERIC.match(chat) else chat[1:])
     info = engine.club(doc["telegram_group_id"])
     if info is None:  # pragma: no cover - the store just returned it
         raise TgsyncError(f"no club for {chat}")

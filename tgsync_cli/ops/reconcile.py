@@ -95,7 +95,7 @@ def reconcile_clubs(store: Store, gateway, chat: Optional[str], all_clubs: bool,
         raise InputError("reconcile: give either CHAT or --all")
     if threshold < 0:
         raise InputError("--threshold must be 0 or more")
-    docs = store.all_clubs() if all_clubs else [core.find_club(store, chat)]
+    docs = store.all_clubs() if chat is None else [core.find_club(store, chat)]
     engine = core.make_engine(store, gateway, settings)
     out = ReconcileOutcome([], threshold, dry_run, at)
     for doc in docs:
@@ -103,6 +103,8 @@ def reconcile_clubs(store: Store, gateway, chat: Optional[str], all_clubs: bool,
         row = ClubReconcile(doc["_id"], doc["telegram_group_id"], doc.get("name") or "")
         before = _member_states(doc)
         try:
+            if info is None:  # removed by another process since the listing
+                raise TgsyncError(f"club {doc['_id']} is no longer in the store")
             rep = engine.reconcile(info, at, dry_run=dry_run, allow_mass_departure=yes)
         except TgsyncError as exc:
             row.error = str(exc)

@@ -161,13 +161,13 @@ def apply_event(self, event_dict: dict) -> str:
             engine.handle(event)
     except StoreUnavailable as exc:
         delay = min(60.0, 0.5 * 2 ** min(self.request.retries, 7))
-        raise self.retry(exc=exc, countdown=delay)
+        raise self.retry(exc=exc, countdown=delay) from exc
     except TgsyncError as exc:  # a refused event must not be retried forever
         log.error("event %s not applied: %s", type(event).__name__, exc)
         return "refused"
     except Exception as exc:
         if is_race(exc):  # another worker created the same account first: doing it again finds it
-            raise self.retry(exc=exc, countdown=0.05)
+            raise self.retry(exc=exc, countdown=0.05) from exc
         raise
     return type(event).__name__
 
@@ -191,7 +191,7 @@ class CeleryPipeline:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._timer: Optional[threading.Thread] = None
-        self._redis = None
+        self._redis: Any = None
         self.applied = 0  # hot-path events applied here
         self.enqueued = 0
         self.spooled = 0
@@ -288,6 +288,7 @@ class CeleryPipeline:
     checkpoint_seconds = 5.0
 
     def _append_spool(self, payloads) -> None:
+        assert self._spool is not None, "only a queue with a spool spools"
         with self._spool_lock:
             self.spooled += self._spool.append(payloads)
 

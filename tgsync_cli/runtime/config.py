@@ -187,7 +187,8 @@ def _warn(warn, message: str) -> None:
 
 
 def holds_secrets(raw: dict) -> bool:
-    store = raw.get("store") if isinstance(raw.get("store"), dict) else {}
+    section = raw.get("store")
+    store = section if isinstance(section, dict) else {}
     return (any(k in (raw.get(s) or {}) for s, k in SECRETS if isinstance(raw.get(s), dict))
             or "@" in str(store.get("uri", "")))
 

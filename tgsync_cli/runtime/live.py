@@ -13,7 +13,7 @@ import asyncio
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, ContextManager, Iterator
+from typing import Callable, ContextManager, Iterator, Tuple
 
 from pyrogram import enums, errors
 
@@ -43,7 +43,7 @@ class Connection:
     """A connected gateway plus the one extra question the commands ask: a chat's id and title."""
 
     gateway: object
-    chat_info: Callable[[object], tuple]  # "@name" or id → (chat_id, title); raises TgsyncError
+    chat_info: Callable[[object], Tuple[int, str]]  # "@name" or id → (chat_id, title); raises TgsyncError
 
 
 Connector = Callable[[Settings], ContextManager[Connection]]
@@ -131,7 +131,7 @@ async def _cancel_others() -> None:
         await asyncio.wait(tasks, timeout=1.0)
 
 
-def chat_info(gateway: PyrogramGateway, chat) -> tuple:
+def chat_info(gateway: PyrogramGateway, chat) -> Tuple[int, str]:
     """(chat_id, title) of a group from Telegram; refuses users and channels."""
     async def get():
         return await gateway.client.get_chat(chat)

@@ -36,6 +36,7 @@ What `serve` shows an operator (all cheap, callable from any thread):
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import queue
 import threading
@@ -216,7 +217,7 @@ class Pipeline:
                 self.done += 1
                 continue
             self._head = item
-            outcome = self._with_retry(lambda: self.engine.handle(item), type(item).__name__)
+            outcome = self._with_retry(functools.partial(self.engine.handle, item), type(item).__name__)
             if outcome is False:
                 return  # abandoned at shutdown: the head stays for the spool
             self._head = None

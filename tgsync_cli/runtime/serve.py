@@ -126,7 +126,7 @@ class Runtime:
     async def on_member_updated(self, client, update) -> None:
         await self._take(events_from_chat_member_updated, update)
 
-    async def on_disconnect(self, client) -> None:
+    async def on_disconnect(self, client, session=None) -> None:
         """pyrogram reconnects by itself and fetches what it can, but a bot-status change in that
         gap may never arrive: the bot's status in every club is asked again (SPEC §3) before the
         next update is applied."""
@@ -258,7 +258,7 @@ class Runtime:
         return False
 
     def _install_signals(self) -> list:
-        installed = []
+        installed: list = []
         if threading.current_thread() is not threading.main_thread():
             return installed
         for sig in (signal.SIGINT, signal.SIGTERM):

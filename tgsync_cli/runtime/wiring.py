@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from tgsync_cli.core.cache import MemoryMemberCache
 from tgsync_cli.core.engine import Engine
@@ -55,7 +55,7 @@ def _plain(v: Any) -> Any:
 
 
 def club_view(doc: dict, full: bool = False) -> Dict[str, Any]:
-    keys = ("telegram_id", "role", "status", "source")
+    keys: Tuple[str, ...] = ("telegram_id", "role", "status", "source")
     if full:
         keys += ("username", "first_name", "joined_at", "last_seen", "status_at")
     return {"club_id": doc["_id"], "telegram_group_id": doc["telegram_group_id"],

@@ -28,7 +28,7 @@ import threading
 import time
 from collections import Counter
 from datetime import datetime
-from typing import Any, Callable, FrozenSet, List, Optional, Sequence, Set
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Set
 
 from tgsync_cli.core.errors import StoreUnavailable
 from tgsync_cli.core.evidence import Observation, Outcome
@@ -280,7 +280,7 @@ def soak_updates(n: int, seed: int = 1, clubs: int = 40, people: int = 60):
     bot = {"id": 9000, "is_bot": True, "first_name": "Soak", "username": "soak_bot"}
     chats = [{"id": -1009000000 - i, "type": "supergroup", "title": f"Club {i}"} for i in range(clubs)]
     t = 1_740_000_000
-    out = []
+    out: List[Dict[str, Any]] = []
     for c in chats:
         t += 1
         out.append({"my_chat_member": {"chat": c, "from": _soak_user(1), "date": t,
@@ -304,7 +304,7 @@ def soak_updates(n: int, seed: int = 1, clubs: int = 40, people: int = 60):
                                     "text": f"/start join_{c['id']}"}})
         else:
             new = rng.choice(statuses)
-            member = {"user": _soak_user(uid), "status": new}
+            member: Dict[str, Any] = {"user": _soak_user(uid), "status": new}
             if new == "restricted":
                 member["is_member"] = rng.random() < 0.5
             out.append({"chat_member": {"chat": c, "from": _soak_user(uid), "date": date,

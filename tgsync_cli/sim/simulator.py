@@ -49,6 +49,7 @@ class Simulator:
 
     # -- delivery ---------------------------------------------------------------------------
     def _ts(self) -> int:
+        assert self.world.now is not None, "a step runs at a time"
         return int(self.world.now.replace(tzinfo=timezone.utc).timestamp())
 
     def _deliver(self, update: Dict[str, Any]) -> None:
@@ -77,7 +78,7 @@ class Simulator:
 
     @staticmethod
     def _member(user: Dict[str, Any], state: MemberState) -> Dict[str, Any]:
-        d = {"user": user, "status": state.status}
+        d: Dict[str, Any] = {"user": user, "status": state.status}
         if state.status == "restricted":
             d["is_member"] = state.is_member
         return d

@@ -21,9 +21,7 @@ def open_store(uri: str, database: str = DEFAULT_DB, *, create: bool = True):
         from tgsync_cli.stores.sqlite_schema import connect
 
         conn, lock, label, owns = connect(uri, database, create)
-        store = SqliteStore(conn, label, lock)
-        store._owns_conn = owns
-        return store
+        return SqliteStore(conn, label, lock, owns_conn=owns)
     raise ConfigError("store.uri must start with mongodb://, mongodb+srv://, file: or be memory: "
                       f"(got {redact_uri(uri)!r})")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, overload
 
 from tgsync_cli.core.errors import ConfigError, StoreConflict, StoreError, StoreUnavailable
 from tgsync_cli.core.events import Person
@@ -50,7 +50,7 @@ class MongoStore(Counted):
         self.insights = MongoInsights(self.db)
         self.members = MongoMembers(self.db, self._upsert_account, self.insights)
 
-    @property  # type: ignore[override]
+    @property
     def ops(self) -> int:
         return self.db.ops
 
@@ -127,6 +127,12 @@ class MongoStore(Counted):
                 pass
 
     # -- clubs -------------------------------------------------------------------------------------
+    @overload
+    @staticmethod
+    def _render(doc: dict) -> dict: ...
+    @overload
+    @staticmethod
+    def _render(doc: None) -> None: ...
     @staticmethod
     def _render(doc: Optional[dict]) -> Optional[dict]:
         if doc is None:
@@ -172,7 +178,8 @@ class MongoStore(Counted):
         for d in docs:
             self.members.remember(d["_id"], {m["telegram_id"] for m in d.get("members") or []})
             out.clubs.append({"_id": d["_id"], "telegram_group_id": d["telegram_group_id"],
-                              "name": d.get("name"), "username": d.get("username"), "previous_group_ids": d.get("previous_group_ids") or [],
+                              "name": d.get("name"), "username": d.get("username"),
+                              "previous_group_ids": d.get("previous_group_ids") or [],
                               "sync": d.get("sync") or {}, "version": d.get("version", 0),
                               "active": [m["telegram_id"] for m in d.get("members") or []
                                          if m.get("status") == "active"]})
@@ -195,7 +202,7 @@ class MongoStore(Counted):
         except StoreConflict:
             existing = self.club_by_group(chat_id)
             if existing is None:  # pragma: no cover - a delete raced us
-                raise StoreError(f"club for chat {chat_id} vanished while being created")
+                raise StoreError(f"club for chat {chat_id} vanished while being created") from None
             return existing, False
 
     def update_sync(self, club_id: str, fields: Dict[str, Any], guard_at: Optional[datetime] = None) -> bool:
@@ -371,7 +378,7 @@ class MongoStore(Counted):
         return import_all(self, docs)
 
     def check(self) -> List[str]:
-        want = {"clubs": [("telegram_group_id",)], "users": [("telegram_id",)],
+        want: Dict[str, List[Tuple[str, ...]]] = {"clubs": [("telegram_group_id",)], "users": [("telegram_id",)],
                 "departures": [("club_id", "telegram_id")]}
         missing = []
         for name, keys in want.items():

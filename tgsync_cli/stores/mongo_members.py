@@ -78,7 +78,7 @@ class MongoMembers:
 
     @staticmethod
     def _cas(club_id: str, tid: int, current: dict, new: dict, changed: bool) -> Tuple[dict, dict]:
-        elem = {"telegram_id": tid}
+        elem: Dict[str, Any] = {"telegram_id": tid}
         for k in _CAS_KEYS:
             elem[k] = current.get(k)
         sets = {f"members.$.{k}": new.get(k) for k in _CAS_KEYS if new.get(k) != current.get(k)
@@ -277,7 +277,7 @@ class MongoMembers:
         evidence, and status_at of a member active by messages alone lowered to `active_since`
         when that is after their last member event (status_at > since > hard_at also says the
         member is active by messages alone, so no field is compared with another)."""
-        ops = [({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid, "$or": [
+        ops: List[Tuple[dict, dict, bool]] = [({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid, "$or": [
                     {"last_seen": {"$lt": at}}, {"last_seen": None}]}}},
                 {"$set": {"members.$.last_seen": at}}, False) for (cid, tid), at in seen.items()]
         ops += [({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid, "$or": [

@@ -38,7 +38,7 @@ from tgsync_cli.stores.sqlite_schema import (
 
 
 class SqliteStore(Counted):
-    def __init__(self, conn: sqlite3.Connection, label: str, lock: threading.RLock):
+    def __init__(self, conn: sqlite3.Connection, label: str, lock: threading.RLock, owns_conn: bool = True):
         self.ops = 0
         self.uri_label = label
         self.embedded = True
@@ -46,6 +46,7 @@ class SqliteStore(Counted):
         self._conn = conn
         self._lock = lock
         self._closed = False
+        self._owns_conn = owns_conn  # a shared `memory:NAME` connection outlives this store
         self.members = SqliteMembers(self._tx)
         self.insights = SqliteInsights(self._tx)
 
@@ -112,7 +113,7 @@ class SqliteStore(Counted):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            if getattr(self, "_owns_conn", True):
+            if self._owns_conn:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.close()
 
@@ -206,7 +207,9 @@ class SqliteStore(Counted):
                 cur.execute("INSERT INTO clubs (id, telegram_group_id, name, username, created_by, sync)"
                             " VALUES (?, ?, ?, ?, ?, ?)",
                             (cid, chat_id, name, username, created_by, sync_in(dict(sync))))
-            return self._one_club(cur, "id = ?", cid), created
+            doc = self._one_club(cur, "id = ?", cid)
+            assert doc is not None, "found or written in this transaction"
+            return doc, created
 
     def update_sync(self, club_id: str, fields: Dict[str, Any], guard_at: Optional[datetime] = None) -> bool:
         """Set sync.* fields; with guard_at, only if sync.bot_status_at is not newer. True when the
@@ -285,7 +288,7 @@ class SqliteStore(Counted):
 
     @staticmethod
     def _user_doc(row) -> dict:
-        d = dict(zip(USER_COLS, row))
+        d = dict(zip(USER_COLS, row, strict=True))
         d["_id"] = d.pop("id")
         for k in ("created_at", "updated_at"):
             d[k] = dt_out(d[k])

@@ -19,7 +19,7 @@ _TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at
 
 def member_row(r: Sequence[Any], raw: bool = False) -> Dict[str, Any]:
     """A memberships row as the document shows it (`raw`: with this store's guard fields)."""
-    m = dict(zip(MEMBER_COLS, r))
+    m = dict(zip(MEMBER_COLS, r, strict=False))
     for k in _TIMES:
         m[k] = dt_out(m[k])
     return m if raw else member_doc(m)
@@ -188,7 +188,8 @@ class SqliteMembers:
                 # (the IN makes SQLite walk the batch and probe memberships by key, never scan them)
                 " AND (m.club_id, m.telegram_id) IN (SELECT club_id, telegram_id FROM flush_batch)")
             back = cur.execute(
-                "SELECT m.club_id, m.telegram_id, COALESCE(k.first, k.last), k.last FROM flush_batch k CROSS JOIN memberships m"
+                "SELECT m.club_id, m.telegram_id, COALESCE(k.first, k.last), k.last"
+                " FROM flush_batch k CROSS JOIN memberships m"
                 " ON m.club_id = k.club_id AND m.telegram_id = k.telegram_id WHERE k.last IS NOT NULL"
                 " AND m.status <> 'active' AND (m.hard_at IS NULL OR m.hard_at < k.last)").fetchall()
             if back:
