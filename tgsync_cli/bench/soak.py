@@ -59,7 +59,7 @@ def child(store_uri: str, spool: str, updates: str, start: int, cursor: str, pos
     from tgsync_cli.runtime.pipeline import Pipeline
     from tgsync_cli.sim.faults import FaultyStore
     from tgsync_cli.sources.botapi import parse_update
-    from tgsync_cli.stores.documents import open_store
+    from tgsync_cli.stores import open_store
 
     logging.getLogger("tgsync").setLevel(logging.CRITICAL)  # faults are the point here
     store = open_store(store_uri)
@@ -128,7 +128,7 @@ def _reference(updates: List[dict], forgotten=FORGOTTEN) -> dict:
     from tgsync_cli.core.engine import Engine
     from tgsync_cli.sim.faults import SoakTelegram, snapshot
     from tgsync_cli.sources.botapi import parse_update
-    from tgsync_cli.stores.documents import open_store
+    from tgsync_cli.stores import open_store
 
     store = open_store("memory:")
     engine = Engine(store, SoakTelegram(9000), MemoryMemberCache(), bot_id=9000)
@@ -189,7 +189,7 @@ def run_process_soak(n: int, rate: float, seed: int = 1, workdir: Optional[str] 
                      forget: bool = True) -> Dict[str, Any]:
     from tgsync_cli import ops
     from tgsync_cli.sim.faults import duplicates, snapshot, soak_updates
-    from tgsync_cli.stores.documents import open_store
+    from tgsync_cli.stores import open_store
 
     work = Path(workdir or tempfile.mkdtemp(prefix="tgsync-soak-"))
     updates = soak_updates(n, seed=seed)

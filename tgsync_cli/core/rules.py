@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from tgsync_cli.core.events import MemberState, Person
-from tgsync_cli.core.evidence import ROUTES
 
 # Telegram's stand-in senders: never members, never accounts (SPEC §2).
 ANONYMOUS_ADMIN_ID = 1087968824  # @GroupAnonymousBot
@@ -21,8 +20,6 @@ DEEP_LINK_RE = re.compile(r"join_(-?[0-9]{1,20})", re.ASCII)
 _INT64 = 2**63 - 1
 
 TELEGRAM_STATUSES = ("creator", "administrator", "member", "restricted", "left", "kicked")
-
-SOURCES = ROUTES  # the `--source` filter's choices: every route, in evidence order
 
 
 def club_status(state: MemberState) -> str:

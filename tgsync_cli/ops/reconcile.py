@@ -21,12 +21,7 @@ from tgsync_cli.runtime import wiring as core
 from tgsync_cli.runtime.config import Settings
 from tgsync_cli.core.store import Store
 
-# -- the live gateway -----------------------------------------------------------------------------
 
-
-
-
-# -- reconcile --------------------------------------------------------------------------------------
 @dataclass
 class ClubReconcile:
     """One club's reconcile, with who changed (read from the store before and after)."""
@@ -134,46 +129,3 @@ def reconcile_clubs(store: Store, gateway, chat: Optional[str], all_clubs: bool,
                     row.role_changed.append(tid)
         out.clubs.append(row)
     return out
-
-
-# -- import-history -----------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-# -- doctor -------------------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-# -- forget ---------------------------------------------------------------------------------------------
-
-
-
-

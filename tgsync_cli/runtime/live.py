@@ -34,10 +34,6 @@ _USERNAME = re.compile(r"^@[A-Za-z][A-Za-z0-9_]{3,31}$")
 _GROUP_TYPES = (enums.ChatType.GROUP, enums.ChatType.SUPERGROUP, enums.ChatType.FORUM)
 
 
-
-
-
-
 @dataclass
 class Connection:
     """A connected gateway plus the one extra question the commands ask: a chat's id and title."""
@@ -158,16 +154,3 @@ def parse_chat(chat: str) -> str:
     if _USERNAME.match(text):
         return text
     raise InputError(f"CHAT {chat!r}: expected a numeric chat id (-100…) or an @username")
-
-
-
-
-
-
-
-
-# -- the commands' cores ---------------------------------------------------------------------------
-
-
-
-

@@ -41,7 +41,6 @@ import logging
 import queue
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from tgsync_cli.core.codec import from_dict, to_dict
@@ -370,8 +369,3 @@ class Pipeline:
         self._checkpointed = seen_times(self.engine.seen)
         return len(self._replay)
 
-
-def scrub_spool(path: Path, telegram_id: int) -> int:
-    """Drop the spooled lines (and `.bad` lines) that name one person (`forget`): otherwise the
-    next start would apply them and bring the person back. Returns how many were dropped."""
-    return scrub(path, telegram_id)

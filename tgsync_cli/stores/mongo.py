@@ -37,7 +37,6 @@ class MongoStore(Counted):
 
     def __init__(self, db: Any, label: str, client: Any = None) -> None:
         self.uri_label = label
-        self.embedded = False
         self.atomic_listings = False  # a listing is written member by member: a prefix may land
         self.db = MongoDb(db, label)
         self._db = db

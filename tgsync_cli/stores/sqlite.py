@@ -41,7 +41,6 @@ class SqliteStore(Counted):
     def __init__(self, conn: sqlite3.Connection, label: str, lock: threading.RLock, owns_conn: bool = True):
         self.ops = 0
         self.uri_label = label
-        self.embedded = True
         self.atomic_listings = True  # a listing's write is one transaction: all of it or none
         self._conn = conn
         self._lock = lock
