@@ -6,7 +6,8 @@ from typing import Any, Dict, Optional, Tuple
 
 from tgsync_cli.core.cache import MemoryMemberCache
 from tgsync_cli.core.engine import Engine
-from tgsync_cli.core.errors import InputError, TgsyncError
+from tgsync_cli.core.chat_ids import parse_chat
+from tgsync_cli.core.errors import TgsyncError
 from tgsync_cli.core.rules import iso
 from tgsync_cli.runtime.config import Settings
 from tgsync_cli.core.store import Store
@@ -65,18 +66,15 @@ def club_view(doc: dict, full: bool = False) -> Dict[str, Any]:
 
 def find_club(store: Store, chat: str) -> dict:
     """CHAT is a numeric chat id, an @username, or a club _id."""
-    chat = chat.strip()
-    doc = None
-    if chat.lstrip("-").isdigit():
-        doc = store.club_by_group(int(chat))
-    elif chat.startswith("club_"):
-        doc = store.club_by_id(chat)
-    elif chat.startswith("@"):
-        doc = store.club_by_username(chat[1:])
+    arg = parse_chat(chat)
+    if arg.chat_id is not None:
+        doc = store.club_by_group(arg.chat_id)
+    elif arg.username is not None:
+        doc = store.club_by_username(arg.username)
     else:
-        raise InputError(f"CHAT {chat!r}: expected a numeric chat id, an @username or a club_ id")
+        doc = store.club_by_id(arg.text)
     if doc is None:
-        raise TgsyncError(f"no club for {chat} in {store.uri_label}")
+        raise TgsyncError(f"no club for {arg.text} in {store.uri_label}")
     return doc
 
 
