@@ -35,12 +35,12 @@ from tgsync_cli.core.codec import from_dict, to_dict
 from tgsync_cli.core.errors import (
     ConfigError,
     InputError,
+    StoreConflict,
     StoreUnavailable,
     TgsyncError,
 )
 from tgsync_cli.core.events import MessageSeen
 from tgsync_cli.runtime.config import Settings, load_settings
-from tgsync_cli.runtime.pipeline import is_race
 from tgsync_cli.runtime.spool import SeenNote, Spool, merge_note, seen_docs
 
 log = logging.getLogger("tgsync.queue")
@@ -147,7 +147,13 @@ def _flush_on_shutdown(**_kwargs) -> None:
         flush_worker_engine(_engine)
 
 
-@app.task(name="tgsync.apply_event", bind=True, acks_late=True, max_retries=None)
+# A store outage waits (1, 2, 4 … up to 60 s, jittered so that workers do not return at once);
+# a lost race with another worker is tried again too: doing it again finds the winner's row.
+RETRIED = (StoreUnavailable, StoreConflict)
+
+
+@app.task(name="tgsync.apply_event", bind=True, acks_late=True, max_retries=None,
+          autoretry_for=RETRIED, retry_backoff=1, retry_backoff_max=60, retry_jitter=True)
 def apply_event(self, event_dict: dict) -> str:
     """Apply one event; safe to run twice or out of order (its Telegram time decides)."""
     try:
@@ -159,16 +165,11 @@ def apply_event(self, event_dict: dict) -> str:
     try:
         with _engine_lock:
             engine.handle(event)
-    except StoreUnavailable as exc:
-        delay = min(60.0, 0.5 * 2 ** min(self.request.retries, 7))
-        raise self.retry(exc=exc, countdown=delay) from exc
+    except RETRIED:
+        raise  # Celery retries it, backing off
     except TgsyncError as exc:  # a refused event must not be retried forever
         log.error("event %s not applied: %s", type(event).__name__, exc)
         return "refused"
-    except Exception as exc:
-        if is_race(exc):  # another worker created the same account first: doing it again finds it
-            raise self.retry(exc=exc, countdown=0.05) from exc
-        raise
     return type(event).__name__
 
 
