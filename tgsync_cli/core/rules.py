@@ -1,4 +1,4 @@
-"""SPEC §2–§3 mappings as pure functions: Telegram status → club status and role, who is a person."""
+"""The membership mappings as pure functions: Telegram status → club status and role, who is a person."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Optional
 
 from tgsync_cli.core.events import MemberState, Person
 
-# Telegram's stand-in senders: never members, never accounts (SPEC §2).
+# Telegram's stand-in senders (anonymous admins, channel posts): never members, never accounts.
 ANONYMOUS_ADMIN_ID = 1087968824  # @GroupAnonymousBot
 SERVICE_NOTIFICATIONS_ID = 777000  # "Telegram": channel posts copied into a discussion group; is_bot false!
 CHANNEL_BOT_ID = 136817688  # @Channel_Bot

@@ -4,7 +4,7 @@ Backends live in `tgsync_cli.stores` (SQLite for `file:`/`memory:`, MongoDB). Th
 them *observations* — "Telegram says this person had this status at this time, by this route" —
 and every backend applies them with the same rule, `core.evidence.decide()`, inside one transaction (or
 one guarded document update), so any number of processes, and any order or repetition of the same
-events, end in the same member document (SPEC §2). Reads give back the SPEC §2 documents.
+events, end in the same member document. Reads give back the documents MongoDB holds.
 
 One protocol call is one round trip (`ops`): that is what `simulate --json`'s `db_ops` counts.
 """
@@ -60,7 +60,7 @@ class Store(Protocol):
     def update_sync(self, club_id: str, fields: Dict[str, Any],
                     guard_at: Optional[datetime] = None) -> bool: ...
     # the welcome claim carries a token, so a retry whose first claim's reply was lost recognises
-    # its own claim; it is released unless the post is confirmed (issue 12.6)
+    # its own claim; it is released unless the post is confirmed
     def claim_welcome(self, club_id: str, token: Optional[str] = None) -> bool: ...
     def release_welcome(self, club_id: str, token: Optional[str] = None) -> None: ...
     def confirm_welcome(self, club_id: str, token: str) -> None: ...
@@ -86,7 +86,7 @@ class Store(Protocol):
     # The flush does it too; no round trip when there is nothing to finish
     def settle(self) -> None: ...
 
-    # departures (SPEC §2), log, erasure
+    # departures (leaves of people with no membership), log, erasure
     def departures_for(self, club_id: str, tids: Iterable[int]) -> Dict[int, dict]: ...
     def prune_departures(self, now: datetime) -> int: ...
     # insights (history, member, stats): what the log, the flush and reconcile leave behind
@@ -106,7 +106,7 @@ class Store(Protocol):
     def import_documents(self, docs: Dict[str, List[dict]]) -> Dict[str, int]: ...
     def check(self) -> List[str]: ...
 
-    # `forget` tells running `serve`s through the store (issue 12.2). note_forgotten records an
+    # `forget` tells running `serve`s through the store. note_forgotten records an
     # erasure at `at` WITHOUT the id: a random salt and forgotten_key(salt, id); notes older than
     # an hour are pruned. forgotten_since(at): [(salt, key, at)] noted strictly after `at` (all
     # kept for None), oldest first. One round trip each.
@@ -115,6 +115,6 @@ class Store(Protocol):
 
 
 def forgotten_key(salt: str, telegram_id: int) -> str:
-    """How a forget note names the person without holding the id (issue 12.2). A hash of a
+    """How a forget note names the person without holding the id. A hash of a
     10-digit id can be brute-forced: the note is short-lived, not anonymous."""
     return hashlib.sha256(f"{salt}:{telegram_id}".encode()).hexdigest()

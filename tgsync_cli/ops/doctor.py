@@ -171,12 +171,12 @@ ROUTE_NAMES = {1: "admin import", 2: "registration button", 3: "join/leave event
 
 
 def routes_in_words(routes: List[int]) -> str:
-    """What works, in words an operator knows (the numbers are SPEC §1's, for the curious)."""
+    """What works, in words an operator knows (the numbers are the routes', for the curious)."""
     return ", ".join(f"{ROUTE_NAMES[r]} ({r})" for r in routes)
 
 
 def live_routes(in_group: bool, admin: bool, privacy: Optional[bool]) -> List[int]:
-    """Which SPEC §1 routes work in a group for this bot (7 needs only a file, so it is left out)."""
+    """Which routes into the roster work in a group for this bot (7 needs only a file, so it is left out)."""
     routes = list(ROUTES_ALWAYS)
     if in_group:
         routes.append(1)

@@ -1,6 +1,6 @@
-"""Operator toolkit: reconcile, import-history, doctor, forget (SPEC §3, §4).
+"""Reconcile: Telegram's member count and listing against the club's active members.
 
-The commands in `commands/ops.py` parse and render; every decision lives here, against the same
+The command in `cli/ops.py` parses and renders; every decision lives here, against the same
 protocols the engine uses (Store, TelegramGateway, MemberCache), so tests drive these functions
 with the simulator's gateway or a stand-in and never connect to Telegram.
 """
@@ -84,7 +84,7 @@ def _member_states(doc: Optional[dict]) -> Dict[int, Tuple[str, str]]:
 def reconcile_clubs(store: Store, gateway, chat: Optional[str], all_clubs: bool, at: datetime,
                     dry_run: bool = False, threshold: int = 0,
                     settings: Optional[Settings] = None, yes: bool = False) -> ReconcileOutcome:
-    """SPEC §3 reconcile for one club or every club; a club Telegram cannot answer for is
+    """Reconcile one club or every club; a club Telegram cannot answer for is
     reported with its error and the others still run (a cron job should see them all)."""
     if (chat is None) == (not all_clubs):
         raise InputError("reconcile: give either CHAT or --all")

@@ -3,7 +3,7 @@
 Why this is safe with at-least-once delivery and no global order: every event carries
 Telegram's time, and the store applies member changes as guarded single-document updates
 (`status_at`/`role_at`, atomic insert-if-absent, departure tombstones), so applying an event
-twice, or any permutation of the same events, ends in the same document (SPEC §2). That is why
+twice, or any permutation of the same events, ends in the same document. That is why
 there is ONE queue (`tgsync`) consumed by any number of workers with any concurrency, instead of
 per-member routing: per-member routing would need exactly one single-threaded consumer per
 shard to mean anything, and would buy nothing the guards do not already give. Tasks are

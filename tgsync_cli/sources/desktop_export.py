@@ -1,4 +1,4 @@
-"""Read a Telegram Desktop chat export (`result.json`) into each user's last evidence (SPEC §4).
+"""Read a Telegram Desktop chat export (`result.json`) into each user's last evidence (route 7).
 
 Why streaming: exports of busy groups reach hundreds of MB, so the file is read as a stream of
 JSON events (ijson, its C backend `yajl2_c` when built) and only one message plus one Evidence

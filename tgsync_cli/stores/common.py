@@ -40,7 +40,7 @@ class Counted:
 
 
 def member_doc(m: Dict[str, Any]) -> Dict[str, Any]:
-    """A membership as SPEC §2 shows it: the seed's keys, the invite keys only when known."""
+    """A membership as every read shows it: the seed's keys, the invite keys only when known."""
     from tgsync_cli.core.store import GUARD_KEYS, MEMBER_KEYS, OPTIONAL_MEMBER_KEYS
 
     out = {k: m.get(k) for k in MEMBER_KEYS}

@@ -1,4 +1,4 @@
-"""The MongoDB backend: the seed's documents exactly (SPEC §2 `clubs` with embedded members,
+"""The MongoDB backend: the seed's documents exactly (`clubs` with embedded members,
 `users`, `membership_log`, `departures`), for the Ayda Run app that reads them.
 
 Each observation is decided by the same pure rule as the SQLite backend (`core.store.decide`) on
@@ -27,7 +27,7 @@ from tgsync_cli.stores.mongo_members import RETRIES, MongoMembers
 
 
 # Club-document fields only this backend reads: the re-warm version, the departure-note ids and
-# the membership_log outbox (mongo_members.py). Reads render the SPEC §2 document without them.
+# the membership_log outbox (mongo_members.py). Reads render the club document without them.
 INTERNAL_CLUB_KEYS = ("version", "departed_ids", "log_pending")
 
 
@@ -213,7 +213,7 @@ class MongoStore(Counted):
 
     def claim_welcome(self, club_id: str, token: Optional[str] = None) -> bool:
         """True for the one caller who should post the welcome, and again for the same token: a
-        retry whose first claim reached the store but whose reply was lost (issue 12.6)."""
+        retry whose first claim reached the store but whose reply was lost."""
         sets: Dict[str, Any] = {"sync.welcome_posted": True}
         if token is not None:
             sets["sync.welcome_claim"] = token

@@ -1,6 +1,6 @@
 """The embedded store on SQLite (`file:PATH`, the default, and `memory:`).
 
-Relational inside (clubs, memberships, users, departures, membership_log), rendered as the SPEC §2
+Relational inside (clubs, memberships, users, departures, membership_log), rendered as the MongoDB
 documents on every read. Every protocol call is one transaction — BEGIN IMMEDIATE for writes, so
 the write lock is taken before anything is read and the guards (`decide`) run on what no other
 process can change under them. WAL lets readers run beside the one writer; `busy_timeout` makes a
@@ -228,7 +228,7 @@ class SqliteStore(Counted):
 
     def claim_welcome(self, club_id: str, token: Optional[str] = None) -> bool:
         """True for the one caller who should post the welcome, and again for the same token: a
-        retry whose first claim committed but whose reply was lost (issue 12.6)."""
+        retry whose first claim committed but whose reply was lost."""
         with self._tx("claim_welcome") as cur:
             row = cur.execute("SELECT sync FROM clubs WHERE id = ?", (club_id,)).fetchone()
             if row is None:

@@ -1,6 +1,6 @@
 """Whole-store export and import for the SQLite backend (`tgsync store copy`).
 
-Export renders the SPEC §2 documents; import writes them idempotently: clubs by `_id` (or their
+Export renders the documents every read shows; import writes them idempotently: clubs by `_id` (or their
 `telegram_group_id`), memberships by (club, telegram_id), accounts by telegram_id, departures by
 (club, telegram_id), log entries by their whole content — so copying twice changes nothing.
 """

@@ -134,7 +134,7 @@ class SqliteMembers:
                         first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
                         active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
         """One transaction, one indexed update per member that wrote: O(members changed), never
-        backwards. `first_seen` is message evidence for `source`/`joined_at` (SPEC §2)."""
+        backwards. `first_seen` is message evidence for `source`/`joined_at` (the earliest evidence decides)."""
         if not seen and not first_seen:
             return 0
         first_seen, active_since = first_seen or {}, active_since or {}
@@ -168,7 +168,7 @@ class SqliteMembers:
                         " SELECT club_id, wk_last, telegram_id FROM flush_batch WHERE wk_last IS NOT NULL"
                         " UNION ALL SELECT club_id, wk_first, telegram_id FROM flush_batch WHERE wk_first IS NOT NULL")
             # one pass: last_seen and proof_at only forwards; joined_at/source by the earliest
-            # evidence (SPEC §2); a member active by messages alone is active since the earliest
+            # evidence; a member active by messages alone is active since the earliest
             # one after their last member event, whichever message reached the store first
             after = ", ".join(f"'{r}'" for r in AFTER_MESSAGES)
             earlier = ("k.first IS NOT NULL AND (m.joined_at IS NULL OR m.joined_at > k.first OR (m.joined_at = k.first"
@@ -200,8 +200,8 @@ class SqliteMembers:
     @staticmethod
     def _reactivate(cur, seen, first_seen) -> None:
         """A message newer than the member event that made someone inactive proves them back
-        (SPEC §3), also when another process applied that event while this one had the member
-        cached: the message never reached the store until now."""
+        (a message proves membership), also when another process applied that event while this
+        one had the member cached: the message never reached the store until now."""
         for (cid, tid), last in seen.items():
             first = dt_in(first_seen.get((cid, tid), last))
             last_s = dt_in(last)
