@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Optional
+from typing import List, Optional
 
-from tgsync_cli.core.events import MemberState, Person
+from tgsync_cli.core.events import DeepLinkStart, MemberState, Person
 
 # Telegram's stand-in senders (anonymous admins, channel posts): never members, never accounts.
 ANONYMOUS_ADMIN_ID = 1087968824  # @GroupAnonymousBot
@@ -75,6 +75,21 @@ def start_payload(text: Optional[str]):
 
 
 NOT_START = _NO_PAYLOAD
+
+
+def outside_groups(chat_type: str, sender: Optional[Person], text: Optional[str],
+                   at: datetime) -> Optional[List[DeepLinkStart]]:
+    """What a message outside any group means, the same for both adapters: in a private chat
+    only `/start` counts (a deep link); a channel is never a club and its posts are no one's
+    activity. None for a message in a group."""
+    if chat_type == "private":
+        payload = start_payload(text)
+        if sender is None or payload is NOT_START:
+            return []
+        return [DeepLinkStart(user=sender, payload=payload, at=at)]
+    if chat_type == "channel":
+        return []
+    return None
 
 
 def removal_status(user_id: int, actor_id: Optional[int]) -> str:

@@ -259,14 +259,19 @@ class CeleryPipeline:
         self._stopping.set()
         if self._timer is not None:
             self._timer.join(min(timeout, 5.0))
+        self._flush("last_seen not flushed at shutdown (%s): spooled for the next start")
+        return self.spooled
+
+    def _flush(self, failed: str) -> None:
+        """Write last_seen to the store; when it cannot take it, log `failed` (with the cause)
+        and checkpoint it to the spool instead."""
         try:
             with self._lock:
                 self.engine.flush()
             self._compact_spool()
         except TgsyncError as exc:
-            log.warning("last_seen not flushed at shutdown (%s): spooled for the next start", exc)
+            log.warning(failed, exc)
             self._checkpoint()
-        return self.spooled
 
     def _flush_loop(self) -> None:
         """Checkpoint last_seen to the spool often (kill -9 loses at most one interval of it),
@@ -277,13 +282,7 @@ class CeleryPipeline:
                 self._checkpoint()
                 continue
             next_flush = time.monotonic() + self._flush_seconds
-            try:
-                with self._lock:
-                    self.engine.flush()
-                self._compact_spool()
-            except TgsyncError as exc:
-                log.warning("last_seen flush failed, kept for the next one: %s", exc)
-                self._checkpoint()
+            self._flush("last_seen flush failed, kept for the next one: %s")
 
     # -- spool ------------------------------------------------------------------------------------
     checkpoint_seconds = 5.0
