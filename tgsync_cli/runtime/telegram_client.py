@@ -47,8 +47,11 @@ def check_credentials(api_id, api_hash, bot_token) -> int:
     return int(text)
 
 
-def bot_id_from_token(bot_token: str) -> int:
-    """The bot's user id is the token's numeric prefix (no call needed)."""
+def bot_id_from_token(bot_token: Optional[str]) -> int:
+    """The bot's user id is the token's numeric prefix (no call needed); check_credentials has
+    refused a missing or malformed token before this is asked."""
+    if not bot_token:
+        raise ConfigError(f"telegram.bot_token is missing ({_where('bot_token')})")
     return int(bot_token.split(":", 1)[0])
 
 
