@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
+from tgsync_cli.core.documents import MemberDoc
 from tgsync_cli.core.errors import (
     AdminRequired,
     BotNotInChat,
@@ -66,7 +67,7 @@ def import_history(store: Store, gateway, scan, chat_id: int, verify: bool, at: 
 
     # (person, status_at, evidence, status) of each candidate to add; (member, at) to reactivate
     to_add: List[Tuple[Person, datetime, Any, str]] = []
-    to_reactivate: List[Tuple[dict, datetime]] = []
+    to_reactivate: List[Tuple[MemberDoc, datetime]] = []
     listed, whole = _member_listing(gateway, chat_id) if verify else ({}, False)
     for tid, ev in scan.candidates.items():
         person = Person(id=tid, first_name=ev.display_name or "")
@@ -121,7 +122,7 @@ def import_history(store: Store, gateway, scan, chat_id: int, verify: bool, at: 
                 status_at, status = dep["at"], dep["status"]  # the later departure stands
         if m is None:
             to_add.append((person, status_at, ev, status))
-        elif m.get("status_at") is None or m["status_at"] < status_at:
+        elif (known_at := m.get("status_at")) is None or known_at < status_at:
             to_reactivate.append((m, status_at))
         else:
             report.already_known += 1

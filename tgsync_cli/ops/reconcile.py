@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
+from tgsync_cli.core.documents import ClubDoc
 from tgsync_cli.core.errors import (
     InputError,
     TgsyncError,
@@ -77,7 +78,7 @@ class ReconcileOutcome:
                 "clubs": [c.as_json() for c in self.clubs]}
 
 
-def _member_states(doc: Optional[dict]) -> Dict[int, Tuple[str, str]]:
+def _member_states(doc: Optional[ClubDoc]) -> Dict[int, Tuple[Optional[str], Optional[str]]]:
     return {m["telegram_id"]: (m.get("status"), m.get("role")) for m in (doc or {}).get("members", [])}
 
 

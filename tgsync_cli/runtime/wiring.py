@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Dict, Optional, Tuple
 
+from tgsync_cli.core.documents import ClubDoc
 from tgsync_cli.core.cache import MemoryMemberCache
 from tgsync_cli.core.engine import Engine
 from tgsync_cli.core.chat_ids import parse_chat
@@ -55,7 +56,7 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def club_view(doc: dict, full: bool = False) -> Dict[str, Any]:
+def club_view(doc: ClubDoc, full: bool = False) -> Dict[str, Any]:
     keys: Tuple[str, ...] = ("telegram_id", "role", "status", "source")
     if full:
         keys += ("username", "first_name", "joined_at", "last_seen", "status_at")
@@ -64,7 +65,7 @@ def club_view(doc: dict, full: bool = False) -> Dict[str, Any]:
             "members": [{k: _plain(m.get(k)) for k in keys} for m in doc.get("members", [])]}
 
 
-def find_club(store: Store, chat: str) -> dict:
+def find_club(store: Store, chat: str) -> ClubDoc:
     """CHAT is a numeric chat id, an @username, or a club _id."""
     arg = parse_chat(chat)
     if arg.chat_id is not None:

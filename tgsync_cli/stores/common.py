@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Dict
+from typing import TYPE_CHECKING, Any, Mapping, cast
+
+if TYPE_CHECKING:
+    from tgsync_cli.core.documents import MemberDoc
 
 DEFAULT_DB = "ayda_run"
 TOMBSTONE_DAYS = 7
@@ -39,7 +42,7 @@ class Counted:
         pass
 
 
-def member_doc(m: Dict[str, Any]) -> Dict[str, Any]:
+def member_doc(m: Mapping[str, Any]) -> MemberDoc:
     """A membership as every read shows it: the seed's keys, the invite keys only when known."""
     from tgsync_cli.core.store import GUARD_KEYS, MEMBER_KEYS, OPTIONAL_MEMBER_KEYS
 
@@ -50,4 +53,4 @@ def member_doc(m: Dict[str, Any]) -> Dict[str, Any]:
     for k in OPTIONAL_MEMBER_KEYS:
         if m.get(k) is not None:
             out[k] = m[k]
-    return out
+    return cast("MemberDoc", out)

@@ -14,8 +14,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, overload
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, cast, overload
 
+from tgsync_cli.core.documents import (
+    ClubDoc,
+    ClubRef,
+    DepartureDoc,
+    Documents,
+    ForgetReport,
+    LogEntry,
+    MemberDoc,
+    MembershipOf,
+    ReconcileRecord,
+    UserDoc,
+)
 from tgsync_cli.core.errors import ConfigError, StoreConflict, StoreError, StoreUnavailable
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.evidence import Observation, Outcome
@@ -58,7 +70,7 @@ class MongoStore(Counted):
         self.db.ops = value
 
     # -- members and insights: the parts above ----------------------------------------------------
-    def member(self, club_id: str, tid: int) -> Optional[dict]:
+    def member(self, club_id: str, tid: int) -> Optional[MemberDoc]:
         return self.members.member(club_id, tid)
 
     def observe(self, club_id: str, obs: Observation) -> Outcome:
@@ -81,7 +93,7 @@ class MongoStore(Counted):
         self.members.settle()
 
     def membership_log(self, club_id: Optional[str] = None, telegram_id: Optional[int] = None,
-                       since: Optional[datetime] = None) -> List[dict]:
+                       since: Optional[datetime] = None) -> List[LogEntry]:
         return self.insights.membership_log(club_id, telegram_id, since)
 
     def writers_by_week(self, club_id: str) -> Dict[str, int]:
@@ -91,10 +103,10 @@ class MongoStore(Counted):
                          drift: Optional[int]) -> None:
         self.insights.record_reconcile(club_id, at, telegram, active, drift)
 
-    def reconcile_history(self, club_id: str) -> List[dict]:
+    def reconcile_history(self, club_id: str) -> List[ReconcileRecord]:
         return self.insights.reconcile_history(club_id)
 
-    def memberships_of(self, tid: int) -> List[dict]:
+    def memberships_of(self, tid: int) -> List[MembershipOf]:
         return self.insights.memberships_of(tid)
 
     def pending_log(self, flt: Optional[dict] = None) -> List[dict]:
@@ -128,30 +140,30 @@ class MongoStore(Counted):
     # -- clubs -------------------------------------------------------------------------------------
     @overload
     @staticmethod
-    def _render(doc: dict) -> dict: ...
+    def _render(doc: dict) -> ClubDoc: ...
     @overload
     @staticmethod
     def _render(doc: None) -> None: ...
     @staticmethod
-    def _render(doc: Optional[dict]) -> Optional[dict]:
+    def _render(doc: Optional[dict]) -> Optional[ClubDoc]:
         if doc is None:
             return None
         out = {k: v for k, v in doc.items() if k not in INTERNAL_CLUB_KEYS}
         out["members"] = [member_doc(m) for m in doc.get("members") or []]
-        return out
+        return cast(ClubDoc, out)
 
-    def club_by_group(self, chat_id: int) -> Optional[dict]:
+    def club_by_group(self, chat_id: int) -> Optional[ClubDoc]:
         return self._render(self._call("club_by_group", self.clubs.find_one, {"$or": [
             {"telegram_group_id": chat_id}, {"previous_group_ids": chat_id}]}))
 
-    def club_by_id(self, club_id: str) -> Optional[dict]:
+    def club_by_id(self, club_id: str) -> Optional[ClubDoc]:
         return self._render(self._call("club_by_id", self.clubs.find_one, {"_id": club_id}))
 
-    def club_by_username(self, username: str) -> Optional[dict]:
+    def club_by_username(self, username: str) -> Optional[ClubDoc]:
         return self._render(self._call("club_by_username", self.clubs.find_one,
                                        {"username": username.lstrip("@")}))
 
-    def all_clubs(self) -> List[dict]:
+    def all_clubs(self) -> List[ClubDoc]:
         return [self._render(d) for d in self._call(
             "all_clubs", lambda: list(self.clubs.find({}).sort("telegram_group_id", 1)))]
 
@@ -187,7 +199,7 @@ class MongoStore(Counted):
         return out
 
     def create_club(self, chat_id: int, name: str, created_by: Optional[str], sync: Dict[str, Any],
-                    username: Optional[str] = None) -> Tuple[dict, bool]:
+                    username: Optional[str] = None) -> Tuple[ClubDoc, bool]:
         doc = {"_id": new_id("club"), "name": name, "telegram_group_id": chat_id,
                "created_by": created_by, "members": [], "sync": dict(sync), "version": 0}
         if username:
@@ -270,7 +282,7 @@ class MongoStore(Counted):
     def upsert_user(self, p: Person, at: datetime) -> str:
         return self._upsert_account(p, at)
 
-    def user_by_telegram_id(self, tid: int) -> Optional[dict]:
+    def user_by_telegram_id(self, tid: int) -> Optional[UserDoc]:
         return self._call("user_by_telegram_id", self.users.find_one, {"telegram_id": tid})
 
     def set_dm_blocked(self, tid: int, blocked: bool, at: datetime) -> bool:
@@ -287,7 +299,7 @@ class MongoStore(Counted):
 
 
     # -- departures, log, erasure --------------------------------------------------------------------
-    def departures_for(self, club_id: str, tids: Iterable[int]) -> Dict[int, dict]:
+    def departures_for(self, club_id: str, tids: Iterable[int]) -> Dict[int, DepartureDoc]:
         want = set(tids)
         rows = self._call("departures_for", lambda: list(self.departures.find({"club_id": club_id})))
         return {d["telegram_id"]: d for d in rows if d["telegram_id"] in want}
@@ -296,8 +308,9 @@ class MongoStore(Counted):
         return self._call("prune_departures", self.departures.delete_many,
                           {"at": {"$lt": now - timedelta(days=TOMBSTONE_DAYS)}}).deleted_count
 
-    def forget_preview(self, tid: int) -> Dict[str, Any]:
-        clubs = [{"club_id": d["_id"], "name": d.get("name"), "telegram_group_id": d["telegram_group_id"]}
+    def forget_preview(self, tid: int) -> ForgetReport:
+        clubs: List[ClubRef] = [{"club_id": d["_id"], "name": d.get("name"),
+                                 "telegram_group_id": d["telegram_group_id"]}
                  for d in self._call("forget_preview", lambda: list(self.clubs.find(
                      {"members.telegram_id": tid}, {"name": 1, "telegram_group_id": 1})))]
         user = self.user_by_telegram_id(tid)
@@ -306,7 +319,7 @@ class MongoStore(Counted):
                              {"created_by": user["_id"]}) if user else 0
         return {"clubs": clubs, "accounts": 1 if user else 0, "departures": deps, "created_by_cleared": created}
 
-    def forget(self, tid: int) -> Dict[str, Any]:
+    def forget(self, tid: int) -> ForgetReport:
         self.settle()  # this process's outbox entries first, so the collection holds them
         self.members.forget_hint(tid)
         rep = self.forget_preview(tid)
@@ -366,7 +379,7 @@ class MongoStore(Counted):
                     "reconciles": self.reconciles.count_documents({})}
         return self._call("counts", run)
 
-    def export(self) -> Dict[str, List[dict]]:
+    def export(self) -> Documents:
         from tgsync_cli.stores.mongo_copy import export_all
 
         return export_all(self)

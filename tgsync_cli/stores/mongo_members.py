@@ -23,6 +23,7 @@ import threading
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
+from tgsync_cli.core.documents import MemberDoc
 from tgsync_cli.core.errors import StoreConflict, StoreUnavailable
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.evidence import ACTIVE, AFTER_MESSAGES, MESSAGES, Observation, Outcome, decide
@@ -72,7 +73,7 @@ class MongoMembers:
             self._known.setdefault(club_id, set()).add(tid)
         return True, (ms[0] if ms else None), tid in (doc.get("departed_ids") or ())
 
-    def member(self, club_id: str, tid: int) -> Optional[dict]:
+    def member(self, club_id: str, tid: int) -> Optional[MemberDoc]:
         _, m, _ = self._raw_member(club_id, tid)
         return member_doc(m) if m else None
 

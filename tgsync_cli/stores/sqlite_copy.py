@@ -8,7 +8,7 @@ Export renders the documents every read shows; import writes them idempotently: 
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List
+from typing import Any, Dict, List, cast
 
 from tgsync_cli.stores.sqlite_insights import LOG_COLS
 from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, USER_COLS, dt_in, dt_out, sync_in
@@ -111,4 +111,5 @@ def import_all(store, docs: Dict[str, List[dict]]) -> Dict[str, int]:
 def _log_rows(cur) -> List[Dict[str, Any]]:
     from tgsync_cli.stores.sqlite_insights import SqliteInsights
 
-    return SqliteInsights._log(cur, f"SELECT {LOG_COLS} FROM membership_log ORDER BY seq", ())
+    rows = SqliteInsights._log(cur, f"SELECT {LOG_COLS} FROM membership_log ORDER BY seq", ())
+    return cast(List[Dict[str, Any]], rows)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
-from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple, cast
 
+from tgsync_cli.core.documents import MemberDoc
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.store import account_fields
 from tgsync_cli.stores.common import member_doc, new_id
@@ -22,7 +23,7 @@ def member_row(r: Sequence[Any], raw: bool = False) -> Dict[str, Any]:
     m = dict(zip(MEMBER_COLS, r, strict=False))
     for k in _TIMES:
         m[k] = dt_out(m[k])
-    return m if raw else member_doc(m)
+    return m if raw else dict(member_doc(m))
 
 
 def upsert_account(cur: sqlite3.Cursor, p: Person, at: datetime, keep_names: bool = False) -> str:
@@ -54,14 +55,14 @@ class SqliteMembers:
     def __init__(self, tx: Tx) -> None:
         self._tx = tx
 
-    def member(self, club_id: str, tid: int) -> Optional[dict]:
+    def member(self, club_id: str, tid: int) -> Optional[MemberDoc]:
         with self._tx("member", write=False) as cur:
             return self._member(cur, club_id, tid)
 
-    def _member(self, cur, club_id: str, tid: int, raw: bool = False) -> Optional[dict]:
+    def _member(self, cur, club_id: str, tid: int, raw: bool = False) -> Optional[MemberDoc]:
         row = cur.execute(f"SELECT {', '.join(MEMBER_COLS)} FROM memberships WHERE club_id = ? AND telegram_id = ?",
                           (club_id, tid)).fetchone()
-        return member_row(row, raw) if row else None
+        return cast(MemberDoc, member_row(row, raw)) if row else None
 
     def _departure(self, cur, club_id: str, tid: int) -> Optional[dict]:
         row = cur.execute("SELECT status, at FROM departures WHERE club_id = ? AND telegram_id = ?",
