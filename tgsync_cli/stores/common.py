@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, Mapping, cast
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, cast
 
-if TYPE_CHECKING:
-    from tgsync_cli.core.documents import MemberDoc
+if TYPE_CHECKING:  # types only: the core's store module is imported lazily below
+    from tgsync_cli.core.documents import LogEntry, MemberDoc, MembershipOf, ReconcileRecord
+    from tgsync_cli.core.evidence import Observation, Outcome
 
 DEFAULT_DB = "ayda_run"
 TOMBSTONE_DAYS = 7
@@ -40,6 +42,76 @@ class Counted:
 
     def close(self) -> None:  # pragma: no cover - overridden
         pass
+
+
+class MemberPart(Protocol):
+    """Member writes and reads, the part each backend builds for them."""
+
+    def member(self, club_id: str, tid: int) -> Optional[MemberDoc]: ...
+    def observe(self, club_id: str, obs: Observation) -> Outcome: ...
+    def observe_many(self, club_id: str, observations: Sequence[Observation],
+                     complete_at: Optional[datetime] = None, complete_source: str = "member_import"
+                     ) -> List[Outcome]: ...
+    def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
+                        first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
+                        active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int: ...
+    def active_count(self, club_id: str) -> int: ...
+
+
+class InsightsPart(Protocol):
+    """The log, the writers per week and the reconcile figures, the part each backend builds."""
+
+    def membership_log(self, club_id: Optional[str] = None, telegram_id: Optional[int] = None,
+                       since: Optional[datetime] = None) -> List[LogEntry]: ...
+    def writers_by_week(self, club_id: str) -> Dict[str, int]: ...
+    def record_reconcile(self, club_id: str, at: datetime, telegram: Optional[int], active: int,
+                         drift: Optional[int]) -> None: ...
+    def reconcile_history(self, club_id: str) -> List[ReconcileRecord]: ...
+    def memberships_of(self, tid: int) -> List[MembershipOf]: ...
+
+
+class PartsStore(Counted):
+    """What every backend answers by handing the call to one of its parts: `members` (member
+    writes and reads) and `insights` (log and figures). The backend builds both."""
+
+    members: MemberPart
+    insights: InsightsPart
+
+    def member(self, club_id: str, tid: int) -> Optional[MemberDoc]:
+        return self.members.member(club_id, tid)
+
+    def observe(self, club_id: str, obs: Observation) -> Outcome:
+        return self.members.observe(club_id, obs)
+
+    def observe_many(self, club_id: str, observations: Sequence[Observation],
+                     complete_at: Optional[datetime] = None, complete_source: str = "member_import"
+                     ) -> List[Outcome]:
+        return self.members.observe_many(club_id, observations, complete_at, complete_source)
+
+    def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
+                        first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
+                        active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
+        return self.members.flush_last_seen(seen, first_seen, active_since)
+
+    def active_count(self, club_id: str) -> int:
+        return self.members.active_count(club_id)
+
+    def membership_log(self, club_id: Optional[str] = None, telegram_id: Optional[int] = None,
+                       since: Optional[datetime] = None) -> List[LogEntry]:
+        return self.insights.membership_log(club_id, telegram_id, since)
+
+    def writers_by_week(self, club_id: str) -> Dict[str, int]:
+        return self.insights.writers_by_week(club_id)
+
+    def record_reconcile(self, club_id: str, at: datetime, telegram: Optional[int], active: int,
+                         drift: Optional[int]) -> None:
+        self.insights.record_reconcile(club_id, at, telegram, active, drift)
+
+    def reconcile_history(self, club_id: str) -> List[ReconcileRecord]:
+        return self.insights.reconcile_history(club_id)
+
+    def memberships_of(self, tid: int) -> List[MembershipOf]:
+        return self.insights.memberships_of(tid)
 
 
 def member_doc(m: Mapping[str, Any]) -> MemberDoc:

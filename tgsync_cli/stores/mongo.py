@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, cast, overload
+from typing import Any, Dict, Iterable, List, Optional, Tuple, cast, overload
 
 from tgsync_cli.core.documents import (
     ClubDoc,
@@ -22,17 +22,12 @@ from tgsync_cli.core.documents import (
     DepartureDoc,
     Documents,
     ForgetReport,
-    LogEntry,
-    MemberDoc,
-    MembershipOf,
-    ReconcileRecord,
     UserDoc,
 )
 from tgsync_cli.core.errors import ConfigError, StoreConflict, StoreError, StoreUnavailable
 from tgsync_cli.core.events import Person
-from tgsync_cli.core.evidence import Observation, Outcome
 from tgsync_cli.core.store import ClubIndex, account_fields, forgotten_key
-from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, Counted, member_doc, new_id, redact_uri
+from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, PartsStore, member_doc, new_id, redact_uri
 from tgsync_cli.stores.mongo_db import MongoDb, cause  # noqa: F401 (cause re-exported)
 from tgsync_cli.stores.mongo_insights import MongoInsights
 from tgsync_cli.stores.mongo_members import RETRIES, MongoMembers
@@ -43,9 +38,12 @@ from tgsync_cli.stores.mongo_members import RETRIES, MongoMembers
 INTERNAL_CLUB_KEYS = ("version", "departed_ids", "log_pending")
 
 
-class MongoStore(Counted):
+class MongoStore(PartsStore):
     """Made of parts: `db` (the collections, every round trip counted), `members` (member writes,
     the outbox, the last_seen flush) and `insights` (log, activity, reconcile figures)."""
+
+    members: MongoMembers
+    insights: MongoInsights
 
     def __init__(self, db: Any, label: str, client: Any = None) -> None:
         self.uri_label = label
@@ -69,45 +67,8 @@ class MongoStore(Counted):
     def ops(self, value: int) -> None:
         self.db.ops = value
 
-    # -- members and insights: the parts above ----------------------------------------------------
-    def member(self, club_id: str, tid: int) -> Optional[MemberDoc]:
-        return self.members.member(club_id, tid)
-
-    def observe(self, club_id: str, obs: Observation) -> Outcome:
-        return self.members.observe(club_id, obs)
-
-    def observe_many(self, club_id: str, observations: Sequence[Observation],
-                     complete_at: Optional[datetime] = None, complete_source: str = "member_import"
-                     ) -> List[Outcome]:
-        return self.members.observe_many(club_id, observations, complete_at, complete_source)
-
-    def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
-                        first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
-                        active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
-        return self.members.flush_last_seen(seen, first_seen, active_since)
-
-    def active_count(self, club_id: str) -> int:
-        return self.members.active_count(club_id)
-
     def settle(self) -> None:
         self.members.settle()
-
-    def membership_log(self, club_id: Optional[str] = None, telegram_id: Optional[int] = None,
-                       since: Optional[datetime] = None) -> List[LogEntry]:
-        return self.insights.membership_log(club_id, telegram_id, since)
-
-    def writers_by_week(self, club_id: str) -> Dict[str, int]:
-        return self.insights.writers_by_week(club_id)
-
-    def record_reconcile(self, club_id: str, at: datetime, telegram: Optional[int], active: int,
-                         drift: Optional[int]) -> None:
-        self.insights.record_reconcile(club_id, at, telegram, active, drift)
-
-    def reconcile_history(self, club_id: str) -> List[ReconcileRecord]:
-        return self.insights.reconcile_history(club_id)
-
-    def memberships_of(self, tid: int) -> List[MembershipOf]:
-        return self.insights.memberships_of(tid)
 
     def pending_log(self, flt: Optional[dict] = None) -> List[dict]:
         return self.insights.pending_log(flt)

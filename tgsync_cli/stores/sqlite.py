@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, cast
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, cast
 
 from tgsync_cli.core.documents import (
     ClubDoc,
@@ -25,17 +25,13 @@ from tgsync_cli.core.documents import (
     DepartureDoc,
     Documents,
     ForgetReport,
-    LogEntry,
     MemberDoc,
-    MembershipOf,
-    ReconcileRecord,
     UserDoc,
 )
 from tgsync_cli.core.errors import StoreConflict, StoreError, StoreUnavailable
 from tgsync_cli.core.events import Person
-from tgsync_cli.core.evidence import Observation, Outcome
 from tgsync_cli.core.store import ClubIndex, forgotten_key
-from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, Counted, new_id
+from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, PartsStore, new_id
 from tgsync_cli.stores.sqlite_insights import SqliteInsights
 from tgsync_cli.stores.sqlite_members import SqliteMembers, member_row, upsert_account
 from tgsync_cli.stores.sqlite_schema import (
@@ -50,7 +46,7 @@ from tgsync_cli.stores.sqlite_schema import (
 
 
 
-class SqliteStore(Counted):
+class SqliteStore(PartsStore):
     def __init__(self, conn: sqlite3.Connection, label: str, lock: threading.RLock, owns_conn: bool = True):
         self.ops = 0
         self.uri_label = label
@@ -85,42 +81,6 @@ class SqliteStore(Counted):
             finally:
                 cur.close()
 
-    # -- members and insights: the parts above, one transaction per call --------------------------
-    def member(self, club_id: str, tid: int) -> Optional[MemberDoc]:
-        return self.members.member(club_id, tid)
-
-    def observe(self, club_id: str, obs: Observation) -> Outcome:
-        return self.members.observe(club_id, obs)
-
-    def observe_many(self, club_id: str, observations: Sequence[Observation],
-                     complete_at: Optional[datetime] = None, complete_source: str = "member_import"
-                     ) -> List[Outcome]:
-        return self.members.observe_many(club_id, observations, complete_at, complete_source)
-
-    def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
-                        first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
-                        active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
-        return self.members.flush_last_seen(seen, first_seen, active_since)
-
-    def active_count(self, club_id: str) -> int:
-        return self.members.active_count(club_id)
-
-    def membership_log(self, club_id: Optional[str] = None, telegram_id: Optional[int] = None,
-                       since: Optional[datetime] = None) -> List[LogEntry]:
-        return self.insights.membership_log(club_id, telegram_id, since)
-
-    def writers_by_week(self, club_id: str) -> Dict[str, int]:
-        return self.insights.writers_by_week(club_id)
-
-    def record_reconcile(self, club_id: str, at: datetime, telegram: Optional[int], active: int,
-                         drift: Optional[int]) -> None:
-        self.insights.record_reconcile(club_id, at, telegram, active, drift)
-
-    def reconcile_history(self, club_id: str) -> List[ReconcileRecord]:
-        return self.insights.reconcile_history(club_id)
-
-    def memberships_of(self, tid: int) -> List[MembershipOf]:
-        return self.insights.memberships_of(tid)
 
     def close(self) -> None:
         if not self._closed:
