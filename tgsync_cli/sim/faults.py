@@ -36,7 +36,8 @@ from tgsync_cli.core.store import Store
 
 # The protocol's calls that reach the database: each passes the fault checks (`close` does not).
 STORE_CALLS: FrozenSet[str] = frozenset(
-    name for name, value in vars(Store).items()
+    name for part in Store.__mro__ if part.__module__ == Store.__module__  # and its part protocols
+    for name, value in vars(part).items()
     if callable(value) and not name.startswith("_") and name != "close")
 
 

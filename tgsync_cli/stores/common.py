@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, cast
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, cast
 
 if TYPE_CHECKING:  # types only: the core's store module is imported lazily below
     from tgsync_cli.core.documents import LogEntry, MemberDoc, MembershipOf, ReconcileRecord
     from tgsync_cli.core.evidence import Observation, Outcome
+    from tgsync_cli.core.store import InsightStore, MemberStore
 
 DEFAULT_DB = "ayda_run"
 TOMBSTONE_DAYS = 7
@@ -44,38 +45,12 @@ class Counted:
         pass
 
 
-class MemberPart(Protocol):
-    """Member writes and reads, the part each backend builds for them."""
-
-    def member(self, club_id: str, tid: int) -> Optional[MemberDoc]: ...
-    def observe(self, club_id: str, obs: Observation) -> Outcome: ...
-    def observe_many(self, club_id: str, observations: Sequence[Observation],
-                     complete_at: Optional[datetime] = None, complete_source: str = "member_import"
-                     ) -> List[Outcome]: ...
-    def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
-                        first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
-                        active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int: ...
-    def active_count(self, club_id: str) -> int: ...
-
-
-class InsightsPart(Protocol):
-    """The log, the writers per week and the reconcile figures, the part each backend builds."""
-
-    def membership_log(self, club_id: Optional[str] = None, telegram_id: Optional[int] = None,
-                       since: Optional[datetime] = None) -> List[LogEntry]: ...
-    def writers_by_week(self, club_id: str) -> Dict[str, int]: ...
-    def record_reconcile(self, club_id: str, at: datetime, telegram: Optional[int], active: int,
-                         drift: Optional[int]) -> None: ...
-    def reconcile_history(self, club_id: str) -> List[ReconcileRecord]: ...
-    def memberships_of(self, tid: int) -> List[MembershipOf]: ...
-
-
 class PartsStore(Counted):
     """What every backend answers by handing the call to one of its parts: `members` (member
     writes and reads) and `insights` (log and figures). The backend builds both."""
 
-    members: MemberPart
-    insights: InsightsPart
+    members: MemberStore
+    insights: InsightStore
 
     def member(self, club_id: str, tid: int) -> Optional[MemberDoc]:
         return self.members.member(club_id, tid)
