@@ -114,7 +114,7 @@ class MembershipOf(MemberDoc, total=False):
 class ClubRef(TypedDict):
     club_id: str
     name: Optional[str]
-    telegram_group_id: int
+    telegram_group_id: Optional[int]
 
 
 class ForgetReport(TypedDict, total=False):
@@ -124,6 +124,7 @@ class ForgetReport(TypedDict, total=False):
     accounts: int
     departures: int
     created_by_cleared: int
+    app_account_kept: Optional[str]  # the app's account (its _id) that keeps its own fields
 
 
 # `store copy`: each collection's documents, as exported and imported

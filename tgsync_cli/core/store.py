@@ -65,7 +65,10 @@ class MemberStore(Protocol):
     def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
                         first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
                         active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int: ...
-    def active_count(self, club_id: str) -> int: ...
+    def active_count(self, club_id: str) -> int: ...  # active members with a Telegram id
+    # active members the app added itself (no Telegram id, only in a shared MongoDB): counted in
+    # sync.total_members_ayda as the app sees the club, never in drift, never marked left
+    def app_only_active(self, club_id: str) -> int: ...
 
 
 class InsightStore(Protocol):

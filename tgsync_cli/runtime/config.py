@@ -72,6 +72,21 @@ def _lower(conv):
     return check
 
 
+def parse_listen(v: Any) -> Tuple[str, int]:
+    """HOST:PORT (an IPv6 host in brackets: [::1]:9108) → (host, port)."""
+    text = _str(v).strip()
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError("expected HOST:PORT, such as 127.0.0.1:9108")
+    return host, int(port)
+
+
+def _listen(v: Any) -> str:
+    parse_listen(v)
+    return str(v).strip()
+
+
 def _opt(conv):
     def check(v: Any):
         return None if v in (None, "") else conv(v)
@@ -80,7 +95,9 @@ def _opt(conv):
 
 SCHEMA: Dict[Tuple[str, str], Tuple[Callable[[Any], Any], Any]] = {
     ("store", "uri"): (_str, "file:./tgsync-data"),
-    ("store", "database"): (_str, "ayda_run"),
+    # None: not set, so a mongodb:// URI's own database (or ayda_run) applies; see stores/mongo_database
+    ("store", "database"): (_opt(_str), None),
+    ("store", "time_format"): (_choice("auto", "date", "iso"), "auto"),
     ("telegram", "api_id"): (_opt(_int), None),
     ("telegram", "api_hash"): (_opt(_str), None),
     ("telegram", "bot_token"): (_opt(_str), None),
@@ -97,6 +114,11 @@ SCHEMA: Dict[Tuple[str, str], Tuple[Callable[[Any], Any], Any]] = {
     ("sync", "last_seen_flush_seconds"): (_pos, 900.0),
     ("sync", "reconcile_threshold"): (_int, 0),
     ("log", "json"): (_bool, False),
+    # health and metrics endpoints of serve and worker: off unless an address is given
+    ("metrics", "listen"): (_opt(_listen), None),
+    ("metrics", "worker_listen"): (_opt(_listen), None),
+    ("metrics", "allow_remote"): (_bool, False),
+    ("metrics", "stuck_seconds"): (_pos, 120.0),
     ("log", "level"): (_lower(_choice("debug", "info", "warning", "error")), "info"),
 }
 
@@ -110,7 +132,8 @@ NOT_SETTINGS = {"test", "debug", "fake", "bench"}
 @dataclass(frozen=True)
 class StoreSettings:
     uri: str
-    database: str
+    database: Optional[str]  # None: a mongodb:// URI's own database (or ayda_run) applies
+    time_format: str  # auto | date | iso
 
 
 @dataclass(frozen=True)
@@ -155,6 +178,14 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    listen: Optional[str]         # HOST:PORT of serve's health and metrics endpoints
+    worker_listen: Optional[str]  # the same for a Celery worker
+    allow_remote: bool
+    stuck_seconds: float
+
+
+@dataclass(frozen=True)
 class Settings:
     """settings.store.uri, settings.telegram.api_hash…; repr hides secrets."""
 
@@ -165,6 +196,7 @@ class Settings:
     queue: QueueSettings
     sync: SyncSettings
     log: LogSettings
+    metrics: MetricsSettings
     source: Optional[str] = None  # the config file read, if any
 
     def __repr__(self) -> str:
@@ -176,7 +208,7 @@ class Settings:
 
 _SECTION_TYPES: Dict[str, type] = {
     "store": StoreSettings, "telegram": TelegramSettings, "bot": BotSettings, "cache": CacheSettings,
-    "queue": QueueSettings, "sync": SyncSettings, "log": LogSettings,
+    "queue": QueueSettings, "sync": SyncSettings, "log": LogSettings, "metrics": MetricsSettings,
 }
 
 
@@ -218,9 +250,19 @@ def load_settings(path: Optional[str] = None, env: Optional[Mapping[str, str]] =
             _warn(warn, f"warning: {name} is not a tgsync setting and is ignored{hint}")
     if store is not None:
         _apply(values, "store", "uri", store, "--store")
+    _check_database(values)
     settings = _build(values, source)
     remember_secrets(settings)
     return settings
+
+
+def _check_database(values: Dict[Tuple[str, str], Any]) -> None:
+    """A URI naming one database and store.database another: refused before anything connects."""
+    uri = values[("store", "uri")]
+    if uri.startswith(("mongodb://", "mongodb+srv://")):
+        from tgsync_cli.stores.mongo_database import database_for
+
+        database_for(uri, values[("store", "database")])
 
 
 def _read_toml(file: Path) -> dict:

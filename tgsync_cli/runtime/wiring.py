@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from tgsync_cli.core.documents import ClubDoc
 from tgsync_cli.core.cache import MemoryMemberCache
@@ -21,7 +21,8 @@ def utcnow() -> datetime:
 
 def store_from(settings: Settings, create: bool = True) -> Store:
     """create=False for commands that only read: a missing store is an error, never made."""
-    return open_store(settings.store.uri, settings.store.database, create=create)
+    return open_store(settings.store.uri, settings.store.database, create=create,
+                      time_format=settings.store.time_format)
 
 
 def make_cache(settings: Optional[Settings] = None):
@@ -60,9 +61,18 @@ def club_view(doc: ClubDoc, full: bool = False) -> Dict[str, Any]:
     keys: Tuple[str, ...] = ("telegram_id", "role", "status", "source")
     if full:
         keys += ("username", "first_name", "joined_at", "last_seen", "status_at")
-    return {"club_id": doc["_id"], "telegram_group_id": doc["telegram_group_id"],
+    return {"club_id": doc["_id"], "telegram_group_id": doc.get("telegram_group_id"),
             "name": doc.get("name"), "sync": _plain(doc.get("sync") or {}),
-            "members": [{k: _plain(m.get(k)) for k in keys} for m in doc.get("members", [])]}
+            "members": [_member_view(m, keys) for m in doc.get("members", [])]}
+
+
+def _member_view(m: Mapping[str, Any], keys) -> Dict[str, Any]:
+    """A member; one the app added itself (no Telegram id) is marked, with the app's user_id so
+    a person can find them (tgsync never changes them)."""
+    out = {k: _plain(m.get(k)) for k in keys}
+    if m.get("telegram_id") is None:
+        out["app_only"], out["user_id"] = True, m.get("user_id")
+    return out
 
 
 def find_club(store: Store, chat: str) -> ClubDoc:
