@@ -110,7 +110,9 @@ def _store_checks(settings: Settings) -> Tuple[Optional[Store], List[Check]]:
         return None, [Check("store", "fail", f"{label}: {type(exc).__name__}",
                             "check store.uri credentials; remove duplicate telegram ids if an index is refused")]
     out = [Check("store", "ok", f"{label} is reachable, {n} club(s)")]
-    if not getattr(store, "embedded", True):  # a MongoDB the app may share: its shape, read only
+    from tgsync_cli.stores.mongo import MongoStore
+
+    if isinstance(store, MongoStore):  # a MongoDB the app may share: its shape, read only
         from tgsync_cli.ops.doctor_mongo import shape_checks
 
         try:
