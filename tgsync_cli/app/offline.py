@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from tgsync_cli.core.cache import MemoryMemberCache
 from tgsync_cli.core.errors import InputError
 from tgsync_cli.core.gateway import OfflineGateway
+from tgsync_cli.core.join_policy import policy_of
 from tgsync_cli.runtime.config import Settings
 from tgsync_cli.runtime.wiring import club_view, find_club, make_engine
 from tgsync_cli.sim.simulator import Simulator
@@ -116,5 +117,6 @@ def clubs(store: Store) -> List[Dict[str, Any]]:
         v["active_members"] = sum(1 for m in members if m["status"] == "active")
         v["members_total"] = len(members)
         v["drift"] = v["sync"].get("drift")
+        v["join_policy"] = policy_of(doc)
         out.append(v)
     return out

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, TypeVar
 from tgsync_cli.core.cache import MemberCache
 from tgsync_cli.core.errors import ChatMigratedError, TelegramError
 from tgsync_cli.core.gateway import TelegramGateway
+from tgsync_cli.core.join_policy import policy_of
 from tgsync_cli.core.models import ClubInfo
 from tgsync_cli.core.store import Store
 
@@ -75,6 +76,8 @@ class ClubDirectory:
         info = ClubInfo(doc["_id"], doc["telegram_group_id"], doc.get("name", ""),
                         bool(sync.get("bot_is_admin")), bool(sync.get("bot_present")),
                         doc.get("username") or sync.get("username"))
+        info.join_policy = policy_of(doc)
+        info.bot_can_invite = sync.get("bot_can_invite_users")
         self._by_chat[info.chat_id] = info
         for old in doc.get("previous_group_ids") or ():
             self._by_chat[old] = info

@@ -6,6 +6,7 @@ them correctly; `sync` is JSON with times tagged. Files are the owner's only (07
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -64,6 +65,15 @@ CREATE TABLE IF NOT EXISTS reconciles (
 CREATE INDEX IF NOT EXISTS reconciles_club ON reconciles (club_id, at);
 CREATE TABLE IF NOT EXISTS forgotten (salt TEXT NOT NULL, key TEXT NOT NULL, at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS forgotten_at ON forgotten (at);
+"""
+
+REQUESTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, club_id TEXT,
+    telegram_id INTEGER, action TEXT, state TEXT NOT NULL, at TEXT, claim TEXT, claimed_at TEXT,
+    doc TEXT NOT NULL DEFAULT '{}');
+CREATE INDEX IF NOT EXISTS requests_state ON requests (state, at);
+CREATE INDEX IF NOT EXISTS requests_member ON requests (club_id, telegram_id)
 """
 
 
@@ -173,6 +183,7 @@ def _init(conn: sqlite3.Connection, uri: str, create: bool = True) -> None:
     if have is not None:
         if int(have[0]) > SCHEMA_VERSION:
             raise StoreError(f"store {uri} was written by a newer tgsync (schema {have[0]})")
+        _add_requests(conn, uri)  # a store made before the requests table gets it now
         return
     if not create:
         tables = conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
@@ -183,10 +194,24 @@ def _init(conn: sqlite3.Connection, uri: str, create: bool = True) -> None:
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"store {uri} is damaged or not a tgsync store ({exc})") from None
     try:
-        for stmt in filter(str.strip, SCHEMA.split(";")):
+        for stmt in filter(str.strip, (SCHEMA + ";" + REQUESTS_SCHEMA).split(";")):
             conn.execute(stmt)
         conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         conn.execute("COMMIT")
     except sqlite3.DatabaseError as exc:
         conn.execute("ROLLBACK")
         raise StoreError(f"store {uri} is damaged or not a tgsync store ({exc})") from None
+
+
+def _add_requests(conn: sqlite3.Connection, uri: str) -> None:
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'requests'").fetchone():
+        return
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for stmt in filter(str.strip, REQUESTS_SCHEMA.split(";")):
+            conn.execute(stmt)
+        conn.execute("COMMIT")
+    except sqlite3.DatabaseError as exc:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise StoreError(f"store {uri}: cannot add the requests table ({exc})") from None
