@@ -127,6 +127,7 @@ def load_settings(path: Optional[str] = None, env: Optional[Mapping[str, str]] =
     if file.exists():
         source = str(file)
         raw = _read_toml(file)
+        refuse_if_anyone_can_change(file, raw)
         for section, table in raw.items():
             if not isinstance(table, dict):
                 raise ConfigError(f"{file}: [{section}] must be a table")
@@ -190,6 +191,19 @@ def holds_secrets(raw: dict) -> bool:
     store = raw.get("store") if isinstance(raw.get("store"), dict) else {}
     return (any(k in (raw.get(s) or {}) for s, k in SECRETS if isinstance(raw.get(s), dict))
             or "@" in str(store.get("uri", "")))
+
+
+def refuse_if_anyone_can_change(file: Path, raw: dict) -> None:
+    """A config holding secrets that every user may rewrite is refused, not warned about:
+    anyone on the machine could point the store or the bot elsewhere and collect the
+    credentials (or the roster) on the next start."""
+    try:
+        mode = stat.S_IMODE(file.stat().st_mode)
+    except OSError:
+        return
+    if mode & stat.S_IWOTH and holds_secrets(raw):
+        raise ConfigError(f"{file} holds secrets and can be changed by any user (mode {mode:o}); "
+                          f"run: chmod 600 {file}")
 
 
 def permission_verdict(file: Path, raw: Optional[dict] = None) -> Optional[Tuple[str, str]]:

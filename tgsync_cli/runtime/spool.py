@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from tgsync_cli.sources.botapi import parse_json_line
+from tgsync_cli.stores.private import make_private_dirs
 
 log = logging.getLogger("tgsync.spool")
 
@@ -126,7 +127,7 @@ def _flocked(spool_path: Path):
         entry = _LOCKS.setdefault(key, [threading.RLock(), None, 0])
     with entry[0]:
         if entry[2] == 0:
-            spool_path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(str(spool_path.parent))
             if entry[1] is None:
                 entry[1] = os.open(key, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(entry[1], fcntl.LOCK_EX)
@@ -157,7 +158,7 @@ class Spool:
         if not data:
             return 0
         created = not self.path.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(str(self.path.parent))
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.fchmod(fd, 0o600)
@@ -183,7 +184,7 @@ class Spool:
                 self.path.unlink()
                 _fsync_dir(self.path.parent)
             return 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(str(self.path.parent))
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -227,7 +228,7 @@ class Spool:
     def keep_bad(self, bad: List[Tuple[int, bytes]]) -> None:
         """Append lines to `.bad`, each prefixed with its line number and a tab."""
         created = not self.bad_path.exists()
-        self.bad_path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(str(self.bad_path.parent))
         fd = os.open(self.bad_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.fchmod(fd, 0o600)
