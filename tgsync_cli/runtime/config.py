@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from tgsync_cli.core.errors import ConfigError
+from tgsync_cli.stores.uri_redaction import uri_holds_secrets, uri_secrets
 
 SECRETS = {("telegram", "api_hash"), ("telegram", "bot_token")}
 
@@ -190,7 +191,7 @@ def _warn(warn, message: str) -> None:
 def holds_secrets(raw: dict) -> bool:
     store = raw.get("store") if isinstance(raw.get("store"), dict) else {}
     return (any(k in (raw.get(s) or {}) for s, k in SECRETS if isinstance(raw.get(s), dict))
-            or "@" in str(store.get("uri", "")))
+            or uri_holds_secrets(str(store.get("uri", ""))))
 
 
 def refuse_if_anyone_can_change(file: Path, raw: dict) -> None:
@@ -240,13 +241,8 @@ def remember_secrets(settings: Settings) -> None:
         v = settings.value(section, key)
         if v and len(str(v)) >= 4:
             _KNOWN_SECRETS.add(str(v))
-    uri = settings.store.uri
-    if "://" in uri and "@" in uri.split("://", 1)[1]:
-        creds = uri.split("://", 1)[1].rsplit("@", 1)[0]
-        password = creds.split(":", 1)[1] if ":" in creds else ""
-        for part in (creds, password):  # the user name is not a secret (and may be a common word)
-            if len(part) >= 4:
-                _KNOWN_SECRETS.add(part)
+    # the password and every query value not known to be harmless (key-file passwords, tokens)
+    _KNOWN_SECRETS.update(uri_secrets(str(settings.store.uri or "")))
 
 
 def forget_secrets() -> None:
