@@ -195,7 +195,8 @@ class Pipeline(ForgetWatch):
                 next_checkpoint = time.monotonic() + self._checkpoint_seconds
             if item is None or item is _FLUSH:
                 continue
-            if self._is_forgotten(item):
+            item = self._without_forgotten(item)
+            if item is None:
                 self.done += 1
                 continue
             self._head = item
@@ -309,7 +310,7 @@ class Pipeline(ForgetWatch):
                 break
             if item is not _FLUSH:
                 items.append(item)
-        items = [e for e in items if not self._is_forgotten(e)]
+        items = [kept for kept in map(self._without_forgotten, items) if kept is not None]
         items.extend(self._parked)
         docs = []
         for item in items:

@@ -267,6 +267,8 @@ def names_person(doc: Any, telegram_id: int) -> bool:
             return True
         if doc.get("id") == telegram_id and "is_bot" in doc:  # a Person
             return True
+        if doc.get("invited_by") == telegram_id:  # whose invite link was used
+            return True
         return any(names_person(v, telegram_id) for v in doc.values())
     if isinstance(doc, list):
         return any(names_person(v, telegram_id) for v in doc)
@@ -279,8 +281,9 @@ def line_mentions(line: bytes, telegram_id: int) -> bool:
 
 
 def scrub(path: os.PathLike | str, telegram_id: int) -> int:
-    """Drop every line of the spool and of its `.bad` naming one person. A line that cannot be
-    read is dropped when the id appears in it as a number; never raises on content."""
+    """Erase one person from every line of the spool and of its `.bad`: a line about them goes,
+    a line they only took part in keeps its subject with their fields emptied. A line that
+    cannot be read is dropped when the id appears in it as a number; never raises on content."""
     sp = Spool(path)
     with _flocked(sp.path):
         return _scrub(sp, telegram_id)
@@ -299,21 +302,70 @@ def line_names(line: bytes, telegram_id: int, readable: bool) -> bool:
     return bool(hit if hit is not None else line_mentions(line, telegram_id))
 
 
+def _is(person: Any, telegram_id: int) -> bool:
+    return isinstance(person, dict) and person.get("id") == telegram_id
+
+
+def erase_person(doc: Any, telegram_id: int) -> Optional[Any]:
+    """A spooled event with one person erased (`forget`): None when the event is about them
+    (its subject, their last_seen), else the event with the fields naming them emptied. An
+    event about someone else that they only took part in (the admin who kicked, the inviter)
+    keeps its subject: dropping it would undo a kick, keeping it whole would name them again."""
+    if not isinstance(doc, dict):
+        return None if names_person(doc, telegram_id) else doc
+    kind = doc.get("type")
+    if kind == SEEN_TYPE:
+        return None if doc.get("telegram_id") == telegram_id else doc
+    out = dict(doc)
+    for subject in ("user", "sender"):
+        if _is(out.get(subject), telegram_id):
+            return None
+    if _is(out.get("actor"), telegram_id):
+        out["actor"] = None
+    if out.get("invited_by") == telegram_id:
+        out["invited_by"] = None
+        out["invite_link"] = None  # their link: its name often names them
+    if isinstance(out.get("entries"), list):
+        out["entries"] = [e for e in out["entries"]
+                          if not (isinstance(e, dict) and _is(e.get("person"), telegram_id))]
+    return None if names_person(out, telegram_id) else out
+
+
+def scrub_line(line: bytes, telegram_id: int, readable: bool) -> Optional[bytes]:
+    """The line with the person erased, the same line if it never named them, None to drop it.
+    A line that cannot be read is dropped when the id appears in it as a number."""
+    if readable:
+        try:
+            doc = loads_line(line.rstrip(b"\n"))
+        except Exception:
+            doc = _UNREADABLE
+        if doc is not _UNREADABLE:
+            if not names_person(doc, telegram_id):
+                return line
+            kept = erase_person(doc, telegram_id)
+            return None if kept is None else (json.dumps(kept) + "\n").encode("utf-8")
+    return None if line_mentions(line, telegram_id) else line
+
+
+_UNREADABLE = object()
+
+
 def _scrub(sp: Spool, telegram_id: int) -> int:
-    dropped = 0
+    """Returns how many lines named the person (dropped, or kept with them erased)."""
+    changed = 0
     for target, readable in ((sp.path, True), (sp.bad_path, False)):
         if not target.exists():
             continue
-        kept, before = [], 0
+        kept, touched = [], False
         for line in lines_of(target.read_bytes()):
             if not line.strip():
                 continue
-            before += 1
-            if line_names(line, telegram_id, readable):
-                dropped += 1
-            else:
-                kept.append(line)
-        if len(kept) != before:
+            new = scrub_line(line, telegram_id, readable)
+            if new is not line:
+                changed += 1
+                touched = True
+            if new is not None:
+                kept.append(new)
+        if touched:
             Spool(target)._rewrite_raw(kept)  # .bad is only written under the spool lock
-    return dropped
-
+    return changed
