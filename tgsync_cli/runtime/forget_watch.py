@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Set
 
 from tgsync_cli.core.errors import TgsyncError
 from tgsync_cli.core.store import forgotten_key
-from tgsync_cli.runtime.spool import SeenNote, scrub
+from tgsync_cli.runtime.spool import SeenNote, erase_person, scrub
 
 log = logging.getLogger("tgsync.pipeline")
 NOTE_HORIZON = timedelta(hours=1)  # the store keeps notes this long
@@ -102,7 +102,10 @@ class ForgetWatch:
                                          if kept is not None)
         self._parked = [kept for kept in map(self._without_forgotten, self._parked) if kept is not None]
         if self._spool is not None:
-            with self._spool_lock:
+            with self._spool_lock:  # the journal writes under this lock: nothing slips between
+                journal = getattr(self, "_journal", None)
+                if journal is not None:
+                    journal.without(lambda doc: erase_person(doc, tid))
                 scrub(self._spool.path, tid)
         if erase_again and hasattr(self.engine.store, "forget"):
             # an event for them applied between the forget and this poll would have re-created

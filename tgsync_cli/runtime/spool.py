@@ -161,9 +161,17 @@ class Spool:
         make_private_dirs(str(self.path.parent))
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
+            size = os.fstat(fd).st_size
             os.fchmod(fd, 0o600)
-            _write_all(fd, data)
-            os.fsync(fd)
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            except OSError:  # a full disk: no half line is left for the next append to follow
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                    if created and size == 0:
+                        self.path.unlink()
+                raise
         finally:
             os.close(fd)
         if created:
@@ -186,14 +194,19 @@ class Spool:
             return 0
         make_private_dirs(str(self.path.parent))
         tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.fchmod(fd, 0o600)
-            _write_all(fd, b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.fchmod(fd, 0o600)
+                _write_all(fd, b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+        except OSError:  # a full disk: the old spool stays whole, and no .tmp is left behind
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
         _fsync_dir(self.path.parent)
         return len(lines)
 
