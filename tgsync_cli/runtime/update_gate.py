@@ -54,9 +54,13 @@ class UpdateStateGate:
         self.released = 0
 
     # -- installing --------------------------------------------------------------------------------
-    def install(self, client: Any) -> None:
-        """Wrap the client's storage, its dispatch queue and the calls that set the state."""
-        storage = client.storage
+    def install(self, client: Any) -> bool:
+        """Wrap the client's storage, its dispatch queue and the calls that set the state.
+        False for a client without them (a stand-in that never saves an update state)."""
+        storage = getattr(client, "storage", None)
+        dispatcher = getattr(client, "dispatcher", None)
+        if storage is None or dispatcher is None or not hasattr(storage, "set_update_state"):
+            return False
         self._real_set = storage.set_update_state
         real_save = storage.save
 
@@ -71,7 +75,8 @@ class UpdateStateGate:
         storage.save = save
         client.handle_updates = self._tracked(client.handle_updates)
         client.recover_gaps = self._tracked(client.recover_gaps)
-        self._wrap_queue(client.dispatcher.updates_queue)
+        self._wrap_queue(dispatcher.updates_queue)
+        return True
 
     def _tracked(self, call: Callable[..., Any]) -> Callable[..., Any]:
         async def tracked(*args: Any, **kwargs: Any) -> Any:
