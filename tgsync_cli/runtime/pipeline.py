@@ -69,7 +69,7 @@ class Pipeline(ForgetWatch):
                  spool_path: Optional[str] = None, backoff: tuple = (0.2, 30.0),
                  sleep: Optional[Callable[[float], None]] = time.sleep,
                  rewarm_seconds: Optional[float] = None, checkpoint_seconds: float = 5.0,
-                 forget_poll_seconds: float = 5.0):
+                 forget_poll_seconds: float = 5.0, journal: bool = True):
         self.engine = engine
         # Re-reading the member cache from the store (one query) every half TTL keeps active
         # members' entries from expiring, so a quiet member's next message stays on the hot path.
@@ -87,7 +87,7 @@ class Pipeline(ForgetWatch):
         # every accepted event goes to the spool within milliseconds (group commit), before
         # kurigram may save the update state past it (runtime/update_gate.py)
         self._journal = (Journal(self._spool.append, self._spool_lock,
-                                 max_pending=max_pending) if self._spool else None)
+                                 max_pending=max_pending) if self._spool and journal else None)
         self._head_seq = 0                   # the journal sequence of the head (0: from the spool)
         self.unsaved = 0                     # at stop: events that reached no disk (exit 1)
         self._pending_stop: List[Any] = []   # gathered at stop, kept until the spool has them
