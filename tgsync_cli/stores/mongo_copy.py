@@ -4,6 +4,7 @@ telegram_id), log entries by their whole content."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Dict, List
 
 from tgsync_cli.stores.mongo_insights import merge_log
@@ -52,11 +53,17 @@ def import_all(store, docs: Dict[str, List[dict]]) -> Dict[str, int]:
             store.clubs.replace_one({"_id": existing["_id"] if existing else c["_id"]}, doc, upsert=True)
             n["clubs"] += 1
             n["members"] += len(doc["members"])
-        have = {log_key(e) for e in store.log.find({}, {"_id": 0})}
-        have |= {log_key(e) for d in store.clubs.find({"log_pending.0": {"$exists": True}}, {"log_pending": 1})
-                 for e in d.get("log_pending") or []}
+        entries = docs.get("membership_log", [])
+        have = set()
+        if entries:  # only what this chunk could repeat: its clubs, its span of time (indexed)
+            query = _span(entries)
+            have = {log_key(e) for e in store.log.find(query, {"_id": 0})}
+            have |= {log_key(e) for d in store.clubs.find({"_id": {"$in": query["club_id"]["$in"]},
+                                                          "log_pending.0": {"$exists": True}},
+                                                         {"log_pending": 1})
+                     for e in d.get("log_pending") or []}
         fresh = []
-        for e in docs.get("membership_log", []):
+        for e in entries:
             if log_key(e) not in have:
                 have.add(log_key(e))
                 fresh.append(dict(e))
@@ -80,3 +87,13 @@ def import_all(store, docs: Dict[str, List[dict]]) -> Dict[str, int]:
         store._known.clear()  # members arrived behind this process's back
         return n
     return store._call("import", run)
+
+
+def _span(entries: List[dict]) -> dict:
+    """The target's log entries a chunk could repeat: same clubs, within the chunk's times (an
+    indexed range), so importing a log of any size reads each target entry about once."""
+    query: dict = {"club_id": {"$in": sorted({e["club_id"] for e in entries})}}
+    ats = [e.get("at") for e in entries]
+    if ats and all(isinstance(a, datetime) for a in ats):
+        query["at"] = {"$gte": min(ats), "$lte": max(ats)}
+    return query
