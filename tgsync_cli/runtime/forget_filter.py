@@ -45,14 +45,12 @@ class ForgetFilter:
         self._mark = max(at for _, _, at in notes)
         self._notes += notes
         self._until = {tid: at for tid, at in self._until.items() if at is not None}  # re-check the rest
-        held = self._recent | {k[1] for k in self.engine.last_seen}
+        held = self._recent | set(self.engine.seen.people())
         for tid in held:
             at = self._erased_at(tid)
             if at is None:
                 continue
-            for buffered in (self.engine.last_seen, self.engine.first_seen, self.engine.active_since):
-                for key in [k for k in buffered if k[1] == tid]:
-                    del buffered[key]
+            self.engine.seen.drop_person(tid)
             if tid in self._recent:  # applied here since the last look, maybe after the erasure
                 self.engine.store.forget(tid)
                 self.erased_again += 1
