@@ -78,8 +78,10 @@ def test_the_spool_scrub_keeps_the_kick_of_someone_the_forgotten_admin_kicked(tm
 
 def test_a_running_pipeline_keeps_the_kick_when_the_kicking_admin_is_forgotten(tmp_path):
     uri = f"file:{tmp_path}/store"
-    store, engine = engine_on(uri)
+    store = open_store(uri)
     faults = FaultyStore(store)
+    engine = Engine(faults, OfflineGateway(BOT), MemoryMemberCache(), bot_id=BOT)
+    engine.start()
     pipe = Pipeline(engine, spool_path=str(tmp_path / "spool.jsonl"), backoff=(0.02, 0.02),
                     forget_poll_seconds=0.02)
     pipe.start()

@@ -12,11 +12,11 @@ import pytest
 
 from tgsync_cli.core.cache import MemoryMemberCache
 from tgsync_cli.core.engine import Engine
-from tgsync_cli.core.errors import StoreUnavailable
 from tgsync_cli.core.events import ChatRef, MessageSeen, Person
 from tgsync_cli.core.gateway import OfflineGateway
 from tgsync_cli.runtime import spool as spool_module
 from tgsync_cli.runtime.pipeline import Pipeline
+from tgsync_cli.sim.faults import FaultyStore
 from tgsync_cli.stores import open_store
 
 CHAT = ChatRef(-100200, "supergroup", "Sunday Long Run")
@@ -39,13 +39,10 @@ class Disk:
 
 
 def down_pipeline(tmp_path):
-    store = open_store("memory:")
+    store = FaultyStore(open_store("memory:"))
     engine = Engine(store, OfflineGateway(9000), MemoryMemberCache(), bot_id=9000)
     engine.start()
-
-    def outage(name):
-        raise StoreUnavailable("injected outage")
-    store.before_call = outage  # nothing can be applied: all 300 stay pending
+    store.fail_for(3600)  # nothing can be applied: all 300 stay pending
     pipe = Pipeline(engine, spool_path=str(tmp_path / "pending-events.jsonl"), backoff=(0.01, 0.01))
     pipe.start()
     for i in range(300):

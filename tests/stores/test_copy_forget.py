@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta
 
 from typer.testing import CliRunner
@@ -21,6 +22,7 @@ from tests.stores.backends import join, message
 
 T = datetime(2025, 5, 1, 8)
 DANA, ADMIN = 7, 9
+PEOPLE = 20000
 
 
 def club_of(store, people=40):
@@ -67,21 +69,26 @@ def test_a_forget_run_on_the_target_during_the_copy_is_not_undone(tmp_path, monk
 
 
 def test_a_real_forget_during_a_real_copy_waits_for_its_turn_and_wins(tmp_path):
-    src = club_of(open_store(f"file:{tmp_path}/src"), people=3000)
+    src = club_of(open_store(f"file:{tmp_path}/src"), people=PEOPLE)
     src.close()
     copy = subprocess.Popen([sys.executable, "-m", "tgsync_cli", "store", "copy", "--from",
                              f"file:{tmp_path}/src", "--to", f"file:{tmp_path}/dst", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not (tmp_path / "dst").exists():  # the copy has begun writing
+        time.sleep(0.01)
     forgets = [subprocess.run([sys.executable, "-m", "tgsync_cli", "forget", str(who), "--yes", "--store",
                                f"file:{tmp_path}/{where}"], capture_output=True, text=True, timeout=120)
                for who, where in ((DANA, "src"), (ADMIN, "dst"))]
+    forgets_done = time.monotonic()
     out, err = copy.communicate(timeout=300)
+    copy_ended = time.monotonic()
     assert copy.returncode == 0, err
     for f in forgets:
         assert f.returncode == 0, f.stderr  # never "database is locked"
     dst = open_store(f"file:{tmp_path}/dst")
-    assert traces(dst, {DANA}) == [] and traces(dst, {ADMIN}) == []
-    assert len(dst.club_by_group(-1001)["members"]) == 3000
+    assert traces(dst, {DANA}) == [] and traces(dst, {ADMIN}) == [], (out, [f.stdout for f in forgets])
+    assert len(dst.club_by_group(-1001)["members"]) == PEOPLE
+    assert forgets_done < copy_ended - 0.5, "the copy ended before the forgets: make it bigger"
 
 
 def test_replay_hears_a_forget_run_while_it_applies_the_file(tmp_path, monkeypatch):
