@@ -151,7 +151,8 @@ def test_a_poisonous_event_is_reported_and_the_queue_moves_on(tmp_path):
     pipe.stop(timeout=5)
     assert len(pipe.failed) == 1 and "not an event" in pipe.failed[0]
     assert pipe.stats() == {"accepted": 3, "applied": 2, "failed": 1, "retries": 0, "replayed": 0,
-                            "spooled": 0, "backlog": 0, "store_down": False, "parked": 0}
+                            "spooled": 0, "backlog": 0, "store_down": False, "parked": 0,
+                            "waiting_for_club": 0, "gave_up": 0}
     assert len(store.club_by_group(CHAT.id)["members"]) == 2
 
 

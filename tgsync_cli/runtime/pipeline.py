@@ -47,6 +47,7 @@ from tgsync_cli.core.codec import from_dict, to_dict
 from tgsync_cli.core.errors import StoreConflict, StoreUnavailable, TgsyncError
 from tgsync_cli.core.seen import SeenTimes
 from tgsync_cli.runtime.forget_watch import ForgetWatch, people_of  # noqa: F401 (re-exported)
+from tgsync_cli.runtime.club_wait import CLUB_WAIT_SECONDS, RECHECK_SECONDS, club_now, waits_for_club
 from tgsync_cli.runtime.journal import Journal
 from tgsync_cli.runtime.spool import SeenNote, Spool, erase_person, merge_note, scrub, seen_buffer_docs, seen_times
 
@@ -93,6 +94,9 @@ class Pipeline:
         self._pending_stop: List[Any] = []   # gathered at stop, kept until the spool has them
         self._pending_seen: List[dict] = []
         self._compact_after = COMPACT_LINES
+        self._waiting: Deque[Tuple[float, Any]] = collections.deque()  # (give up at, event)
+        self._next_wait_check = 0.0
+        self.gave_up = 0  # events dropped after waiting in vain for their club
         self._backoff = backoff
         # The default sleep is interruptible, so `stop` does not wait out a 30 s backoff.
         self._sleep = self._wait if sleep in (None, time.sleep) else sleep
@@ -115,13 +119,16 @@ class Pipeline:
 
     # -- what the forget watch reads and drops ---------------------------------------------------
     def held(self) -> List[Any]:
-        """Events held besides the queue: replayed from the spool, or parked after failing."""
-        return list(self._replay) + self._parked
+        """Events held besides the queue: replayed from the spool, parked after failing, or
+        waiting for their club."""
+        return list(self._replay) + self._parked + [e for _, e in self._waiting]
 
     def discard(self, keep: Callable[[Any], Any]) -> None:
         """`keep(event)` is the event as it may still be applied, or None to drop it."""
         self._replay = collections.deque(e for e in map(keep, self._replay) if e is not None)
         self._parked = [e for e in map(keep, self._parked) if e is not None]
+        self._waiting = collections.deque((t, k) for t, e in self._waiting for k in [keep(e)]
+                                          if k is not None)
 
     def scrub_spool(self, telegram_id: int) -> None:
         if self._spool is not None:
@@ -180,6 +187,7 @@ class Pipeline:
         return {"accepted": self.accepted, "applied": self.applied, "failed": len(self.failed),
                 "retries": self.retries, "replayed": self.replayed, "spooled": self.spooled,
                 "backlog": self.backlog(), "store_down": self.store_down,
+                "waiting_for_club": len(self._waiting), "gave_up": self.gave_up,
                 "parked": len(self._parked)}
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -289,6 +297,8 @@ class Pipeline:
             elif now >= next_checkpoint:
                 self._checkpoint()
                 next_checkpoint = time.monotonic() + self._checkpoint_seconds
+            if self._waiting and now >= self._next_wait_check:
+                self._recheck_waiting(now)
             if self._journal is not None and self._journal.appended > self._compact_after:
                 self._compact_spool()  # the journal's applied lines go; what is pending stays
             if item is None or item is _FLUSH:
@@ -307,8 +317,30 @@ class Pipeline:
             if outcome is True:
                 self.applied += 1
                 self.forget.note_applied(item)
+                if waits_for_club(self.engine, item):  # another process may be creating it
+                    self._waiting.append((time.monotonic() + CLUB_WAIT_SECONDS, item))
             else:
                 self._park(item, outcome)
+
+    def _recheck_waiting(self, now: float) -> None:
+        """Events that found no club: those whose club exists now go to the head of the line;
+        those that waited `CLUB_WAIT_SECONDS` in vain are dropped, as before any wait."""
+        self._next_wait_check = now + RECHECK_SECONDS
+        still: Deque[Tuple[float, Any]] = collections.deque()
+        ready = []
+        for until, event in self._waiting:
+            try:
+                found = club_now(self.engine, event)
+            except TgsyncError:  # the store is down: asked again at the next check
+                found = False
+            if found:
+                ready.append(event)
+            elif now >= until:
+                self.gave_up += 1
+            else:
+                still.append((until, event))
+        self._waiting = still
+        self._replay.extendleft(reversed(ready))
 
     def _with_retry(self, fn: Callable[[], Any], what: str):
         """True once `fn` went through; False if abandoned at stop; else the reason it kept
@@ -390,7 +422,8 @@ class Pipeline:
                 queued = [e for seq, e in self._q.queue if 0 < seq <= durable and e is not _FLUSH]
             head = ([self._head] if self._head is not None
                     and (self._head_seq == 0 or self._head_seq <= durable) else [])
-            docs = [to_dict(e) for e in head + list(self._replay) + self._parked + queued]
+            waiting = [e for _, e in self._waiting]
+            docs = [to_dict(e) for e in head + list(self._replay) + self._parked + waiting + queued]
             docs += seen_buffer_docs(self.engine.seen)
             try:
                 written = self._spool.rewrite(docs)
@@ -420,6 +453,8 @@ class Pipeline:
                 break
             if item is not _FLUSH:
                 items.append(item)
+        items.extend(e for _, e in self._waiting)
+        self._waiting.clear()
         items[:] = [kept for kept in map(self.forget.without_forgotten, items) if kept is not None]
         items = items + self._parked
         docs = []
