@@ -213,10 +213,13 @@ class Pipeline:
         self._abandon.set()
         self._closed = True
         self.forget.poll()  # a forget that ran while we drained must not be undone by the spool
-        try:
-            self.engine.flush()
-        except TgsyncError as exc:  # the engine kept them: they go to the spool below
-            log.warning("last_seen not flushed at shutdown (%s): spooled for the next start", exc)
+        for attempt in range(3):  # a reply lost once is not an outage: asked twice more
+            try:
+                self.engine.flush()
+                break
+            except TgsyncError as exc:  # the engine kept them: they go to the spool below
+                if attempt == 2:
+                    log.warning("last_seen not flushed at shutdown (%s): spooled for the next start", exc)
         unwritten = self._journal.stop(0.0) if self._journal is not None else []
         self.spooled = self._spool_at_stop(unwritten, timeout)
         return self.spooled

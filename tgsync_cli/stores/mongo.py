@@ -247,11 +247,13 @@ class MongoStore(Counted):
         from pymongo import ReturnDocument
 
         f = account_fields(p, at)
+        del f["updated_at"]  # the account's times: the earliest and the newest event, in any order
+        times = {"$min": {"created_at": at}, "$max": {"updated_at": at}}
         if keep_names:
             upd = {"$setOnInsert": {"_id": new_id("user"), **f, "username": None, "last_name": None,
-                                    "language_code": None, "created_at": at}}
+                                    "language_code": None}, **times}
         else:
-            upd = {"$set": f, "$setOnInsert": {"_id": new_id("user"), "created_at": at}}
+            upd = {"$set": f, "$setOnInsert": {"_id": new_id("user")}, **times}
         for _ in range(RETRIES):  # two processes upserting one new user: the loser retries as an update
             try:
                 doc = self._call("upsert_user", self.users.find_one_and_update, {"telegram_id": p.id}, upd,
