@@ -89,8 +89,8 @@ def roster_of(store) -> Dict[tuple, dict]:
     return out
 
 
-def compare(want: Dict[tuple, dict], got: Dict[tuple, dict]) -> Dict[str, int]:
-    diff = {"members": len(want), "missing": sum(1 for k in want if k not in got),
+def compare(want: Dict[tuple, dict], got: Dict[tuple, dict]) -> Dict[str, Any]:
+    diff: Dict[str, Any] = {"members": len(want), "missing": sum(1 for k in want if k not in got),
             "extra": sum(1 for k in got if k not in want)}
     for f in FIELDS:
         diff[f"wrong_{f}"] = sum(1 for k, m in want.items() if k in got and got[k][f] != m[f])
@@ -145,12 +145,15 @@ def _run_celery(uri: str, upath: Path, broker: str, work: Path) -> None:
                              "worker", "--pool=prefork", "--concurrency=2", "-Q", celery_queue.QUEUE,
                              "--without-gossip", "--without-mingle", "--loglevel=WARNING"],
                             cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    from celery import Celery
+
+    sender = Celery("tgsync-split-soak", broker=broker)  # its own app: the product's stays as it is
+    sender.conf.update(task_serializer="json", accept_content=["json"])
     try:
-        celery_queue.app.conf.broker_url = broker
         with upath.open("rb") as fh:
             for line in fh:
                 for ev in parse_update(json.loads(line)):
-                    celery_queue.apply_event.apply_async(args=[to_dict(ev)], queue=celery_queue.QUEUE)
+                    sender.send_task("tgsync.apply_event", args=[to_dict(ev)], queue=celery_queue.QUEUE)
         client = redis.Redis.from_url(broker)
         deadline = time.monotonic() + 600
         quiet = 0
@@ -159,6 +162,7 @@ def _run_celery(uri: str, upath: Path, broker: str, work: Path) -> None:
             quiet = 0 if busy else quiet + 1
             time.sleep(1.0)
     finally:
+        sender.close()
         proc.send_signal(signal.SIGTERM)  # the workers flush what they saw on the way out
         try:
             proc.wait(60)

@@ -39,7 +39,8 @@ def club_chat_of(event: Any) -> Optional[int]:
 def waits_for_club(engine: Any, event: Any) -> bool:
     """After `engine.handle(event)`: whether it found no club (so it should wait for one)."""
     chat = club_chat_of(event)
-    return chat is not None and engine.directory.known(chat) is None
+    directory = getattr(engine, "directory", None)  # an engine without one keeps no clubs
+    return chat is not None and directory is not None and directory.known(chat) is None
 
 
 def club_now(engine: Any, event: Any) -> bool:

@@ -171,8 +171,10 @@ class Pipeline:
             return
         if self._q.full():  # backpressure before journaling: a refused event is not accepted
             self._wait_for_room(timeout)
+        journal = self._journal
+        assert journal is not None  # a doc is made only when there is a journal
         try:
-            seq = self._journal.add(doc, timeout=timeout)
+            seq = journal.add(doc, timeout=timeout)
         except TimeoutError:
             raise queue.Full from None
         self._q.put((seq, event))

@@ -107,8 +107,8 @@ class UpdateStateGate:
                 self._task_ticket[task] = ticket
             return packet
 
-        q.put_nowait = put_nowait  # type: ignore[method-assign]
-        q.get = get  # type: ignore[method-assign]
+        q.put_nowait = put_nowait  # type: ignore[method-assign,assignment]
+        q.get = get  # type: ignore[method-assign,assignment]
 
     # -- bookkeeping ----------------------------------------------------------------------------------
     def hold(self, update_state: Any) -> None:

@@ -22,7 +22,7 @@ class ForgetGuard:
         self._seen: Set[Tuple[str, str]] = set()
         self.forgotten: Set[int] = set()   # people erased during the copy (ids of this run only)
         self._copied: Set[int] = set()     # every person id the copy wrote so far
-        self._accounts: Dict[int, str] = {}  # telegram id → account _id (for created_by)
+        self._accounts: Dict[int, Any] = {}  # telegram id → account _id (for created_by)
         self.erased_again = 0
 
     def poll(self) -> None:
