@@ -40,7 +40,7 @@ def _child(session: Path, uri: str, n: int, gate: bool) -> subprocess.Popen:
 def run_kill_soak(n: int = 600, kills: int = 3, seed: int = 1, gate: bool = True,
                   workdir: Optional[str] = None, hold: float = 0.4, free: float = 0.1) -> Dict[str, Any]:
     from tgsync_cli.bench.serve_child import CHAT_ID, FIRST_USER
-    from tgsync_cli.stores.documents import open_store
+    from tgsync_cli.stores import open_store
 
     rng = random.Random(seed)
     work = Path(workdir or tempfile.mkdtemp(prefix="tgsync-kill-"))

@@ -68,7 +68,7 @@ async def run(session_dir: str, store_uri: str, n: int, gate: bool, rate: float)
     from tgsync_cli.runtime.serve import Runtime
     from tgsync_cli.runtime.telegram_client import make_client
     from tgsync_cli.runtime.update_gate import UpdateStateGate
-    from tgsync_cli.stores.documents import open_store
+    from tgsync_cli.stores import open_store
 
     loop = asyncio.get_running_loop()
     client = make_client(API_ID, API_HASH, TOKEN, session_dir, loop=loop)

@@ -47,7 +47,7 @@ def child(store_uri: str, spool: str, updates: str, part: int, parts: int, redis
 
     from tgsync_cli.runtime.pipeline import Pipeline
     from tgsync_cli.sources.botapi import parse_update
-    from tgsync_cli.stores.documents import open_store
+    from tgsync_cli.stores import open_store
 
     logging.getLogger("tgsync").setLevel(logging.ERROR)
     store = open_store(store_uri)
@@ -70,7 +70,7 @@ def child(store_uri: str, spool: str, updates: str, part: int, parts: int, redis
 
 def reference(updates: List[dict]) -> Dict[tuple, dict]:
     from tgsync_cli.sources.botapi import parse_update
-    from tgsync_cli.stores.documents import open_store
+    from tgsync_cli.stores import open_store
 
     store = open_store("memory:")
     engine = _engine(store, "-")
@@ -100,7 +100,7 @@ def compare(want: Dict[tuple, dict], got: Dict[tuple, dict]) -> Dict[str, Any]:
 def run_split_soak(n: int = 6000, seed: int = 1, redis_url: Optional[str] = None, celery: bool = False,
                    workdir: Optional[str] = None) -> Dict[str, Any]:
     from tgsync_cli.sim.faults import soak_updates
-    from tgsync_cli.stores.documents import open_store
+    from tgsync_cli.stores import open_store
 
     work = Path(workdir or tempfile.mkdtemp(prefix="tgsync-split-"))
     updates = soak_updates(n, seed=seed)

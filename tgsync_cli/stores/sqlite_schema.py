@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, overload
 
 from tgsync_cli.core.errors import ConfigError, StoreError
 from tgsync_cli.stores.private import make_private_dirs
@@ -77,6 +77,10 @@ def dt_in(v: Optional[datetime]) -> Optional[str]:
     return v.isoformat(sep=" ", timespec="microseconds")  # fixed width: compares as text
 
 
+@overload
+def dt_out(v: str) -> datetime: ...
+@overload
+def dt_out(v: None) -> None: ...
 def dt_out(v: Optional[str]) -> Optional[datetime]:
     if v is None:
         return None
@@ -100,6 +104,7 @@ _MEMORY_LOCK = threading.Lock()
 def connect(uri: str, database: str, create: bool) -> Tuple[sqlite3.Connection, threading.RLock, str, bool]:
     """(connection, lock, label, owns_connection). `memory:` is a fresh database each time;
     `memory:NAME` is shared by every store opened with that name in this process."""
+    conn: Optional[sqlite3.Connection]
     if uri.startswith("memory:"):
         name = uri[len("memory:"):]
         if name:
