@@ -79,7 +79,7 @@ async def run(session_dir: str, store_uri: str, n: int, gate: bool, rate: float)
 
     async def committed(states):  # the worst case: a state is on disk the moment it is set
         await real_set(states)
-        storage.conn.commit()
+        storage.conn.commit()  # type: ignore[attr-defined]  # pyrogram's SQLiteStorage
     storage.set_update_state = committed  # type: ignore[method-assign]
     store = open_store(store_uri)
     engine = Engine(store, OfflineGateway(BOT), MemoryMemberCache(), bot_id=BOT)

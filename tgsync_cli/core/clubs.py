@@ -4,8 +4,9 @@ Clubs are found by their current group id and by any id the group had before it 
 supergroup, so deep links posted with the old id keep working. A chat with no club is asked of
 the store every time (another process may have created its club a moment ago: no negative
 answer is kept that its write could make wrong), and of Telegram (is it the supergroup a known
-basic group became while the bot was not looking?) at most once a minute. Any Telegram call naming a club's group goes through `tg`, which
-follows a migration Telegram reports and makes the call once more at the new id.
+basic group became while the bot was not looking?) at most once a minute. Any Telegram call
+naming a club's group goes through `tg`, which follows a migration Telegram reports and makes the
+call once more at the new id.
 """
 
 from __future__ import annotations

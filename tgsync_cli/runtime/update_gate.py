@@ -108,7 +108,7 @@ class UpdateStateGate:
             return packet
 
         q.put_nowait = put_nowait  # type: ignore[method-assign,assignment]
-        q.get = get  # type: ignore[method-assign,assignment]
+        q.get = get  # type: ignore[method-assign]
 
     # -- bookkeeping ----------------------------------------------------------------------------------
     def hold(self, update_state: Any) -> None:

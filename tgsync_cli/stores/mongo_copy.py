@@ -156,8 +156,8 @@ def _span(entries: List[dict]) -> dict:
     """The target's log entries a chunk could repeat: same clubs, within the chunk's times (an
     indexed range), so importing a log of any size reads each target entry about once."""
     query: dict = {"club_id": {"$in": sorted({e["club_id"] for e in entries})}}
-    ats = [e.get("at") for e in entries]
-    if ats and all(isinstance(a, datetime) for a in ats):  # either stored form of a time
+    ats = [a for a in (e.get("at") for e in entries) if isinstance(a, datetime)]
+    if ats and len(ats) == len(entries):  # either stored form of a time
         query["$and"] = [{"$or": time_cmp("at", "$gte", min(ats))},
                          {"$or": time_cmp("at", "$lte", max(ats))}]
     return query

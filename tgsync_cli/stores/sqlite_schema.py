@@ -161,7 +161,8 @@ def connect(uri: str, database: str, create: bool) -> Tuple[sqlite3.Connection, 
                 conn.close()
             raise StoreError(f"store {uri} is damaged or not a tgsync store ({exc})") from None
         except StoreError:
-            conn.close()
+            if conn is not None:
+                conn.close()
             raise
     _init(conn, uri, create)
     return conn, threading.RLock(), uri, True
