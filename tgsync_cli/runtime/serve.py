@@ -50,6 +50,7 @@ from tgsync_cli.runtime.telegram_client import (
 )
 from tgsync_cli.runtime.telegram_gateway import PyrogramGateway
 from tgsync_cli.runtime.wiring import make_engine, store_from, utcnow
+from tgsync_cli.runtime.update_gate import UpdateStateGate
 from tgsync_cli.sources.pyrogram_updates import (
     events_from_bot_stopped,
     events_from_chat_member_updated,
@@ -134,6 +135,7 @@ class Runtime:
         self._stop = asyncio.Event()
         self.recheck_pending = False  # the connection dropped: updates may have been missed
         self.requests_poll_seconds = REQUESTS_POLL_SECONDS
+        self.gate: Optional[UpdateStateGate] = None  # holds kurigram's update state back
         # plain integers and times for /metrics: the update loop pays no lock for them
         self.received = {"message": 0, "chat_member": 0, "bot_stopped": 0, "chat_join_request": 0}
         self.last_update: Optional[float] = None  # Unix time the newest update arrived
@@ -261,12 +263,15 @@ class Runtime:
                     await self.client.stop()
                 except Exception as exc:  # the work is drained; a failed disconnect is not fatal
                     log.warning("disconnect failed: %s", type(exc).__name__)
+            if self.gate is not None:
+                self.gate.close()
             for s in signals:
                 self.loop.remove_signal_handler(s)
         log.info("stopped: %s events applied, %d spooled for the next start, %d arrived while "
                  "stopping", getattr(self.pipeline, "applied", "?"), self.spooled, self.late,
                  extra={"event": "stopped", "backlog": self.spooled})
-        return 0
+        # events that reached no disk (a full one): said in one line by the pipeline; exit 1
+        return 1 if getattr(self.pipeline, "unsaved", 0) else 0
 
     async def _poll_requests(self) -> None:
         """Every few seconds, the engine's worker looks for the app's pending requests (queued
@@ -351,8 +356,12 @@ def build_runtime(settings: Settings, queue: Optional[str] = None,
     pipeline = pipeline_cls(engine, max_pending=settings.queue.max_pending,
                             flush_seconds=settings.sync.last_seen_flush_seconds,
                             spool_path=str(spool), **extra)
-    return Runtime(client=client, loop=loop, engine=engine, pipeline=pipeline, bot_id=bot_id,
-                   on_started=on_started)
+    runtime = Runtime(client=client, loop=loop, engine=engine, pipeline=pipeline, bot_id=bot_id,
+                      on_started=on_started)
+    # kurigram saves the update state before our handlers run: hold it until the spool has them
+    runtime.gate = UpdateStateGate(getattr(pipeline, "durable_marks", lambda: (0, 0)))
+    runtime.gate.install(client)
+    return runtime
 
 
 def serve(settings: Settings, queue: Optional[str] = None,

@@ -372,6 +372,11 @@ class SqliteStore(PartsStore):
 
         return export_all(self)
 
+    def export_chunks(self, chunk: int) -> Iterator[Tuple[str, List[dict]]]:
+        from tgsync_cli.stores.sqlite_copy import export_chunks
+
+        return export_chunks(self, chunk)
+
     def import_documents(self, docs: Dict[str, List[dict]]) -> Dict[str, int]:
         from tgsync_cli.stores.sqlite_copy import import_all
 
