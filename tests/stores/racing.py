@@ -101,7 +101,10 @@ def member_filter(tid: int) -> Callable[..., bool]:
     """A clubs update guarded on this member's element (a compare-and-set)."""
     def match(flt: Dict[str, Any], *a: Any, **kw: Any) -> bool:
         elem = (flt.get("members") or {}).get("$elemMatch") if isinstance(flt, dict) else None
-        return bool(elem) and elem.get("telegram_id") == tid
+        if not elem:
+            return False
+        want = elem.get("telegram_id")  # the id itself, or every form it may be stored in
+        return want == tid or (isinstance(want, dict) and tid in (want.get("$in") or ()))
     return match
 
 

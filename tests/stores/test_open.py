@@ -81,3 +81,43 @@ def test_a_store_written_before_status_confirmations_is_upgraded_on_open(tmp_pat
     assert (m["status_at"], m["hard_at"]) == (datetime(2025, 1, 1), datetime(2025, 2, 1))
     assert store.check() == []
     store.close()
+
+
+def test_a_schema_1_store_is_read_as_it_is_and_upgraded_by_the_next_writer(tmp_path):
+    """A reading command (roster, export) on a store an older tgsync wrote shows its members and
+    leaves the file alone; the next command that writes upgrades it."""
+    import sqlite3
+    from datetime import datetime
+
+    from tgsync_cli.core.events import Person
+    from tgsync_cli.core.evidence import Observation
+
+    uri = f"file:{tmp_path}/old"
+    store = open_store(uri)
+    club = store.create_club(-100, "Old", None, {})[0]["_id"]
+    store.observe(club, Observation(Person(5), "active", "member", datetime(2025, 1, 1), "chat_member_event"))
+    store.close()
+    db = next(tmp_path.joinpath("old").glob("*.sqlite3"))
+    conn = sqlite3.connect(db)
+    conn.execute("ALTER TABLE memberships DROP COLUMN prior_at")
+    conn.execute("ALTER TABLE memberships DROP COLUMN confirmed_at")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+
+    reader = open_store(uri, create=False)
+    assert [(m["telegram_id"], m["status"]) for m in reader.club_by_id(club)["members"]] == [(5, "active")]
+    assert reader.member(club, 5)["status_at"] == datetime(2025, 1, 1)
+    reader.close()
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("1",)
+    conn.close()
+
+    writer = open_store(uri)
+    writer.observe(club, Observation(Person(6), "active", "member", datetime(2025, 2, 1), "chat_member_event"))
+    writer.close()
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+    assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+    conn.close()

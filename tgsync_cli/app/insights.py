@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
+from tgsync_cli.core.documents import ClubDoc
 from tgsync_cli.core.errors import TgsyncError
-from tgsync_cli.core.insights import WeekStats, change_kind, weekly_stats
+from tgsync_cli.core.insights import WeekStats, change_kind, count_join_requests, weekly_stats
 from tgsync_cli.core.rules import iso
 from tgsync_cli.runtime.wiring import _plain, find_club
 
@@ -19,11 +20,11 @@ def _entry_view(e: Dict[str, Any], names: Dict[int, str]) -> Dict[str, Any]:
     return v
 
 
-def _names(doc: dict) -> Dict[int, str]:
+def _names(doc: ClubDoc) -> Dict[int, str]:
     return {m["telegram_id"]: _display(m) for m in doc.get("members", [])}
 
 
-def _display(m: Dict[str, Any]) -> str:
+def _display(m: Mapping[str, Any]) -> str:
     name = m.get("first_name") or ""
     if m.get("username"):
         name = f"{name} @{m['username']}".strip()
@@ -36,7 +37,16 @@ def club_history(store, chat: str, since: Optional[datetime] = None) -> Dict[str
     entries = store.membership_log(club_id=doc["_id"], since=since)
     return {"club_id": doc["_id"], "telegram_group_id": doc["telegram_group_id"], "name": doc.get("name"),
             "since": iso(since) if since else None,
-            "entries": [_entry_view(e, names) for e in entries]}
+            "entries": [_entry_view(e, names) for e in entries],
+            "requests": [_request_view(r, names) for r in store.requests_of(doc["_id"], since=since)]}
+
+
+def _request_view(r: Dict[str, Any], names: Dict[int, str]) -> Dict[str, Any]:
+    """A request as history shows it: what was asked, by whom, and what came of it."""
+    v = {k: _plain(r.get(k)) for k in ("at", "telegram_id", "action", "requested_by", "origin", "state",
+                                       "outcome", "reason", "done_at", "done_by")}
+    v["name"] = names.get(r["telegram_id"]) if r.get("telegram_id") is not None else None
+    return v
 
 
 def member_view(store, telegram_id: int) -> Dict[str, Any]:
@@ -52,7 +62,7 @@ def member_view(store, telegram_id: int) -> Dict[str, Any]:
     keys = ("club_id", "club_name", "telegram_group_id", "role", "status", "source", "joined_at",
             "status_at", "last_seen", "invite_link", "invited_by")
     return {"telegram_id": telegram_id,
-            "account": _plain({k: v for k, v in (user or {}).items()}) if user else None,
+            "account": _plain(dict(user)) if user else None,
             "memberships": [{k: _plain(m.get(k)) for k in keys} for m in memberships],
             "log": log}
 
@@ -62,5 +72,6 @@ def club_stats(store, chat: str, weeks: int, now: datetime) -> Dict[str, Any]:
     rows: List[WeekStats] = weekly_stats(store.membership_log(club_id=doc["_id"]),
                                          store.writers_by_week(doc["_id"]),
                                          store.reconcile_history(doc["_id"]), weeks, now)
+    count_join_requests(rows, store.requests_of(doc["_id"]))
     return {"club_id": doc["_id"], "telegram_group_id": doc["telegram_group_id"], "name": doc.get("name"),
             "weeks": [r.as_json() for r in rows]}

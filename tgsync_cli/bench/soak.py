@@ -1,10 +1,12 @@
 """The soak with real processes: a serve-like process killed with SIGKILL midway and restarted,
 a Redis outage, `forget` run from another process, and store faults before and after the write.
 
-Why a cursor file: Telegram redelivers what a bot has not acknowledged. The serve-like child
-acknowledges (writes the cursor) only up to the updates whose every effect is on disk
-(`Pipeline.durable`: in the store or in the spool, last_seen included), so kill -9 loses
-nothing and the restart re-receives the rest, which the engine's time guards make harmless.
+Why a cursor file: Telegram redelivers what a bot has not acknowledged. The cursor models
+kurigram, which saves the update state when an update arrives, before any handler ran, held
+back by tgsync's update-state gate until the journal has fsynced the update's events into the
+spool (`Pipeline.durable_marks`). So the child acknowledges an update as soon as its events
+are journaled, applied or not; kill -9 must then lose nothing, because the restart replays the
+spool first and re-receives only what comes after the cursor.
 
     python -m tgsync_cli.bench.soak child STORE SPOOL UPDATES START CURSOR POSTS REDIS RATE SEED
 
@@ -53,17 +55,18 @@ class _PostLog:
 
 def child(store_uri: str, spool: str, updates: str, start: int, cursor: str, posts: str,
           redis_url: str, rate: float, seed: int) -> None:
-    from tgsync_cli.core.cache import MemoryMemberCache
+    from tgsync_cli.core.cache import MemberCache, MemoryMemberCache
     from tgsync_cli.core.engine import Engine
     from tgsync_cli.core.errors import StoreUnavailable
     from tgsync_cli.runtime.pipeline import Pipeline
     from tgsync_cli.sim.faults import FaultyStore
     from tgsync_cli.sources.botapi import parse_update
-    from tgsync_cli.stores.documents import open_store
+    from tgsync_cli.stores import open_store
 
     logging.getLogger("tgsync").setLevel(logging.CRITICAL)  # faults are the point here
     store = open_store(store_uri)
     faults = FaultyStore(store)
+    cache: MemberCache
     if redis_url != "-":
         from tgsync_cli.runtime.redis_cache import RedisMemberCache
 
@@ -76,18 +79,16 @@ def child(store_uri: str, spool: str, updates: str, start: int, cursor: str, pos
     faults.lose_replies_randomly(rate, seed=seed + 1)
     pipe = Pipeline(engine, max_pending=200, spool_path=spool, backoff=(0.001, 0.01), checkpoint_seconds=0.1,
                     forget_poll_seconds=0.2, flush_seconds=2.0)
-    replayed = pipe.start()
+    pipe.start()
     cum: List[int] = []
-    total = 0
     with open(updates, "rb") as fh:
         lines = fh.read().splitlines()[start:]
     for k, line in enumerate(lines):
         for ev in parse_update(json.loads(line)):
             pipe.submit(ev)
-            total += 1
-        cum.append(total)
+        cum.append(pipe.durable_marks()[0])  # the journal sequence of this update's last event
         if k % 100 == 99:
-            durable = max(0, pipe.durable - replayed)
+            durable = pipe.durable_marks()[1]  # what the update-state gate would release
             acked = start + bisect.bisect_right(cum, durable)
             _write_cursor(cursor, acked)
             print(f"at {acked}", flush=True)  # acknowledged, not merely submitted
@@ -127,7 +128,7 @@ def _reference(updates: List[dict], forgotten=FORGOTTEN) -> dict:
     from tgsync_cli.core.engine import Engine
     from tgsync_cli.sim.faults import SoakTelegram, snapshot
     from tgsync_cli.sources.botapi import parse_update
-    from tgsync_cli.stores.documents import open_store
+    from tgsync_cli.stores import open_store
 
     store = open_store("memory:")
     engine = Engine(store, SoakTelegram(9000), MemoryMemberCache(), bot_id=9000)
@@ -176,6 +177,7 @@ def _spawn(args: List[str]) -> subprocess.Popen:
 
 def _wait_for(proc: subprocess.Popen, at_least: int) -> None:
     """Read the child's progress lines until it passed `at_least` updates (or finished)."""
+    assert proc.stdout is not None, "spawned with stdout=PIPE"
     for line in proc.stdout:
         if line.startswith("done"):
             return
@@ -187,7 +189,7 @@ def run_process_soak(n: int, rate: float, seed: int = 1, workdir: Optional[str] 
                      forget: bool = True) -> Dict[str, Any]:
     from tgsync_cli import ops
     from tgsync_cli.sim.faults import duplicates, snapshot, soak_updates
-    from tgsync_cli.stores.documents import open_store
+    from tgsync_cli.stores import open_store
 
     work = Path(workdir or tempfile.mkdtemp(prefix="tgsync-soak-"))
     updates = soak_updates(n, seed=seed)
@@ -214,6 +216,7 @@ def run_process_soak(n: int, rate: float, seed: int = 1, workdir: Optional[str] 
     redis.kill()  # a Redis outage mid-run
     _wait_for(second, killed_at + (n - killed_at) * 2 // 3)
     redis.start()
+    assert second.stdout is not None, "spawned with stdout=PIPE"
     second.stdout.read()
     second.wait()
     redis.kill()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import typer
 from typing_extensions import Annotated
@@ -21,7 +21,24 @@ ConfigOpt = Annotated[Optional[str], typer.Option("--config", help="config file 
 StoreOpt = Annotated[Optional[str], typer.Option("--store", help="store URI: mongodb://…, file:PATH, memory:")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine output on stdout")]
 
-_global = {"config": None, "store": None}
+
+def _listen_callback(value: Optional[str]) -> Optional[str]:
+    from tgsync_cli.runtime.config import parse_listen
+
+    if value is not None:
+        try:
+            parse_listen(value)
+        except ValueError as exc:
+            raise typer.BadParameter(f"{value!r}: {exc}") from None
+    return value
+
+
+MetricsOpt = Annotated[Optional[str], typer.Option(
+    "--metrics", metavar="HOST:PORT", callback=_listen_callback,
+    help="serve /healthz, /readyz and /metrics here (default: metrics.listen, for a worker "
+         "metrics.worker_listen; off when unset)")]
+
+_global: Dict[str, Any] = {"config": None, "store": None}
 
 
 class lazy_module:  # noqa: N801 - used like a module
@@ -57,6 +74,19 @@ def _root(config: ConfigOpt = None, store: StoreOpt = None,
     setup_logging(level="warning", library_level="critical", compact=True)
 
 
+def metrics_address(settings: Settings, option: Optional[str], key: str = "listen"):
+    """(host, port) for the health and metrics endpoint, or None when it is off. A non-loopback
+    address needs metrics.allow_remote, whether it came from --metrics or the config. serve
+    reads metrics.listen, worker metrics.worker_listen: both run on one machine."""
+    listen = option or getattr(settings.metrics, key)
+    if not listen:
+        return None
+    from tgsync_cli.runtime.endpoint import checked_address
+
+    return checked_address(listen, settings.metrics.allow_remote,
+                           "--metrics" if option else f"metrics.{key}")
+
+
 def settings_for(config: Optional[str], store: Optional[str]) -> Settings:
     return load_settings(config or _global["config"], store=store or _global["store"])
 
@@ -80,13 +110,18 @@ def open_store_checked(settings: Settings, create: bool = True):
 
     label = redact_uri(settings.store.uri)
     try:
-        return open_store(settings.store.uri, settings.store.database, create=create)
+        store = open_store(settings.store.uri, settings.store.database, create=create,
+                           time_format=settings.store.time_format)
     except StoreError as exc:  # missing, damaged, unreachable, refused: say which store
         if label in str(exc):
             raise
         raise StoreError(f"store {label}: {exc}") from None
     except OSError as exc:
         raise StoreError(f"store {label} cannot be opened: {exc.strerror or exc}") from None
+    warning = getattr(store, "index_warning", None)
+    if warning:  # a shared MongoDB without tgsync's indexes: reading works, say what to run
+        print(f"warning: {redact(warning)}", file=sys.stderr)
+    return store
 
 
 class Terminated(KeyboardInterrupt):

@@ -18,6 +18,8 @@ from tgsync_cli.cli.args import live_chat_callback
 from tgsync_cli.cli.base import (
     ConfigOpt,
     JsonOpt,
+    MetricsOpt,
+    metrics_address,
     StoreOpt,
     app,
     guarded,
@@ -46,20 +48,22 @@ ChatArg = Annotated[str, typer.Argument(help="group chat id (-100…) or @userna
 def serve(log_json: Annotated[bool, typer.Option("--log-json", help="JSON log lines on stderr")] = False,
           queue: Annotated[Optional[Queue], typer.Option(
               "--queue", help="work queue (default: queue.backend)")] = None,
+          metrics: MetricsOpt = None,
           config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Run the bot: follow joins, leaves, messages and registrations live.
 
     SIGINT/SIGTERM apply or save pending work, then exit 0."""
+    settings = settings_for(config, store)
+    listen = metrics_address(settings, metrics)  # a bad address is refused before anything connects
     from tgsync_cli.runtime import (
         serve as runtime,  # pyrogram's handler machinery only when serving
     )
 
-    settings = settings_for(config, store)
     setup_logging(json_lines=log_json or settings.log.json, level=settings.log.level,
                   library_level="warning")
     json_logs = log_json or settings.log.json
     code = runtime.serve(settings, queue.value if queue else None,
-                         on_started=lambda report: _show_startup(report, json_logs))
+                         on_started=lambda report: _show_startup(report, json_logs), listen=listen)
     raise typer.Exit(code)
 
 
@@ -72,6 +76,8 @@ def _show_startup(report, json_logs: bool = False) -> None:
     c.print(render.line(f"privacy mode: {privacy[report.privacy_mode]}"))
     if report.replayed:
         c.print(render.line(f"replayed {report.replayed} events saved at the last shutdown"))
+    if report.metrics:
+        c.print(render.line(f"health and metrics: {report.metrics}"))
     rows = [[club.chat_id, club.name or "",
              "admin" if club.bot_is_admin else ("member" if club.bot_present else "absent")]
             for club in report.clubs]

@@ -12,11 +12,14 @@ import csv
 import io
 import json
 import re
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:  # imported when a bar is first drawn: most commands never draw one
+    from rich.progress import Progress, TaskID
 
 console = Console()
 err_console = Console(stderr=True)
@@ -77,15 +80,17 @@ def roster_table(club: Dict[str, Any]) -> Table:
         name = m.get("first_name") or ""
         if m.get("username"):
             name += f" @{m['username']}"
-        rows.append([m["telegram_id"], name, m["role"], m["status"], m["source"], m.get("status_at") or ""])
-        styles.append(None if m["status"] == "active" else "dim")
+        tid = "app only" if m.get("app_only") else m["telegram_id"]  # joined in the app, not on Telegram
+        rows.append([tid, name, m.get("role") or "", m.get("status") or "", m.get("source") or "",
+                     m.get("status_at") or ""])
+        styles.append(None if m.get("status") == "active" else "dim")
     title = f"{club.get('name') or club['telegram_group_id']}  ({club['telegram_group_id']})"
     return table(title, ("telegram_id", "name", "role", "status", "source", "status_at"), rows,
                  keep=("telegram_id", "status_at"), styles=styles)
 
 
 ROSTER_COLUMNS = ["telegram_id", "username", "first_name", "role", "status", "source", "joined_at",
-                  "last_seen", "status_at"]
+                  "last_seen", "status_at", "app_only"]
 
 
 def roster_csv(club: Dict[str, Any]) -> str:
@@ -93,7 +98,8 @@ def roster_csv(club: Dict[str, Any]) -> str:
 
 
 CLUB_COLUMNS = ["club_id", "telegram_group_id", "name", "active_members", "members_total",
-                "bot_is_admin", "bot_present", "total_members_telegram", "drift", "last_sync"]
+                "bot_is_admin", "bot_present", "total_members_telegram", "drift", "last_sync",
+                "join_policy"]
 
 
 def clubs_csv(rows: List[Dict[str, Any]]) -> str:
@@ -119,8 +125,13 @@ def clubs_table(rows: List[Dict[str, Any]]) -> Table:
         bot = "admin" if s.get("bot_is_admin") else ("member" if s.get("bot_present") else "absent")
         out.append([c["club_id"], c["telegram_group_id"], c.get("name") or "", c["active_members"], bot,
                     _s(s.get("total_members_telegram")), _s(c.get("drift")), _s(s.get("last_sync"))])
-    return table("Clubs", ("club", "chat", "name", "active", "bot", "telegram", "drift", "last sync"),
-                 out, keep=("club", "chat", "last sync"))
+    t = table("Clubs", ("club", "chat", "name", "active", "bot", "telegram", "drift", "last sync"),
+              out, keep=("club", "chat", "last sync"))
+    gated = [str(c["telegram_group_id"]) for c in rows if c.get("join_policy") == "roster"]
+    if gated:
+        # said below the table, not in a column: the table must stay readable at 80 columns
+        t.caption = "join requests answered by the roster in: " + ", ".join(gated)
+    return t
 
 
 EMPTY_STORE = ("no clubs in {store} yet: add the bot to a group while `tgsync serve` runs, or run "
@@ -143,8 +154,8 @@ class ProgressBar:
 
     def __init__(self, label: str, unit: str = "items") -> None:
         self.label, self.unit = label, unit
-        self._progress = None
-        self._task = None
+        self._progress: Optional[Progress] = None
+        self._task: Optional[TaskID] = None
 
     def update(self, done: int, total: Optional[int]) -> None:
         if self._progress is None:
@@ -158,7 +169,8 @@ class ProgressBar:
                                       console=err_console, transient=True)
             self._progress.start()
             self._task = self._progress.add_task(self.label, total=total)
-        self._progress.update(self._task, completed=done, total=total)
+        if self._task is not None:
+            self._progress.update(self._task, completed=done, total=total)
 
     def close(self) -> None:
         if self._progress is not None:

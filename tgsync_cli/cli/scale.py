@@ -8,7 +8,15 @@ import typer
 from typing_extensions import Annotated
 
 from tgsync_cli.cli.args import choice_callback
-from tgsync_cli.cli.base import ConfigOpt, app, guarded, settings_for, setup_logging
+from tgsync_cli.cli.base import (
+    ConfigOpt,
+    MetricsOpt,
+    app,
+    guarded,
+    metrics_address,
+    settings_for,
+    setup_logging,
+)
 from tgsync_cli.core.errors import ConfigError, TgsyncError
 
 
@@ -27,6 +35,7 @@ def worker(concurrency: Annotated[int, typer.Option("--concurrency", min=1,
                                                    help="worker processes (threads with --pool threads)")] = 1,
            pool: Annotated[str, typer.Option("--pool", help="prefork | threads | solo",
                                              callback=choice_callback("prefork", "threads", "solo"))] = "prefork",
+           metrics: MetricsOpt = None,
            config: ConfigOpt = None,
            store: Annotated[Optional[str], typer.Option("--store", callback=_shared_store,
                                               help="store URI: mongodb://… or file:PATH")] = None) -> None:
@@ -35,6 +44,7 @@ def worker(concurrency: Annotated[int, typer.Option("--concurrency", min=1,
     if settings.store.uri.startswith("memory:"):
         raise ConfigError("store.uri = memory: is private to one process; a worker needs the store "
                           "serve uses (mongodb://… or file:PATH)")
+    listen = metrics_address(settings, metrics, "worker_listen")  # a bad address is refused before anything connects
     setup_logging(json_lines=settings.log.json, level=settings.log.level, library_level="warning")
     _check_broker(settings.queue.broker_url)
     from tgsync_cli.runtime.celery_queue import (
@@ -42,14 +52,14 @@ def worker(concurrency: Annotated[int, typer.Option("--concurrency", min=1,
     )
 
     run_worker(settings, concurrency=concurrency, pool=pool, loglevel=settings.log.level.upper(),
-               quiet=settings.log.json)
+               quiet=settings.log.json, listen=listen)
 
 
 def _check_broker(url: str) -> None:
     """One line and exit 1 when Redis is down, instead of Celery's banner and 100 retries."""
     import redis
 
-    from tgsync_cli.stores.documents import redact_uri
+    from tgsync_cli.stores import redact_uri
 
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)

@@ -3,43 +3,96 @@
 from __future__ import annotations
 
 import json
+from typing import Optional
 
 import typer
 from typing_extensions import Annotated
 
-from tgsync_cli.cli.base import JsonOpt, app, guarded
+from tgsync_cli.cli.base import ConfigOpt, JsonOpt, StoreOpt, app, guarded, settings_for
 from tgsync_cli.core.errors import TgsyncError
 from tgsync_cli.stores.common import DEFAULT_DB, redact_uri
 
-store_app = typer.Typer(no_args_is_help=True, help="Work on a whole store (copy it to another).")
+store_app = typer.Typer(no_args_is_help=True,
+                        help="Work on a whole store: create tgsync's indexes, copy it to another.")
 app.add_typer(store_app, name="store")
+
+
+@store_app.command("init")
+@guarded
+def init(config: ConfigOpt = None, store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+    """Create tgsync's indexes in a MongoDB database (and nothing else); running it twice changes nothing."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from tgsync_cli.ops.store_init import init_store
+
+    settings = settings_for(config, store)
+    rep = init_store(settings.store.uri, settings.store.database, settings.store.time_format)
+    if json_out:
+        print(json.dumps(rep.as_json()))
+    elif rep.embedded:
+        Console().print(f"{escape(rep.store)}: an embedded store makes its own tables; nothing to create")
+    else:
+        out = Console()
+        out.print(f"database {escape(str(rep.database))} at {escape(rep.store)}:")
+        for r in rep.rows:
+            detail = f" — {r['detail']}" if r["detail"] else ""
+            note = " (kept as it is: tgsync never drops an index)" if r["state"] == "differs" else ""
+            if r["state"] == "differs" and "not unique" in r["detail"] and "unique" in r["index"]:
+                note += "; tgsync's writes need it unique: replace it, then run store init again"
+            out.print(f"  {r['state']:8} {escape(r['index'])}{escape(detail)}{note}")
+        out.print(f"created {len(rep.created)} index(es)" if rep.created else "nothing to create")
+    if rep.failed:
+        raise TgsyncError(f"{len(rep.failed)} index(es) could not be built: "
+                          f"{rep.failed[0]['index']}: {rep.failed[0]['detail']} (run `tgsync doctor` "
+                          "to see the documents in the way)")
 
 
 @store_app.command("copy")
 @guarded
 def copy(source: Annotated[str, typer.Option("--from", help="store URI to read (left unchanged)")],
          target: Annotated[str, typer.Option("--to", help="store URI to write (created if missing)")],
-         database: Annotated[str, typer.Option("--database", help="MongoDB database name")] = DEFAULT_DB,
+         from_database: Annotated[Optional[str], typer.Option(
+             "--from-database", help="the source's database when its URI names none")] = None,
+         to_database: Annotated[Optional[str], typer.Option(
+             "--to-database", help="the target's database when its URI names none")] = None,
+         dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would change, write nothing")] = False,
          json_out: JsonOpt = False) -> None:
-    """Copy every club, account, log entry and departure note; running it twice changes nothing."""
+    """Copy every club, account, log entry and departure note, merging into clubs the target
+    already has (member by member); running it twice changes nothing."""
     from rich.console import Console
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from tgsync_cli.stores import open_store
     from tgsync_cli.stores.copy import copy_store
+    from tgsync_cli.stores.copy_merge import plan_copy
 
-    if source.strip() == target.strip():
+    sides = (_side(source, from_database, "--from-database"), _side(target, to_database, "--to-database"))
+    if source.strip() == target.strip() and sides[0] == sides[1]:
         raise typer.BadParameter("--from and --to name the same store", param_hint="--to")
     err = Console(stderr=True)
     try:
-        with open_store(source, database, create=False) as src, open_store(target, database) as dst:
-            with Progress(TextColumn("copying"), BarColumn(), MofNCompleteColumn(), console=err,
-                          transient=True, disable=json_out) as bar:
-                task = bar.add_task("copy", total=None)
-                rep = copy_store(src, dst, lambda done, total: bar.update(task, completed=done, total=total))
+        with open_store(source, from_database, create=False) as src, \
+                open_store(target, to_database, create=not dry_run) as dst:
+            if dry_run:
+                plan = plan_copy(src, dst)
+            else:
+                with Progress(TextColumn("copying"), BarColumn(), MofNCompleteColumn(), console=err,
+                              transient=True, disable=json_out) as bar:
+                    task = bar.add_task("copy", total=None)
+                    rep = copy_store(src, dst, lambda done, total: bar.update(task, completed=done, total=total))
     except TgsyncError as exc:  # a driver's message may quote a URI whole: never its password
         raise type(exc)(_scrub(str(exc), source, target)) from None
+    if dry_run:
+        if json_out:
+            print(json.dumps(plan.as_json()))
+        else:
+            from tgsync_cli.cli.render import line as literal
+
+            for text in plan.lines():  # club names came from Telegram or the app: literal text
+                Console().print(literal(text), soft_wrap=True)
+        return
     if json_out:
         print(json.dumps(rep.as_json()))
         return
@@ -47,6 +100,19 @@ def copy(source: Annotated[str, typer.Option("--from", help="store URI to read (
                     f"{rep.membership_log} log entr{'y' if rep.membership_log == 1 else 'ies'}, "
                     f"{rep.departures} departure note(s) from {escape(redact_uri(source))} "
                     f"to {escape(redact_uri(target))}")
+
+
+def _side(uri: str, database: Optional[str], option: str) -> str:
+    """Each side's own database: its URI's, else its option. Both naming different ones is a
+    usage error, as for store.database."""
+    from tgsync_cli.stores.mongo_database import DatabaseConflict, database_for
+
+    if not uri.startswith(("mongodb://", "mongodb+srv://")):
+        return database or DEFAULT_DB
+    try:
+        return database_for(uri, database, option)
+    except DatabaseConflict as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
 def _scrub(text: str, *uris: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from tgsync_cli.core.events import Person
 
@@ -58,7 +58,7 @@ class Observation:
     seen_at: Optional[datetime] = None
     evidence_at: Optional[datetime] = None
     last_seen: Optional[datetime] = None
-    actor: Optional[int] = None
+    actor: Optional[Any] = None  # a Telegram id, or who asked (the app's id for its user)
     invited_by: Optional[int] = None
     invite_link: Optional[str] = None
     keep_names: bool = False
@@ -133,12 +133,12 @@ def _status(m: Dict[str, Any], obs: Observation) -> bool:
         return True
     event_active = s == ACTIVE and not soft_active and s_at is not None
     if hard_at is not None and at < hard_at:
-        if event_active:
-            _stale(m, obs, s_at, hard_at)  # type: ignore[arg-type]
+        if event_active and s_at is not None:
+            _stale(m, obs, s_at, hard_at)
         return False  # stale: a newer member event is already applied, its status stands
     if event_active and obs.status == ACTIVE and (_role_kept(m, obs) or _role_blocked(m, obs)):
         m["hard_at"] = at  # a confirmation: the status still holds, and was set when it was
-        if at > s_at:
+        if s_at is not None and at > s_at:
             m["confirmed_at"] = _confirmed(m.get("confirmed_at"), at)
         return True
     m["hard_at"] = at
@@ -198,7 +198,7 @@ def _role_blocked(m: Dict[str, Any], obs: Observation) -> bool:
     return role_at is not None and role_at > obs.at
 
 
-def decide(club_id: str, current: Optional[Dict[str, Any]], departure: Optional[Dict[str, Any]],
+def decide(club_id: str, current: Optional[Mapping[str, Any]], departure: Optional[Mapping[str, Any]],
            obs: Observation) -> Decision:
     """The rule for one observation, given the membership and departure note as they are now.
 

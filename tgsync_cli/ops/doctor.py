@@ -14,6 +14,7 @@ from tgsync_cli.core.errors import (
     TelegramError,
     TgsyncError,
 )
+from tgsync_cli.core.join_policy import policy_of
 from tgsync_cli.core.rules import club_status
 from tgsync_cli.ops.common import ACTIVE, GatewayFactory
 from tgsync_cli.core.store import Store
@@ -99,7 +100,8 @@ def _store_checks(settings: Settings) -> Tuple[Optional[Store], List[Check]]:
         return None, [Check("store", "warn", f"{label}: no store there yet",
                             "it is created on the first run; check store.uri if you expected data")]
     try:
-        store = stores.open_store(uri, settings.store.database, create=False)
+        store = stores.open_store(uri, settings.store.database, create=False,
+                                  time_format=settings.store.time_format)
         n = store.counts()["clubs"]
         problems = store.check()
     except TgsyncError as exc:
@@ -109,6 +111,16 @@ def _store_checks(settings: Settings) -> Tuple[Optional[Store], List[Check]]:
         return None, [Check("store", "fail", f"{label}: {type(exc).__name__}",
                             "check store.uri credentials; remove duplicate telegram ids if an index is refused")]
     out = [Check("store", "ok", f"{label} is reachable, {n} club(s)")]
+    from tgsync_cli.stores.mongo import MongoStore
+
+    if isinstance(store, MongoStore):  # a MongoDB the app may share: its shape, read only
+        from tgsync_cli.ops.doctor_mongo import shape_checks
+
+        try:
+            out.extend(shape_checks(store, Check))
+        except TgsyncError as exc:
+            out.append(Check("database shape", "fail", str(exc), "check that the database is reachable"))
+        return store, out
     if problems:
         out.append(Check("store indexes", "fail", "; ".join(problems),
                          "run any tgsync command with write access to create them"))
@@ -156,7 +168,8 @@ def _telegram_checks(settings: Settings, store: Optional[Store], factory: Gatewa
 
 def _privacy_check(privacy: Optional[bool]) -> Check:
     if privacy is False:
-        return Check("privacy mode", "ok", "off: every group message reaches the bot (message activity works everywhere)")
+        return Check("privacy mode", "ok",
+                     "off: every group message reaches the bot (message activity works everywhere)")
     if privacy is True:
         return Check("privacy mode", "warn", "on: message activity is seen only where the bot is admin",
                      "@BotFather → /setprivacy → Disable, then remove and re-add the bot to each group")
@@ -170,12 +183,12 @@ ROUTE_NAMES = {1: "admin import", 2: "registration button", 3: "join/leave event
 
 
 def routes_in_words(routes: List[int]) -> str:
-    """What works, in words an operator knows (the numbers are SPEC §1's, for the curious)."""
+    """What works, in words an operator knows (the numbers are the routes', for the curious)."""
     return ", ".join(f"{ROUTE_NAMES[r]} ({r})" for r in routes)
 
 
 def live_routes(in_group: bool, admin: bool, privacy: Optional[bool]) -> List[int]:
-    """Which SPEC §1 routes work in a group for this bot (7 needs only a file, so it is left out)."""
+    """Which routes into the roster work in a group for this bot (7 needs only a file, so it is left out)."""
     routes = list(ROUTES_ALWAYS)
     if in_group:
         routes.append(1)
@@ -191,8 +204,10 @@ def _club_checks(store: Store, gw, me) -> List[Check]:
     for doc in store.all_clubs():
         chat_id, name = doc["telegram_group_id"], doc.get("name") or ""
         label = f"club {name} ({chat_id})"
+        can_invite = None
         try:
-            state = gw.get_member(chat_id, me.id).state
+            bot = gw.get_member(chat_id, me.id)
+            state, can_invite = bot.state, bot.can_invite_users
             in_group = club_status(state) == ACTIVE
         except BotNotInChat:
             in_group, state = False, None
@@ -209,10 +224,17 @@ def _club_checks(store: Store, gw, me) -> List[Check]:
                              "add the bot back to the group as an admin"))
         elif not admin:
             out.append(Check(label, "warn", f"bot is a member, not admin; works here: {routes}{stale}",
-                             "promote the bot to admin for join/leave events and roster import (and message activity with privacy on)"))
+                             "promote the bot to admin for join/leave events and roster import"
+                             " (and message activity with privacy on)"))
+        elif can_invite is False:
+            policy = policy_of(doc)
+            out.append(Check(label, "warn",
+                             f"bot is admin without the right to add members (can_invite_users): join "
+                             f"requests cannot be answered (join policy {policy}); works here: {routes}{stale}",
+                             "give the bot the admin right \"Invite users via link\" (add members)"))
         else:
             out.append(Check(label, "ok" if not stale else "warn",
-                             f"bot is admin; works here: {routes}{stale}",
+                             f"bot is admin; join policy {policy_of(doc)}; works here: {routes}{stale}",
                              "run `tgsync reconcile --all` to refresh sync.*" if stale else ""))
     return out
 

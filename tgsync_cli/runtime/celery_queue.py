@@ -3,7 +3,7 @@
 Why this is safe with at-least-once delivery and no global order: every event carries
 Telegram's time, and the store applies member changes as guarded single-document updates
 (`status_at`/`role_at`, atomic insert-if-absent, departure tombstones), so applying an event
-twice, or any permutation of the same events, ends in the same document (SPEC §2). That is why
+twice, or any permutation of the same events, ends in the same document. That is why
 there is ONE queue (`tgsync`) consumed by any number of workers with any concurrency, instead of
 per-member routing: per-member routing would need exactly one single-threaded consumer per
 shard to mean anything, and would buy nothing the guards do not already give. Tasks are
@@ -35,12 +35,13 @@ from tgsync_cli.core.codec import from_dict, to_dict
 from tgsync_cli.core.errors import (
     ConfigError,
     InputError,
+    StoreConflict,
     StoreUnavailable,
     TgsyncError,
 )
 from tgsync_cli.core.events import MessageSeen
+from tgsync_cli.runtime.club_wait import CLUB_WAIT_SECONDS, RECHECK_SECONDS, waits_for_club
 from tgsync_cli.runtime.config import Settings, load_settings
-from tgsync_cli.runtime.pipeline import is_race
 from tgsync_cli.runtime.spool import SeenNote, Spool, merge_note, seen_docs
 
 log = logging.getLogger("tgsync.queue")
@@ -68,6 +69,14 @@ _engine = None
 _engine_pid: Optional[int] = None
 _engine_lock = threading.RLock()
 _gateway_factory: Optional[Callable[[Settings], Any]] = None
+# `worker --metrics`: makes the counters of a process that runs tasks; and their observer
+_metrics_setup: Optional[Callable[[], Any]] = None
+_observer: Any = None
+
+
+def _tell(what: str, *args: Any) -> None:
+    if _observer is not None:
+        getattr(_observer, what)(*args)
 
 
 def configure(settings: Settings) -> None:
@@ -104,7 +113,7 @@ def _default_gateway(settings: Settings):
 def worker_engine():
     """One engine per worker process, built on first use (after the fork: a store connection
     must never be shared across processes) and reused by every task in that process."""
-    global _engine, _engine_pid
+    global _engine, _engine_pid, _observer
     with _engine_lock:
         if _engine is not None and _engine_pid == os.getpid():
             return _engine
@@ -113,6 +122,12 @@ def worker_engine():
         settings = current_settings()
         store = store_from(settings)
         gateway = (_gateway_factory or _default_gateway)(settings)
+        if _metrics_setup is not None:  # store calls timed, outcomes counted, in this process
+            from tgsync_cli.runtime.observe import instrument
+
+            metrics = _metrics_setup()
+            store, gateway = instrument(metrics, store, gateway)
+            _observer = metrics.observer()
         _engine = make_engine(store, gateway, settings)
         _engine_pid = os.getpid()
         _start_flush_timer(_engine, settings.sync.last_seen_flush_seconds)
@@ -134,7 +149,10 @@ def flush_worker_engine(engine=None) -> int:
         return 0
     with _engine_lock:
         try:
-            return engine.flush()
+            began = time.monotonic()
+            written = engine.flush()
+            _tell("flushed", time.monotonic() - began)
+            return written
         except TgsyncError as exc:  # kept in memory by the engine; the next flush retries
             log.warning("last_seen not flushed: %s", exc)
             return 0
@@ -147,28 +165,43 @@ def _flush_on_shutdown(**_kwargs) -> None:
         flush_worker_engine(_engine)
 
 
-@app.task(name="tgsync.apply_event", bind=True, acks_late=True, max_retries=None)
+# A store outage waits (1, 2, 4 … up to 60 s, jittered so that workers do not return at once);
+# a lost race with another worker is tried again too: doing it again finds the winner's row.
+RETRIED = (StoreUnavailable, StoreConflict)
+
+
+@app.task(name="tgsync.apply_event", bind=True, acks_late=True, max_retries=None,
+          autoretry_for=RETRIED, retry_backoff=1, retry_backoff_max=60, retry_jitter=True)
 def apply_event(self, event_dict: dict) -> str:
     """Apply one event; safe to run twice or out of order (its Telegram time decides)."""
     try:
-        event = from_dict(event_dict)
+        event = from_dict({k: v for k, v in event_dict.items() if k != "_club_wait"})
     except InputError as exc:
         log.error("dropped a malformed task: %s", exc)  # retrying cannot make it valid
+        _tell("skipped", None)
         return "invalid"
     engine = worker_engine()
+    _tell("applying", event)
     try:
         with _engine_lock:
             engine.handle(event)
-    except StoreUnavailable as exc:
-        delay = min(60.0, 0.5 * 2 ** min(self.request.retries, 7))
-        raise self.retry(exc=exc, countdown=delay)
-    except TgsyncError as exc:  # a refused event must not be retried forever
-        log.error("event %s not applied: %s", type(event).__name__, exc)
-        return "refused"
+    except RETRIED:
+        _tell("retried", event)
+        raise  # Celery retries it, backing off
     except Exception as exc:
-        if is_race(exc):  # another worker created the same account first: doing it again finds it
-            raise self.retry(exc=exc, countdown=0.05)
+        _tell("failed", event, type(exc).__name__)
+        if isinstance(exc, TgsyncError):  # a refused event must not be retried forever
+            log.error("event %s not applied: %s", type(event).__name__, exc)
+            return "refused"
         raise
+    _tell("applied", event)
+    waited = (event_dict.get("_club_wait") or 0) if isinstance(event_dict, dict) else 0
+    if waited < CLUB_WAIT_SECONDS and waits_for_club(engine, event):
+        # no club yet: another worker may be writing it from "bot added" right now; asked again
+        # shortly (a new task, so the wait does not count against store-outage retries)
+        apply_event.apply_async(args=[{**event_dict, "_club_wait": waited + RECHECK_SECONDS * 4}],
+                                queue=QUEUE, countdown=RECHECK_SECONDS * 4)
+        return "waiting for its club"
     return type(event).__name__
 
 
@@ -191,7 +224,7 @@ class CeleryPipeline:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._timer: Optional[threading.Thread] = None
-        self._redis = None
+        self._redis: Any = None
         self.applied = 0  # hot-path events applied here
         self.enqueued = 0
         self.spooled = 0
@@ -258,14 +291,19 @@ class CeleryPipeline:
         self._stopping.set()
         if self._timer is not None:
             self._timer.join(min(timeout, 5.0))
+        self._flush("last_seen not flushed at shutdown (%s): spooled for the next start")
+        return self.spooled
+
+    def _flush(self, failed: str) -> None:
+        """Write last_seen to the store; when it cannot take it, log `failed` (with the cause)
+        and checkpoint it to the spool instead."""
         try:
             with self._lock:
                 self.engine.flush()
             self._compact_spool()
         except TgsyncError as exc:
-            log.warning("last_seen not flushed at shutdown (%s): spooled for the next start", exc)
+            log.warning(failed, exc)
             self._checkpoint()
-        return self.spooled
 
     def _flush_loop(self) -> None:
         """Checkpoint last_seen to the spool often (kill -9 loses at most one interval of it),
@@ -276,18 +314,13 @@ class CeleryPipeline:
                 self._checkpoint()
                 continue
             next_flush = time.monotonic() + self._flush_seconds
-            try:
-                with self._lock:
-                    self.engine.flush()
-                self._compact_spool()
-            except TgsyncError as exc:
-                log.warning("last_seen flush failed, kept for the next one: %s", exc)
-                self._checkpoint()
+            self._flush("last_seen flush failed, kept for the next one: %s")
 
     # -- spool ------------------------------------------------------------------------------------
     checkpoint_seconds = 5.0
 
     def _append_spool(self, payloads) -> None:
+        assert self._spool is not None, "only a queue with a spool spools"
         with self._spool_lock:
             self.spooled += self._spool.append(payloads)
 
@@ -359,12 +392,32 @@ class CeleryPipeline:
 
 
 def run_worker(settings: Settings, concurrency: int = 1, pool: str = "prefork",
-               loglevel: str = "INFO", quiet: bool = False) -> None:
+               loglevel: str = "INFO", quiet: bool = False,
+               listen: Optional[Tuple[str, int]] = None) -> None:
     """Start a Celery worker for this app on the `tgsync` queue (blocks until shutdown).
-    `quiet` drops Celery's banner (JSON logs must stay JSON)."""
+    `quiet` drops Celery's banner (JSON logs must stay JSON); `listen` (host, port) serves
+    /healthz, /readyz and /metrics."""
+    global _metrics_setup
     if concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
     configure(settings)
+    endpoint = None
+    if listen is not None:
+        from tgsync_cli.runtime import worker_metrics
+
+        endpoint = worker_metrics.WorkerEndpoint(settings, *listen, worker_metrics.prepare(pool))
+        _metrics_setup = endpoint.tasks_metrics
+        signals.worker_ready.connect(worker_metrics.consuming_signal(endpoint.health), weak=False)
+        endpoint.start()
+        log.info("health and metrics: %s", endpoint.note, extra={"event": "metrics"})
+    try:
+        _worker_main(concurrency, pool, loglevel, quiet)
+    finally:
+        if endpoint is not None:
+            endpoint.close()
+
+
+def _worker_main(concurrency: int, pool: str, loglevel: str, quiet: bool) -> None:
     app.worker_main([*(["--quiet"] if quiet else []), "worker", f"--concurrency={concurrency}",
                      f"--pool={pool}", "-Q", QUEUE, f"--loglevel={loglevel}", "--without-gossip",
                      "--without-mingle"])

@@ -10,11 +10,12 @@ import os
 import stat
 import sys
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from tgsync_cli.core.errors import ConfigError
+from tgsync_cli.stores.uri_redaction import uri_holds_secrets, uri_secrets
 
 SECRETS = {("telegram", "api_hash"), ("telegram", "bot_token")}
 
@@ -72,6 +73,21 @@ def _lower(conv):
     return check
 
 
+def parse_listen(v: Any) -> Tuple[str, int]:
+    """HOST:PORT (an IPv6 host in brackets: [::1]:9108) → (host, port)."""
+    text = _str(v).strip()
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError("expected HOST:PORT, such as 127.0.0.1:9108")
+    return host, int(port)
+
+
+def _listen(v: Any) -> str:
+    parse_listen(v)
+    return str(v).strip()
+
+
 def _opt(conv):
     def check(v: Any):
         return None if v in (None, "") else conv(v)
@@ -80,7 +96,9 @@ def _opt(conv):
 
 SCHEMA: Dict[Tuple[str, str], Tuple[Callable[[Any], Any], Any]] = {
     ("store", "uri"): (_str, "file:./tgsync-data"),
-    ("store", "database"): (_str, "ayda_run"),
+    # None: not set, so a mongodb:// URI's own database (or ayda_run) applies; see stores/mongo_database
+    ("store", "database"): (_opt(_str), None),
+    ("store", "time_format"): (_choice("auto", "date", "iso"), "auto"),
     ("telegram", "api_id"): (_opt(_int), None),
     ("telegram", "api_hash"): (_opt(_str), None),
     ("telegram", "bot_token"): (_opt(_str), None),
@@ -97,6 +115,11 @@ SCHEMA: Dict[Tuple[str, str], Tuple[Callable[[Any], Any], Any]] = {
     ("sync", "last_seen_flush_seconds"): (_pos, 900.0),
     ("sync", "reconcile_threshold"): (_int, 0),
     ("log", "json"): (_bool, False),
+    # health and metrics endpoints of serve and worker: off unless an address is given
+    ("metrics", "listen"): (_opt(_listen), None),
+    ("metrics", "worker_listen"): (_opt(_listen), None),
+    ("metrics", "allow_remote"): (_bool, False),
+    ("metrics", "stuck_seconds"): (_pos, 120.0),
     ("log", "level"): (_lower(_choice("debug", "info", "warning", "error")), "info"),
 }
 
@@ -105,16 +128,95 @@ SECTIONS = {section for section, _ in SCHEMA}
 NOT_SETTINGS = {"test", "debug", "fake", "bench"}
 
 
-class Settings(SimpleNamespace):
+# One frozen dataclass per section: the keys and defaults are SCHEMA's (load_settings checks
+# every value with SCHEMA's converter, then builds these), so code reads typed attributes.
+@dataclass(frozen=True)
+class StoreSettings:
+    uri: str
+    database: Optional[str]  # None: a mongodb:// URI's own database (or ayda_run) applies
+    time_format: str  # auto | date | iso
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    api_id: Optional[int]
+    api_hash: Optional[str] = field(repr=False)
+    bot_token: Optional[str] = field(repr=False)
+    bot_username: Optional[str]
+    session_dir: str
+    max_flood_wait: float
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    welcome_dm: bool
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    backend: str  # memory | redis
+    ttl_seconds: float
+    redis_url: str
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    backend: str  # inprocess | celery
+    broker_url: str
+    max_pending: int
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    last_seen_flush_seconds: float
+    reconcile_threshold: int
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    json: bool
+    level: str  # debug | info | warning | error
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    listen: Optional[str]         # HOST:PORT of serve's health and metrics endpoints
+    worker_listen: Optional[str]  # the same for a Celery worker
+    allow_remote: bool
+    stuck_seconds: float
+
+
+@dataclass(frozen=True)
+class Settings:
     """settings.store.uri, settings.telegram.api_hash…; repr hides secrets."""
 
-    source: Optional[str] = None
+    store: StoreSettings
+    telegram: TelegramSettings
+    bot: BotSettings
+    cache: CacheSettings
+    queue: QueueSettings
+    sync: SyncSettings
+    log: LogSettings
+    metrics: MetricsSettings
+    source: Optional[str] = None  # the config file read, if any
 
     def __repr__(self) -> str:
         return f"Settings(source={self.source!r})"
 
     def value(self, section: str, key: str) -> Any:
         return getattr(getattr(self, section), key)
+
+
+_SECTION_TYPES: Dict[str, type] = {
+    "store": StoreSettings, "telegram": TelegramSettings, "bot": BotSettings, "cache": CacheSettings,
+    "queue": QueueSettings, "sync": SyncSettings, "log": LogSettings, "metrics": MetricsSettings,
+}
+
+
+def _build(values: Mapping[Tuple[str, str], Any], source: Optional[str]) -> Settings:
+    sections = {name: kind(**{k: v for (s, k), v in values.items() if s == name})
+                for name, kind in _SECTION_TYPES.items()}
+    return Settings(**sections, source=source)
 
 
 def load_settings(path: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
@@ -127,6 +229,7 @@ def load_settings(path: Optional[str] = None, env: Optional[Mapping[str, str]] =
     if file.exists():
         source = str(file)
         raw = _read_toml(file)
+        refuse_if_anyone_can_change(file, raw)
         for section, table in raw.items():
             if not isinstance(table, dict):
                 raise ConfigError(f"{file}: [{section}] must be a table")
@@ -149,16 +252,19 @@ def load_settings(path: Optional[str] = None, env: Optional[Mapping[str, str]] =
             _warn(warn, f"warning: {name} is not a tgsync setting and is ignored{hint}")
     if store is not None:
         _apply(values, "store", "uri", store, "--store")
-    settings = Settings()
-    settings.source = source
-    for (section, key), v in values.items():
-        ns = getattr(settings, section, None)
-        if ns is None:
-            ns = SimpleNamespace()
-            setattr(settings, section, ns)
-        setattr(ns, key, v)
+    _check_database(values)
+    settings = _build(values, source)
     remember_secrets(settings)
     return settings
+
+
+def _check_database(values: Dict[Tuple[str, str], Any]) -> None:
+    """A URI naming one database and store.database another: refused before anything connects."""
+    uri = values[("store", "uri")]
+    if uri.startswith(("mongodb://", "mongodb+srv://")):
+        from tgsync_cli.stores.mongo_database import database_for
+
+        database_for(uri, values[("store", "database")])
 
 
 def _read_toml(file: Path) -> dict:
@@ -187,9 +293,23 @@ def _warn(warn, message: str) -> None:
 
 
 def holds_secrets(raw: dict) -> bool:
-    store = raw.get("store") if isinstance(raw.get("store"), dict) else {}
+    section = raw.get("store")
+    store = section if isinstance(section, dict) else {}
     return (any(k in (raw.get(s) or {}) for s, k in SECRETS if isinstance(raw.get(s), dict))
-            or "@" in str(store.get("uri", "")))
+            or uri_holds_secrets(str(store.get("uri", ""))))
+
+
+def refuse_if_anyone_can_change(file: Path, raw: dict) -> None:
+    """A config holding secrets that every user may rewrite is refused, not warned about:
+    anyone on the machine could point the store or the bot elsewhere and collect the
+    credentials (or the roster) on the next start."""
+    try:
+        mode = stat.S_IMODE(file.stat().st_mode)
+    except OSError:
+        return
+    if mode & stat.S_IWOTH and holds_secrets(raw):
+        raise ConfigError(f"{file} holds secrets and can be changed by any user (mode {mode:o}); "
+                          f"run: chmod 600 {file}")
 
 
 def permission_verdict(file: Path, raw: Optional[dict] = None) -> Optional[Tuple[str, str]]:
@@ -226,13 +346,8 @@ def remember_secrets(settings: Settings) -> None:
         v = settings.value(section, key)
         if v and len(str(v)) >= 4:
             _KNOWN_SECRETS.add(str(v))
-    uri = settings.store.uri
-    if "://" in uri and "@" in uri.split("://", 1)[1]:
-        creds = uri.split("://", 1)[1].rsplit("@", 1)[0]
-        password = creds.split(":", 1)[1] if ":" in creds else ""
-        for part in (creds, password):  # the user name is not a secret (and may be a common word)
-            if len(part) >= 4:
-                _KNOWN_SECRETS.add(part)
+    # the password and every query value not known to be harmless (key-file passwords, tokens)
+    _KNOWN_SECRETS.update(uri_secrets(str(settings.store.uri or "")))
 
 
 def forget_secrets() -> None:

@@ -20,18 +20,26 @@ import logging
 import queue as queue_mod
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from pyrogram import filters
 from pyrogram import raw
-from pyrogram.handlers import ChatMemberUpdatedHandler, DisconnectHandler, MessageHandler, RawUpdateHandler
+from pyrogram.handlers import (
+    ChatJoinRequestHandler,
+    ChatMemberUpdatedHandler,
+    DisconnectHandler,
+    MessageHandler,
+    RawUpdateHandler,
+)
 
-from tgsync_cli.core.events import BotStatusRecheck
+from tgsync_cli.core.events import BotStatusRecheck, RequestsDue
 from tgsync_cli.core.engine import ClubInfo, Engine
 from tgsync_cli.core.errors import ConfigError
 from tgsync_cli.runtime.config import Settings
+from tgsync_cli.runtime.fast_path import install as install_fast_path
 from tgsync_cli.runtime.live import start_client
 from tgsync_cli.runtime.pipeline import SPOOL_NAME, Pipeline
 from tgsync_cli.runtime.telegram_client import (
@@ -42,9 +50,11 @@ from tgsync_cli.runtime.telegram_client import (
 )
 from tgsync_cli.runtime.telegram_gateway import PyrogramGateway
 from tgsync_cli.runtime.wiring import make_engine, store_from, utcnow
+from tgsync_cli.runtime.update_gate import UpdateStateGate
 from tgsync_cli.sources.pyrogram_updates import (
     events_from_bot_stopped,
     events_from_chat_member_updated,
+    events_from_join_request,
     events_from_message,
 )
 
@@ -53,6 +63,10 @@ log = logging.getLogger("tgsync.serve")
 # ordinary and service messages in groups, and private messages (deep links); channel posts are
 # never a person's activity, and the bot's own outgoing messages are nothing to apply
 MESSAGES = (filters.group | filters.private) & filters.incoming
+# how often the app's requests (removals, bans, approvals) are looked for: polling, also on a
+# MongoDB that offers change streams (one query every few seconds is cheap, and it is the same
+# code on every backend)
+REQUESTS_POLL_SECONDS = 5.0
 
 
 @dataclass
@@ -62,6 +76,7 @@ class StartupReport:
     privacy_mode: Optional[bool]  # None: Telegram did not say (see privacy_mode_of)
     clubs: List[ClubInfo] = field(default_factory=list)
     replayed: int = 0
+    metrics: Optional[str] = None  # where /metrics, /healthz and /readyz answer, when on
 
     @property
     def route4_warning(self) -> Optional[str]:
@@ -103,8 +118,9 @@ class Runtime:
 
     def __init__(self, *, client, loop: asyncio.AbstractEventLoop, engine: Engine, pipeline,
                  bot_id: int, on_started: Optional[Callable[[StartupReport], None]] = None,
-                 drain_timeout: float = 30.0):
+                 drain_timeout: float = 30.0, fast_path: bool = True):
         self.client = client
+        self.fast_path = fast_path  # known members' messages skip pyrogram's parse (fast_path.py)
         self.loop = loop
         self.engine = engine
         self.pipeline = pipeline
@@ -118,17 +134,26 @@ class Runtime:
         self._stop_requested = False
         self._stop = asyncio.Event()
         self.recheck_pending = False  # the connection dropped: updates may have been missed
+        self.requests_poll_seconds = REQUESTS_POLL_SECONDS
+        self.gate: Optional[UpdateStateGate] = None  # holds kurigram's update state back
+        # plain integers and times for /metrics: the update loop pays no lock for them
+        self.received = {"message": 0, "chat_member": 0, "bot_stopped": 0, "chat_join_request": 0}
+        self.last_update: Optional[float] = None  # Unix time the newest update arrived
+        self.serving_since: Optional[float] = None
 
     # -- update handlers: translate, submit, return ----------------------------------------------
     async def on_message(self, client, message) -> None:
-        await self._take(events_from_message, message)
+        await self._take(events_from_message, message, "message")
 
     async def on_member_updated(self, client, update) -> None:
-        await self._take(events_from_chat_member_updated, update)
+        await self._take(events_from_chat_member_updated, update, "chat_member")
 
-    async def on_disconnect(self, client) -> None:
+    async def on_join_request(self, client, request) -> None:
+        await self._take(lambda r, _bot: events_from_join_request(r), request, "chat_join_request")
+
+    async def on_disconnect(self, client, session=None) -> None:
         """pyrogram reconnects by itself and fetches what it can, but a bot-status change in that
-        gap may never arrive: the bot's status in every club is asked again (SPEC §3) before the
+        gap may never arrive: the bot's status in every club is asked again (as at start) before the
         next update is applied."""
         if self.accepting and not self._stop_requested:
             self.recheck_pending = True
@@ -137,15 +162,18 @@ class Runtime:
 
     async def on_raw(self, client, update, users, chats) -> None:
         if isinstance(update, raw.types.UpdateBotStopped):  # a user blocked/unblocked the bot
-            await self._take(lambda u, _bot: events_from_bot_stopped(u, users), update)
+            await self._take(lambda u, _bot: events_from_bot_stopped(u, users), update, "bot_stopped")
 
     def handlers(self) -> list:
         return [MessageHandler(self.on_message, MESSAGES),
                 ChatMemberUpdatedHandler(self.on_member_updated),
+                ChatJoinRequestHandler(self.on_join_request),
                 RawUpdateHandler(self.on_raw),
                 DisconnectHandler(self.on_disconnect)]
 
-    async def _take(self, translate, update) -> None:
+    async def _take(self, translate, update, kind: str) -> None:
+        self.received[kind] += 1
+        self.last_update = time.time()
         if not self.accepting:
             # Telegram has delivered it and will not again: hand it over all the same, so the
             # drain applies it or the spool keeps it for the next start
@@ -194,6 +222,8 @@ class Runtime:
         try:
             for h in self.handlers():  # before start(): updates recovered at start reach us too
                 self.client.add_handler(h)
+            if self.fast_path:
+                install_fast_path(self.client, self)
             if not await self._connect_unless_stopped():
                 log.info("stopped while connecting: nothing was taken from Telegram",
                          extra={"event": "stopped"})
@@ -202,8 +232,9 @@ class Runtime:
             me = await self.client.get_me()
             self.engine.bot_username = self.engine.bot_username or me.username
             self.engine.bot_id = self.engine.bot_id or me.id
-            # SPEC §3 start-up check, before the worker applies the first update; the engine
-            # calls Telegram synchronously through the gateway, so never on this loop
+            # the start-up check (the bot's own status in every club), before the worker applies
+            # the first update; the engine calls Telegram synchronously through the gateway, so
+            # never on this loop
             await self.loop.run_in_executor(None, self._startup_check)
             pipeline_started = True
             replayed = self.pipeline.start()
@@ -213,8 +244,13 @@ class Runtime:
                      len(report.clubs), replayed, extra={"event": "started"})
             if self.on_started:
                 self.on_started(report)
+            self.serving_since = time.time()
             self.started.set()
-            await self._stop.wait()
+            poller = asyncio.ensure_future(self._poll_requests())
+            try:
+                await self._stop.wait()
+            finally:
+                poller.cancel()
         finally:
             self.accepting = False
             # the worker may still need Telegram (admin lists, deep-link checks): keep the loop free.
@@ -227,12 +263,27 @@ class Runtime:
                     await self.client.stop()
                 except Exception as exc:  # the work is drained; a failed disconnect is not fatal
                     log.warning("disconnect failed: %s", type(exc).__name__)
+            if self.gate is not None:
+                self.gate.close()
             for s in signals:
                 self.loop.remove_signal_handler(s)
         log.info("stopped: %s events applied, %d spooled for the next start, %d arrived while "
                  "stopping", getattr(self.pipeline, "applied", "?"), self.spooled, self.late,
                  extra={"event": "stopped", "backlog": self.spooled})
-        return 0
+        # events that reached no disk (a full one): said in one line by the pipeline; exit 1
+        return 1 if getattr(self.pipeline, "unsaved", 0) else 0
+
+    async def _poll_requests(self) -> None:
+        """Every few seconds, the engine's worker looks for the app's pending requests (queued
+        like an update, so it runs in order with them, in the engine's own thread)."""
+        while self.accepting:
+            await asyncio.sleep(self.requests_poll_seconds)
+            if not self.accepting:
+                return
+            try:
+                self.pipeline.submit(RequestsDue(utcnow()), timeout=0)
+            except queue_mod.Full:
+                pass  # busy with updates: the next tick asks again
 
     def _startup_check(self) -> None:
         try:
@@ -258,7 +309,7 @@ class Runtime:
         return False
 
     def _install_signals(self) -> list:
-        installed = []
+        installed: list = []
         if threading.current_thread() is not threading.main_thread():
             return installed
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -281,7 +332,8 @@ def spool_path(settings: Settings) -> Path:
 
 
 def build_runtime(settings: Settings, queue: Optional[str] = None,
-                  on_started: Optional[Callable[[StartupReport], None]] = None) -> Runtime:
+                  on_started: Optional[Callable[[StartupReport], None]] = None,
+                  metrics=None) -> Runtime:
     """Settings → client, gateway, engine, pipeline. Credentials are checked first of all."""
     t = settings.telegram
     check_credentials(t.api_id, t.api_hash, t.bot_token)
@@ -293,6 +345,10 @@ def build_runtime(settings: Settings, queue: Optional[str] = None,
     client.skip_updates = False
     gateway = PyrogramGateway(client, loop, max_flood_wait=t.max_flood_wait)
     store = store_from(settings)
+    if metrics is not None:  # store calls timed, posts and replies counted
+        from tgsync_cli.runtime.observe import instrument
+
+        store, gateway = instrument(metrics, store, gateway)
     bot_id = bot_id_from_token(t.bot_token)
     engine = make_engine(store, gateway, settings, bot_id=bot_id)
     extra = ({"rewarm_seconds": settings.cache.ttl_seconds / 2} if pipeline_cls is Pipeline
@@ -300,15 +356,35 @@ def build_runtime(settings: Settings, queue: Optional[str] = None,
     pipeline = pipeline_cls(engine, max_pending=settings.queue.max_pending,
                             flush_seconds=settings.sync.last_seen_flush_seconds,
                             spool_path=str(spool), **extra)
-    return Runtime(client=client, loop=loop, engine=engine, pipeline=pipeline, bot_id=bot_id,
-                   on_started=on_started)
+    runtime = Runtime(client=client, loop=loop, engine=engine, pipeline=pipeline, bot_id=bot_id,
+                      on_started=on_started)
+    # kurigram saves the update state before our handlers run: hold it until the spool has them
+    runtime.gate = UpdateStateGate(getattr(pipeline, "durable_marks", lambda: (0, 0)))
+    runtime.gate.install(client)
+    return runtime
 
 
 def serve(settings: Settings, queue: Optional[str] = None,
-          on_started: Optional[Callable[[StartupReport], None]] = None) -> int:
-    runtime = build_runtime(settings, queue, on_started)
+          on_started: Optional[Callable[[StartupReport], None]] = None,
+          listen: Optional[Tuple[str, int]] = None) -> int:
+    """`listen` (host, port): the health and metrics endpoint, checked by the caller."""
+    metrics = observed = None
+    if listen is not None:
+        from tgsync_cli.runtime.metrics import Metrics
+
+        metrics = Metrics("serve")
+    runtime = build_runtime(settings, queue, on_started, metrics=metrics)
     try:
+        if metrics is not None and listen is not None:
+            from tgsync_cli.runtime.observe import attach
+
+            raw_store = getattr(runtime.engine.store, "unwrapped", runtime.engine.store)  # not timed
+            observed = attach(runtime, metrics, *listen, store=raw_store,
+                              spool_path=spool_path(settings),
+                              stuck_seconds=settings.metrics.stuck_seconds)
         return runtime.run()
     finally:
+        if observed is not None:
+            observed.close()
         runtime.engine.store.close()
         runtime.loop.close()

@@ -11,12 +11,13 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Dict, Optional, Union
 
 from pyrogram import Client
 from pyrogram.storage import SQLiteStorage
 
 from tgsync_cli.core.errors import ConfigError
+from tgsync_cli.stores.private import make_private_dirs
 
 API_HASH_RE = re.compile(r"^[0-9a-fA-F]{32}$")
 BOT_TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{35}$")
@@ -47,8 +48,11 @@ def check_credentials(api_id, api_hash, bot_token) -> int:
     return int(text)
 
 
-def bot_id_from_token(bot_token: str) -> int:
-    """The bot's user id is the token's numeric prefix (no call needed)."""
+def bot_id_from_token(bot_token: Optional[str]) -> int:
+    """The bot's user id is the token's numeric prefix (no call needed); check_credentials has
+    refused a missing or malformed token before this is asked."""
+    if not bot_token:
+        raise ConfigError(f"telegram.bot_token is missing ({_where('bot_token')})")
     return int(bot_token.split(":", 1)[0])
 
 
@@ -97,7 +101,7 @@ def _owner_only(path: Path) -> None:
 def prepare_session_dir(session_dir: Union[str, os.PathLike]) -> Path:
     d = Path(session_dir).expanduser()
     try:
-        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dirs(str(d))
         os.chmod(d, stat.S_IRWXU)
     except OSError as e:
         raise ConfigError(f"telegram.session_dir {d} cannot be created or secured: "
@@ -112,7 +116,7 @@ def make_client(api_id, api_hash, bot_token, session_dir: Union[str, os.PathLike
     api_id = check_credentials(api_id, api_hash, bot_token)
     if not SESSION_NAME_RE.match(name or ""):
         raise ConfigError("telegram.session_name must be 1-64 letters, digits, '.', '_' or '-'")
-    kwargs = {}
+    kwargs: Dict[str, Any] = {}
     if sleep_threshold is not None:
         kwargs["sleep_threshold"] = sleep_threshold
     if loop is not None:

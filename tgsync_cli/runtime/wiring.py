@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
+from tgsync_cli.core.documents import ClubDoc
 from tgsync_cli.core.cache import MemoryMemberCache
 from tgsync_cli.core.engine import Engine
-from tgsync_cli.core.errors import InputError, TgsyncError
+from tgsync_cli.core.chat_ids import parse_chat
+from tgsync_cli.core.errors import TgsyncError
 from tgsync_cli.core.rules import iso
 from tgsync_cli.runtime.config import Settings
 from tgsync_cli.core.store import Store
@@ -19,7 +21,8 @@ def utcnow() -> datetime:
 
 def store_from(settings: Settings, create: bool = True) -> Store:
     """create=False for commands that only read: a missing store is an error, never made."""
-    return open_store(settings.store.uri, settings.store.database, create=create)
+    return open_store(settings.store.uri, settings.store.database, create=create,
+                      time_format=settings.store.time_format)
 
 
 def make_cache(settings: Optional[Settings] = None):
@@ -54,29 +57,35 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def club_view(doc: dict, full: bool = False) -> Dict[str, Any]:
-    keys = ("telegram_id", "role", "status", "source")
+def club_view(doc: ClubDoc, full: bool = False) -> Dict[str, Any]:
+    keys: Tuple[str, ...] = ("telegram_id", "role", "status", "source")
     if full:
         keys += ("username", "first_name", "joined_at", "last_seen", "status_at")
-    return {"club_id": doc["_id"], "telegram_group_id": doc["telegram_group_id"],
+    return {"club_id": doc["_id"], "telegram_group_id": doc.get("telegram_group_id"),
             "name": doc.get("name"), "sync": _plain(doc.get("sync") or {}),
-            "members": [{k: _plain(m.get(k)) for k in keys} for m in doc.get("members", [])]}
+            "members": [_member_view(m, keys) for m in doc.get("members", [])]}
 
 
-def find_club(store: Store, chat: str) -> dict:
+def _member_view(m: Mapping[str, Any], keys) -> Dict[str, Any]:
+    """A member; one the app added itself (no Telegram id) is marked, with the app's user_id so
+    a person can find them (tgsync never changes them)."""
+    out = {k: _plain(m.get(k)) for k in keys}
+    if m.get("telegram_id") is None:
+        out["app_only"], out["user_id"] = True, m.get("user_id")
+    return out
+
+
+def find_club(store: Store, chat: str) -> ClubDoc:
     """CHAT is a numeric chat id, an @username, or a club _id."""
-    chat = chat.strip()
-    doc = None
-    if chat.lstrip("-").isdigit():
-        doc = store.club_by_group(int(chat))
-    elif chat.startswith("club_"):
-        doc = store.club_by_id(chat)
-    elif chat.startswith("@"):
-        doc = store.club_by_username(chat[1:])
+    arg = parse_chat(chat)
+    if arg.chat_id is not None:
+        doc = store.club_by_group(arg.chat_id)
+    elif arg.username is not None:
+        doc = store.club_by_username(arg.username)
     else:
-        raise InputError(f"CHAT {chat!r}: expected a numeric chat id, an @username or a club_ id")
+        doc = store.club_by_id(arg.text)
     if doc is None:
-        raise TgsyncError(f"no club for {chat} in {store.uri_label}")
+        raise TgsyncError(f"no club for {arg.text} in {store.uri_label}")
     return doc
 
 

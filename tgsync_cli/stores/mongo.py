@@ -1,4 +1,4 @@
-"""The MongoDB backend: the seed's documents exactly (SPEC §2 `clubs` with embedded members,
+"""The MongoDB backend: the seed's documents exactly (`clubs` with embedded members,
 `users`, `membership_log`, `departures`), for the Ayda Run app that reads them.
 
 Each observation is decided by the same pure rule as the SQLite backend (`core.store.decide`) on
@@ -12,32 +12,52 @@ lacks array filters and current pymongo bulk ops: there bulks are applied one by
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, cast, overload
 
+from tgsync_cli.core.documents import (
+    ClubDoc,
+    ClubRef,
+    DepartureDoc,
+    Documents,
+    ForgetReport,
+    UserDoc,
+)
 from tgsync_cli.core.errors import ConfigError, StoreConflict, StoreError, StoreUnavailable
 from tgsync_cli.core.events import Person
-from tgsync_cli.core.evidence import Observation, Outcome
 from tgsync_cli.core.store import ClubIndex, account_fields, forgotten_key
-from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, Counted, member_doc, new_id, redact_uri
+from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, PartsStore, member_doc, new_id, redact_uri
 from tgsync_cli.stores.mongo_db import MongoDb, cause  # noqa: F401 (cause re-exported)
 from tgsync_cli.stores.mongo_insights import MongoInsights
 from tgsync_cli.stores.mongo_members import RETRIES, MongoMembers
+from tgsync_cli.stores.mongo_requests import MongoRequests
+from tgsync_cli.stores.mongo_shapes import (
+    TimeForm,
+    as_tid,
+    read_member,
+    read_sync,
+    read_user,
+    tid_match,
+    time_cmp,
+)
 
 
 # Club-document fields only this backend reads: the re-warm version, the departure-note ids and
-# the membership_log outbox (mongo_members.py). Reads render the SPEC §2 document without them.
+# the membership_log outbox (mongo_members.py). Reads render the club document without them.
 INTERNAL_CLUB_KEYS = ("version", "departed_ids", "log_pending")
 
 
-class MongoStore(Counted):
+class MongoStore(PartsStore):
     """Made of parts: `db` (the collections, every round trip counted), `members` (member writes,
     the outbox, the last_seen flush) and `insights` (log, activity, reconcile figures)."""
 
+    members: MongoMembers
+    insights: MongoInsights
+
     def __init__(self, db: Any, label: str, client: Any = None) -> None:
         self.uri_label = label
-        self.embedded = False
         self.atomic_listings = False  # a listing is written member by member: a prefix may land
         self.db = MongoDb(db, label)
         self._db = db
@@ -49,8 +69,20 @@ class MongoStore(Counted):
         self.forgotten = self.db.forgotten
         self.insights = MongoInsights(self.db)
         self.members = MongoMembers(self.db, self._upsert_account, self.insights)
+        self.requests = MongoRequests(self.db)
+        # the requests ledger, as the store protocol names it
+        self.add_request = self.requests.add_request
+        self.requests_of = self.requests.requests_of
+        self.claim_request = self.requests.claim_request
+        self.finish_request = self.requests.finish_request
+        self.open_join_request = self.requests.open_join_request
+        self.close_join_requests = self.requests.close_join_requests
+        # how times are written per collection (the app's form, found at open: mongo_shapes.detect);
+        # one dict shared with the parts through `db`
+        self.forms: Dict[str, TimeForm] = self.db.forms
+        self.index_warning: Optional[str] = None  # set when tgsync's indexes are not there
 
-    @property  # type: ignore[override]
+    @property
     def ops(self) -> int:
         return self.db.ops
 
@@ -58,62 +90,18 @@ class MongoStore(Counted):
     def ops(self, value: int) -> None:
         self.db.ops = value
 
-    # -- members and insights: the parts above ----------------------------------------------------
-    def member(self, club_id: str, tid: int) -> Optional[dict]:
-        return self.members.member(club_id, tid)
-
-    def observe(self, club_id: str, obs: Observation) -> Outcome:
-        return self.members.observe(club_id, obs)
-
-    def observe_many(self, club_id: str, observations: Sequence[Observation],
-                     complete_at: Optional[datetime] = None, complete_source: str = "member_import"
-                     ) -> List[Outcome]:
-        return self.members.observe_many(club_id, observations, complete_at, complete_source)
-
-    def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
-                        first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
-                        active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
-        return self.members.flush_last_seen(seen, first_seen, active_since)
-
-    def active_count(self, club_id: str) -> int:
-        return self.members.active_count(club_id)
-
     def settle(self) -> None:
         self.members.settle()
-
-    def membership_log(self, club_id: Optional[str] = None, telegram_id: Optional[int] = None,
-                       since: Optional[datetime] = None) -> List[dict]:
-        return self.insights.membership_log(club_id, telegram_id, since)
-
-    def writers_by_week(self, club_id: str) -> Dict[str, int]:
-        return self.insights.writers_by_week(club_id)
-
-    def record_reconcile(self, club_id: str, at: datetime, telegram: Optional[int], active: int,
-                         drift: Optional[int]) -> None:
-        self.insights.record_reconcile(club_id, at, telegram, active, drift)
-
-    def reconcile_history(self, club_id: str) -> List[dict]:
-        return self.insights.reconcile_history(club_id)
-
-    def memberships_of(self, tid: int) -> List[dict]:
-        return self.insights.memberships_of(tid)
 
     def pending_log(self, flt: Optional[dict] = None) -> List[dict]:
         return self.insights.pending_log(flt)
 
 
     def ensure_indexes(self) -> None:
-        self.clubs.create_index("telegram_group_id", unique=True)
-        self.clubs.create_index("previous_group_ids")
-        self.clubs.create_index("username")
-        self.clubs.create_index("members.telegram_id")
-        self.users.create_index("telegram_id", unique=True)
-        self.departures.create_index([("club_id", 1), ("telegram_id", 1)], unique=True)
-        self.departures.create_index("at")
-        self.log.create_index([("club_id", 1), ("at", 1)])
-        self.log.create_index("telegram_id")
-        self.insights.ensure_indexes()
-        self.forgotten.create_index("at")
+        """Every index (mongo_indexes.py), on a database tgsync is creating or by `store init`."""
+        from tgsync_cli.stores.mongo_indexes import ensure
+
+        ensure(self._db)
 
     def close(self) -> None:
         try:
@@ -127,28 +115,42 @@ class MongoStore(Counted):
                 pass
 
     # -- clubs -------------------------------------------------------------------------------------
+    @overload
     @staticmethod
-    def _render(doc: Optional[dict]) -> Optional[dict]:
+    def _render(doc: dict) -> ClubDoc: ...
+    @overload
+    @staticmethod
+    def _render(doc: None) -> None: ...
+    @staticmethod
+    def _render(doc: Optional[dict]) -> Optional[ClubDoc]:
         if doc is None:
             return None
         out = {k: v for k, v in doc.items() if k not in INTERNAL_CLUB_KEYS}
-        out["members"] = [member_doc(m) for m in doc.get("members") or []]
-        return out
+        out["members"] = [member_doc(read_member(m)) for m in doc.get("members") or [] if isinstance(m, dict)]
+        if "telegram_group_id" in out:
+            out["telegram_group_id"] = as_tid(out["telegram_group_id"])
+        if "sync" in out:
+            out["sync"] = read_sync(out["sync"])
+        return cast(ClubDoc, out)
 
-    def club_by_group(self, chat_id: int) -> Optional[dict]:
+    def club_by_group(self, chat_id: int) -> Optional[ClubDoc]:
         return self._render(self._call("club_by_group", self.clubs.find_one, {"$or": [
-            {"telegram_group_id": chat_id}, {"previous_group_ids": chat_id}]}))
+            {"telegram_group_id": tid_match(chat_id)}, {"previous_group_ids": chat_id}]}))
 
-    def club_by_id(self, club_id: str) -> Optional[dict]:
+    def club_by_id(self, club_id: str) -> Optional[ClubDoc]:
         return self._render(self._call("club_by_id", self.clubs.find_one, {"_id": club_id}))
 
-    def club_by_username(self, username: str) -> Optional[dict]:
+    def club_by_username(self, username: str) -> Optional[ClubDoc]:
+        # Telegram usernames are case-insensitive (so is the embedded backend's look-up)
+        name = re.escape(username.lstrip("@"))
         return self._render(self._call("club_by_username", self.clubs.find_one,
-                                       {"username": username.lstrip("@")}))
+                                       {"username": {"$regex": f"^{name}$", "$options": "i"}}))
 
-    def all_clubs(self) -> List[dict]:
-        return [self._render(d) for d in self._call(
-            "all_clubs", lambda: list(self.clubs.find({}).sort("telegram_group_id", 1)))]
+    def all_clubs(self) -> List[ClubDoc]:
+        docs = [self._render(d) for d in self._call(  # a club with no Telegram group is the app's
+            "all_clubs", lambda: list(self.clubs.find({"telegram_group_id": {"$nin": [None]}})))]
+        return sorted((d for d in docs if d is not None and d.get("telegram_group_id") is not None),
+                      key=lambda d: d["telegram_group_id"])
 
     def club_index(self, known: Optional[Dict[str, int]] = None) -> ClubIndex:
         """Cold start: one query. Re-warm: one query for versions, one more only for the clubs
@@ -174,20 +176,26 @@ class MongoStore(Counted):
             have = {d["_id"] for d in heads}
         out = ClubIndex()
         for d in docs:
-            self.members.remember(d["_id"], {m["telegram_id"] for m in d.get("members") or []})
-            out.clubs.append({"_id": d["_id"], "telegram_group_id": d["telegram_group_id"],
-                              "name": d.get("name"), "username": d.get("username"), "previous_group_ids": d.get("previous_group_ids") or [],
+            gid = as_tid(d.get("telegram_group_id"))
+            if gid is None:  # the app's club, with no Telegram group (yet)
+                continue
+            tids = [(as_tid(m.get("telegram_id")), m) for m in d.get("members") or [] if isinstance(m, dict)]
+            self.members.remember(d["_id"], {t for t, _ in tids if t is not None})
+            out.clubs.append({"_id": d["_id"], "telegram_group_id": gid,
+                              "name": d.get("name"), "username": d.get("username"),
+                              "previous_group_ids": d.get("previous_group_ids") or [],
                               "sync": d.get("sync") or {}, "version": d.get("version", 0),
-                              "active": [m["telegram_id"] for m in d.get("members") or []
-                                         if m.get("status") == "active"]})
+                              "active": [t for t, m in tids if t is not None and m.get("status") == "active"]})
         if known:
             out.removed = [c for c in known if c not in have]
         return out
 
     def create_club(self, chat_id: int, name: str, created_by: Optional[str], sync: Dict[str, Any],
-                    username: Optional[str] = None) -> Tuple[dict, bool]:
+                    username: Optional[str] = None) -> Tuple[ClubDoc, bool]:
+        form = self.forms["clubs"]
         doc = {"_id": new_id("club"), "name": name, "telegram_group_id": chat_id,
-               "created_by": created_by, "members": [], "sync": dict(sync), "version": 0}
+               "created_by": created_by, "members": [], "sync": {k: form.out(v) for k, v in sync.items()},
+               "version": 0}
         if username:
             doc["username"] = username
         existing = self.club_by_group(chat_id)
@@ -199,19 +207,20 @@ class MongoStore(Counted):
         except StoreConflict:
             existing = self.club_by_group(chat_id)
             if existing is None:  # pragma: no cover - a delete raced us
-                raise StoreError(f"club for chat {chat_id} vanished while being created")
+                raise StoreError(f"club for chat {chat_id} vanished while being created") from None
             return existing, False
 
     def update_sync(self, club_id: str, fields: Dict[str, Any], guard_at: Optional[datetime] = None) -> bool:
         flt: Dict[str, Any] = {"_id": club_id}
         if guard_at is not None:
-            flt["$or"] = [{"sync.bot_status_at": {"$lte": guard_at}}, {"sync.bot_status_at": None}]
-        upd = {"$set": {f"sync.{k}": v for k, v in fields.items()}, "$inc": {"version": 1}}
+            flt["$or"] = [*time_cmp("sync.bot_status_at", "$lte", guard_at), {"sync.bot_status_at": None}]
+        form = self.forms["clubs"]
+        upd = {"$set": {f"sync.{k}": form.out(v) for k, v in fields.items()}, "$inc": {"version": 1}}
         return self._call("update_sync", self.clubs.update_one, flt, upd).matched_count > 0
 
     def claim_welcome(self, club_id: str, token: Optional[str] = None) -> bool:
         """True for the one caller who should post the welcome, and again for the same token: a
-        retry whose first claim reached the store but whose reply was lost (issue 12.6)."""
+        retry whose first claim reached the store but whose reply was lost."""
         sets: Dict[str, Any] = {"sync.welcome_posted": True}
         if token is not None:
             sets["sync.welcome_claim"] = token
@@ -250,15 +259,18 @@ class MongoStore(Counted):
     def _upsert_account(self, p: Person, at: datetime, keep_names: bool = False) -> str:
         from pymongo import ReturnDocument
 
-        f = account_fields(p, at)
+        form = self.forms["users"]
+        f = {k: form.out(v) for k, v in account_fields(p, at).items()}
+        f.pop("telegram_id")  # set on insert only: an id the app stored as a string stays one
+        new = {"_id": new_id("user"), "telegram_id": p.id, "created_at": form.out(at)}
         if keep_names:
-            upd = {"$setOnInsert": {"_id": new_id("user"), **f, "username": None, "last_name": None,
-                                    "language_code": None, "created_at": at}}
+            upd = {"$setOnInsert": {**new, **f, "username": None, "last_name": None,
+                                    "language_code": None}}
         else:
-            upd = {"$set": f, "$setOnInsert": {"_id": new_id("user"), "created_at": at}}
+            upd = {"$set": f, "$setOnInsert": new}
         for _ in range(RETRIES):  # two processes upserting one new user: the loser retries as an update
             try:
-                doc = self._call("upsert_user", self.users.find_one_and_update, {"telegram_id": p.id}, upd,
+                doc = self._call("upsert_user", self.users.find_one_and_update, {"telegram_id": tid_match(p.id)}, upd,
                                  upsert=True, return_document=ReturnDocument.AFTER, projection={"_id": 1})
                 return doc["_id"]
             except StoreConflict:
@@ -268,12 +280,13 @@ class MongoStore(Counted):
     def upsert_user(self, p: Person, at: datetime) -> str:
         return self._upsert_account(p, at)
 
-    def user_by_telegram_id(self, tid: int) -> Optional[dict]:
-        return self._call("user_by_telegram_id", self.users.find_one, {"telegram_id": tid})
+    def user_by_telegram_id(self, tid: int) -> Optional[UserDoc]:
+        doc = read_user(self._call("user_by_telegram_id", self.users.find_one, {"telegram_id": tid_match(tid)}))
+        return cast(Optional[UserDoc], doc)
 
     def set_dm_blocked(self, tid: int, blocked: bool, at: datetime) -> bool:
-        r = self._call("set_dm_blocked", self.users.update_one, {"telegram_id": tid},
-                       {"$set": {"dm_blocked": blocked, "updated_at": at}})
+        r = self._call("set_dm_blocked", self.users.update_one, {"telegram_id": tid_match(tid)},
+                       {"$set": {"dm_blocked": blocked, "updated_at": self.forms["users"].out(at)}})
         return r.matched_count > 0
 
 
@@ -285,7 +298,7 @@ class MongoStore(Counted):
 
 
     # -- departures, log, erasure --------------------------------------------------------------------
-    def departures_for(self, club_id: str, tids: Iterable[int]) -> Dict[int, dict]:
+    def departures_for(self, club_id: str, tids: Iterable[int]) -> Dict[int, DepartureDoc]:
         want = set(tids)
         rows = self._call("departures_for", lambda: list(self.departures.find({"club_id": club_id})))
         return {d["telegram_id"]: d for d in rows if d["telegram_id"] in want}
@@ -294,33 +307,43 @@ class MongoStore(Counted):
         return self._call("prune_departures", self.departures.delete_many,
                           {"at": {"$lt": now - timedelta(days=TOMBSTONE_DAYS)}}).deleted_count
 
-    def forget_preview(self, tid: int) -> Dict[str, Any]:
-        clubs = [{"club_id": d["_id"], "name": d.get("name"), "telegram_group_id": d["telegram_group_id"]}
+    def forget_preview(self, tid: int) -> ForgetReport:
+        clubs: List[ClubRef] = [{"club_id": d["_id"], "name": d.get("name"),
+                                 "telegram_group_id": as_tid(d.get("telegram_group_id"))}
                  for d in self._call("forget_preview", lambda: list(self.clubs.find(
-                     {"members.telegram_id": tid}, {"name": 1, "telegram_group_id": 1})))]
+                     {"members.telegram_id": tid_match(tid)}, {"name": 1, "telegram_group_id": 1})))]
         user = self.user_by_telegram_id(tid)
         deps = self._call("forget_preview", self.departures.count_documents, {"telegram_id": tid})
+        kept = app_account(user)
         created = self._call("forget_preview", self.clubs.count_documents,
-                             {"created_by": user["_id"]}) if user else 0
-        return {"clubs": clubs, "accounts": 1 if user else 0, "departures": deps, "created_by_cleared": created}
+                             {"created_by": user["_id"], "telegram_group_id": {"$type": "number"}}) \
+            if user and not kept else 0
+        return {"clubs": clubs, "accounts": 1 if user else 0, "departures": deps, "created_by_cleared": created,
+                "app_account_kept": user["_id"] if user is not None and kept else None}
 
-    def forget(self, tid: int) -> Dict[str, Any]:
+    def forget(self, tid: int) -> ForgetReport:
         self.settle()  # this process's outbox entries first, so the collection holds them
         self.members.forget_hint(tid)
         rep = self.forget_preview(tid)
         user = self.user_by_telegram_id(tid)
-        if user is not None:
-            self._call("forget", self.clubs.update_many, {"created_by": user["_id"]}, {"$set": {"created_by": None}})
+        if user is not None and app_account(user):  # the app's account: only its Telegram fields go
+            self._call("forget", self.users.update_one, {"_id": user["_id"]},
+                       {"$unset": dict.fromkeys(TELEGRAM_ACCOUNT_KEYS, "")})
+        elif user is not None:
+            self._call("forget", self.clubs.update_many, {"created_by": user["_id"],
+                                                          "telegram_group_id": {"$type": "number"}},
+                       {"$set": {"created_by": None}})
         self._call("forget", self.clubs.update_many, {"$or": [
-            {"members.telegram_id": tid}, {"departed_ids": tid}, {"log_pending.telegram_id": tid}]},
-            {"$pull": {"members": {"telegram_id": tid}, "departed_ids": tid,
+            {"members.telegram_id": tid_match(tid)}, {"departed_ids": tid}, {"log_pending.telegram_id": tid}]},
+            {"$pull": {"members": {"telegram_id": tid_match(tid)}, "departed_ids": tid,
                        "log_pending": {"telegram_id": tid}}, "$inc": {"version": 1}})
         for d in self._call("forget", lambda: list(self.clubs.find({"log_pending.actor": tid}, {"_id": 1}))):
             self._actor_erased(d["_id"], tid)
-        self._call("forget", self.users.delete_many, {"telegram_id": tid})
+        self._call("forget", self.users.delete_many, {"telegram_id": tid_match(tid)})
         self._call("forget", self.departures.delete_many, {"telegram_id": tid})
         self._call("forget", self.log.delete_many, {"telegram_id": tid})
         self._call("forget", self.activity.delete_many, {"telegram_id": tid})
+        self._call("forget", self.db.requests.delete_many, {"telegram_id": tid})
         self._call("forget", self.log.update_many, {"actor": tid}, {"$set": {"actor": None}})
         # again, last: another process moving its outbox read the person's entry before the pull
         # above and inserts it a round trip later (it reads the outbox, not its memory, so only
@@ -364,7 +387,7 @@ class MongoStore(Counted):
                     "reconciles": self.reconciles.count_documents({})}
         return self._call("counts", run)
 
-    def export(self) -> Dict[str, List[dict]]:
+    def export(self) -> Documents:
         from tgsync_cli.stores.mongo_copy import export_all
 
         return export_all(self)
@@ -375,18 +398,31 @@ class MongoStore(Counted):
         return import_all(self, docs)
 
     def check(self) -> List[str]:
-        want = {"clubs": [("telegram_group_id",)], "users": [("telegram_id",)],
-                "departures": [("club_id", "telegram_id")]}
-        missing = []
-        for name, keys in want.items():
-            info = self._call("check", self._db[name].index_information)
-            have = {tuple(k for k, _ in spec["key"]) for spec in info.values()}
-            missing += [f"missing index {name}.{'+'.join(k)}" for k in keys if k not in have]
-        return missing
+        from tgsync_cli.stores.mongo_indexes import missing_unique
+
+        return [f"missing index {label}" for label in self._call("check", missing_unique, self._db)]
 
 
-def open_mongo(uri: str, database: str, create: bool = True, client=None) -> MongoStore:
+# the account fields tgsync writes; anything else on an account is the app's
+TELEGRAM_ACCOUNT_KEYS = ("telegram_id", "username", "first_name", "last_name", "language_code", "dm_blocked")
+TGSYNC_ACCOUNT_KEYS = ("_id", *TELEGRAM_ACCOUNT_KEYS, "created_at", "updated_at")
+
+
+def app_account(user: Optional[Mapping[str, Any]]) -> bool:
+    """An account that holds the app's fields too (an email, a phone): forget keeps it."""
+    return user is not None and any(k not in TGSYNC_ACCOUNT_KEYS for k in user)
+
+
+def open_mongo(uri: str, database: Optional[str] = None, create: bool = True, client=None,
+               time_format: str = "auto") -> MongoStore:
+    """The database the URI names (else `database`, else the default). With `create`, a
+    database with none of the app's collections gets every index (tgsync is creating it); one
+    that has them must have tgsync's unique indexes already (`tgsync store init`), else this
+    refuses in one line. Read-only opens only note it (`index_warning`)."""
+    from tgsync_cli.stores.mongo_database import database_for
+
     label = redact_uri(uri)
+    name = database_for(uri, database)
     if client is None:
         import pymongo
 
@@ -395,10 +431,36 @@ def open_mongo(uri: str, database: str, create: bool = True, client=None) -> Mon
                                          connect=False)
         except Exception as exc:
             raise ConfigError(f"store.uri {label} is not a valid MongoDB URI ({cause(exc)})") from exc
-    store = MongoStore(client[database], label, client)
-    if create:
-        try:
-            store.ensure_indexes()
-        except Exception as exc:
-            raise StoreUnavailable(f"{label}: cannot reach the database ({cause(exc)})") from exc
+    store = MongoStore(client[name], label, client)
+    try:
+        prepare(store, name, create, time_format)
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreUnavailable(f"{label}: cannot reach the database ({cause(exc)})") from exc
     return store
+
+
+def prepare(store: MongoStore, name: str, create: bool, time_format: str) -> None:
+    from tgsync_cli.stores import mongo_indexes
+    from tgsync_cli.stores.mongo_shapes import detect, null_containers
+
+    db = store._db
+    store.forms.update(detect(db, time_format))  # the dict the parts share
+    fresh = mongo_indexes.is_fresh(db)
+    if fresh:  # no app collections: tgsync creates the database (a reader finds nothing yet)
+        if create:
+            mongo_indexes.ensure(db)
+        return
+    missing = [m for m in mongo_indexes.missing_unique(db) if m.split(".")[0] in mongo_indexes.APP_COLLECTIONS]
+    if missing:  # refused before anything is written
+        text = (f"{store.uri_label}: database {name!r} lacks tgsync's indexes ({', '.join(missing)}); "
+                "run `tgsync store init` once to create them")
+        if create:
+            raise StoreError(text)
+        store.index_warning = text
+        return
+    if create:  # tgsync's own collections are its own; the app's got theirs from `store init`
+        mongo_indexes.ensure(db, only=[c for c in {w.collection for w in mongo_indexes.WANTED}
+                                       if c not in mongo_indexes.APP_COLLECTIONS])
+        null_containers(db)
