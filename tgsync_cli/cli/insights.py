@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Optional
 
 import typer
-from rich.markup import escape
 from typing_extensions import Annotated
 
 from tgsync_cli.app import insights
@@ -79,4 +78,4 @@ def stats(chat: Annotated[str, typer.Argument(help="chat id, @username or club_ 
     for part in render_insights.stats_parts(view):
         render.console.print(part)
     if png:
-        render.console.print(f"chart written to {escape(png)}")
+        render.console.print(render.line(f"chart written to {png}"))

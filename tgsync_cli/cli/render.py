@@ -1,9 +1,11 @@
 """Rendering only: Rich tables for people, JSON/CSV for machines. No logic lives here.
 
-Every text that came from Telegram or a file (names, titles, posts, notes) is a `Text`, never a
-markup string: a member called `[reverse]Cyrus[/reverse]` or `Asel [/]` is shown as typed, and
-cannot restyle the operator's screen or crash the table. Ids and times are what an operator
-types next, so their columns never truncate; the other columns fold instead.
+Every text that came from Telegram or a file (names, titles, posts, notes, invite links) goes
+through `plain`: a member called `[reverse]Cyrus[/reverse]`, `:smile:` or `\\x1b[2J` is shown as
+typed, cannot restyle, clear or retitle the operator's screen, and a right-to-left override
+cannot reorder the line. Ids and times are what an operator types next, so their columns never
+truncate; the other columns wrap at word boundaries, and when the terminal is too narrow for
+every column's longest word the least useful columns are left out and the table says which.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import json
 import re
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -23,16 +26,34 @@ err_console = Console(stderr=True)
 
 CELL_LIMIT = 300  # characters of one untrusted text shown in a cell; the rest is cut with "…"
 
+# C0 (tab and newline included: one value is one line), DEL, C1, and the bidirectional
+# controls that make a terminal reorder what follows (U+202E shows "gpj.exe" as "exe.jpg")
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_WORD_CAP = 16  # a single "word" longer than this may fold: a 300-character token never fits
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+def _visible(match: "re.Match[str]") -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe_text(value: Any, limit: int = CELL_LIMIT) -> str:
+    """Untrusted text as a bounded string with every control character spelt out (`\\x1b`,
+    `\\u202e`), for the places that print plain strings (error lines, logs)."""
+    s = "" if value is None else str(value)
+    s = s if len(s) <= limit else s[:limit] + "…"
+    return _UNSAFE.sub(_visible, s)
 
 
 def plain(value: Any, limit: int = CELL_LIMIT) -> Text:
     """Untrusted text as a literal Rich Text (no markup, no emoji codes, terminal control
     characters shown as `\\x1b` rather than obeyed), bounded."""
-    s = "" if value is None else str(value)
-    s = s if len(s) <= limit else s[:limit] + "…"
-    return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s))
+    return Text(safe_text(value, limit))
+
+
+def lines_text(parts: Iterable[Any]) -> Text:
+    """Several literal values as one multi-line cell: our newlines, never a name's."""
+    return Text("\n").join(plain(p) for p in parts)
 
 
 def line(*parts: Any, style: Optional[str] = None) -> Text:
@@ -40,7 +61,7 @@ def line(*parts: Any, style: Optional[str] = None) -> Text:
     out = Text(style=style or "")
     for p in parts:
         if isinstance(p, tuple):
-            out.append(plain(p[0]).plain, style=p[1])
+            out.append(safe_text(p[0]), style=p[1])
         else:
             out.append_text(plain(p) if not isinstance(p, Text) else p)
     return out
@@ -50,20 +71,104 @@ def note(label: str, text: Any, style: str = "yellow") -> Text:
     return line((f"{label}: ", style), text)
 
 
+class FitTable:
+    """A table laid out for the width it is printed at: every column keeps its header and its
+    longest word (ids and times whole); when they do not all fit, the columns named in `drop`
+    (least useful first) are left out and the caption says which."""
+
+    def __init__(self, title: Any, columns: Sequence[str], rows: List[List[Text]], keep: Sequence[str],
+                 drop: Sequence[str], styles: Optional[List[Optional[str]]], justify: Dict[str, str],
+                 caption: Optional[str], kwargs: Dict[str, Any]) -> None:
+        self.title, self.columns, self.rows = title, list(columns), rows
+        self.keep, self.drop, self.styles, self.justify = set(keep), list(drop), styles, justify
+        self.caption, self.kwargs = caption, kwargs
+
+    def layout(self, width: int) -> Table:
+        shown = list(range(len(self.columns)))
+        need = {i: self._need(i) for i in shown}
+        natural = {i: self._natural(i) for i in shown}
+        dropped: List[str] = []
+        for name in self.drop:
+            if self._fits(shown, need, width):
+                break
+            if name in self.columns and len(shown) > 1:
+                shown.remove(self.columns.index(name))
+                dropped.append(name)
+        t = self._table(shown, dropped)
+        room = width - self._overhead(t)
+        widths = _distribute({i: need[i] for i in shown}, natural, room)
+        for col, i in zip(t.columns, shown):
+            if self.columns[i] in self.keep:
+                col.min_width = need[i]
+            else:
+                col.width = widths[i]
+        return t
+
+    def _table(self, shown: List[int], dropped: List[str]) -> Table:
+        caption = self.caption
+        if dropped:
+            more = f"not shown at this width: {', '.join(dropped)} (a wider terminal, --json or --csv show them)"
+            caption = f"{caption}\n{more}" if caption else more
+        t = Table(title=plain(self.title) if self.title is not None else None,
+                  caption=Text(caption) if caption else None, **self.kwargs)
+        for i in shown:
+            name = self.columns[i]
+            t.add_column(name, no_wrap=name in self.keep, overflow="fold",
+                         justify=self.justify.get(name, "left"))  # type: ignore[arg-type]
+        for n, r in enumerate(self.rows):
+            t.add_row(*[r[i] for i in shown], style=(self.styles[n] if self.styles else None))
+        return t
+
+    def _fits(self, shown: List[int], need: Dict[int, int], width: int) -> bool:
+        t = self._table(shown, [])
+        return sum(need[i] for i in shown) + self._overhead(t) <= width
+
+    @staticmethod
+    def _overhead(t: Table) -> int:
+        return t._extra_width + sum(t._get_padding_width(i) for i in range(len(t.columns)))
+
+    def _cells(self, i: int) -> List[str]:
+        return [self.columns[i]] + [r[i].plain for r in self.rows]
+
+    def _natural(self, i: int) -> int:
+        return max(len(ln) for c in self._cells(i) for ln in (c.split("\n") or [""]))
+
+    def _need(self, i: int) -> int:
+        if self.columns[i] in self.keep:
+            return self._natural(i)
+        longest = max((len(w) for c in self._cells(i)[1:] for w in c.split()), default=0)
+        return max(len(self.columns[i]), min(longest, _WORD_CAP))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.layout(options.max_width)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement.get(console, options, self.layout(options.max_width))
+
+
+def _distribute(need: Dict[int, int], natural: Dict[int, int], room: int) -> Dict[int, int]:
+    """Each column its need; what is left makes whole the columns that need least to be whole,
+    and the rest goes to the widest (the one that wraps anyway)."""
+    widths = dict(need)
+    spare = room - sum(widths.values())
+    for i in sorted(widths, key=lambda k: natural[k] - widths[k]):
+        grow = min(max(natural[i] - widths[i], 0), max(spare, 0))
+        widths[i] += grow
+        spare -= grow
+    return widths
+
+
 def table(title: Any, columns: Sequence[str], rows: Iterable[Sequence[Any]], keep: Sequence[str] = (),
-          styles: Optional[List[Optional[str]]] = None, **kwargs) -> Table:
-    """A table whose `keep` columns (ids, times) are never cut; cells are literal text."""
-    rows = [[c if isinstance(c, Text) else plain(c) for c in r] for r in rows]
-    t = Table(title=plain(title), **kwargs)
-    for i, col in enumerate(columns):
-        if col in keep:
-            width = max([len(col)] + [r[i].cell_len for r in rows])
-            t.add_column(col, no_wrap=True, min_width=width)
-        else:
-            t.add_column(col, overflow="fold")
-    for n, r in enumerate(rows):
-        t.add_row(*r, style=(styles[n] if styles else None))
-    return t
+          styles: Optional[List[Optional[str]]] = None, drop: Optional[Sequence[str]] = None,
+          justify: Optional[Dict[str, str]] = None, caption: Optional[str] = None,
+          **kwargs: Any) -> FitTable:
+    """A table whose `keep` columns (ids, times) are never cut; cells are literal text. `drop`
+    lists the columns to leave out, least useful first, when the terminal is narrow (default:
+    the others from the right, the first column last)."""
+    cells = [[c if isinstance(c, Text) else plain(c) for c in r] for r in rows]
+    if drop is None:
+        drop = [c for c in reversed(columns[1:]) if c not in keep]
+    return FitTable(title, columns, cells, keep, drop, styles, justify or {}, caption, kwargs)
 
 
 def print_json(obj: Any) -> None:
@@ -71,7 +176,7 @@ def print_json(obj: Any) -> None:
     print(json.dumps(obj, ensure_ascii=False, default=str))
 
 
-def roster_table(club: Dict[str, Any]) -> Table:
+def roster_table(club: Dict[str, Any]) -> FitTable:
     rows, styles = [], []
     for m in club["members"]:
         name = m.get("first_name") or ""
@@ -81,7 +186,7 @@ def roster_table(club: Dict[str, Any]) -> Table:
         styles.append(None if m["status"] == "active" else "dim")
     title = f"{club.get('name') or club['telegram_group_id']}  ({club['telegram_group_id']})"
     return table(title, ("telegram_id", "name", "role", "status", "source", "status_at"), rows,
-                 keep=("telegram_id", "status_at"), styles=styles)
+                 keep=("telegram_id", "status_at"), styles=styles, drop=("source", "status_at", "role"))
 
 
 ROSTER_COLUMNS = ["telegram_id", "username", "first_name", "role", "status", "source", "joined_at",
@@ -103,16 +208,35 @@ def clubs_csv(rows: List[Dict[str, Any]]) -> str:
     return _csv(CLUB_COLUMNS, flat)
 
 
-def _csv(cols: List[str], rows: Iterable[Dict[str, Any]]) -> str:
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell a spreadsheet would run as a formula (`=HYPERLINK(…)`, `@SUM(…)`, `+1+1`, a leading
+    tab or CR) gets a leading `'`, so it opens as the text it is; numbers stay numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.match(value):
+        return "'" + value
+    return value
+
+
+def csv_text(cols: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Every CSV tgsync writes: a header, then the rows with formula cells neutralised."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
     for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
+        w.writerow([csv_cell(v) for v in r])
     return buf.getvalue()
 
 
-def clubs_table(rows: List[Dict[str, Any]]) -> Table:
+def _csv(cols: List[str], rows: Iterable[Dict[str, Any]]) -> str:
+    return csv_text(cols, ([r.get(k) for k in cols] for r in rows))
+
+
+def clubs_table(rows: List[Dict[str, Any]]) -> FitTable:
     out = []
     for c in rows:
         s = c.get("sync") or {}
@@ -120,16 +244,18 @@ def clubs_table(rows: List[Dict[str, Any]]) -> Table:
         out.append([c["club_id"], c["telegram_group_id"], c.get("name") or "", c["active_members"], bot,
                     _s(s.get("total_members_telegram")), _s(c.get("drift")), _s(s.get("last_sync"))])
     return table("Clubs", ("club", "chat", "name", "active", "bot", "telegram", "drift", "last sync"),
-                 out, keep=("club", "chat", "last sync"))
+                 out, keep=("club", "chat", "last sync"),
+                 drop=("last sync", "telegram", "drift", "bot", "club"))
 
 
 EMPTY_STORE = ("no clubs in {store} yet: add the bot to a group while `tgsync serve` runs, or run "
                "`tgsync import-admins CHAT` for a group it is already in (try `tgsync demo` first)")
 
 
-def sent_table(sent: Iterable[Dict[str, Any]]) -> Table:
-    rows = [[s["chat"], s["text"], "\n".join(s.get("buttons") or [])] for s in sent]
-    return table("What the bot posted", ("to", "text", "button"), rows, keep=("to",))
+def sent_table(sent: Iterable[Dict[str, Any]]) -> FitTable:
+    rows = [[s["chat"], lines_text(str(s["text"]).split("\n")), lines_text(s.get("buttons") or [])]
+            for s in sent]
+    return table("What the bot posted", ("to", "text", "button"), rows, keep=("to",), drop=("button",))
 
 
 def _s(v: Any) -> str:

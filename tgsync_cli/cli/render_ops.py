@@ -11,7 +11,7 @@ from typing import Iterable, List
 from rich.table import Table
 from rich.text import Text
 
-from tgsync_cli.cli.render import plain, table
+from tgsync_cli.cli.render import lines_text, plain, table
 
 LEVEL_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
@@ -43,9 +43,11 @@ def reconcile_table(outcome) -> Table:
         drift = Text(_s(c.drift), style="bold red" if over else "")
         why = c.error if c.error else c.reason
         rows.append([c.name or c.club_id, c.chat_id, _s(c.total_members_telegram),
-                     _s(c.total_members_ayda), drift, "\n".join(changes) or "none", why])
-    return table(title, ("club", "chat", "telegram (incl. bot)", "ayda active", "drift", "changes", "why"),
-                 rows, keep=("chat",))
+                     _s(c.total_members_ayda), drift, lines_text(changes or ["none"]), why])
+    return table(title, ("club", "chat", "telegram", "ayda", "drift", "changes", "why"),
+                 rows, keep=("chat",), drop=("why", "telegram", "ayda"),
+                 justify={"telegram": "right", "ayda": "right", "drift": "right"},
+                 caption="telegram: members Telegram counts (incl. the bot); ayda: active in the roster")
 
 
 def history_summary(rep) -> Table:

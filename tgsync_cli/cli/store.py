@@ -23,7 +23,6 @@ def copy(source: Annotated[str, typer.Option("--from", help="store URI to read (
          json_out: JsonOpt = False) -> None:
     """Copy every club, account, log entry and departure note; running it twice changes nothing."""
     from rich.console import Console
-    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from tgsync_cli.stores import open_store
@@ -43,10 +42,12 @@ def copy(source: Annotated[str, typer.Option("--from", help="store URI to read (
     if json_out:
         print(json.dumps(rep.as_json()))
         return
-    Console().print(f"copied {rep.clubs} club(s), {rep.members} membership(s), {rep.users} account(s), "
+    from tgsync_cli.cli.render import line
+
+    Console().print(line(f"copied {rep.clubs} club(s), {rep.members} membership(s), {rep.users} account(s), "
                     f"{rep.membership_log} log entr{'y' if rep.membership_log == 1 else 'ies'}, "
-                    f"{rep.departures} departure note(s) from {escape(redact_uri(source))} "
-                    f"to {escape(redact_uri(target))}")
+                    f"{rep.departures} departure note(s) from {redact_uri(source)} "
+                         f"to {redact_uri(target)}"))
 
 
 def _scrub(text: str, *uris: str) -> str:
