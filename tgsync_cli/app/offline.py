@@ -71,16 +71,24 @@ class ReplayReport:
     notes: List[str] = field(default_factory=list)
 
 
+def open_updates(path: str | Path):
+    """The updates file, open for reading; a missing or unreadable one is refused in one line
+    (before any store is opened, so a typo never leaves an empty store behind)."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, not a file of Bot API updates")
+    try:
+        return p.open("rb")
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read ({exc.strerror or exc})") from None
+
+
 def replay(path: str | Path, store: Store, settings: Optional[Settings] = None,
            gateway=None) -> ReplayReport:
     """Apply every valid line; report every invalid one with its line number. Read as bytes, so a
     binary file, a line nested 200,000 deep or a 5,000-digit number is a per-line report, not a
     crash; a unique-key race with another process is retried, not a failure."""
-    p = Path(path)
-    try:
-        fh = p.open("rb")
-    except OSError as exc:
-        raise InputError(f"{p}: cannot read ({exc.strerror or exc})") from exc
+    fh = open_updates(path)
     engine = make_engine(store, gateway or OfflineGateway(), settings)
     report = ReplayReport()
     with fh:

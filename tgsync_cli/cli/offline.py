@@ -89,6 +89,7 @@ def replay(file: Annotated[str, typer.Argument(help="JSON Lines of Bot API Updat
            json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Apply Telegram Bot API updates offline; invalid lines are reported with their number."""
     settings = settings_for(config, store)
+    core.open_updates(file).close()  # a missing file is refused before a store is created
     with open_store_checked(settings) as st:
         report = core.replay(file, st, settings)
     if json_out:

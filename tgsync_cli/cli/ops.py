@@ -79,6 +79,8 @@ def import_history(file: Annotated[str, typer.Argument(help="Telegram Desktop ex
                                                      help="the group's chat id (-100…), @username or club_ id")],
                    no_verify: Annotated[bool, typer.Option(
                        "--no-verify", help="take the last evidence as status; do not ask Telegram")] = False,
+                   force: Annotated[bool, typer.Option(
+                       "--force", help="import an export of another chat into --chat anyway")] = False,
                    json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Add everyone who wrote in or joined the group, from a Telegram Desktop export.
 
@@ -86,11 +88,21 @@ def import_history(file: Annotated[str, typer.Argument(help="Telegram Desktop ex
     settings = settings_for(config, store)
     bar = render.ProgressBar("reading the export", unit="bytes")
     try:
-        with open_store_checked(settings) as st:
-            rep = ops.import_history_file(st, file, chat, not no_verify, core.utcnow(),
-                                          GATEWAY_FACTORY, settings, progress=bar.update)
+        scan = ops.scan_history_file(file, bar.update)  # a bad export: refused, nothing created
     finally:
         bar.close()
+    # a numeric CHAT may name a group with no club yet: route 7 creates it, and the store with it;
+    # a club_ id or @username names a club that must already be stored
+    create = chat.strip().lstrip("-").isdigit()
+    if create:  # an export of another group is refused before anything is created
+        ops.check_chat_matches(scan, int(chat), force)
+    if no_verify:
+        with open_store_checked(settings, create=create) as st:
+            rep = ops.import_scanned(st, scan, chat, False, core.utcnow(), None, settings, force)
+    else:
+        with GATEWAY_FACTORY(settings) as gw:  # credentials and login checked before any store
+            with open_store_checked(settings, create=create) as st:
+                rep = ops.import_scanned(st, scan, chat, True, core.utcnow(), gw, settings, force)
     if json_out:
         render.print_json(rep.as_json())
         return

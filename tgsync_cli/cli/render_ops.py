@@ -51,15 +51,20 @@ def reconcile_table(outcome) -> Table:
 
 
 def history_summary(rep) -> Table:
-    t = Table(title=plain(f"History import into {rep.chat_id}" + ("" if rep.verified else " (not verified)")))
+    """Every figure `--json` has, so the table never undercounts what was written."""
+    t = Table(title=plain(f"History import into {rep.chat_id} ({rep.club_id})"
+                          + ("" if rep.verified else " (not verified)")))
     t.add_column("")
     t.add_column("count", justify="right")
-    rows = [("messages read", rep.messages_read), ("candidates", rep.candidates),
-            ("added", rep.added), ("already known", rep.already_known),
-            ("active again", rep.reactivated), ("refused by Telegram", rep.refused),
-            ("skipped", rep.skipped)]
-    for label, n in rows:
-        t.add_row(label, str(n))
+    rows = [("messages read", rep.messages_read, None), ("candidates", rep.candidates, None),
+            ("added", rep.added, None),
+            ("  of them recorded as left (their last evidence is leaving)", rep.recorded_left, "dim"),
+            ("already known", rep.already_known, None), ("active again", rep.reactivated, None),
+            ("refused by Telegram", rep.refused, None), ("skipped", rep.skipped, None)]
+    if rep.club_created:
+        rows.insert(0, ("organizers (admins of the new club)", rep.organizers, None))
+    for label, n, style in rows:
+        t.add_row(label, str(n), style=style)
     for reason, n in rep.skip_reasons.items():
         t.add_row(plain(f"  skipped: {reason}"), str(n), style="dim")
     return t
