@@ -67,12 +67,18 @@ def explicit_store(store: Optional[str]) -> Optional[str]:
 
 
 def open_existing_store(settings: Settings):
-    """The configured store for a command that only reads or fixes what is there: a missing
-    one is an error naming it, never created."""
+    """The configured store for a command that fixes what is there: a missing one is an error
+    naming it, never created."""
     return open_store_checked(settings, create=False)
 
 
-def open_store_checked(settings: Settings, create: bool = True):
+def open_readonly_store(settings: Settings):
+    """The configured store for a command that only lists (roster, clubs, history, member,
+    stats): never created, never written, readable by a user who may not write it."""
+    return open_store_checked(settings, create=False, read_only=True)
+
+
+def open_store_checked(settings: Settings, create: bool = True, read_only: bool = False):
     """open_store, with a missing (create=False) or damaged store reported in one line naming
     the (redacted) URI and the cause (the store layer says both; this only adds the name where a
     driver's message lacks it)."""
@@ -80,7 +86,7 @@ def open_store_checked(settings: Settings, create: bool = True):
 
     label = redact_uri(settings.store.uri)
     try:
-        return open_store(settings.store.uri, settings.store.database, create=create)
+        return open_store(settings.store.uri, settings.store.database, create=create, read_only=read_only)
     except StoreError as exc:  # missing, damaged, unreachable, refused: say which store
         if label in str(exc):
             raise

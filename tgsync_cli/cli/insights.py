@@ -10,7 +10,7 @@ from typing_extensions import Annotated
 
 from tgsync_cli.app import insights
 from tgsync_cli.cli import render, render_insights
-from tgsync_cli.cli.base import ConfigOpt, JsonOpt, StoreOpt, app, guarded, open_existing_store, settings_for
+from tgsync_cli.cli.base import ConfigOpt, JsonOpt, StoreOpt, app, guarded, open_readonly_store, settings_for
 from tgsync_cli.core.rules import parse_iso
 from tgsync_cli.runtime.wiring import utcnow
 
@@ -32,7 +32,7 @@ def history(chat: Annotated[str, typer.Argument(help="chat id, @username or club
             json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Who joined, left, was kicked, promoted or demoted in a club, and how."""
     after = _since(since)
-    with open_existing_store(settings_for(config, store)) as st:  # reads only: never creates one
+    with open_readonly_store(settings_for(config, store)) as st:  # reads only: never creates one
         view = insights.club_history(st, chat, after)
     if json_out:
         render.print_json(view)
@@ -47,7 +47,7 @@ def member(telegram_id: Annotated[int, typer.Argument(help="the person's Telegra
     """One person across all clubs: account, memberships and their log."""
     if telegram_id <= 0:
         raise typer.BadParameter("a Telegram user id is a positive number", param_hint="TELEGRAM_ID")
-    with open_existing_store(settings_for(config, store)) as st:  # reads only: never creates one
+    with open_readonly_store(settings_for(config, store)) as st:  # reads only: never creates one
         view = insights.member_view(st, telegram_id)
     if json_out:
         render.print_json(view)
@@ -66,7 +66,7 @@ def stats(chat: Annotated[str, typer.Argument(help="chat id, @username or club_ 
           config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Per week: joined, left, kicked, net, active writers, joins per invite link and inviter."""
     end = _since(until, "--until") or utcnow()
-    with open_existing_store(settings_for(config, store)) as st:  # reads only: never creates one
+    with open_readonly_store(settings_for(config, store)) as st:  # reads only: never creates one
         view = insights.club_stats(st, chat, weeks, end)
     if png:
         from tgsync_cli.cli.plot import stats_png  # matplotlib only when asked

@@ -19,7 +19,7 @@ from tgsync_cli.cli.base import (
     explicit_store,
     guarded,
     lazy_module,
-    open_existing_store,
+    open_readonly_store,
     open_store_checked,
     settings_for,
 )
@@ -128,7 +128,7 @@ def roster(chat: Annotated[str, typer.Argument(help="chat id (-100…), @usernam
            json_out: JsonOpt = False, csv_out: CsvOpt = False,
            config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """The club's members from the store (never creates a store)."""
-    with open_existing_store(settings_for(config, store)) as st:
+    with open_readonly_store(settings_for(config, store)) as st:
         club = core.roster(st, chat)
     club["members"] = [m for m in club["members"] if _wanted(m, status, role, source, since)]
     if json_out:
@@ -151,7 +151,7 @@ def _wanted(m: dict, status, role, source, since) -> bool:
 def clubs(json_out: JsonOpt = False, csv_out: CsvOpt = False, config: ConfigOpt = None,
           store: StoreOpt = None) -> None:
     """Every club with its sync figures (never creates a store)."""
-    with open_existing_store(settings_for(config, store)) as st:
+    with open_readonly_store(settings_for(config, store)) as st:
         rows = core.clubs(st)
         label = st.uri_label
     if json_out:

@@ -9,18 +9,19 @@ from tgsync_cli.core.errors import ConfigError
 from tgsync_cli.stores.common import DEFAULT_DB, new_id, redact_uri
 
 
-def open_store(uri: str, database: str = DEFAULT_DB, *, create: bool = True):
-    """With `create=False` (read-only commands) a missing store is a StoreError naming the URI,
-    and nothing is created; a damaged one is a one-line StoreError naming URI and cause."""
+def open_store(uri: str, database: str = DEFAULT_DB, *, create: bool = True, read_only: bool = False):
+    """With `create=False` a missing store is a StoreError naming the URI, and nothing is
+    created; a damaged one is a one-line StoreError naming URI and cause. `read_only` (commands
+    that only list) never writes, so a store owned by another user can still be read."""
     if uri.startswith(("mongodb://", "mongodb+srv://")):
         from tgsync_cli.stores.mongo import open_mongo
 
-        return open_mongo(uri, database, create=create)
+        return open_mongo(uri, database, create=create and not read_only)
     if uri.startswith(("file:", "memory:")):
         from tgsync_cli.stores.sqlite import SqliteStore
         from tgsync_cli.stores.sqlite_schema import connect
 
-        conn, lock, label, owns = connect(uri, database, create)
+        conn, lock, label, owns = connect(uri, database, create and not read_only, read_only)
         store = SqliteStore(conn, label, lock)
         store._owns_conn = owns
         return store
