@@ -16,6 +16,7 @@ from typing import List, Optional
 
 import typer
 from typer.core import TyperCommand
+from typing_extensions import Annotated
 
 try:  # typer ≥ 0.20 vendors click
     from typer._click.exceptions import ClickException, UsageError  # noqa: F401 (ClickException: base.py)
@@ -148,6 +149,17 @@ def since_callback(value: Optional[str]):
 
 
 def telegram_id_callback(value: Optional[int]) -> Optional[int]:
+    """A person's Telegram id (a positive 64-bit number); else exit 2, before any store opens."""
     if value is not None and not 0 < value < 2 ** 63:
-        raise typer.BadParameter(f"{value}: a person's Telegram id is a positive 64-bit number")
+        raise typer.BadParameter(f"{_cut(str(value))}: a person's Telegram id is a positive 64-bit number",
+                                 param_hint="TELEGRAM_ID")
     return value
+
+
+# The one declaration of each positional every command shares: same check, same name in usage.
+ChatArg = Annotated[str, typer.Argument(metavar="CHAT", help="chat id (-100…), @username or club_ id",
+                                        callback=chat_callback, show_default=False)]
+LiveChatArg = Annotated[str, typer.Argument(metavar="CHAT", help="group chat id (-100…) or @username",
+                                            callback=live_chat_callback, show_default=False)]
+TelegramIdArg = Annotated[int, typer.Argument(metavar="TELEGRAM_ID", help="the person's Telegram user id",
+                                              callback=telegram_id_callback, show_default=False)]

@@ -10,6 +10,7 @@ from typing_extensions import Annotated
 
 from tgsync_cli.app import insights
 from tgsync_cli.cli import render, render_insights
+from tgsync_cli.cli.args import ChatArg, TelegramIdArg
 from tgsync_cli.cli.base import ConfigOpt, JsonOpt, StoreOpt, app, guarded, open_readonly_store, settings_for
 from tgsync_cli.core.rules import parse_iso
 from tgsync_cli.runtime.wiring import utcnow
@@ -27,7 +28,7 @@ def _since(text: Optional[str], option: str = "--since") -> Optional[datetime]:
 
 @app.command()
 @guarded
-def history(chat: Annotated[str, typer.Argument(help="chat id, @username or club_ id")],
+def history(chat: ChatArg,
             since: Annotated[Optional[str], typer.Option("--since", help="only changes from this date/time (UTC)")] = None,
             json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Who joined, left, was kicked, promoted or demoted in a club, and how."""
@@ -42,11 +43,9 @@ def history(chat: Annotated[str, typer.Argument(help="chat id, @username or club
 
 @app.command()
 @guarded
-def member(telegram_id: Annotated[int, typer.Argument(help="the person's Telegram user id")],
+def member(telegram_id: TelegramIdArg,
            json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """One person across all clubs: account, memberships and their log."""
-    if telegram_id <= 0:
-        raise typer.BadParameter("a Telegram user id is a positive number", param_hint="TELEGRAM_ID")
     with open_readonly_store(settings_for(config, store)) as st:  # reads only: never creates one
         view = insights.member_view(st, telegram_id)
     if json_out:
@@ -58,7 +57,7 @@ def member(telegram_id: Annotated[int, typer.Argument(help="the person's Telegra
 
 @app.command()
 @guarded
-def stats(chat: Annotated[str, typer.Argument(help="chat id, @username or club_ id")],
+def stats(chat: ChatArg,
           weeks: Annotated[int, typer.Option("--weeks", min=1, max=520, help="how many ISO weeks, newest last")] = 12,
           json_out: JsonOpt = False,
           until: Annotated[Optional[str], typer.Option("--until", help="the last week shown holds this date (default: today)")] = None,

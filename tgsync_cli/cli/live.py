@@ -14,7 +14,7 @@ from rich.table import Table
 from typing_extensions import Annotated
 
 from tgsync_cli.cli import render
-from tgsync_cli.cli.args import live_chat_callback
+from tgsync_cli.cli.args import LiveChatArg
 from tgsync_cli.cli.base import (
     ConfigOpt,
     JsonOpt,
@@ -37,8 +37,7 @@ class Queue(str, enum.Enum):
     celery = "celery"
 
 
-ChatArg = Annotated[str, typer.Argument(help="group chat id (-100…) or @username",
-                                        callback=live_chat_callback)]
+ChatArg = LiveChatArg
 
 
 @app.command()

@@ -10,7 +10,7 @@ import typer
 from typing_extensions import Annotated
 
 from tgsync_cli.cli import render
-from tgsync_cli.cli.args import chat_callback, choice_callback, since_callback
+from tgsync_cli.cli.args import ChatArg, choice_callback, since_callback
 from tgsync_cli.cli.base import (
     ConfigOpt,
     JsonOpt,
@@ -112,8 +112,7 @@ def replay(file: Annotated[str, typer.Argument(help="JSON Lines of Bot API Updat
 
 @app.command()
 @guarded
-def roster(chat: Annotated[str, typer.Argument(help="chat id (-100…), @username or club_ id",
-                                               callback=chat_callback)],
+def roster(chat: ChatArg,
            status: Annotated[Optional[str], typer.Option(
                "--status", help="active, left or kicked",
                callback=choice_callback("active", "left", "kicked"))] = None,

@@ -10,7 +10,7 @@ import typer
 from typing_extensions import Annotated
 
 from tgsync_cli.cli import render, render_ops
-from tgsync_cli.cli.args import chat_callback, history_chat_callback, telegram_id_callback
+from tgsync_cli.cli.args import TelegramIdArg, chat_callback, history_chat_callback
 from tgsync_cli.cli.base import (
     ConfigOpt,
     JsonOpt,
@@ -130,8 +130,7 @@ def doctor(json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt 
 
 @app.command()
 @guarded
-def forget(telegram_id: Annotated[int, typer.Argument(help="the person's Telegram user id",
-                                                     callback=telegram_id_callback)],
+def forget(telegram_id: TelegramIdArg,
            yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
            json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Erase the account and every membership of one person (data-protection requests)."""

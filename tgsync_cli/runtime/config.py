@@ -166,9 +166,13 @@ def _read_toml(file: Path) -> dict:
         with file.open("rb") as fh:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: not valid TOML ({exc})") from exc
+        raise ConfigError(f"{file}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:  # a binary file, or another encoding than UTF-8
+        raise ConfigError(f"{file}: not a TOML text file (not UTF-8 at byte {exc.start})") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{file}: is a directory, not a config file") from None
     except OSError as exc:
-        raise ConfigError(f"{file}: cannot read ({exc.strerror})") from exc
+        raise ConfigError(f"{file}: cannot read ({exc.strerror})") from None
 
 
 def _apply(values, section: str, key: str, v: Any, where: str) -> None:
