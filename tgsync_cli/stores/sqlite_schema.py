@@ -119,8 +119,7 @@ def connect(uri: str, database: str, create: bool,
     path = os.path.expanduser(path)
     db = os.path.join(path, DB_FILE.format(database=database))
     if os.path.exists(path) and not os.path.isdir(path):
-        raise StoreError(f"store {uri}: {path} is a file, not a store directory (a store is a "
-                         "directory; name another path, or move the file away)")
+        raise StoreError(f"store {uri} is damaged: {path} is a file, not the store's directory")
     exists = _exists(db, uri)
     if not exists:
         if not create:
