@@ -204,6 +204,8 @@ def _open_read_only(db: str, path: str, uri: str) -> sqlite3.Connection:
     except sqlite3.OperationalError as exc:
         if os.access(path, os.W_OK) or "readonly" not in str(exc) and "unable to open" not in str(exc):
             raise StoreError(f"store {uri} is busy or damaged ({exc})") from None
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"store {uri} is damaged or not a tgsync store ({exc})") from None
     wal = db + "-wal"
     if os.path.exists(wal) and os.path.getsize(wal) > 0:
         raise StoreError(_denied(uri, path, "write") + " (a running tgsync has changes not yet in the "
