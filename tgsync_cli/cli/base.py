@@ -57,8 +57,8 @@ def _root(config: ConfigOpt = None, store: StoreOpt = None,
     setup_logging(level="warning", library_level="critical", compact=True)
 
 
-def settings_for(config: Optional[str], store: Optional[str]) -> Settings:
-    return load_settings(config or _global["config"], store=store or _global["store"])
+def settings_for(config: Optional[str], store: Optional[str], warn=None) -> Settings:
+    return load_settings(config or _global["config"], store=store or _global["store"], warn=warn)
 
 
 def explicit_store(store: Optional[str]) -> Optional[str]:

@@ -7,6 +7,7 @@ module level: `tgsync --help` and the offline commands must not pay for loading 
 from __future__ import annotations
 
 import enum
+import logging
 from typing import Optional
 
 import typer
@@ -15,6 +16,8 @@ from typing_extensions import Annotated
 
 from tgsync_cli.cli import render
 from tgsync_cli.cli.args import LiveChatArg
+from tgsync_cli.core.errors import TgsyncError
+from tgsync_cli.entry import EarlyStop, now_stopping
 from tgsync_cli.cli.base import (
     ConfigOpt,
     JsonOpt,
@@ -48,18 +51,52 @@ def serve(log_json: Annotated[bool, typer.Option("--log-json", help="JSON log li
           config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Run the bot: follow joins, leaves, messages and registrations live.
 
-    SIGINT/SIGTERM apply or save pending work, then exit 0."""
-    from tgsync_cli.runtime import (
-        serve as runtime,  # pyrogram's handler machinery only when serving
-    )
+    SIGINT/SIGTERM apply or save pending work, then exit 0 (also while still starting)."""
+    json_logs = log_json
+    try:
+        # JSON from the first line when asked on the command line; the config may ask too
+        setup_logging(json_lines=json_logs, level="info", library_level="warning")
+        from tgsync_cli.runtime import (
+            serve as runtime,  # pyrogram's handler machinery only when serving
+        )
 
-    settings = settings_for(config, store)
-    setup_logging(json_lines=log_json or settings.log.json, level=settings.log.level,
-                  library_level="warning")
-    json_logs = log_json or settings.log.json
-    code = runtime.serve(settings, queue.value if queue else None,
-                         on_started=lambda report: _show_startup(report, json_logs))
+        said: list = []  # warnings about the config: logged once the log format is known
+        settings = settings_for(config, store, warn=said.append)
+        json_logs = log_json or settings.log.json
+        setup_logging(json_lines=json_logs, level=settings.log.level, library_level="warning")
+        for text in said:
+            logging.getLogger("tgsync.config").warning("%s", text.removeprefix("warning: "))
+        code = runtime.serve(settings, queue.value if queue else None,
+                             on_started=lambda report: _show_startup(report, json_logs),
+                             on_stopping=now_stopping)
+    except (KeyboardInterrupt, EarlyStop):  # SIGINT/SIGTERM before serve's own handlers: nothing taken yet
+        _stopped_while_starting()
+        code = 0
+    except TgsyncError as exc:
+        if not json_logs:
+            raise
+        _fatal_json(exc)
     raise typer.Exit(code)
+
+
+def _stopped_while_starting() -> None:
+    """One line, the same status as a stop at any later moment; a second signal while saying
+    it changes nothing."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    logging.getLogger("tgsync.serve").warning("stopped while starting: nothing was taken from Telegram",
+                                              extra={"event": "stopped"})
+
+
+def _fatal_json(exc: TgsyncError) -> None:
+    """In JSON mode the last line is JSON too: a log collector parses every line."""
+    from tgsync_cli.runtime.config import redact
+
+    logging.getLogger("tgsync.serve").critical("%s", redact(" ".join(str(exc).split())),
+                                               extra={"event": "fatal"})
+    raise typer.Exit(exc.exit_code)
 
 
 def _show_startup(report, json_logs: bool = False) -> None:

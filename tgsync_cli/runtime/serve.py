@@ -103,13 +103,14 @@ class Runtime:
 
     def __init__(self, *, client, loop: asyncio.AbstractEventLoop, engine: Engine, pipeline,
                  bot_id: int, on_started: Optional[Callable[[StartupReport], None]] = None,
-                 drain_timeout: float = 30.0):
+                 drain_timeout: float = 30.0, on_stopping: Optional[Callable[[], None]] = None):
         self.client = client
         self.loop = loop
         self.engine = engine
         self.pipeline = pipeline
         self.bot_id = bot_id
         self.on_started = on_started
+        self.on_stopping = on_stopping  # told once stopping begins: a later signal only waits for it
         self.drain_timeout = drain_timeout  # then what is left is spooled, not lost
         self.accepting = True
         self.late = 0  # updates that arrived after the stop request (still kept)
@@ -176,8 +177,11 @@ class Runtime:
             return
         self._stop_requested = True
         self.accepting = False
-        log.info("%s: draining %d pending events", reason, self.pipeline.backlog(),
-                 extra={"event": "shutdown", "backlog": self.pipeline.backlog()})
+        if self.on_stopping:
+            self.on_stopping()
+        if self.started.is_set():  # while still connecting there is nothing to drain: one line then
+            log.info("%s: draining %d pending events", reason, self.pipeline.backlog(),
+                     extra={"event": "shutdown", "backlog": self.pipeline.backlog()})
         self.loop.call_soon_threadsafe(self._stop.set)
 
     def run(self) -> int:
@@ -227,8 +231,11 @@ class Runtime:
                     await self.client.stop()
                 except Exception as exc:  # the work is drained; a failed disconnect is not fatal
                     log.warning("disconnect failed: %s", type(exc).__name__)
-            for s in signals:
+            if self.on_stopping:
+                self.on_stopping()
+            for s, before in signals.items():
                 self.loop.remove_signal_handler(s)
+                signal.signal(s, before)  # whoever started us handles a late signal again
         log.info("stopped: %s events applied, %d spooled for the next start, %d arrived while "
                  "stopping", getattr(self.pipeline, "applied", "?"), self.spooled, self.late,
                  extra={"event": "stopped", "backlog": self.spooled})
@@ -252,19 +259,23 @@ class Runtime:
             return True
         connect.cancel()
         await asyncio.wait({connect}, timeout=1.0)
-        for task in asyncio.all_tasks():  # pyrogram's half-started session tasks
-            if task is not asyncio.current_task():
-                task.cancel()
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:  # pyrogram's half-started session tasks
+            task.cancel()
+        if others:  # let them unwind, so closing the loop finds none pending (one line, no noise)
+            await asyncio.wait(others, timeout=1.0)
         return False
 
-    def _install_signals(self) -> list:
-        installed = []
+    def _install_signals(self) -> dict:
+        """SIGINT/SIGTERM → request_stop; returns the handlers they replace, restored at the end."""
+        installed: dict = {}
         if threading.current_thread() is not threading.main_thread():
             return installed
         for sig in (signal.SIGINT, signal.SIGTERM):
+            before = signal.getsignal(sig)
             try:
                 self.loop.add_signal_handler(sig, self.request_stop, sig.name)
-                installed.append(sig)
+                installed[sig] = before
             except (NotImplementedError, RuntimeError, ValueError):  # platforms without it
                 pass
         return installed
@@ -281,7 +292,8 @@ def spool_path(settings: Settings) -> Path:
 
 
 def build_runtime(settings: Settings, queue: Optional[str] = None,
-                  on_started: Optional[Callable[[StartupReport], None]] = None) -> Runtime:
+                  on_started: Optional[Callable[[StartupReport], None]] = None,
+                  on_stopping: Optional[Callable[[], None]] = None) -> Runtime:
     """Settings → client, gateway, engine, pipeline. Credentials are checked first of all."""
     t = settings.telegram
     check_credentials(t.api_id, t.api_hash, t.bot_token)
@@ -301,12 +313,13 @@ def build_runtime(settings: Settings, queue: Optional[str] = None,
                             flush_seconds=settings.sync.last_seen_flush_seconds,
                             spool_path=str(spool), **extra)
     return Runtime(client=client, loop=loop, engine=engine, pipeline=pipeline, bot_id=bot_id,
-                   on_started=on_started)
+                   on_started=on_started, on_stopping=on_stopping)
 
 
 def serve(settings: Settings, queue: Optional[str] = None,
-          on_started: Optional[Callable[[StartupReport], None]] = None) -> int:
-    runtime = build_runtime(settings, queue, on_started)
+          on_started: Optional[Callable[[StartupReport], None]] = None,
+          on_stopping: Optional[Callable[[], None]] = None) -> int:
+    runtime = build_runtime(settings, queue, on_started, on_stopping)
     try:
         return runtime.run()
     finally:
