@@ -29,7 +29,10 @@ CELL_LIMIT = 300  # characters of one untrusted text shown in a cell; the rest i
 # C0 (tab and newline included: one value is one line), DEL, C1, and the bidirectional
 # controls that make a terminal reorder what follows (U+202E shows "gpj.exe" as "exe.jpg")
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_WORD_CAP = 16  # a single "word" longer than this may fold: a 300-character token never fits
+# a single word longer than this may fold: in a column of what people typed (names, titles,
+# post texts), and in any other column (our own words: routes, statuses) past the second figure
+_WORD_CAP = 16
+_OUR_WORD_CAP = 24
 
 
 def _visible(match: "re.Match[str]") -> str:
@@ -78,10 +81,10 @@ class FitTable:
 
     def __init__(self, title: Any, columns: Sequence[str], rows: List[List[Text]], keep: Sequence[str],
                  drop: Sequence[str], styles: Optional[List[Optional[str]]], justify: Dict[str, str],
-                 caption: Optional[str], kwargs: Dict[str, Any]) -> None:
+                 caption: Optional[str], kwargs: Dict[str, Any], free: Sequence[str] = ()) -> None:
         self.title, self.columns, self.rows = title, list(columns), rows
         self.keep, self.drop, self.styles, self.justify = set(keep), list(drop), styles, justify
-        self.caption, self.kwargs = caption, kwargs
+        self.caption, self.kwargs, self.free = caption, kwargs, set(free)
 
     def layout(self, width: int) -> Table:
         shown = list(range(len(self.columns)))
@@ -94,6 +97,7 @@ class FitTable:
             if name in self.columns and len(shown) > 1:
                 shown.remove(self.columns.index(name))
                 dropped.append(name)
+        dropped.sort(key=self.columns.index)  # named in the table's own order
         t = self._table(shown, dropped)
         room = width - self._overhead(t)
         widths = _distribute({i: need[i] for i in shown}, natural, room)
@@ -137,7 +141,8 @@ class FitTable:
         if self.columns[i] in self.keep:
             return self._natural(i)
         longest = max((len(w) for c in self._cells(i)[1:] for w in c.split()), default=0)
-        return max(len(self.columns[i]), min(longest, _WORD_CAP))
+        cap = _WORD_CAP if self.columns[i] in self.free else _OUR_WORD_CAP
+        return max(len(self.columns[i]), min(longest, cap))
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         yield self.layout(options.max_width)
@@ -147,28 +152,38 @@ class FitTable:
 
 
 def _distribute(need: Dict[int, int], natural: Dict[int, int], room: int) -> Dict[int, int]:
-    """Each column its need; what is left makes whole the columns that need least to be whole,
-    and the rest goes to the widest (the one that wraps anyway)."""
+    """Each column its need; what is left is shared fairly: a column that needs less than its
+    share to be whole gets exactly that, the rest split what remains evenly."""
     widths = dict(need)
     spare = room - sum(widths.values())
-    for i in sorted(widths, key=lambda k: natural[k] - widths[k]):
-        grow = min(max(natural[i] - widths[i], 0), max(spare, 0))
-        widths[i] += grow
-        spare -= grow
+    waiting = sorted((i for i in widths if natural[i] > widths[i]), key=lambda k: natural[k] - widths[k])
+    while waiting and spare > 0:
+        share = spare // len(waiting)
+        first = waiting[0]
+        gap = natural[first] - widths[first]
+        if gap <= share:
+            widths[first] += gap
+            spare -= gap
+            waiting.pop(0)
+            continue
+        for n, i in enumerate(waiting):
+            widths[i] += share + (1 if n < spare - share * len(waiting) else 0)
+        break
     return widths
 
 
 def table(title: Any, columns: Sequence[str], rows: Iterable[Sequence[Any]], keep: Sequence[str] = (),
           styles: Optional[List[Optional[str]]] = None, drop: Optional[Sequence[str]] = None,
           justify: Optional[Dict[str, str]] = None, caption: Optional[str] = None,
-          **kwargs: Any) -> FitTable:
+          free: Sequence[str] = (), **kwargs: Any) -> FitTable:
     """A table whose `keep` columns (ids, times) are never cut; cells are literal text. `drop`
     lists the columns to leave out, least useful first, when the terminal is narrow (default:
-    the others from the right, the first column last)."""
+    the others from the right, the first column last). `free` names the columns of what people
+    typed, where a very long word may fold rather than push other columns out."""
     cells = [[c if isinstance(c, Text) else plain(c) for c in r] for r in rows]
     if drop is None:
         drop = [c for c in reversed(columns[1:]) if c not in keep]
-    return FitTable(title, columns, cells, keep, drop, styles, justify or {}, caption, kwargs)
+    return FitTable(title, columns, cells, keep, drop, styles, justify or {}, caption, kwargs, free)
 
 
 def print_json(obj: Any) -> None:
@@ -186,7 +201,8 @@ def roster_table(club: Dict[str, Any]) -> FitTable:
         styles.append(None if m["status"] == "active" else "dim")
     title = f"{club.get('name') or club['telegram_group_id']}  ({club['telegram_group_id']})"
     return table(title, ("telegram_id", "name", "role", "status", "source", "status_at"), rows,
-                 keep=("telegram_id", "status_at"), styles=styles, drop=("source", "status_at", "role"))
+                 keep=("telegram_id", "status_at"), styles=styles, drop=("source", "status_at", "role"),
+                 free=("name",))
 
 
 ROSTER_COLUMNS = ["telegram_id", "username", "first_name", "role", "status", "source", "joined_at",
@@ -245,7 +261,7 @@ def clubs_table(rows: List[Dict[str, Any]]) -> FitTable:
                     _s(s.get("total_members_telegram")), _s(c.get("drift")), _s(s.get("last_sync"))])
     return table("Clubs", ("club", "chat", "name", "active", "bot", "telegram", "drift", "last sync"),
                  out, keep=("club", "chat", "last sync"),
-                 drop=("last sync", "telegram", "drift", "bot", "club"))
+                 drop=("last sync", "telegram", "drift", "bot", "club"), free=("name",))
 
 
 EMPTY_STORE = ("no clubs in {store} yet: add the bot to a group while `tgsync serve` runs, or run "
@@ -253,9 +269,10 @@ EMPTY_STORE = ("no clubs in {store} yet: add the bot to a group while `tgsync se
 
 
 def sent_table(sent: Iterable[Dict[str, Any]]) -> FitTable:
-    rows = [[s["chat"], lines_text(str(s["text"]).split("\n")), lines_text(s.get("buttons") or [])]
-            for s in sent]
-    return table("What the bot posted", ("to", "text", "button"), rows, keep=("to",), drop=("button",))
+    rows = [[lines_text([s.get("recipient") or "", s["chat"]]), lines_text(str(s["text"]).split("\n")),
+             lines_text(s.get("buttons") or [])] for s in sent]
+    return table("What the bot posted", ("to", "text", "button"), rows, drop=("button",),
+                 free=("to", "text", "button"))
 
 
 def _s(v: Any) -> str:

@@ -43,7 +43,8 @@ def history_table(view: Dict[str, Any]) -> FitTable:
     if not view["entries"]:
         caption = "no changes recorded" + (f" since {view['since']}" if view.get("since") else "")
     return table(_title(view, "membership history"), HISTORY_COLUMNS, rows, keep=("time (UTC)",),
-                 drop=("invite link", "by", "from → to", "route"), caption=caption)
+                 drop=("invite link", "by", "from → to", "route"), caption=caption,
+                 free=("member", "invite link"))
 
 
 MEMBERSHIP_COLUMNS = ("club", "chat", "role", "status", "source", "joined_at", "status_at")
@@ -64,10 +65,12 @@ def member_parts(view: Dict[str, Any]) -> List[Any]:
     acc = view.get("account") or {}
     fields = [[k, acc[k]] for k in ("_id", "username", "first_name", "last_name", "created_at", "dm_blocked")
               if k in acc] or [["account", "none (only memberships)"]]
-    head = table(f"Telegram user {view['telegram_id']}", ("field", "value"), fields, show_header=False)
+    head = table(f"Telegram user {view['telegram_id']}", ("field", "value"), fields, show_header=False,
+                 free=("value",))
     ms = table("Memberships", MEMBERSHIP_COLUMNS, membership_rows(view), keep=("chat", "status_at"),
-               drop=("joined_at", "source", "chat", "status_at"))
-    log = table("Log", LOG_COLUMNS, log_rows(view), keep=("time (UTC)",), drop=("from → to", "route"))
+               drop=("joined_at", "source", "chat", "status_at"), free=("club",))
+    log = table("Log", LOG_COLUMNS, log_rows(view), keep=("time (UTC)",), drop=("from → to", "route"),
+                free=("club",))
     return [head, ms, log]
 
 
@@ -93,7 +96,8 @@ def _inviter(view: Dict[str, Any], key: str) -> str:
 def stats_parts(view: Dict[str, Any]) -> List[Any]:
     numbers = {c: "right" for c in ("joined", "left", "kicked", "net", "writers", "drift")}
     t = table(_title(view, "per week"), STATS_COLUMNS, stats_rows(view), keep=("week of",),
-              justify=numbers, drop=("joins by inviter", "joins by link", "drift"))
+              justify=numbers, drop=("joins by inviter", "joins by link", "drift"),
+              free=("joins by link", "joins by inviter"))
     parts: List[Any] = [t, chart(view["weeks"])]
     if view.get("quiet_hint"):
         parts.append(line(("note: ", "yellow"), view["quiet_hint"]))

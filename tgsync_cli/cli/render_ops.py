@@ -45,7 +45,7 @@ def reconcile_table(outcome) -> Table:
         rows.append([c.name or c.club_id, c.chat_id, _s(c.total_members_telegram),
                      _s(c.total_members_ayda), drift, lines_text(changes or ["none"]), why])
     return table(title, ("club", "chat", "telegram", "ayda", "drift", "changes", "why"),
-                 rows, keep=("chat",), drop=("why", "telegram", "ayda"),
+                 rows, keep=("chat",), drop=("why", "telegram", "ayda"), free=("club",),
                  justify={"telegram": "right", "ayda": "right", "drift": "right"},
                  caption="telegram: members Telegram counts (incl. the bot); ayda: active in the roster")
 
@@ -72,7 +72,8 @@ def history_summary(rep) -> Table:
 
 def doctor_table(checks) -> Table:
     rows = [[c.name, Text(c.level, style=LEVEL_STYLE.get(c.level, "")), c.detail, c.fix] for c in checks]
-    return table("tgsync doctor", ("check", "", "detail", "fix"), rows)
+    return table("tgsync doctor", ("check", "status", "detail", "fix"), rows, keep=("status",),
+                 drop=(), free=("check", "detail", "fix"))
 
 
 def forget_lines(rep, preview: bool = False) -> List[str]:
