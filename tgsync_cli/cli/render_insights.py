@@ -99,15 +99,28 @@ def stats_parts(view: Dict[str, Any]) -> List[Any]:
               justify=numbers, drop=("joins by inviter", "joins by link", "drift"),
               free=("joins by link", "joins by inviter"))
     parts: List[Any] = [t, chart(view["weeks"])]
+    joins = joins_rows(view)
+    if joins:
+        parts.append(table("Joins in these weeks by invite link and by inviter", ("by", "who", "joins"),
+                           joins, justify={"joins": "right"}, free=("who",), drop=()))
     if view.get("quiet_hint"):
         parts.append(line(("note: ", "yellow"), view["quiet_hint"]))
     return parts
 
 
+def joins_rows(view: Dict[str, Any]) -> List[List[Any]]:
+    totals = view.get("totals") or {}
+    links = sorted((totals.get("joins_by_link") or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    people = sorted((totals.get("joins_by_inviter") or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    return ([["invite link", k, n] for k, n in links]
+            + [["inviter", _inviter(view, k), n] for k, n in people])
+
+
 def chart(rows: List[Dict[str, Any]], width: int = 40) -> Table:
     """Net change and active writers per week as bars: growth at a glance in any terminal."""
     peak = max([abs(r["net"]) for r in rows] + [r["active_writers"] for r in rows] + [1])
-    t = Table(title="net change (green/red) and active writers (blue)", show_header=False, box=None)
+    t = Table(title="net change (green/red) and active writers (blue)", show_header=False, box=None,
+              min_width=60)
     t.add_column("week", no_wrap=True)
     t.add_column("bars")
     for r in rows:
