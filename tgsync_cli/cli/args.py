@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import re
 from difflib import get_close_matches
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 from typing_extensions import Annotated
 
 try:  # typer ≥ 0.20 vendors click
@@ -57,6 +57,16 @@ class Command(TyperCommand):
         reordered = options + (["--"] + positionals if positionals else [])
         return super().parse_args(ctx, reordered)
 
+    def collect_usage_pieces(self, ctx) -> List[str]:
+        """`tgsync roster [OPTIONS] CHAT`, as README and the error messages spell it (Typer
+        writes a required argument as `{CHAT}`)."""
+        return [p[1:-1] if p.startswith("{") and p.endswith("}") else p
+                for p in super().collect_usage_pieces(ctx)]
+
+    def format_help(self, ctx, formatter) -> None:
+        _plain_flags(self.get_params(ctx))
+        super().format_help(ctx, formatter)
+
     @staticmethod
     def _no_such_option(ctx, name: str, parser) -> None:
         known = list(parser._long_opt) + list(ctx.help_option_names)
@@ -65,10 +75,31 @@ class Command(TyperCommand):
         raise UsageError(f"No such option: {_cut(name)}{hint}", ctx=ctx)
 
 
+class Group(TyperGroup):
+    """`tgsync -h` and `tgsync store -h`: flags without `<bool>`, as in every command's help."""
+
+    def format_help(self, ctx, formatter) -> None:
+        _plain_flags(self.get_params(ctx))
+        super().format_help(ctx, formatter)
+
+
 def use_command_class(app: typer.Typer) -> None:
-    """Every registered command parses with `Command`."""
+    """Every registered command parses with `Command`, sub-apps' (`store copy`) included."""
     for info in app.registered_commands:
         info.cls = Command
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            use_command_class(group.typer_instance)
+
+
+def _plain_flags(params) -> None:
+    """A flag takes no value: its help row shows no `<bool>` (`--json`, not `--json <bool>`);
+    a positional's name (CHAT, FILE) already says what it is, so no `<str>` either."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+        elif param.param_type_name == "argument":
+            param.display_type_rich = lambda ctx: None
 
 
 # -- values ----------------------------------------------------------------------------------
@@ -130,6 +161,17 @@ def choice_callback(*allowed: str):
         raise typer.BadParameter(f"{_cut(value)!r}: expected one of {', '.join(allowed)}{hint}")
 
     return check
+
+
+def choice_option(name: str, help: str, *allowed: str, metavar: Optional[str] = None) -> Any:
+    """An option with a fixed set of values: shown as `[a|b|c]` in help (or, for a long list,
+    a METAVAR and the values in the help text), completed by the shell, checked with a
+    did-you-mean."""
+    if metavar is not None:
+        help = f"{help}: {', '.join(allowed)}"
+    return typer.Option(name, help=help, metavar=metavar or "[" + "|".join(allowed) + "]",
+                        callback=choice_callback(*allowed),
+                        autocompletion=lambda incomplete="": [a for a in allowed if a.startswith(incomplete)])
 
 
 def since_callback(value: Optional[str]):

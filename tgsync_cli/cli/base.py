@@ -10,15 +10,18 @@ from typing import Optional
 import typer
 from typing_extensions import Annotated
 
+from tgsync_cli.cli.args import Group
 from tgsync_cli.core.errors import StoreError, TgsyncError
 from tgsync_cli.runtime.config import Settings, load_settings, redact
 
-app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(cls=Group, no_args_is_help=True, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]},
                   help="Keep a running club's Ayda Run roster in step with its Telegram group.")
 
-ConfigOpt = Annotated[Optional[str], typer.Option("--config", help="config file (default ./tgsync.toml)")]
-StoreOpt = Annotated[Optional[str], typer.Option("--store", help="store URI: mongodb://…, file:PATH, memory:")]
+ConfigOpt = Annotated[Optional[str], typer.Option("--config", metavar="PATH",
+                                                  help="config file (default ./tgsync.toml)")]
+StoreOpt = Annotated[Optional[str], typer.Option("--store", metavar="URI",
+                                                 help="store URI: mongodb://…, file:PATH, memory:")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine output on stdout")]
 
 _global = {"config": None, "store": None}
@@ -47,9 +50,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(config: ConfigOpt = None, store: StoreOpt = None,
-          verbose: Annotated[bool, typer.Option("--verbose", "-v",
+          verbose: Annotated[bool, typer.Option("--verbose", "-v", metavar="",
                                                 help="log what tgsync and its libraries do")] = False,
-          version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+          version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, metavar="",
                                                 help="print the version and exit")] = False) -> None:
     _global["config"], _global["store"], _global["verbose"] = config, store, verbose
     # one-shot commands: our warnings; a library's trouble reaches the operator as the cause in

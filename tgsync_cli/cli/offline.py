@@ -10,7 +10,7 @@ import typer
 from typing_extensions import Annotated
 
 from tgsync_cli.cli import render
-from tgsync_cli.cli.args import ChatArg, choice_callback, since_callback
+from tgsync_cli.cli.args import ChatArg, choice_option, since_callback
 from tgsync_cli.cli.base import (
     ConfigOpt,
     JsonOpt,
@@ -113,16 +113,14 @@ def replay(file: Annotated[str, typer.Argument(help="JSON Lines of Bot API Updat
 @app.command()
 @guarded
 def roster(chat: ChatArg,
-           status: Annotated[Optional[str], typer.Option(
-               "--status", help="active, left or kicked",
-               callback=choice_callback("active", "left", "kicked"))] = None,
-           role: Annotated[Optional[str], typer.Option(
-               "--role", help="organizer or member", callback=choice_callback("organizer", "member"))] = None,
-           source: Annotated[Optional[str], typer.Option(
-               "--source", help="how they were found: " + ", ".join(SOURCES),
-               callback=choice_callback(*SOURCES))] = None,
+           status: Annotated[Optional[str], choice_option(
+               "--status", "only members with this status", "active", "left", "kicked")] = None,
+           role: Annotated[Optional[str], choice_option(
+               "--role", "only organizers or only members", "organizer", "member")] = None,
+           source: Annotated[Optional[str], choice_option(
+               "--source", "only those found this way", *SOURCES, metavar="SOURCE")] = None,
            since: Annotated[Optional[str], typer.Option(
-               "--since", help="status changed on or after this date (UTC), e.g. 2025-03-01",
+               "--since", metavar="DATE", help="status changed on or after this date (UTC), e.g. 2025-03-01",
                callback=since_callback)] = None,
            json_out: JsonOpt = False, csv_out: CsvOpt = False,
            config: ConfigOpt = None, store: StoreOpt = None) -> None:

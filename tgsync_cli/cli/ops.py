@@ -42,7 +42,8 @@ GATEWAY_FACTORY = _live_gateway
 
 @app.command()
 @guarded
-def reconcile(chat: Annotated[Optional[str], typer.Argument(help="chat id (-100…), @username or club_ id",
+def reconcile(chat: Annotated[Optional[str], typer.Argument(metavar="CHAT", show_default=False,
+                                                         help="chat id (-100…), @username or club_ id",
                                                          callback=chat_callback)] = None,
               all_clubs: Annotated[bool, typer.Option("--all", help="every club in the store")] = False,
               threshold: Annotated[Optional[int], typer.Option(

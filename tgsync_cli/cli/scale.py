@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from typing_extensions import Annotated
 
-from tgsync_cli.cli.args import choice_callback
+from tgsync_cli.cli.args import choice_option
 from tgsync_cli.cli.base import ConfigOpt, app, guarded, settings_for, setup_logging
 from tgsync_cli.core.errors import ConfigError, TgsyncError
 
@@ -25,8 +25,7 @@ def _shared_store(value):
 @guarded
 def worker(concurrency: Annotated[int, typer.Option("--concurrency", min=1,
                                                    help="worker processes (threads with --pool threads)")] = 1,
-           pool: Annotated[str, typer.Option("--pool", help="prefork | threads | solo",
-                                             callback=choice_callback("prefork", "threads", "solo"))] = "prefork",
+           pool: Annotated[str, choice_option("--pool", "worker pool", "prefork", "threads", "solo")] = "prefork",
            config: ConfigOpt = None,
            store: Annotated[Optional[str], typer.Option("--store", callback=_shared_store,
                                               help="store URI: mongodb://… or file:PATH")] = None) -> None:

@@ -7,11 +7,12 @@ import json
 import typer
 from typing_extensions import Annotated
 
+from tgsync_cli.cli.args import Group
 from tgsync_cli.cli.base import JsonOpt, app, guarded
 from tgsync_cli.core.errors import TgsyncError
 from tgsync_cli.stores.common import DEFAULT_DB, redact_uri
 
-store_app = typer.Typer(no_args_is_help=True, help="Work on a whole store (copy it to another).")
+store_app = typer.Typer(cls=Group, no_args_is_help=True, help="Work on a whole store (copy it to another).")
 app.add_typer(store_app, name="store")
 
 
