@@ -211,9 +211,9 @@ from tgsync_cli.sim.faults import FaultyStore
 from tgsync_cli.stores.documents import open_store
 
 store = open_store(sys.argv[1])
-engine = Engine(store, OfflineGateway(9000), MemoryMemberCache(), bot_id=9000)
-engine.start()
 faults = FaultyStore(store)
+engine = Engine(faults, OfflineGateway(9000), MemoryMemberCache(), bot_id=9000)
+engine.start()
 pipe = Pipeline(engine, spool_path=sys.argv[2], backoff=(0.05, 0.05), forget_poll_seconds=0.05)
 pipe.start()
 faults.fail_for(3600)  # the store is unreachable from this serve: its events wait in memory

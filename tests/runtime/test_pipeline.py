@@ -5,7 +5,7 @@ import time
 from datetime import datetime, timedelta
 
 from tests.worlds import engine_with_club
-from tgsync_cli.core.errors import StoreUnavailable
+from tgsync_cli.core.errors import StoreConflict, StoreUnavailable
 from tgsync_cli.core.events import (
     ChatRef,
     MemberState,
@@ -24,16 +24,22 @@ T0 = datetime(2025, 5, 1, 6, 0)
 
 
 class FlakyStore:
-    """Fails the next `n` store calls, as a MongoDB outage would."""
+    """A store that fails its next `fail_next` calls, as a MongoDB outage would."""
 
     def __init__(self, store):
         self.store, self.fail_next = store, 0
-        store.before_call = self._maybe_fail
 
-    def _maybe_fail(self, name):
-        if self.fail_next > 0:
-            self.fail_next -= 1
-            raise StoreUnavailable(f"injected failure in {name}")
+    def __getattr__(self, name):
+        value = getattr(self.store, name)
+        if not callable(value):
+            return value
+
+        def call(*args, **kwargs):
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                raise StoreUnavailable(f"injected failure in {name}")
+            return value(*args, **kwargs)
+        return call
 
 
 def engine_on(store):
@@ -52,7 +58,7 @@ def spooled_writers(spool):
 def test_events_wait_out_a_store_outage_and_all_arrive(tmp_path):
     store = open_store("memory:")
     flaky = FlakyStore(store)
-    pipe = Pipeline(engine_on(store), spool_path=str(tmp_path / "spool.jsonl"), backoff=(0.001, 0.01))
+    pipe = Pipeline(engine_on(flaky), spool_path=str(tmp_path / "spool.jsonl"), backoff=(0.001, 0.01))
     pipe.start()
     flaky.fail_next = 7
     for e in writers(20):
@@ -67,7 +73,7 @@ def test_pending_events_are_spooled_at_shutdown_and_replayed_first_on_start(tmp_
     store = open_store("memory:")
     flaky = FlakyStore(store)
     spool = tmp_path / "spool.jsonl"
-    engine = engine_on(store)
+    engine = engine_on(flaky)
     pipe = Pipeline(engine, spool_path=str(spool), backoff=(0.01, 0.01))
     flaky.fail_next = 10**9  # the store stays down through shutdown
     pipe.start()
@@ -87,7 +93,7 @@ def test_stop_does_not_hang_when_the_store_is_down_and_the_queue_is_full(tmp_pat
     store = open_store("memory:")
     flaky = FlakyStore(store)
     spool = tmp_path / "spool.jsonl"
-    pipe = Pipeline(engine_on(store), max_pending=3, spool_path=str(spool), backoff=(30.0, 30.0))
+    pipe = Pipeline(engine_on(flaky), max_pending=3, spool_path=str(spool), backoff=(30.0, 30.0))
     flaky.fail_next = 10**9
     pipe.start()
     for e in writers(4):  # one in flight (waiting out a 30 s backoff) and a full queue
@@ -197,18 +203,16 @@ class RacingStore:
 
     def observe(self, club_id, obs):
         if not self.raced:
-            from pymongo.errors import DuplicateKeyError
-
             self.raced += 1
             self._store.observe(club_id, obs)  # the other process's write
-            raise DuplicateKeyError("E11000 duplicate key error collection: users")
+            raise StoreConflict("E11000 duplicate key error collection: users")
         return self._store.observe(club_id, obs)
 
 
 def test_two_processes_meeting_the_same_new_member_is_a_retry_not_a_failure(tmp_path):
     store = open_store("memory:")
-    engine = engine_on(store)
-    engine.store = racing = RacingStore(store)
+    racing = RacingStore(store)
+    engine = engine_on(racing)
     pipe = Pipeline(engine, spool_path=str(tmp_path / "spool.jsonl"))
     pipe.start()
     join = MemberStatusChanged(CHAT, Person(321, first_name="Dana"), MemberState("member"), T0)
@@ -225,7 +229,7 @@ class BrokenUntilFixed:
 
     def __init__(self, engine):
         self.engine = engine
-        self.__dict__.update({k: getattr(engine, k) for k in ("store", "cache", "last_seen")})
+        self.__dict__.update({k: getattr(engine, k) for k in ("store", "cache", "seen")})
 
     def __getattr__(self, name):
         return getattr(self.engine, name)
@@ -269,7 +273,7 @@ def test_a_spool_with_hostile_lines_replays_every_good_line_and_keeps_the_bad_on
                                 *good[1500:], hostile[3]]))
     flaky = FlakyStore(store)
     flaky.fail_next = 10 ** 9  # the store is down for this whole run
-    engine = Engine(store, OfflineGateway(), MemoryMemberCache(), bot_id=9000)
+    engine = Engine(flaky, OfflineGateway(), MemoryMemberCache(), bot_id=9000)
     second = Pipeline(engine, spool_path=str(spool), backoff=(0.01, 0.01))
     assert second.start() == 3000
     assert second.stop(timeout=0.2) == 3000
@@ -288,8 +292,9 @@ def test_a_spool_with_hostile_lines_replays_every_good_line_and_keeps_the_bad_on
 
 def test_last_seen_survives_a_store_outage_at_shutdown_through_the_spool(tmp_path):
     store = open_store("memory:")
+    flaky = FlakyStore(store)
     spool = tmp_path / "spool.jsonl"
-    engine = engine_on(store)
+    engine = engine_on(flaky)
     pipe = Pipeline(engine, spool_path=str(spool))
     pipe.start()
     for e in writers(2):
@@ -300,10 +305,10 @@ def test_last_seen_survives_a_store_outage_at_shutdown_through_the_spool(tmp_pat
     deadline = time.monotonic() + 10
     while pipe.backlog() and time.monotonic() < deadline:
         time.sleep(0.01)
-    FlakyStore(store).fail_next = 10 ** 9
+    flaky.fail_next = 10 ** 9
     pipe.stop(timeout=0.5)
     assert "LastSeen" in spool.read_text()
-    store.before_call = lambda name: None
+    flaky.fail_next = 0
     again = Pipeline(engine_on(store), spool_path=str(spool))
     again.start()
     again.stop(timeout=5)
@@ -385,13 +390,13 @@ def test_celery_mode_spools_last_seen_when_the_store_is_down_at_shutdown(tmp_pat
     from tgsync_cli.runtime.celery_queue import CeleryPipeline
 
     store = open_store("memory:")
+    flaky = FlakyStore(store)
     spool = tmp_path / "pending-events.jsonl"
-    engine = engine_on(store)
+    engine = engine_on(flaky)
     engine.handle(writers(1)[0])  # r0 is now a known, cached member
     pipe = CeleryPipeline(engine, spool_path=str(spool))
     pipe.start()
     pipe.submit(MessageSeen(CHAT, Person(100, first_name="r0"), T0 + timedelta(hours=3)))
-    flaky = FlakyStore(store)
     flaky.fail_next = 10 ** 9
     pipe.stop(timeout=1)
     assert oct(spool.stat().st_mode & 0o777) == "0o600" and "LastSeen" in spool.read_text()

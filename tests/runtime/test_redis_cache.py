@@ -102,7 +102,7 @@ def test_engine_on_redis_cache_hot_path_makes_no_store_call(url, prefix, tmp_pat
         for i in range(20):
             e.handle(MessageSeen(CHAT, ANNA, T0 + timedelta(minutes=2 + i)))
         assert store.ops == before
-        assert e.last_seen[(e.club(CHAT.id).club_id, ANNA.id)] == T0 + timedelta(minutes=21)
+        assert e.seen.newest((e.club(CHAT.id).club_id, ANNA.id)) == T0 + timedelta(minutes=21)
     finally:
         e.cache.close()
         store.close()

@@ -21,11 +21,11 @@ from tests.pyrogram_offline import (FAKE_API_HASH, FAKE_BOT_TOKEN, T0, offline_c
                                      user, wire)
 from tgsync_cli.app import make_engine
 from tgsync_cli.cli import app
-from tgsync_cli.core.errors import StoreUnavailable
 from tgsync_cli.core.events import MemberState, Person
 from tgsync_cli.core.gateway import BotIdentity, ChatMemberInfo
 from tgsync_cli.runtime.pipeline import Pipeline
 from tgsync_cli.runtime.serve import MESSAGES, Runtime, StartupReport, privacy_mode_of
+from tgsync_cli.sim.faults import FaultyStore
 from tgsync_cli.stores import open_store
 
 P = raw.types
@@ -272,16 +272,11 @@ def test_sigterm_drains_pending_work_then_exits_0(pyro, tmp_path):
 def test_with_the_store_down_at_shutdown_pending_events_are_spooled_and_replayed_first(pyro, tmp_path):
     store, tg = open_store("memory:"), Telegram()
     spool = tmp_path / "session" / "pending-events.jsonl"
-    runtime, _ = lifecycle_rig(store, tg, spool, drain_timeout=0.2)
-    down = []
-
-    def outage(name):
-        if down:
-            raise StoreUnavailable(f"injected outage in {name}")
-    store.before_call = outage
+    outage = FaultyStore(store)
+    runtime, _ = lifecycle_rig(outage, tg, spool, drain_timeout=0.2)
 
     def stop():
-        down.append(True)  # MongoDB goes away with two events still queued
+        outage.fail_for(3600)  # MongoDB goes away with two events still queued
         for handler, update in (("on_member_updated", pyro.join(2)),
                                 ("on_message", pyro.group_message(3))):
             asyncio.run_coroutine_threadsafe(getattr(runtime, handler)(None, update),
@@ -298,7 +293,7 @@ def test_with_the_store_down_at_shutdown_pending_events_are_spooled_and_replayed
         ("MemberStatusChanged", 2), ("MessageSeen", 3)]
     runtime.loop.close()
 
-    down.clear()  # MongoDB is back; the next start replays the spool before anything else
+    outage.heal()  # MongoDB is back; the next start replays the spool before anything else
     again, _ = lifecycle_rig(store, Telegram(), spool)
     t, errors = drive(again, [lambda: again.request_stop("SIGINT")])
     assert again.run() == 0

@@ -100,7 +100,7 @@ def run(events, before=None, from_event=0):
     store = open_store("memory:")
     faults = FaultyStore(store)
     tg = Telegram()
-    engine = Engine(store, tg, MemoryMemberCache(), bot_id=BOT.id)
+    engine = Engine(faults, tg, MemoryMemberCache(), bot_id=BOT.id)
     engine.start()
     retries = 0
     for i, ev in enumerate(events):
@@ -178,10 +178,10 @@ def test_a_roster_import_whose_bulk_write_fails_halfway_converges_when_retried(a
 
     store3 = open_store("memory:")
     faults3 = FaultyStore(store3)
-    engine = Engine(store3, Telegram(), MemoryMemberCache(), bot_id=BOT.id)
+    engine = Engine(faults3, Telegram(), MemoryMemberCache(), bot_id=BOT.id)
     engine.start()
     engine.handle(events[0])
-    faults3.fail_mid_bulk(applied, collection="clubs")
+    faults3.fail_mid_bulk(applied)
     with pytest.raises(StoreUnavailable):
         engine.handle(events[1])
     partial = store3.club_by_group(OLD.id)["members"]
@@ -197,7 +197,7 @@ def test_an_account_bulk_write_failing_halfway_leaves_no_second_account(applied)
     events = week()[:1] + [RosterObserved(OLD, tuple(RosterEntry(P[u], MEMBER) for u in (3, 4, 5)),
                                           at(3), "member_import")]
     reference = snapshot(run(events)[0])
-    store, _, faults, retries = run(events, before=lambda f: f.fail_mid_bulk(applied, collection="users"),
+    store, _, faults, retries = run(events, before=lambda f: f.fail_mid_bulk(applied),
                                     from_event=1)
     assert faults.injected["mid_bulk"] == 1 and retries == 1
     assert snapshot(store)["clubs"] == reference["clubs"]
@@ -209,7 +209,7 @@ def test_an_outage_of_two_seconds_holds_events_in_the_queue_and_loses_none(tmp_p
     clock = [0.0]
     store = open_store("memory:")
     faults = FaultyStore(store, clock=lambda: clock[0])
-    engine = Engine(store, Telegram(), MemoryMemberCache(), bot_id=BOT.id)
+    engine = Engine(faults, Telegram(), MemoryMemberCache(), bot_id=BOT.id)
     engine.start()
     slept = []
 
@@ -233,7 +233,7 @@ def test_an_outage_of_two_seconds_holds_events_in_the_queue_and_loses_none(tmp_p
 def test_nothing_failing_means_nothing_injected():
     store = open_store("memory:")
     faults = FaultyStore(store).fail_randomly(0.0, seed=1)
-    store.club_by_group(-1)
+    faults.club_by_group(-1)
     assert faults.calls == 1 and faults.total_injected == 0
 
 
@@ -244,7 +244,7 @@ def test_random_faults_are_reproducible_with_a_seed():
         out = []
         for _ in range(50):
             try:
-                store.club_by_group(-1)
+                faults.club_by_group(-1)
                 out.append(0)
             except StoreUnavailable:
                 out.append(1)

@@ -34,7 +34,7 @@ def test_a_restart_in_the_middle_of_an_outage_spools_and_replays_to_the_same_ros
     spool = tmp_path / "spool.jsonl"
 
     def process():
-        engine = Engine(store, SoakTelegram(9000), MemoryMemberCache(), bot_id=9000)
+        engine = Engine(faults, SoakTelegram(9000), MemoryMemberCache(), bot_id=9000)
         engine.start()
         return Pipeline(engine, spool_path=str(spool), backoff=(0.01, 0.05))
 

@@ -99,9 +99,9 @@ def test_a_stopped_process_leaves_its_outbox_to_the_next_cold_start(server):
 def test_a_reply_lost_after_the_write_still_logs_the_change_exactly_once(server):
     store = process(server)
     engine = engine_on(store)
-    FaultyStore(store).lose_reply_next(1, only={"observe"})
+    faulty = FaultyStore(store).lose_reply_next(1, only={"observe"})
     with pytest.raises(StoreUnavailable):
-        store.observe(club_id(store), join(8, T0 + timedelta(minutes=1)))
+        faulty.observe(club_id(store), join(8, T0 + timedelta(minutes=1)))
     store.observe(club_id(store), join(8, T0 + timedelta(minutes=1)))  # the caller's retry
     engine.flush()
     assert [e["to"]["status"] for e in store.membership_log(telegram_id=8)] == ["active"]
@@ -111,9 +111,9 @@ def test_a_reply_lost_after_the_write_still_logs_the_change_exactly_once(server)
 def test_a_failed_write_leaves_no_entry_behind(server):
     store = process(server)
     engine_on(store)
-    FaultyStore(store).fail_next(1, only={"observe"})
+    faulty = FaultyStore(store).fail_next(1, only={"observe"})
     with pytest.raises(StoreUnavailable):
-        store.observe(club_id(store), join(9, T0 + timedelta(minutes=1)))
+        faulty.observe(club_id(store), join(9, T0 + timedelta(minutes=1)))
     store.settle()
     assert store.membership_log(telegram_id=9) == [] and store.member(club_id(store), 9) is None
 

@@ -104,7 +104,7 @@ def per_clubs(root: str, counts=(10, 100, 1_000), members: int = 300) -> List[Di
                 e.handle(MessageSeen(chat, Person(m["telegram_id"]), T0 + timedelta(hours=1)))
         flush = _timed(e.flush)
         warm_same = _timed(e.start)
-        warm_query = _timed(lambda: store.club_index(dict(e._versions)))
+        warm_query = _timed(lambda: store.club_index(e.directory.versions()))
         for c in docs["clubs"][: max(1, n // 10)]:  # a tenth of the clubs gain a member
             e.handle(MemberStatusChanged(ChatRef(c["telegram_group_id"]), Person(5, first_name="J"),
                                          MemberState("member"), T0 + timedelta(hours=2)))

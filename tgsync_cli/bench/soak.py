@@ -70,7 +70,7 @@ def child(store_uri: str, spool: str, updates: str, start: int, cursor: str, pos
         cache = RedisMemberCache.from_url(redis_url, retry_seconds=0.2)
     else:
         cache = MemoryMemberCache()
-    engine = Engine(store, _PostLog(posts), cache, bot_id=9000)
+    engine = Engine(faults, _PostLog(posts), cache, bot_id=9000)
     engine.start()
     faults.fail_randomly(rate, seed=seed)
     faults.lose_replies_randomly(rate, seed=seed + 1)

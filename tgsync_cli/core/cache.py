@@ -7,7 +7,7 @@ The protocol is tiny so the Redis implementation (scale-out) can share it. Keys 
 from __future__ import annotations
 
 from time import monotonic
-from typing import Callable, Dict, Iterable, Protocol, Tuple
+from typing import Callable, Dict, Iterable, Optional, Protocol, Tuple
 
 Key = Tuple[str, int]
 
@@ -66,3 +66,11 @@ class MemoryMemberCache:
     def __len__(self) -> int:
         now = self._now()
         return sum(1 for e in self._c.values() if e > now)
+
+
+def cache_status(cache: MemberCache, club_id: str, telegram_id: int, status: Optional[str]) -> None:
+    """What the store answered, mirrored: active members are cached, anyone else is not."""
+    if status == "active":
+        cache.add(club_id, telegram_id)
+    else:
+        cache.evict(club_id, telegram_id)

@@ -2,36 +2,29 @@
 
 from __future__ import annotations
 
-import logging
-
-from tgsync_cli.core.errors import (
-    BotNotInChat,
-    TelegramError,
-    TelegramUnavailable,
-    UserNeverStarted,
-)
-from tgsync_cli.core.events import (
-    DeepLinkStart,
-    Person,
-)
-from tgsync_cli.core.models import ACTIVE
-from tgsync_cli.core.store import Observation
-from tgsync_cli.core.rules import (
-    club_status,
-    is_person,
-    parse_join_payload,
-)
-
-log = logging.getLogger("tgsync.engine")
+from tgsync_cli.core.cache import MemberCache, cache_status
+from tgsync_cli.core.clubs import BotSelf, ClubDirectory, Note
+from tgsync_cli.core.errors import BotNotInChat, TelegramError, TelegramUnavailable, UserNeverStarted
+from tgsync_cli.core.events import DeepLinkStart, Person
+from tgsync_cli.core.evidence import ACTIVE, Observation
+from tgsync_cli.core.gateway import TelegramGateway
+from tgsync_cli.core.rules import club_status, is_person, parse_join_payload
+from tgsync_cli.core.store import Store
 
 
-class DeepLinks:
-    """Part of Engine (see engine.py): relies on its store, gateway, cache and club map."""
+class DeepLinkHandler:
+    def __init__(self, clubs: ClubDirectory, store: Store, cache: MemberCache,
+                 gateway: TelegramGateway, me: BotSelf, note: Note) -> None:
+        self.clubs = clubs
+        self.store = store
+        self.cache = cache
+        self.gateway = gateway
+        self.me = me
+        self.note = note
 
-    # -- deep links (route 2) ---------------------------------------------------------------------
-    def on_start(self, ev: DeepLinkStart) -> None:
+    def __call__(self, ev: DeepLinkStart) -> None:
         user = ev.user
-        if not is_person(user, self.bot_id):
+        if not is_person(user, self.me.id):
             return
         if ev.payload is None:
             self._reply(user, "Hi! Open the registration button in your club's Telegram group to join it on Ayda Run.")
@@ -42,12 +35,12 @@ class DeepLinks:
             return
         # No Telegram lookup for an id with no club: anyone can type any payload, and a link
         # naming a migrated group's old id finds its club and follows Telegram's answer (tg)
-        info = self.club(chat_id, discover=False)
+        info = self.clubs.club(chat_id, discover=False)
         if info is None:
             self._reply(user, "This group is not registered with Ayda Run. Ask an organizer to add the bot.")
             return
         try:
-            state = self.tg(info, self.gateway.get_member, user.id).state
+            state = self.clubs.tg(info, self.gateway.get_member, user.id).state
         except TelegramUnavailable as exc:
             self.note(f"deep link from {user.id} skipped: {exc}")
             return
@@ -63,7 +56,7 @@ class DeepLinks:
             self._reply(user, f"Join {info.name} on Telegram first, then press the button again.")
             return
         out = self.store.observe(info.club_id, Observation(user, ACTIVE, None, ev.at, "manual_registration"))
-        self._cache_status(info.club_id, user.id, out.status or "left")
+        cache_status(self.cache, info.club_id, user.id, out.status or "left")
         if out.before == ACTIVE:
             self._reply(user, f"You are already registered in {info.name}.")
             return

@@ -1,20 +1,26 @@
-"""The sync engine: SPEC §3 applied to domain events, against three small protocols.
+"""The sync engine: the rules applied to domain events, against three small protocols.
 
 Store (system of record), TelegramGateway (questions to Telegram, posts) and MemberCache
-(known active members). The hot path — a message from a cached active member — is two dict
-lookups and a `last_seen` note in memory; everything else is the slow path.
+(known active members). The engine is made of named parts, each given what it uses:
+
+- `directory` (ClubDirectory): clubs by chat id, migrations, Telegram calls that follow them;
+- `seen` (SeenBuffer): message times held between flushes (the hot path's only write);
+- one handler per route, found through `handlers`, a table of event type → handler.
+
+The hot path — a message from a cached active member — is two dict lookups and a note in the
+seen-buffer; everything else is the slow path.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 from tgsync_cli.core.cache import MemberCache
-from tgsync_cli.core.club_lifecycle import ClubLifecycle
-from tgsync_cli.core.deep_links import DeepLinks
+from tgsync_cli.core.club_lifecycle import BotStatusHandler
+from tgsync_cli.core.clubs import BotSelf, ClubDirectory
+from tgsync_cli.core.deep_links import DeepLinkHandler
 from tgsync_cli.core.events import (
     BotStatusChanged,
     BotStatusRecheck,
@@ -25,195 +31,125 @@ from tgsync_cli.core.events import (
     RosterObserved,
 )
 from tgsync_cli.core.gateway import TelegramGateway
-from tgsync_cli.core.member_changes import MemberChanges
+from tgsync_cli.core.member_changes import MemberStatusHandler
+from tgsync_cli.core.messages import MessageHandler
 from tgsync_cli.core.models import ACTIVE, ClubInfo, ReconcileReport, RosterResult  # noqa: F401 (re-exported)
 from tgsync_cli.core.roster import RosterSync
-from tgsync_cli.core.rules import (
-    is_person,
-)
-from tgsync_cli.core.store import Observation, Store
+from tgsync_cli.core.seen import SeenBuffer
+from tgsync_cli.core.store import Store
+from tgsync_cli.core.welcome import Welcome
 
 log = logging.getLogger("tgsync.engine")
 
-UNKNOWN_CLUB_TTL = 60.0
+Handler = Callable[[Any], None]
 
 
-
-
-
-
-
-
-class Engine(ClubLifecycle, MemberChanges, RosterSync, DeepLinks):
+class Engine:
     def __init__(self, store: Store, gateway: TelegramGateway, cache: MemberCache, *,
                  bot_id: Optional[int] = None, bot_username: Optional[str] = None,
-                 welcome_dm: bool = False):
+                 welcome_dm: bool = False) -> None:
         self.store = store
         self.gateway = gateway
         self.cache = cache
-        self.bot_id = bot_id
-        self.bot_username = bot_username
-        self.welcome_dm = welcome_dm
         self.notes: List[str] = []
-        self.last_seen: Dict[Tuple[str, int], datetime] = {}
-        self.first_seen: Dict[Tuple[str, int], datetime] = {}  # message evidence (SPEC §2 source)
-        # the earliest message since the last flush, or since a message last made the member
-        # active: what status_at is for a member active by messages alone (the store lowers it
-        # only for them, and only to a time after their last member event), in any order
-        self.active_since: Dict[Tuple[str, int], datetime] = {}
-        self._versions: Dict[str, int] = {}      # club id → version read by the last start()
-        self._active: Dict[str, List[int]] = {}  # club id → active ids read with that version
-        self._clubs: Dict[int, ClubInfo] = {}
-        self._unknown: Dict[int, float] = {}
-        self.dm_blocked: Dict[int, bool] = {}  # private my_chat_member seen by this process
-        self.recent_changes: Dict[Tuple[str, int], Tuple[str, datetime]] = {}
+        self.me = BotSelf(bot_id, bot_username)
+        self.seen = SeenBuffer()
+        self.directory = ClubDirectory(store, gateway, cache, self.note)
+        dm_blocked: Dict[int, bool] = {}  # private my_chat_member seen by this process
+        self.roster = RosterSync(self.directory, store, cache, gateway, self.me, self.note)
+        self.welcome = Welcome(self.directory, store, gateway, self.me, self.note)
+        self.messages = MessageHandler(self.directory, self.seen, store, cache, self.me)
+        self.members = MemberStatusHandler(self.directory, self.seen, store, cache, gateway, self.me,
+                                           dm_blocked, welcome_dm)
+        self.bot_status = BotStatusHandler(self.directory, store, gateway, self.me, self.roster,
+                                           self.welcome, dm_blocked, self.note)
+        self.deep_links = DeepLinkHandler(self.directory, store, cache, gateway, self.me, self.note)
+        self.handlers: Dict[type, Handler] = {
+            MessageSeen: self.messages,
+            MemberStatusChanged: self.members,
+            BotStatusChanged: self.bot_status,
+            DeepLinkStart: self.deep_links,
+            ChatMigrated: self._on_migrated,
+            RosterObserved: self.roster,
+            BotStatusRecheck: self._on_recheck,
+        }
 
-    # -- lifecycle --------------------------------------------------------------------------
+    # -- the bot's identity, as configured or learnt from Telegram --------------------------------
+    @property
+    def bot_id(self) -> Optional[int]:
+        return self.me.id
+
+    @bot_id.setter
+    def bot_id(self, value: Optional[int]) -> None:
+        self.me.id = value
+
+    @property
+    def bot_username(self) -> Optional[str]:
+        return self.me.username
+
+    @bot_username.setter
+    def bot_username(self, value: Optional[str]) -> None:
+        self.me.username = value
+
+    # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
-        """One query: the club map and the warm member cache (a restart costs one round trip).
-        Called again to re-warm, it re-reads only clubs whose version moved since."""
-        idx = self.store.club_index(self._versions or None)
-        for doc in idx.clubs:
-            info = self._remember(doc)
-            self._versions[info.club_id] = doc.get("version", 0)
-            self._active[info.club_id] = list(doc.get("active", ()))
-        for cid in idx.removed:
-            self._versions.pop(cid, None)
-            self._active.pop(cid, None)
-        self.cache.warm((cid, tid) for cid, tids in self._active.items() for tid in tids)
+        """One query: the club map and the warm member cache (a restart costs one round trip)."""
+        self.directory.start()
 
     def flush(self) -> int:
         """Write buffered last_seen (and message evidence) in one round trip: interval and shutdown."""
-        if not self.last_seen and not self.first_seen:
+        if self.seen.is_empty():
             self.store.settle()
             return 0
-        seen, self.last_seen = self.last_seen, {}
-        first, self.first_seen = self.first_seen, {}
-        since, self.active_since = self.active_since, {}
+        batch = self.seen.drain()
         try:
-            return self.store.flush_last_seen(seen, first, since)
+            return self.store.flush_last_seen(batch.last, batch.first, batch.since)
         except Exception:
-            for k, v in since.items():  # nothing accepted is lost: keep for the next flush
-                self.active_since[k] = min(v, self.active_since.get(k, v))
-            for k, v in seen.items():
-                self._seen(k, v)
-            for k, v in first.items():
-                self._seen(k, v)
+            self.seen.restore(batch)  # nothing accepted is lost: kept for the next flush
             raise
 
     def note(self, text: str) -> None:
         self.notes.append(text)
         log.info(text)
 
-    def handle(self, event) -> None:
-        kind = type(event)
-        if kind is MessageSeen:
-            self.on_message(event)
-        elif kind is MemberStatusChanged:
-            self.on_member_status(event)
-        elif kind is BotStatusChanged:
-            self.on_bot_status(event)
-        elif kind is DeepLinkStart:
-            self.on_start(event)
-        elif kind is ChatMigrated:
-            self.on_migrated(event)
-        elif kind is RosterObserved:
-            info = self.club(event.chat.id)
-            if info is not None:
-                self.apply_roster(info, event.entries, event.at, event.source, event.complete)
-        elif kind is BotStatusRecheck:
-            self.startup_check(event.at)
-        else:
+    def handle(self, event: Any) -> None:
+        handler = self.handlers.get(type(event))
+        if handler is None:
             raise TypeError(f"not an event: {event!r}")
+        handler(event)
 
-    # -- clubs ------------------------------------------------------------------------------
-    def _remember(self, doc: dict) -> ClubInfo:
-        sync = doc.get("sync") or {}
-        info = ClubInfo(doc["_id"], doc["telegram_group_id"], doc.get("name", ""),
-                        bool(sync.get("bot_is_admin")), bool(sync.get("bot_present")),
-                        doc.get("username") or sync.get("username"))
-        self._clubs[info.chat_id] = info
-        for old in doc.get("previous_group_ids") or ():
-            self._clubs[old] = info
-        self._unknown.pop(info.chat_id, None)
-        return info
+    def _on_migrated(self, ev: ChatMigrated) -> None:
+        self.directory.migrate(ev.old_chat_id, ev.new_chat_id)
 
+    def _on_recheck(self, ev: BotStatusRecheck) -> None:
+        self.bot_status.startup_check(ev.at)
+
+    # -- what commands ask of the engine ----------------------------------------------------------
     def club(self, chat_id: int, discover: bool = True) -> Optional[ClubInfo]:
-        """From memory; unknown chats are asked of the store, and of Telegram (is it a supergroup
-        whose basic group we knew, migrated while we were not looking?), at most once a minute."""
-        info = self._clubs.get(chat_id)
-        if info is not None:
-            return info
-        until = self._unknown.get(chat_id)
-        if until is not None and until > time.monotonic():
-            return None
-        doc = self.store.club_by_group(chat_id)
-        if doc is None:
-            # marked before asking Telegram, so following the migration cannot ask again
-            self._unknown[chat_id] = time.monotonic() + UNKNOWN_CLUB_TTL
-            return self.discover_migration(chat_id) if discover else None
-        return self._remember(doc)
+        return self.directory.club(chat_id, discover)
 
     def clubs(self) -> List[ClubInfo]:
-        seen, out = set(), []
-        for info in self._clubs.values():
-            if info.club_id not in seen:
-                seen.add(info.club_id)
-                out.append(info)
-        return out
+        return self.directory.clubs()
+
+    def tg(self, info: ClubInfo, call: Callable[..., Any], *args: Any) -> Any:
+        return self.directory.tg(info, call, *args)
+
+    def startup_check(self, at: datetime) -> None:
+        self.bot_status.startup_check(at)
+
+    def import_admins(self, info: ClubInfo, at: datetime) -> Optional[RosterResult]:
+        return self.roster.import_admins(info, at)
+
+    def import_members(self, info: ClubInfo, at: datetime,
+                       progress: Optional[Callable[[int], None]] = None) -> RosterResult:
+        return self.roster.import_members(info, at, progress)
+
+    def reconcile(self, info: ClubInfo, at: datetime, dry_run: bool = False,
+                  allow_mass_departure: bool = False) -> ReconcileReport:
+        return self.roster.reconcile(info, at, dry_run, allow_mass_departure)
+
+    def post_invite(self, info: ClubInfo, welcome: bool = False) -> bool:
+        return self.welcome.post_invite(info, welcome)
 
 
-
-
-
-
-
-
-
-
-    # -- messages (route 4) -------------------------------------------------------------------
-    def on_message(self, ev: MessageSeen) -> None:
-        s = ev.sender
-        if (s is None or ev.sender_chat_id is not None or ev.is_automatic_forward
-                or ev.chat.type in ("private", "channel") or not is_person(s, self.bot_id)):
-            return
-        info = self._clubs.get(ev.chat.id) or self.club(ev.chat.id)
-        if info is None:
-            return
-        if ev.chat.username is not None and ev.chat.username != info.username:
-            self.note_username(info, ev.chat.username)  # in memory unless it changed
-        key = (info.club_id, s.id)
-        if self.cache.is_active(info.club_id, s.id):  # hot path: no store, no network
-            self._seen(key, ev.at)
-            return
-        out = self.store.observe(info.club_id, Observation(
-            s, ACTIVE, None, ev.at, "message_activity", strictly_newer=True))
-        if out.status == ACTIVE:
-            self.cache.add(info.club_id, s.id)
-            since = self.active_since.get(key)
-            if out.status_applied or since is None or ev.at < since:
-                # this message made them active (later ones count from it), or is evidence of it
-                # (the store only lets it lower status_at for someone active by messages alone)
-                self.active_since[key] = ev.at
-            self._seen(key, ev.at)
-        elif out.created:
-            self._seen(key, ev.at)
-
-    def _seen(self, key: Tuple[str, int], at: datetime) -> None:
-        prev = self.last_seen.get(key)
-        if prev is None or at > prev:
-            self.last_seen[key] = at
-        first = self.first_seen.get(key)
-        if first is None or at < first:
-            self.first_seen[key] = at
-        since = self.active_since.get(key)
-        if since is None or at < since:
-            self.active_since[key] = at
-
-
-
-
-
-
-
-
+__all__ = ["Engine", "ClubInfo", "ReconcileReport", "RosterResult", "ACTIVE"]

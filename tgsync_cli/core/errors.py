@@ -28,6 +28,11 @@ class StoreError(TgsyncError):
     """The store refused or could not be reached."""
 
 
+class StoreConflict(StoreError):
+    """Another writer won a race on a unique key (two processes creating the same account or
+    club at once). Nothing is half-written: doing the same step again finds the winner's row."""
+
+
 class StoreUnavailable(StoreError):
     """The store is down; callers may retry later (events wait, they are not dropped)."""
 

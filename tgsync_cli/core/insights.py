@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
-ACTIVE = "active"
+from tgsync_cli.core.evidence import ACTIVE
 
 
 def iso_week(at: datetime) -> str:

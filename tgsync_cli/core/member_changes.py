@@ -2,37 +2,41 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
-from tgsync_cli.core.errors import (
-    TelegramError,
-)
-from tgsync_cli.core.events import (
-    MemberStatusChanged,
-    Person,
-)
-from tgsync_cli.core.models import ACTIVE, ClubInfo
-from tgsync_cli.core.store import Observation
-from tgsync_cli.core.rules import (
-    club_role,
-    club_status,
-    is_person,
-)
+from tgsync_cli.core.cache import MemberCache, cache_status
+from tgsync_cli.core.clubs import BotSelf, ClubDirectory
+from tgsync_cli.core.errors import TelegramError
+from tgsync_cli.core.events import MemberStatusChanged, Person
+from tgsync_cli.core.evidence import ACTIVE, Observation
+from tgsync_cli.core.gateway import TelegramGateway
+from tgsync_cli.core.models import ClubInfo
+from tgsync_cli.core.rules import club_role, club_status, is_person
+from tgsync_cli.core.seen import SeenBuffer
+from tgsync_cli.core.store import Store
 
-log = logging.getLogger("tgsync.engine")
 RECENT_CHANGES = 10000  # member events remembered so their service-message echo costs no store call
 
 
-class MemberChanges:
-    """Part of Engine (see engine.py): relies on its store, gateway, cache and club map."""
+class MemberStatusHandler:
+    def __init__(self, clubs: ClubDirectory, seen: SeenBuffer, store: Store, cache: MemberCache,
+                 gateway: TelegramGateway, me: BotSelf, dm_blocked: Dict[int, bool],
+                 welcome_dm: bool = False) -> None:
+        self.clubs = clubs
+        self.seen = seen
+        self.store = store
+        self.cache = cache
+        self.gateway = gateway
+        self.me = me
+        self.dm_blocked = dm_blocked  # private my_chat_member seen by this process
+        self.welcome_dm = welcome_dm
+        self.recent_changes: Dict[Tuple[str, int], Tuple[str, datetime]] = {}
 
-    # -- other members' status (routes 3 and 5) ---------------------------------------------------
-    def on_member_status(self, ev: MemberStatusChanged) -> None:
-        if not is_person(ev.user, self.bot_id) or ev.chat.type in ("channel", "private"):
+    def __call__(self, ev: MemberStatusChanged) -> None:
+        if not is_person(ev.user, self.me.id) or ev.chat.type in ("channel", "private"):
             return  # channel subscribers are no club's members
-        info = self.club(ev.chat.id)
+        info = self.clubs.club(ev.chat.id)
         if info is None:
             return
         # Service messages always apply, admin bot or not: for an admin they repeat the member
@@ -63,7 +67,7 @@ class MemberChanges:
         try:
             self.gateway.send_private(user.id, f"Welcome to {info.name} on Ayda Run!")
         except TelegramError:
-            pass  # a failed welcome DM is not an error (SPEC §3)
+            pass  # a failed welcome DM is not an error
 
     def apply_status(self, info: ClubInfo, person: Person, status: str, role: Optional[str],
                      at: datetime, source: str, strictly_newer: bool = False,
@@ -72,22 +76,13 @@ class MemberChanges:
         """Set a member's status as of `at`; create them if active and unknown. True if created.
 
         One store call: the store creates the account and membership, or applies the guards,
-        or notes a departure (SPEC §2), in one transaction. An unflushed newer message is passed
-        along (`seen_at`), so a late leave cannot undo what the hot path saw."""
+        or notes a departure, in one transaction. An unflushed newer message is passed along
+        (`seen_at`), so a late leave cannot undo what the hot path saw."""
         cid, tid = info.club_id, person.id
         out = self.store.observe(cid, Observation(
             person, status, role, at, source, strictly_newer=strictly_newer,
-            seen_at=self.last_seen.get((cid, tid)) if status != ACTIVE else None,
+            seen_at=self.seen.newest((cid, tid)) if status != ACTIVE else None,
             actor=actor.id if actor is not None else None,
             invited_by=invited_by, invite_link=invite_link))
-        if out.status is not None:
-            self._cache_status(cid, tid, out.status)
-        else:
-            self.cache.evict(cid, tid)
+        cache_status(self.cache, cid, tid, out.status)
         return out.created and out.status == ACTIVE
-
-    def _cache_status(self, cid: str, tid: int, status: str) -> None:
-        if status == ACTIVE:
-            self.cache.add(cid, tid)
-        else:
-            self.cache.evict(cid, tid)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Set
 
-ACTIVE = "active"
+from tgsync_cli.core.evidence import ACTIVE  # noqa: F401 (re-exported)
 
 
 @dataclass

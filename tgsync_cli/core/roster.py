@@ -3,41 +3,56 @@
 from __future__ import annotations
 
 import itertools
-import logging
 from datetime import datetime
-from typing import Iterable, Optional
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from tgsync_cli.core.errors import (
-    BotNotInChat,
-    TelegramError,
-    TelegramUnavailable,
-)
-from tgsync_cli.core.events import (
-    RosterEntry,
-)
-from tgsync_cli.core.models import ACTIVE, ClubInfo, ReconcileReport, RosterResult
-from tgsync_cli.core.store import Observation
-from tgsync_cli.core.rules import (
-    club_role,
-    club_status,
-    is_person,
-)
+from tgsync_cli.core.cache import MemberCache, cache_status
+from tgsync_cli.core.clubs import BotSelf, ClubDirectory, Note
+from tgsync_cli.core.errors import BotNotInChat, TelegramError, TelegramUnavailable
+from tgsync_cli.core.events import RosterEntry, RosterObserved
+from tgsync_cli.core.evidence import ACTIVE, Observation
+from tgsync_cli.core.gateway import ChatMemberInfo, TelegramGateway
+from tgsync_cli.core.models import ClubInfo, ReconcileReport, RosterResult
+from tgsync_cli.core.rules import club_role, club_status, is_person
+from tgsync_cli.core.store import Store
 
-log = logging.getLogger("tgsync.engine")
-MASS_DEPARTURE = 0.20  # SPEC §3: marking more of a club left than this needs --yes
+MASS_DEPARTURE = 0.20  # marking more of a club left than this needs --yes
+
+Page = Sequence[ChatMemberInfo]
 
 
 class RosterSync:
-    """Part of Engine (see engine.py): relies on its store, gateway, cache and club map."""
+    def __init__(self, clubs: ClubDirectory, store: Store, cache: MemberCache,
+                 gateway: TelegramGateway, me: BotSelf, note: Note) -> None:
+        self.clubs = clubs
+        self.store = store
+        self.cache = cache
+        self.gateway = gateway
+        self.me = me
+        self.note = note
 
-    # -- listings (routes 1 and 6, reconcile) -----------------------------------------------------
+    def __call__(self, ev: RosterObserved) -> None:
+        info = self.clubs.club(ev.chat.id)
+        if info is not None:
+            self.apply_roster(info, ev.entries, ev.at, ev.source, ev.complete)
+
+    def import_admins(self, info: ClubInfo, at: datetime) -> Optional[RosterResult]:
+        """Route 1: the group's administrators become organizers."""
+        try:
+            admins = self.clubs.tg(info, self.gateway.get_admins)
+        except TelegramError as exc:
+            self.note(f"admin import for {info.chat_id} skipped: {exc}")
+            return None
+        entries = [RosterEntry(a.person, a.state) for a in admins]
+        return self.apply_roster(info, entries, at, "admin_import")
+
     def apply_roster(self, info: ClubInfo, entries: Iterable[RosterEntry], at: datetime,
                      source: str, complete: bool = False) -> RosterResult:
         """A listing is an observation of each member's status at `at`; one bulk write per call."""
         result = RosterResult()
-        people = {}
+        people: Dict[int, RosterEntry] = {}
         for e in entries:
-            if is_person(e.person, self.bot_id):
+            if is_person(e.person, self.me.id):
                 people[e.person.id] = e
             else:
                 result.skipped += 1
@@ -47,7 +62,7 @@ class RosterSync:
         outcomes = self.store.observe_many(info.club_id, obs, complete_at=at if complete else None)
         for i, out in enumerate(outcomes):
             if out.status is not None:
-                self._cache_status(info.club_id, out.telegram_id, out.status)
+                cache_status(self.cache, info.club_id, out.telegram_id, out.status)
             if i >= len(obs):  # an active member the whole listing no longer names
                 result.marked_left += int(out.changed)
             elif out.created:
@@ -58,7 +73,8 @@ class RosterSync:
                 result.unchanged += 1
         return result
 
-    def import_members(self, info: ClubInfo, at: datetime, progress=None) -> RosterResult:
+    def import_members(self, info: ClubInfo, at: datetime,
+                       progress: Optional[Callable[[int], None]] = None) -> RosterResult:
         """Route 6: every member Telegram lists, one bulk write per page."""
         total = RosterResult()
         for page in self._pages(info):
@@ -73,18 +89,18 @@ class RosterSync:
                 progress(len(page))
         return total
 
-    def _pages(self, info: ClubInfo):
+    def _pages(self, info: ClubInfo) -> Iterator[Page]:
         """The member pages, the first fetched now: a generator's refusal (or a migration to
         follow) surfaces here, not in the middle of the caller's loop."""
-        def first(chat_id):
+        def first(chat_id: int) -> Iterator[Page]:
             pages = iter(self.gateway.iter_member_pages(chat_id))
             head = next(pages, None)
             return iter(()) if head is None else itertools.chain([head], pages)
-        return self.tg(info, first)
+        return self.clubs.tg(info, first)
 
     def reconcile(self, info: ClubInfo, at: datetime, dry_run: bool = False,
                   allow_mass_departure: bool = False) -> ReconcileReport:
-        """Counts always; a full roster diff where the bot may list members (SPEC §3).
+        """Counts always; a full roster diff where the bot may list members.
 
         Marking members `left` needs the listing to be whole (as many as Telegram counts) and,
         unless `allow_mass_departure` (`--yes`), to touch at most MASS_DEPARTURE of the active
@@ -93,8 +109,9 @@ class RosterSync:
         present, admin, listed, reason = info.bot_present, info.bot_is_admin, False, ""
         result = RosterResult()
         held_back = 0
+        pages: List[Page] = []
         try:
-            count = self.tg(info, self.gateway.member_count)
+            count = self.clubs.tg(info, self.gateway.member_count)
             present = True
         except BotNotInChat as exc:
             present, admin, reason = False, False, f"bot is not in the group ({exc})"
@@ -127,7 +144,7 @@ class RosterSync:
         ayda = self._active_count(info)
         humans = count
         if listed:
-            humans = sum(1 for p in pages for m in p if is_person(m.person, self.bot_id)
+            humans = sum(1 for p in pages for m in p if is_person(m.person, self.me.id)
                          and club_status(m.state) == ACTIVE)
         elif count is not None:
             humans = max(count - 1, 0)  # the count includes this bot
@@ -136,7 +153,7 @@ class RosterSync:
             self.store.update_sync(info.club_id, {
                 "last_sync": at, "bot_is_admin": admin, "bot_present": present,
                 "total_members_telegram": count, "total_members_ayda": ayda, "drift": drift})
-            info.bot_is_admin, info.bot_present = admin, present
+            self.clubs.set_bot_status(info, admin, present)
             # each reconcile's figures, so `stats` can show drift over time
             self.store.record_reconcile(info.club_id, at, count, ayda, drift)
             # departure records only bridge late deliveries; a week on, nothing late is coming
@@ -145,12 +162,12 @@ class RosterSync:
                                reason or "roster listed and compared", result.added,
                                result.marked_left, result.updated, present, admin, held_back)
 
-    def _dry_diff(self, info: ClubInfo, members):
+    def _dry_diff(self, info: ClubInfo, members: Sequence[ChatMemberInfo]) -> Tuple[RosterResult, int]:
         """(what applying the listing would add and mark left, how many are active now)."""
         doc = self.store.club_by_id(info.club_id) or {}
         active = {m["telegram_id"] for m in doc.get("members", []) if m.get("status") == ACTIVE}
         listed = {m.person.id for m in members
-                  if is_person(m.person, self.bot_id) and club_status(m.state) == ACTIVE}
+                  if is_person(m.person, self.me.id) and club_status(m.state) == ACTIVE}
         return RosterResult(added=len(listed - active), marked_left=len(active - listed)), len(active)
 
     def _active_count(self, info: ClubInfo) -> int:

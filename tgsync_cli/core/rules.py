@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from tgsync_cli.core.events import MemberState, Person
+from tgsync_cli.core.evidence import ROUTES
 
 # Telegram's stand-in senders: never members, never accounts (SPEC §2).
 ANONYMOUS_ADMIN_ID = 1087968824  # @GroupAnonymousBot
@@ -21,8 +22,7 @@ _INT64 = 2**63 - 1
 
 TELEGRAM_STATUSES = ("creator", "administrator", "member", "restricted", "left", "kicked")
 
-SOURCES = ("admin_import", "manual_registration", "chat_member_event", "message_activity",
-           "service_message", "member_import", "history_import")
+SOURCES = ROUTES  # the `--source` filter's choices: every route, in evidence order
 
 
 def club_status(state: MemberState) -> str:

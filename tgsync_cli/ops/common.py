@@ -8,8 +8,7 @@ from typing import Any, Callable, ContextManager, Iterator
 from tgsync_cli.runtime import wiring as core
 from tgsync_cli.runtime.config import Settings
 from tgsync_cli.core.store import Store
-
-ACTIVE = "active"
+from tgsync_cli.core.evidence import ACTIVE  # noqa: F401 (the ops modules take it from here)
 
 
 PUSH_CHUNK = 1000  # members per atomic push: ~200 KB, far below MongoDB's 16 MB document limit

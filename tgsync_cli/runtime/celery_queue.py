@@ -26,7 +26,8 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable, Optional
+from datetime import datetime
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from celery import Celery, signals
 
@@ -225,7 +226,7 @@ class CeleryPipeline:
         s = ev.sender
         if s is None or ev.sender_chat_id is not None or ev.is_automatic_forward:
             return False
-        info = self.engine._clubs.get(ev.chat.id)  # memory only; unknown chats go to a worker
+        info = self.engine.directory.known(ev.chat.id)  # memory only; unknown chats go to a worker
         return info is not None and self.engine.cache.is_active(info.club_id, s.id)
 
     def backlog(self) -> int:
@@ -290,12 +291,15 @@ class CeleryPipeline:
         with self._spool_lock:
             self.spooled += self._spool.append(payloads)
 
+    def _newest(self) -> Dict[Tuple[str, int], datetime]:
+        """The newest buffered message per member, as the seen-buffer holds it now."""
+        return {k: t.last for k, t in self.engine.seen.times().items()}
+
     def _checkpoint(self) -> None:
         if self._spool is None:
             return
         with self._lock:
-            changed = {k: v for k, v in self.engine.last_seen.items()
-                       if self._checkpointed.get(k) != v}
+            changed = {k: v for k, v in self._newest().items() if self._checkpointed.get(k) != v}
         if changed:
             self._append_spool(seen_docs(changed))
             self._checkpointed.update(changed)
@@ -310,8 +314,9 @@ class CeleryPipeline:
             items, _ = self._spool.load(from_dict)
             keep = [to_dict(i) for i in items if not isinstance(i, SeenNote)]
             with self._lock:
-                keep += seen_docs(self.engine.last_seen)
-                self._checkpointed = dict(self.engine.last_seen)
+                newest = self._newest()
+                keep += seen_docs(newest)
+                self._checkpointed = newest
             self._spool.rewrite(keep)
 
     def _replay_spool(self) -> int:
@@ -328,7 +333,7 @@ class CeleryPipeline:
             for item in items:
                 if isinstance(item, SeenNote):
                     with self._lock:
-                        merge_note(self.engine, item)
+                        merge_note(self.engine.seen, item)
                     left.append(item)  # until the store has it
                     continue
                 if down:  # one failure is enough: the broker is down, keep the rest as it is
@@ -348,7 +353,7 @@ class CeleryPipeline:
                     down = True
             self._spool.rewrite([to_dict(i) if not isinstance(i, SeenNote) else
                                  seen_docs({(i.club_id, i.telegram_id): i.at})[0] for i in left])
-            self._checkpointed = dict(self.engine.last_seen)
+            self._checkpointed = self._newest()
             self.spooled = sum(1 for i in left if not isinstance(i, SeenNote))
         return sent
 

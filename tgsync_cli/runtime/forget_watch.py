@@ -1,7 +1,7 @@
-"""What a running pipeline does about `forget` run in another process (issue 12.2).
+"""What a running pipeline does about `forget` run in another process.
 
 `forget` cannot reach this process's memory, so it leaves a note in the store (a salted hash of
-the id and the time, never the id: core/store.py `forgotten_key`) and every pipeline polls for
+the id and the time, never the id: `forgotten_key`) and every pipeline polls for
 notes. A note is matched against the people this process holds (queued, replayed, parked, in
 last_seen) or applied since the last poll. Then what it holds for that person is dropped, its
 spool is scrubbed, and what it applied for them from before the erasure is erased again (retried
@@ -11,14 +11,14 @@ applied.
 
 from __future__ import annotations
 
-import collections
 import logging
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Set, Tuple
 
+from tgsync_cli.core.engine import Engine
 from tgsync_cli.core.errors import TgsyncError
 from tgsync_cli.core.store import forgotten_key
-from tgsync_cli.runtime.spool import SeenNote, scrub
+from tgsync_cli.runtime.spool import SeenNote
 
 log = logging.getLogger("tgsync.pipeline")
 NOTE_HORIZON = timedelta(hours=1)  # the store keeps notes this long
@@ -30,7 +30,7 @@ def _utcnow() -> datetime:
 
 def people_of(event: Any) -> Set[int]:
     """The person ids an event carries (to drop a forgotten person's events)."""
-    ids = set()
+    ids: Set[int] = set()
     for attr in ("user", "sender", "actor", "bot"):
         p = getattr(event, attr, None)
         if p is not None and getattr(p, "id", None) is not None:
@@ -40,38 +40,46 @@ def people_of(event: Any) -> Set[int]:
     return ids
 
 
-class ForgetWatch:
-    """Part of Pipeline: relies on its engine, replay, parked list, spool and retries."""
+class HeldWork(Protocol):
+    """What the pipeline holds besides its queue (replayed and parked events), as the forget
+    watch needs it: to read whom it names, and to drop a forgotten person's events."""
 
-    def _init_forget_watch(self) -> None:
+    def held(self) -> Iterable[Any]: ...
+    def discard(self, drop: Callable[[Any], bool]) -> None: ...
+    def scrub_spool(self, telegram_id: int) -> None: ...
+    def count_retry(self) -> None: ...
+
+
+class ForgetWatch:
+    """Held by a Pipeline: given its engine and the pipeline's held work."""
+
+    def __init__(self, engine: Engine, work: HeldWork) -> None:
+        self.engine = engine
+        self.work = work
         self._forgotten: Dict[int, datetime] = {}  # telegram id -> when `forget` erased them
-        self._notes: List[tuple] = []  # (salt, key, at) of recent erasures (no ids in the store)
-        self._forget_mark: Optional[datetime] = None
-        self._started_at = _utcnow()
+        self._notes: List[Tuple[str, str, datetime]] = []  # recent erasures (no ids in the store)
+        self._mark: Optional[datetime] = None
         self._recent: Dict[int, datetime] = {}  # people applied since the last poll: newest time
         self._erase_pending: Set[int] = set()  # forgotten people to erase again (store failed)
         self._erased_here: Set[int] = set()  # forgotten people this process erased again
 
-    def _poll_forgotten(self) -> None:
+    def poll(self) -> None:
         """Notes name the person by a salted hash only: the ids this process holds or applied
         since the last poll are matched against each new note."""
-        since = getattr(getattr(self.engine, "store", None), "forgotten_since", None)
-        if since is None:
-            return
         try:
-            notes = since(self._forget_mark)
+            notes = self.engine.store.forgotten_since(self._mark)
         except TgsyncError:
-            self.retries += 1  # a store failure met; asked again at the next poll
+            self.work.count_retry()  # a store failure met; asked again at the next poll
             return
         horizon = _utcnow() - NOTE_HORIZON
         self._notes = [n for n in self._notes if n[2] >= horizon]
         recent, self._recent = self._recent, {}
         self._erase_again()
         for salt, key, at in notes:
-            self._forget_mark = max(self._forget_mark or at, at)
+            self._mark = max(self._mark or at, at)
             self._notes.append((salt, key, at))
-            held = set(recent) | {k[1] for k in self.engine.last_seen}
-            for item in list(self._replay) + self._parked:
+            held = set(recent) | self.engine.seen.people()
+            for item in self.work.held():
                 held |= people_of(item)
             for tid in held:
                 if forgotten_key(salt, tid) == key:
@@ -79,7 +87,7 @@ class ForgetWatch:
                     # applied here since the last poll, from before the erasure: undo it
                     self._drop_person(tid, erase_again=tid in recent and recent[tid] <= at)
 
-    def _note_applied(self, item: Any) -> None:
+    def note_applied(self, item: Any) -> None:
         at = getattr(item, "at", None)
         sender = getattr(item, "sender", None)  # the hot path's only person: cheap
         for tid in ((sender.id,) if sender is not None and type(item).__name__ == "MessageSeen"
@@ -89,20 +97,15 @@ class ForgetWatch:
                 self._recent[tid] = at
 
     def _drop_person(self, tid: int, erase_again: bool) -> None:
-        for buffered in (self.engine.last_seen, self.engine.first_seen, self.engine.active_since):
-            for key in [k for k in buffered if k[1] == tid]:
-                del buffered[key]
+        self.engine.seen.drop_person(tid)
         for info in self.engine.clubs():
             try:
                 self.engine.cache.evict(info.club_id, tid)
             except TgsyncError:
                 pass
-        self._replay = collections.deque(e for e in self._replay if not self._is_forgotten(e))
-        self._parked = [e for e in self._parked if not self._is_forgotten(e)]
-        if self._spool is not None:
-            with self._spool_lock:
-                scrub(self._spool.path, tid)
-        if erase_again and hasattr(self.engine.store, "forget"):
+        self.work.discard(self.is_forgotten)
+        self.work.scrub_spool(tid)
+        if erase_again:
             # an event for them applied between the forget and this poll would have re-created
             # them: erase again, retried at every poll until the store took it
             self._erase_pending.add(tid)
@@ -115,11 +118,11 @@ class ForgetWatch:
                 self.engine.store.forget(tid)
                 self._erase_pending.discard(tid)
             except TgsyncError as exc:
-                self.retries += 1
+                self.work.count_retry()
                 log.warning("erasing a forgotten person again failed, retried at the next poll: %s", exc)
                 return
 
-    def _is_forgotten(self, item: Any) -> bool:
+    def is_forgotten(self, item: Any) -> bool:
         """Whether an event names an erased person and is not newer than the erasure (a new
         message after the erasure is new contact)."""
         if not self._notes or isinstance(item, SeenNote):

@@ -41,12 +41,13 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, List, Optional
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from tgsync_cli.core.codec import from_dict, to_dict
-from tgsync_cli.core.errors import StoreUnavailable, TgsyncError
+from tgsync_cli.core.errors import StoreConflict, StoreUnavailable, TgsyncError
+from tgsync_cli.core.seen import SeenTimes
 from tgsync_cli.runtime.forget_watch import ForgetWatch, people_of  # noqa: F401 (re-exported)
-from tgsync_cli.runtime.spool import SeenNote, Spool, engine_seen, engine_seen_docs, merge_note, scrub
+from tgsync_cli.runtime.spool import SeenNote, Spool, merge_note, scrub, seen_buffer_docs, seen_times
 
 log = logging.getLogger("tgsync.pipeline")
 SPOOL_NAME = "pending-events.jsonl"  # in the session directory: private and per bot
@@ -56,13 +57,12 @@ RACE_ATTEMPTS = 20  # a unique-key race resolves on the next try; this only boun
 
 
 def is_race(exc: BaseException) -> bool:
-    """A unique-key race with another process (DuplicateKeyError, sqlite's IntegrityError, or a
-    store's own conflict error): the other writer won, and doing it again finds its row."""
-    names = {c.__name__ for c in type(exc).__mro__}
-    return bool(names & {"DuplicateKeyError", "IntegrityError", "StoreConflict"})
+    """A unique-key race with another process, as every backend reports it (`StoreConflict`):
+    the other writer won, and doing it again finds its row."""
+    return isinstance(exc, StoreConflict)
 
 
-class Pipeline(ForgetWatch):
+class Pipeline:
     def __init__(self, engine, *, max_pending: int = 10000, flush_seconds: float = 900.0,
                  spool_path: Optional[str] = None, backoff: tuple = (0.2, 30.0),
                  sleep: Optional[Callable[[float], None]] = time.sleep,
@@ -77,9 +77,9 @@ class Pipeline(ForgetWatch):
         self._parked: List[Any] = []  # events that kept failing: spooled, retried next start
         self._flush_seconds = flush_seconds
         self._checkpoint_seconds = checkpoint_seconds
-        self._checkpointed: Dict[Any, tuple] = {}  # last_seen (and first/since) already spooled
+        self._checkpointed: Dict[Tuple[str, int], SeenTimes] = {}  # buffered times already spooled
         self._forget_poll_seconds = forget_poll_seconds
-        self._init_forget_watch()
+        self.forget = ForgetWatch(engine, self)
         self._spool = Spool(spool_path) if spool_path else None
         self._backoff = backoff
         # The default sleep is interruptible, so `stop` does not wait out a 30 s backoff.
@@ -101,6 +101,23 @@ class Pipeline(ForgetWatch):
         #                   included: an "acknowledge up to here" mark for at-least-once sources
         self.store_down = False
         self.failed: List[str] = []
+
+    # -- what the forget watch reads and drops ---------------------------------------------------
+    def held(self) -> List[Any]:
+        """Events held besides the queue: replayed from the spool, or parked after failing."""
+        return list(self._replay) + self._parked
+
+    def discard(self, drop: Callable[[Any], bool]) -> None:
+        self._replay = collections.deque(e for e in self._replay if not drop(e))
+        self._parked = [e for e in self._parked if not drop(e)]
+
+    def scrub_spool(self, telegram_id: int) -> None:
+        if self._spool is not None:
+            with self._spool_lock:
+                scrub(self._spool.path, telegram_id)
+
+    def count_retry(self) -> None:
+        self.retries += 1
 
     # -- producer side ----------------------------------------------------------------------------
     def submit(self, event: Any, timeout: Optional[float] = None) -> None:
@@ -126,7 +143,7 @@ class Pipeline(ForgetWatch):
     def start(self) -> int:
         """Replay the spool from the last shutdown first, then run the worker. Returns replayed count."""
         self.replayed = self._load_spool()
-        self._poll_forgotten()  # erasures noted while we were down filter the replay too
+        self.forget.poll()  # erasures noted while we were down filter the replay too
         self._thread = threading.Thread(target=self._run, name="tgsync-worker", daemon=True)
         self._thread.start()
         return self.replayed
@@ -142,7 +159,7 @@ class Pipeline(ForgetWatch):
                 self._thread.join(max(5.0, timeout))
         self._abandon.set()
         self._closed = True
-        self._poll_forgotten()  # a forget that ran while we drained must not be undone by the spool
+        self.forget.poll()  # a forget that ran while we drained must not be undone by the spool
         try:
             self.engine.flush()
         except TgsyncError as exc:  # the engine kept them: they go to the spool below
@@ -180,7 +197,7 @@ class Pipeline(ForgetWatch):
                     return
                 next_warm = time.monotonic() + self._rewarm_seconds
             if now >= next_forget:
-                self._poll_forgotten()
+                self.forget.poll()
                 next_forget = time.monotonic() + self._forget_poll_seconds
             if item is None and self._draining.is_set() and not self._replay and self._q.empty():
                 return
@@ -195,7 +212,7 @@ class Pipeline(ForgetWatch):
                 next_checkpoint = time.monotonic() + self._checkpoint_seconds
             if item is None or item is _FLUSH:
                 continue
-            if self._is_forgotten(item):
+            if self.forget.is_forgotten(item):
                 self.done += 1
                 continue
             self._head = item
@@ -206,7 +223,7 @@ class Pipeline(ForgetWatch):
             self.done += 1
             if outcome is True:
                 self.applied += 1
-                self._note_applied(item)
+                self.forget.note_applied(item)
             else:
                 self._park(item, outcome)
 
@@ -269,11 +286,11 @@ class Pipeline(ForgetWatch):
         if self._spool is None:
             return
         done = self.done
-        changed = {k: v for k, v in engine_seen(self.engine).items() if self._checkpointed.get(k) != v}
+        changed = {k: v for k, v in seen_times(self.engine.seen).items() if self._checkpointed.get(k) != v}
         if changed:
             try:
                 with self._spool_lock:
-                    self._spool.append(engine_seen_docs(self.engine, changed))
+                    self._spool.append(seen_buffer_docs(self.engine.seen, changed))
             except OSError as exc:
                 log.error("last_seen checkpoint not written to %s: %s", self._spool.path, exc)
                 return
@@ -289,9 +306,9 @@ class Pipeline(ForgetWatch):
                 self._checkpointed = {}
                 return
             docs = [to_dict(e) for e in list(self._replay) + self._parked]
-            docs += engine_seen_docs(self.engine)
+            docs += seen_buffer_docs(self.engine.seen)
             self._spool.rewrite(docs)
-            self._checkpointed = engine_seen(self.engine)
+            self._checkpointed = seen_times(self.engine.seen)
 
     def _write_spool(self) -> int:
         """Everything not applied, in order: the head, the rest of the replay, the queue, the
@@ -309,7 +326,7 @@ class Pipeline(ForgetWatch):
                 break
             if item is not _FLUSH:
                 items.append(item)
-        items = [e for e in items if not self._is_forgotten(e)]
+        items = [e for e in items if not self.forget.is_forgotten(e)]
         items.extend(self._parked)
         docs = []
         for item in items:
@@ -317,7 +334,7 @@ class Pipeline(ForgetWatch):
                 docs.append(to_dict(item))
             except Exception:
                 log.error("%r is not an event and cannot be spooled", type(item).__name__)
-        seen = engine_seen_docs(self.engine)
+        seen = seen_buffer_docs(self.engine.seen)
         if self._spool is None:
             if docs or seen:
                 log.error("%d events and %d last_seen pending at shutdown and no spool file "
@@ -346,10 +363,10 @@ class Pipeline(ForgetWatch):
             items, self.bad_lines = self._spool.load(from_dict)
         for item in items:
             if isinstance(item, SeenNote):
-                merge_note(self.engine, item)
+                merge_note(self.engine.seen, item)
             else:
                 self._replay.append(item)
-        self._checkpointed = engine_seen(self.engine)
+        self._checkpointed = seen_times(self.engine.seen)
         return len(self._replay)
 
 

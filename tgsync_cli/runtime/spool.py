@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
+from tgsync_cli.core.seen import SeenBuffer, SeenTimes
 from tgsync_cli.sources.botapi import parse_json_line
 
 log = logging.getLogger("tgsync.spool")
@@ -59,31 +60,21 @@ def seen_docs(seen: Dict[Tuple[str, int], datetime], first: Optional[Dict] = Non
     return docs
 
 
-def engine_seen(engine) -> Dict[Tuple[str, int], tuple]:
+def seen_times(seen: SeenBuffer) -> Dict[Tuple[str, int], SeenTimes]:
     """What a checkpoint holds per member: (newest, earliest, earliest since active)."""
-    first, since = engine.first_seen, engine.active_since
-    return {k: (at, first.get(k), since.get(k)) for k, at in engine.last_seen.items()}
+    return seen.times()
 
 
-def engine_seen_docs(engine, keys=None) -> List[dict]:
-    seen = engine.last_seen if keys is None else {k: engine.last_seen[k] for k in keys if k in engine.last_seen}
-    return seen_docs(seen, engine.first_seen, engine.active_since)
+def seen_buffer_docs(seen: SeenBuffer, keys: Optional[Iterable[Tuple[str, int]]] = None) -> List[dict]:
+    """The buffered times (of `keys` only, when given) as spool lines."""
+    times = seen.times(keys)
+    return seen_docs({k: t.last for k, t in times.items()}, {k: t.first for k, t in times.items()},
+                     {k: t.since for k, t in times.items()})
 
 
-def merge_note(engine, note: "SeenNote") -> None:
-    """A spooled note back into the engine's buffers: newest stays newest, earliest earliest."""
-    merge_seen(engine.last_seen, note)
-    key = (note.club_id, note.telegram_id)
-    for values, at in ((engine.first_seen, note.first), (engine.active_since, note.since)):
-        if at is not None and (values.get(key) is None or at < values[key]):
-            values[key] = at
-
-
-def merge_seen(target: Dict[Tuple[str, int], datetime], note: SeenNote) -> None:
-    key = (note.club_id, note.telegram_id)
-    prev = target.get(key)
-    if prev is None or note.at > prev:
-        target[key] = note.at
+def merge_note(seen: SeenBuffer, note: "SeenNote") -> None:
+    """A spooled note back into the seen-buffer: newest stays newest, earliest earliest."""
+    seen.merge((note.club_id, note.telegram_id), note.at, note.first, note.since)
 
 
 def decode_doc(doc: Any, event_from_dict: Callable[[Any], Any]) -> Any:

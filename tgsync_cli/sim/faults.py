@@ -1,19 +1,21 @@
 """Fault injection for the store: the outages at-least-once processing has to survive.
 
-Used by the tests and by `scripts/soak`. It plugs into the store's hooks: `before_call` (every
-protocol call that would reach the database passes through it), so an injected failure happens
-where a real outage does: the call raises `StoreUnavailable` and is not applied; `mid_call`,
-between the parts of a listing's write (SQLite rolls the whole call back; MongoDB keeps the
-prefix it wrote); and `after_call`, after a call's write committed (the caller sees a failure
-for a write that happened: the case at-least-once retries must survive).
+Used by the tests and by `scripts/soak`. `FaultyStore` is a `Store` that wraps another: hand it
+to the engine (or pipeline, or command) in place of the store it wraps. Every protocol call
+passes through it, so an injected failure happens where a real outage does: before the call
+(it raises `StoreUnavailable` and is not applied), after it (the write committed, the caller
+sees a failure: the case at-least-once retries must survive), or halfway through a listing's
+write (a backend whose listing is one transaction applies none of it; one that writes member by
+member keeps the prefix it wrote).
 
     faults = FaultyStore(store)
+    engine = Engine(faults, gateway, cache)
     faults.fail_next(3)                 # the next 3 calls fail
     faults.fail_for(2.0)                # every call fails for 2 s (clock injectable)
     faults.fail_mid_bulk(applied=2)     # the next listing write fails after 2 of its members
     faults.fail_randomly(0.05, seed=7)  # each call fails with p = 5 %, reproducibly
-    faults.lose_reply_next(1, only={"update_one"})  # the write lands, its reply is lost
-    faults.lose_replies_randomly(0.05, seed=7)      # the same, for 5 % of calls
+    faults.lose_reply_next(1, only={"observe"})  # the write lands, its reply is lost
+    faults.lose_replies_randomly(0.05, seed=7)   # the same, for 5 % of calls
     faults.injected                     # how many failures were injected, by kind
 """
 
@@ -25,39 +27,76 @@ import random
 import threading
 import time
 from collections import Counter
-from typing import Callable, Optional
+from datetime import datetime
+from typing import Any, Callable, FrozenSet, List, Optional, Sequence, Set
 
 from tgsync_cli.core.errors import StoreUnavailable
+from tgsync_cli.core.evidence import Observation, Outcome
+from tgsync_cli.core.store import Store
+
+# The protocol's calls that reach the database: each passes the fault checks (`close` does not).
+STORE_CALLS: FrozenSet[str] = frozenset(
+    name for name, value in vars(Store).items()
+    if callable(value) and not name.startswith("_") and name != "close")
 
 
 class FaultyStore:
-    """Wraps a `Store` in place (the same object keeps being used by the engine)."""
+    """A `Store` wrapping `store`: every protocol call may be made to fail, before or after it
+    reaches the wrapped store. Anything else (`ops`, `uri_label`, backend attributes) is the
+    wrapped store's."""
 
-    def __init__(self, store, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, store: Store, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.clock = clock
         self.calls = 0
-        self.injected: Counter = Counter()
+        self.injected: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._next = 0
         self._until: Optional[float] = None
         self._p = 0.0
         self._rng = random.Random(0)
-        self._only: Optional[set] = None
+        self._only: Optional[Set[str]] = None
         self._bulk_prefix: Optional[int] = None
-        self._at: set = set()
-        self._bulk_coll: Optional[str] = None
+        self._at: Set[int] = set()
         self._after_next = 0
-        self._after_only: Optional[set] = None
+        self._after_only: Optional[Set[str]] = None
         self._after_p = 0.0
-        self._after_at: set = set()
+        self._after_at: Set[int] = set()
         self._after_rng = random.Random(0)
-        store.before_call = self._before_call
-        store.mid_call = self._mid_call
-        store.after_call = self._after_call
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.store, name)
+        if name not in STORE_CALLS:
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._before_call(name)
+            result = value(*args, **kwargs)
+            self._after_call(name)
+            return result
+        return call
+
+    def close(self) -> None:
+        self.store.close()
+
+    def observe_many(self, club_id: str, observations: Sequence[Observation],
+                     complete_at: Optional[datetime] = None, complete_source: str = "member_import"
+                     ) -> List[Outcome]:
+        self._before_call("observe_many")
+        with self._lock:
+            applied, self._bulk_prefix = self._bulk_prefix, None
+            if applied is not None:
+                self.injected["mid_bulk"] += 1
+        if applied is not None:
+            if not getattr(self.store, "atomic_listings", False):
+                self.store.observe_many(club_id, list(observations)[:applied])  # the prefix lands
+            raise StoreUnavailable(f"injected failure after {applied} parts of observe_many")
+        result = self.store.observe_many(club_id, observations, complete_at, complete_source)
+        self._after_call("observe_many")
+        return result
 
     # -- modes --------------------------------------------------------------------------------
-    def fail_next(self, n: int, only: Optional[set] = None) -> "FaultyStore":
+    def fail_next(self, n: int, only: Optional[Set[str]] = None) -> "FaultyStore":
         """The next `n` calls (of the named methods only, if given) fail."""
         self._next, self._only = n, set(only) if only else None
         return self
@@ -77,14 +116,13 @@ class FaultyStore:
         self._p, self._rng = p, random.Random(seed)
         return self
 
-    def fail_mid_bulk(self, applied: int, collection: Optional[str] = None) -> "FaultyStore":
-        """The next multi-part write fails after its first `applied` parts (`collection` is kept
-        for callers written against the document store; every part of a call is one transaction
-        on SQLite, so there it fails whole)."""
-        self._bulk_prefix, self._bulk_coll = applied, collection
+    def fail_mid_bulk(self, applied: int) -> "FaultyStore":
+        """The next listing write fails after its first `applied` members (a backend whose
+        listing is one transaction, SQLite, applies none of it)."""
+        self._bulk_prefix = applied
         return self
 
-    def lose_reply_next(self, n: int, only: Optional[set] = None) -> "FaultyStore":
+    def lose_reply_next(self, n: int, only: Optional[Set[str]] = None) -> "FaultyStore":
         """The next `n` calls (of the named methods only, if given) reach the database and are
         applied, then fail as if the reply was lost on the way back."""
         self._after_next, self._after_only = n, set(only) if only else None
@@ -110,7 +148,7 @@ class FaultyStore:
     def total_injected(self) -> int:
         return sum(self.injected.values())
 
-    # -- hooks ----------------------------------------------------------------------------------
+    # -- the checks every call passes ---------------------------------------------------------------
     def _before_call(self, name: str) -> None:
         with self._lock:
             self.calls += 1
@@ -133,14 +171,6 @@ class FaultyStore:
             self.injected[kind] += 1
         raise StoreUnavailable(f"injected {kind} failure in {name}")
 
-    def _mid_call(self, name: str, done: int) -> None:
-        with self._lock:
-            if self._bulk_prefix is None or done != self._bulk_prefix:
-                return
-            self._bulk_prefix = None
-            self.injected["mid_bulk"] += 1
-        raise StoreUnavailable(f"injected failure after {done} parts of {name}")
-
     def _after_call(self, name: str) -> None:
         with self._lock:
             kind = None
@@ -156,7 +186,6 @@ class FaultyStore:
                 return
             self.injected[kind] += 1
         raise StoreUnavailable(f"injected {kind} after {name} reached the store")
-
 
 
 def snapshot(store) -> dict:
@@ -304,7 +333,7 @@ def run_soak(n: int, fault_rate: float, seed: int = 1, store_uri: str = "memory:
     store = open_store(store_uri)
     faults = FaultyStore(store)
     telegram = SoakTelegram(9000)
-    engine = Engine(store, telegram, MemoryMemberCache(), bot_id=9000)
+    engine = Engine(faults, telegram, MemoryMemberCache(), bot_id=9000)
     engine.start()
     faults.fail_randomly(fault_rate, seed=seed)
     faults.lose_replies_randomly(after_rate, seed=seed + 1)

@@ -1,4 +1,4 @@
-"""What every backend shares: ids, URI redaction, the round-trip counter and fault hooks."""
+"""What every backend shares: ids, URI redaction and the round-trip counter."""
 
 from __future__ import annotations
 
@@ -24,21 +24,10 @@ def redact_uri(uri: str) -> str:
 
 class Counted:
     """`ops` counts protocol calls that reach the database (one call, one round trip, as
-    `simulate --json`'s db_ops reports). `before_call`/`after_call` are no-ops that fault
-    injection (sim/faults.py) replaces: before a call nothing is applied; after it, it is."""
+    `simulate --json`'s db_ops reports)."""
 
     ops = 0
     uri_label = "store"
-
-    def before_call(self, name: str) -> None:
-        """Replaced by fault-injecting wrappers; a no-op in production."""
-
-    def after_call(self, name: str) -> None:
-        """Replaced by fault-injecting wrappers (a failure after the write committed)."""
-
-    def mid_call(self, name: str, done: int) -> None:
-        """Called between the parts of a multi-part write (a listing): a fault here shows
-        whether the backend applies the call atomically (SQLite) or a prefix of it (MongoDB)."""
 
     def __enter__(self):
         return self

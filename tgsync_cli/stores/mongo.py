@@ -12,16 +12,16 @@ lacks array filters and current pymongo bulk ops: there bulks are applied one by
 
 from __future__ import annotations
 
-import re
-import threading
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from tgsync_cli.core.errors import ConfigError, StoreError, StoreUnavailable
+from tgsync_cli.core.errors import ConfigError, StoreConflict, StoreError, StoreUnavailable
 from tgsync_cli.core.events import Person
+from tgsync_cli.core.evidence import Observation, Outcome
 from tgsync_cli.core.store import ClubIndex, account_fields, forgotten_key
 from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, Counted, member_doc, new_id, redact_uri
+from tgsync_cli.stores.mongo_db import MongoDb, cause  # noqa: F401 (cause re-exported)
 from tgsync_cli.stores.mongo_insights import MongoInsights
 from tgsync_cli.stores.mongo_members import RETRIES, MongoMembers
 
@@ -31,53 +31,76 @@ from tgsync_cli.stores.mongo_members import RETRIES, MongoMembers
 INTERNAL_CLUB_KEYS = ("version", "departed_ids", "log_pending")
 
 
-class MongoStore(MongoMembers, MongoInsights, Counted):
-    def __init__(self, db, label: str, client=None):
-        self.ops = 0
+class MongoStore(Counted):
+    """Made of parts: `db` (the collections, every round trip counted), `members` (member writes,
+    the outbox, the last_seen flush) and `insights` (log, activity, reconcile figures)."""
+
+    def __init__(self, db: Any, label: str, client: Any = None) -> None:
         self.uri_label = label
         self.embedded = False
+        self.atomic_listings = False  # a listing is written member by member: a prefix may land
+        self.db = MongoDb(db, label)
         self._db = db
         self._client = client
-        self._mock = type(db).__module__.startswith("mongomock")
-        self.clubs, self.users = db["clubs"], db["users"]
-        self.log, self.departures = db["membership_log"], db["departures"]
-        self.activity, self.reconciles = db["activity"], db["reconciles"]
-        self.forgotten = db["forgotten"]
-        self._known: Dict[str, set] = {}  # club -> telegram ids it had (a hint: see mongo_members)
-        self._outbox: Dict[str, int] = {}  # clubs whose outbox to settle -> writes to it so far
-        self._settle_lock = threading.RLock()
+        self._call, self._bulk = self.db.call, self.db.bulk
+        self.clubs, self.users = self.db.clubs, self.db.users
+        self.log, self.departures = self.db.log, self.db.departures
+        self.activity, self.reconciles = self.db.activity, self.db.reconciles
+        self.forgotten = self.db.forgotten
+        self.insights = MongoInsights(self.db)
+        self.members = MongoMembers(self.db, self._upsert_account, self.insights)
 
-    # -- plumbing ---------------------------------------------------------------------------------
-    def _call(self, name: str, fn, *a, **kw):
-        from pymongo.errors import DuplicateKeyError, PyMongoError
+    @property  # type: ignore[override]
+    def ops(self) -> int:
+        return self.db.ops
 
-        self.before_call(name)
-        self.ops += 1
-        try:
-            result = fn(*a, **kw)
-        except DuplicateKeyError:
-            raise
-        except (PyMongoError, OSError) as exc:
-            raise StoreUnavailable(f"{self.uri_label}: {name} failed ({cause(exc)})") from exc
-        self.after_call(name)
-        return result
+    @ops.setter
+    def ops(self, value: int) -> None:
+        self.db.ops = value
 
-    def _bulk(self, name: str, coll, ops: List[Tuple[dict, dict, bool]]) -> int:
-        """One round trip; returns how many ops matched. mongomock applies them one by one."""
-        if not ops:
-            return 0
-        if self._mock:
-            def run():
-                n = 0
-                for i, (f, u, up) in enumerate(ops):
-                    self.mid_call(name, i)
-                    n += coll.update_one(f, u, upsert=up).matched_count
-                return n
-            return self._call(name, run)
-        from pymongo import UpdateOne
+    # -- members and insights: the parts above ----------------------------------------------------
+    def member(self, club_id: str, tid: int) -> Optional[dict]:
+        return self.members.member(club_id, tid)
 
-        r = self._call(name, coll.bulk_write, [UpdateOne(f, u, upsert=up) for f, u, up in ops], ordered=True)
-        return r.matched_count
+    def observe(self, club_id: str, obs: Observation) -> Outcome:
+        return self.members.observe(club_id, obs)
+
+    def observe_many(self, club_id: str, observations: Sequence[Observation],
+                     complete_at: Optional[datetime] = None, complete_source: str = "member_import"
+                     ) -> List[Outcome]:
+        return self.members.observe_many(club_id, observations, complete_at, complete_source)
+
+    def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
+                        first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
+                        active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
+        return self.members.flush_last_seen(seen, first_seen, active_since)
+
+    def active_count(self, club_id: str) -> int:
+        return self.members.active_count(club_id)
+
+    def settle(self) -> None:
+        self.members.settle()
+
+    def membership_log(self, club_id: Optional[str] = None, telegram_id: Optional[int] = None,
+                       since: Optional[datetime] = None) -> List[dict]:
+        return self.insights.membership_log(club_id, telegram_id, since)
+
+    def writers_by_week(self, club_id: str) -> Dict[str, int]:
+        return self.insights.writers_by_week(club_id)
+
+    def record_reconcile(self, club_id: str, at: datetime, telegram: Optional[int], active: int,
+                         drift: Optional[int]) -> None:
+        self.insights.record_reconcile(club_id, at, telegram, active, drift)
+
+    def reconcile_history(self, club_id: str) -> List[dict]:
+        return self.insights.reconcile_history(club_id)
+
+    def memberships_of(self, tid: int) -> List[dict]:
+        return self.insights.memberships_of(tid)
+
+    def pending_log(self, flt: Optional[dict] = None) -> List[dict]:
+        return self.insights.pending_log(flt)
+
 
     def ensure_indexes(self) -> None:
         self.clubs.create_index("telegram_group_id", unique=True)
@@ -89,7 +112,7 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
         self.departures.create_index("at")
         self.log.create_index([("club_id", 1), ("at", 1)])
         self.log.create_index("telegram_id")
-        self._insights_indexes()
+        self.insights.ensure_indexes()
         self.forgotten.create_index("at")
 
     def close(self) -> None:
@@ -136,7 +159,7 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
                 {}, {**head, "members.telegram_id": 1, "members.status": 1, "log_pending._id": 1})))
             for d in docs:
                 if d.get("log_pending"):
-                    self._touched(d["_id"])
+                    self.members.touched(d["_id"])
         else:
             heads = self._call("club_index", lambda: list(self.clubs.find({}, head)))
             changed = [d["_id"] for d in heads if known.get(d["_id"]) != d.get("version", 0)]
@@ -147,7 +170,7 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
             have = {d["_id"] for d in heads}
         out = ClubIndex()
         for d in docs:
-            self._known[d["_id"]] = {m["telegram_id"] for m in d.get("members") or []}
+            self.members.remember(d["_id"], {m["telegram_id"] for m in d.get("members") or []})
             out.clubs.append({"_id": d["_id"], "telegram_group_id": d["telegram_group_id"],
                               "name": d.get("name"), "username": d.get("username"), "previous_group_ids": d.get("previous_group_ids") or [],
                               "sync": d.get("sync") or {}, "version": d.get("version", 0),
@@ -159,8 +182,6 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
 
     def create_club(self, chat_id: int, name: str, created_by: Optional[str], sync: Dict[str, Any],
                     username: Optional[str] = None) -> Tuple[dict, bool]:
-        from pymongo.errors import DuplicateKeyError
-
         doc = {"_id": new_id("club"), "name": name, "telegram_group_id": chat_id,
                "created_by": created_by, "members": [], "sync": dict(sync), "version": 0}
         if username:
@@ -171,7 +192,7 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
         try:
             self._call("create_club", self.clubs.insert_one, doc)
             return self._render(doc), True
-        except DuplicateKeyError:
+        except StoreConflict:
             existing = self.club_by_group(chat_id)
             if existing is None:  # pragma: no cover - a delete raced us
                 raise StoreError(f"club for chat {chat_id} vanished while being created")
@@ -224,7 +245,6 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
     # -- accounts ----------------------------------------------------------------------------------
     def _upsert_account(self, p: Person, at: datetime, keep_names: bool = False) -> str:
         from pymongo import ReturnDocument
-        from pymongo.errors import DuplicateKeyError
 
         f = account_fields(p, at)
         if keep_names:
@@ -237,7 +257,7 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
                 doc = self._call("upsert_user", self.users.find_one_and_update, {"telegram_id": p.id}, upd,
                                  upsert=True, return_document=ReturnDocument.AFTER, projection={"_id": 1})
                 return doc["_id"]
-            except DuplicateKeyError:
+            except StoreConflict:
                 continue
         raise StoreUnavailable(f"{self.uri_label}: account {p.id} kept colliding")  # pragma: no cover
 
@@ -282,8 +302,7 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
 
     def forget(self, tid: int) -> Dict[str, Any]:
         self.settle()  # this process's outbox entries first, so the collection holds them
-        for known in self._known.values():
-            known.discard(tid)
+        self.members.forget_hint(tid)
         rep = self.forget_preview(tid)
         user = self.user_by_telegram_id(tid)
         if user is not None:
@@ -360,16 +379,6 @@ class MongoStore(MongoMembers, MongoInsights, Counted):
             have = {tuple(k for k, _ in spec["key"]) for spec in info.values()}
             missing += [f"missing index {name}.{'+'.join(k)}" for k in keys if k not in have]
         return missing
-
-
-def cause(exc: BaseException, limit: int = 160) -> str:
-    """The driver's reason in one bounded line, credentials scrubbed: "connection refused" says
-    more to an operator than ServerSelectionTimeoutError alone."""
-    text = " ".join(str(exc).split())
-    text = text.split(", Timeout:")[0].split(" (configured timeouts")[0]
-    text = re.sub(r"//[^@/\s]*@", "//***@", text)
-    text = text if len(text) <= limit else text[:limit - 1] + "…"
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def open_mongo(uri: str, database: str, create: bool = True, client=None) -> MongoStore:

@@ -77,6 +77,6 @@ def import_all(store, docs: Dict[str, List[dict]]) -> Dict[str, int]:
             store.reconciles.update_one({"club_id": r["club_id"], "at": r.get("at")}, {"$setOnInsert": doc},
                                         upsert=True)  # copied twice: still one entry per reconcile
             n["reconciles"] += 1
-        store._known.clear()  # members arrived behind this process's back
+        store.members.clear_hints()  # members arrived behind this process's back
         return n
     return store._call("import", run)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from tgsync_cli.core.insights import activity_rows
+from tgsync_cli.stores.mongo_db import MongoDb
 
 
 def merge_log(moved: List[dict], pending: List[dict], since: Optional[datetime] = None) -> List[dict]:
@@ -19,16 +20,29 @@ def merge_log(moved: List[dict], pending: List[dict], since: Optional[datetime] 
 
 
 class MongoInsights:
-    def _insights_indexes(self) -> None:
-        self.activity.create_index([("club_id", 1), ("week", 1), ("telegram_id", 1)], unique=True)
-        self.activity.create_index("telegram_id")
-        self.reconciles.create_index([("club_id", 1), ("at", 1)])
+    """A part MongoStore holds: given the database."""
 
-    def _record_activity(self, seen, first_seen) -> None:
+    def __init__(self, db: MongoDb) -> None:
+        self.db = db
+
+    def pending_log(self, flt: Optional[dict] = None) -> List[dict]:
+        """Outbox entries not moved yet (of every process), for readers: one round trip."""
+        docs = self.db.call("pending_log", lambda: list(self.db.clubs.find(
+            {"log_pending.0": {"$exists": True}}, {"log_pending": 1})))
+        rows = [e for d in docs for e in d.get("log_pending") or []]
+        return [e for e in rows if all(e.get(k) == v for k, v in (flt or {}).items())]
+
+    def ensure_indexes(self) -> None:
+        self.db.activity.create_index([("club_id", 1), ("week", 1), ("telegram_id", 1)], unique=True)
+        self.db.activity.create_index("telegram_id")
+        self.db.reconciles.create_index([("club_id", 1), ("at", 1)])
+
+    def record_activity(self, seen: Dict[Tuple[str, int], datetime],
+                        first_seen: Optional[Dict[Tuple[str, int], datetime]]) -> None:
         """Part of the flush: one more bulk of upserts (ids per week, nothing more)."""
         ops = [({"club_id": c, "week": w, "telegram_id": t}, {"$setOnInsert": {"club_id": c}}, True)
                for c, w, t in activity_rows(seen, first_seen)]
-        self._bulk("flush_activity", self.activity, ops)
+        self.db.bulk("flush_activity", self.db.activity, ops)
 
     def membership_log(self, club_id: Optional[str] = None, telegram_id: Optional[int] = None,
                        since: Optional[datetime] = None) -> List[dict]:
@@ -39,27 +53,27 @@ class MongoInsights:
             flt["telegram_id"] = telegram_id
         if since is not None:
             flt["at"] = {"$gte": since}
-        rows = self._call("membership_log", lambda: list(self.log.find(flt).sort("_id", 1)))
+        rows = self.db.call("membership_log", lambda: list(self.db.log.find(flt).sort("_id", 1)))
         rows = merge_log(rows, self.pending_log({k: v for k, v in flt.items() if k != "at"}), since)
         return [{"invited_by": None, **{k: v for k, v in r.items() if k != "_id"}} for r in rows]
 
     def writers_by_week(self, club_id: str) -> Dict[str, int]:
-        rows = self._call("writers_by_week", lambda: list(self.activity.find({"club_id": club_id}, {"week": 1})))
+        rows = self.db.call("writers_by_week", lambda: list(self.db.activity.find({"club_id": club_id}, {"week": 1})))
         return dict(Counter(r["week"] for r in rows))
 
     def record_reconcile(self, club_id: str, at: datetime, telegram: Optional[int], active: int,
                          drift: Optional[int]) -> None:
-        self._call("record_reconcile", self.reconciles.insert_one,
+        self.db.call("record_reconcile", self.db.reconciles.insert_one,
                    {"club_id": club_id, "at": at, "total_members_telegram": telegram, "active": active,
                     "drift": drift})
 
     def reconcile_history(self, club_id: str) -> List[dict]:
-        rows = self._call("reconcile_history", lambda: list(
-            self.reconciles.find({"club_id": club_id}, {"_id": 0}).sort([("at", 1), ("_id", 1)])))
+        rows = self.db.call("reconcile_history", lambda: list(
+            self.db.reconciles.find({"club_id": club_id}, {"_id": 0}).sort([("at", 1), ("_id", 1)])))
         return rows
 
     def memberships_of(self, tid: int) -> List[dict]:
-        docs = self._call("memberships_of", lambda: list(self.clubs.find(
+        docs = self.db.call("memberships_of", lambda: list(self.db.clubs.find(
             {"members.telegram_id": tid},
             {"name": 1, "telegram_group_id": 1, "members": {"$elemMatch": {"telegram_id": tid}}})))
         out = []

@@ -1,4 +1,4 @@
-"""MongoDB member writes: read the member, decide (core.store.decide), write guarded on what was
+"""MongoDB member writes: read the member, decide (core.evidence.decide), write guarded on what was
 read, retry when another writer got there first; and the last_seen flush.
 
 A first sighting costs two round trips, as the issue's floor says: the account upsert, then one
@@ -19,25 +19,51 @@ note never exists without its id, and an id without a note costs only a read."""
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
-from tgsync_cli.core.errors import StoreUnavailable
+from tgsync_cli.core.errors import StoreConflict, StoreUnavailable
 from tgsync_cli.core.events import Person
-from tgsync_cli.core.store import ACTIVE, Observation, Outcome, decide
+from tgsync_cli.core.evidence import ACTIVE, AFTER_MESSAGES, MESSAGES, Observation, Outcome, decide
 from tgsync_cli.stores.common import member_doc
+from tgsync_cli.stores.mongo_db import MongoDb
+from tgsync_cli.stores.mongo_insights import MongoInsights
 
 RETRIES = 8
 _CAS_KEYS = ("status", "status_at", "role", "role_at", "joined_at", "source", "hard_at", "proof_at",
              "last_seen", "invited_by", "invite_link")
 
 class MongoMembers:
-    """Part of MongoStore (mongo.py): relies on its collections, _call, _bulk, _known, _outbox."""
+    """A part MongoStore holds: given the database, how an account is upserted, and the insights
+    part (the flush records who wrote in which week)."""
+
+    def __init__(self, db: MongoDb, account: Callable[[Person, datetime, bool], str],
+                 insights: MongoInsights) -> None:
+        self.db = db
+        self._account = account
+        self.insights = insights
+        self._known: Dict[str, Set[int]] = {}  # club -> telegram ids it had (a hint: see above)
+        self._outbox: Dict[str, int] = {}  # clubs whose outbox to settle -> writes to it so far
+        self._settle_lock = threading.RLock()
+
+    # -- the member hint ---------------------------------------------------------------------------
+    def remember(self, club_id: str, telegram_ids: Set[int]) -> None:
+        """The members a club has, as a read just showed them."""
+        self._known[club_id] = set(telegram_ids)
+
+    def forget_hint(self, telegram_id: int) -> None:
+        for known in self._known.values():
+            known.discard(telegram_id)
+
+    def clear_hints(self) -> None:
+        """Members arrived behind this process's back (a copy): guess nothing."""
+        self._known.clear()
 
     # -- members -----------------------------------------------------------------------------------
     def _raw_member(self, club_id: str, tid: int) -> Tuple[bool, Optional[dict], bool]:
         """(club exists, the member or None, a departure note may exist) in one read."""
-        doc = self._call("member", self.clubs.find_one, {"_id": club_id},
+        doc = self.db.call("member", self.db.clubs.find_one, {"_id": club_id},
                          {"members": {"$elemMatch": {"telegram_id": tid}}, "departed_ids": 1})
         if doc is None:
             return False, None, False
@@ -73,10 +99,11 @@ class MongoMembers:
         """One guarded update, maybe carrying an outbox entry: then the club's outbox is looked at
         by the next settle, whether the write landed, missed or failed (a lost reply may have)."""
         if entry is not None:
-            self._touched(club_id)
-        return self._call("observe", fn, *args)
+            self.touched(club_id)
+        return self.db.call("observe", fn, *args)
 
-    def _touched(self, club_id: str) -> None:
+    def touched(self, club_id: str) -> None:
+        """A write to this club's outbox (maybe another process's, left behind): settle it."""
         self._outbox[club_id] = self._outbox.get(club_id, 0) + 1
 
     def _first_sighting(self, club_id: str, obs: Observation) -> Optional[Outcome]:
@@ -88,12 +115,12 @@ class MongoMembers:
             return None
         tid = obs.person.id
         m = dict(d.member)
-        m["user_id"] = self._upsert_account(obs.person, obs.at, obs.keep_names)
+        m["user_id"] = self._account(obs.person, obs.at, obs.keep_names)
         entry = self._entry(d.log)
         push: Dict[str, Any] = {"members": m}
         if entry is not None:
             push["log_pending"] = entry
-        r = self._write(club_id, entry, self.clubs.update_one,
+        r = self._write(club_id, entry, self.db.clubs.update_one,
                         {"_id": club_id, "members.telegram_id": {"$ne": tid}, "departed_ids": {"$ne": tid}},
                         {"$push": push, "$inc": {"version": 1}})
         if not r.matched_count:
@@ -113,7 +140,7 @@ class MongoMembers:
                 return Outcome(tid)
             dep = None
             if current is None and noted:
-                dep = self._call("departure", self.departures.find_one, {"club_id": club_id, "telegram_id": tid})
+                dep = self.db.call("departure", self.db.departures.find_one, {"club_id": club_id, "telegram_id": tid})
             d = decide(club_id, current, dep, obs)
             if d.departure is not None:
                 self._insert_departure(d.departure, exists=dep is not None, noted=noted)
@@ -121,7 +148,7 @@ class MongoMembers:
                 entry = self._entry(d.log)
                 if current is None:
                     m = dict(d.member)
-                    m["user_id"] = self._upsert_account(obs.person, obs.at, obs.keep_names)
+                    m["user_id"] = self._account(obs.person, obs.at, obs.keep_names)
                     flt: Dict[str, Any] = {"_id": club_id, "members.telegram_id": {"$ne": tid}}
                     upd: Dict[str, Any] = {"$push": {"members": m}, "$inc": {"version": 1}}
                     if noted:  # the note goes below; its id with the membership, atomically
@@ -133,32 +160,30 @@ class MongoMembers:
                     upd["$push"]["log_pending"] = entry
                 if not upd["$push"]:
                     del upd["$push"]
-                r = self._write(club_id, entry, self.clubs.update_one, flt, upd)
+                r = self._write(club_id, entry, self.db.clubs.update_one, flt, upd)
                 if not r.matched_count:
                     continue  # another writer changed this member first: decide again
                 self._known.setdefault(club_id, set()).add(tid)
             if d.clear_departure:
-                self._call("clear_departure", self.departures.delete_one, {"club_id": club_id, "telegram_id": tid})
+                self.db.call("clear_departure", self.db.departures.delete_one, {"club_id": club_id, "telegram_id": tid})
             return d.outcome
-        raise StoreUnavailable(f"{self.uri_label}: member {tid} kept changing under this write")
+        raise StoreUnavailable(f"{self.db.uri_label}: member {tid} kept changing under this write")
 
     def _insert_departure(self, dep: dict, exists: bool = False, noted: bool = False) -> None:
-        from pymongo.errors import DuplicateKeyError
-
         if not noted:  # the id first: a note must never exist without it (first sightings check it)
-            self._call("record_departure", self.clubs.update_one, {"_id": dep["club_id"]},
+            self.db.call("record_departure", self.db.clubs.update_one, {"_id": dep["club_id"]},
                        {"$addToSet": {"departed_ids": dep["telegram_id"]}})
         if not exists:
             try:
-                self._call("record_departure", self.departures.insert_one, dict(dep))
+                self.db.call("record_departure", self.db.departures.insert_one, dict(dep))
                 return
-            except DuplicateKeyError:  # a racing leave noted first: keep the newer of the two
+            except StoreConflict:  # a racing leave noted first: keep the newer of the two
                 pass
         try:  # an upsert: the note read a moment ago may have been pruned since
-            self._call("record_departure", self.departures.update_one,
+            self.db.call("record_departure", self.db.departures.update_one,
                        {"club_id": dep["club_id"], "telegram_id": dep["telegram_id"], "at": {"$lte": dep["at"]}},
                        {"$set": {"status": dep["status"], "at": dep["at"]}}, upsert=True)
-        except DuplicateKeyError:  # a newer note stands
+        except StoreConflict:  # a newer note stands
             pass
 
     def observe_many(self, club_id: str, observations: Sequence[Observation],
@@ -166,7 +191,7 @@ class MongoMembers:
                      ) -> List[Outcome]:
         """A listing: observations of members already in the club are decided on one read and
         written in one bulk (each op compare-and-set); new ones go through `observe`."""
-        doc = self._call("observe_many", self.clubs.find_one, {"_id": club_id}, {"members": 1})
+        doc = self.db.call("observe_many", self.db.clubs.find_one, {"_id": club_id}, {"members": 1})
         if doc is None:
             return [Outcome(o.person.id) for o in observations]
         known = {m["telegram_id"]: m for m in doc.get("members") or []}
@@ -193,8 +218,8 @@ class MongoMembers:
                 where.append(i)
                 known[o.person.id] = d.member
         if logged:
-            self._touched(club_id)
-        matched = self._bulk("observe_many", self.clubs, ops)
+            self.touched(club_id)
+        matched = self.db.bulk("observe_many", self.db.clubs, ops)
         if matched < len(ops):  # a racing writer: redo those members one by one (guards decide)
             for i in where:
                 outs[i] = self.observe(club_id, obs[i])
@@ -214,7 +239,7 @@ class MongoMembers:
         if not self._outbox:
             return [], {}
         seen = dict(self._outbox)
-        docs = self._call("settle_log", lambda: list(self.clubs.find(
+        docs = self.db.call("settle_log", lambda: list(self.db.clubs.find(
             {"_id": {"$in": sorted(seen)}, "log_pending.0": {"$exists": True}}, {"log_pending": 1})))
         entries = [e for d in docs for e in d.get("log_pending") or []]
         if not entries:
@@ -222,11 +247,11 @@ class MongoMembers:
 
         def insert():
             try:
-                self.log.insert_many([dict(e) for e in entries], ordered=False)
+                self.db.log.insert_many([dict(e) for e in entries], ordered=False)
             except BulkWriteError as exc:
                 if any(w.get("code") != 11000 for w in exc.details.get("writeErrors", [])):
                     raise
-        self._call("settle_log", insert)
+        self.db.call("settle_log", insert)
         return [({"_id": d["_id"]}, {"$pull": {"log_pending": {"_id": {"$in": [
             e["_id"] for e in d.get("log_pending") or []]}}}}, False) for d in docs], seen
 
@@ -241,15 +266,8 @@ class MongoMembers:
         docstring): three round trips, none when this process wrote nothing since the last."""
         with self._settle_lock:
             ops, seen = self._settle_ops()
-            self._bulk("settle_log", self.clubs, ops)
+            self.db.bulk("settle_log", self.db.clubs, ops)
             self._settled(seen)
-
-    def pending_log(self, flt: Optional[dict] = None) -> List[dict]:
-        """Outbox entries not moved yet (of every process), for readers: one round trip."""
-        docs = self._call("pending_log", lambda: list(self.clubs.find(
-            {"log_pending.0": {"$exists": True}}, {"log_pending": 1})))
-        rows = [e for d in docs for e in d.get("log_pending") or []]
-        return [e for e in rows if all(e.get(k) == v for k, v in (flt or {}).items())]
 
     def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
                         first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
@@ -273,8 +291,8 @@ class MongoMembers:
         for (cid, tid), at in (first_seen or {}).items():
             ops.append(({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid, "$or": [
                 {"joined_at": {"$gt": at}}, {"joined_at": None},
-                {"joined_at": at, "source": {"$in": ["service_message", "member_import", "history_import"]}}]}}},
-                {"$set": {"members.$.joined_at": at, "members.$.source": "message_activity"}}, False))
+                {"joined_at": at, "source": {"$in": list(AFTER_MESSAGES)}}]}}},
+                {"$set": {"members.$.joined_at": at, "members.$.source": MESSAGES}}, False))
         for (cid, tid), last in seen.items():  # a newer message proves an inactive member back
             first = (first_seen or {}).get((cid, tid), last)
             for since, status_at in ((first, first), (last, last)):
@@ -285,11 +303,11 @@ class MongoMembers:
                               "members.$.proof_at": last}, "$inc": {"version": 1}}, False))
         with self._settle_lock:  # log entries written since the last flush: moved on the way
             settle, outboxes = self._settle_ops()
-            self._bulk("flush_last_seen", self.clubs, ops + settle)
+            self.db.bulk("flush_last_seen", self.db.clubs, ops + settle)
             self._settled(outboxes)
-        self._record_activity(seen, first_seen)
+        self.insights.record_activity(seen, first_seen)
         return len(seen)
 
     def active_count(self, club_id: str) -> int:
-        doc = self._call("active_count", self.clubs.find_one, {"_id": club_id}, {"members.status": 1})
+        doc = self.db.call("active_count", self.db.clubs.find_one, {"_id": club_id}, {"members.status": 1})
         return sum(1 for m in (doc or {}).get("members") or [] if m.get("status") == "active")

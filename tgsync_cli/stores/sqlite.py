@@ -16,14 +16,15 @@ import sqlite3
 import threading
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from tgsync_cli.core.errors import StoreError, StoreUnavailable
+from tgsync_cli.core.errors import StoreConflict, StoreError, StoreUnavailable
 from tgsync_cli.core.events import Person
-from tgsync_cli.core.store import ClubIndex, account_fields, forgotten_key
-from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, Counted, member_doc, new_id
+from tgsync_cli.core.evidence import Observation, Outcome
+from tgsync_cli.core.store import ClubIndex, forgotten_key
+from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, Counted, new_id
 from tgsync_cli.stores.sqlite_insights import SqliteInsights
-from tgsync_cli.stores.sqlite_members import _TIMES, SqliteMembers
+from tgsync_cli.stores.sqlite_members import SqliteMembers, member_row, upsert_account
 from tgsync_cli.stores.sqlite_schema import (
     MEMBER_COLS,
     SCHEMA_VERSION,
@@ -36,19 +37,21 @@ from tgsync_cli.stores.sqlite_schema import (
 
 
 
-class SqliteStore(SqliteMembers, SqliteInsights, Counted):
+class SqliteStore(Counted):
     def __init__(self, conn: sqlite3.Connection, label: str, lock: threading.RLock):
         self.ops = 0
         self.uri_label = label
         self.embedded = True
+        self.atomic_listings = True  # a listing's write is one transaction: all of it or none
         self._conn = conn
         self._lock = lock
         self._closed = False
+        self.members = SqliteMembers(self._tx)
+        self.insights = SqliteInsights(self._tx)
 
     # -- transactions ----------------------------------------------------------------------------
     @contextlib.contextmanager
     def _tx(self, name: str, write: bool = True) -> Iterator[sqlite3.Cursor]:
-        self.before_call(name)
         with self._lock:
             self.ops += 1
             cur = self._conn.cursor()
@@ -59,6 +62,8 @@ class SqliteStore(SqliteMembers, SqliteInsights, Counted):
             except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise StoreConflict(f"{self.uri_label}: {name} lost a race ({exc})") from exc
                 if isinstance(exc, sqlite3.OperationalError):
                     raise StoreUnavailable(f"{self.uri_label}: {name} failed ({exc})") from exc
                 if isinstance(exc, sqlite3.DatabaseError):
@@ -66,7 +71,43 @@ class SqliteStore(SqliteMembers, SqliteInsights, Counted):
                 raise
             finally:
                 cur.close()
-        self.after_call(name)
+
+    # -- members and insights: the parts above, one transaction per call --------------------------
+    def member(self, club_id: str, tid: int) -> Optional[dict]:
+        return self.members.member(club_id, tid)
+
+    def observe(self, club_id: str, obs: Observation) -> Outcome:
+        return self.members.observe(club_id, obs)
+
+    def observe_many(self, club_id: str, observations: Sequence[Observation],
+                     complete_at: Optional[datetime] = None, complete_source: str = "member_import"
+                     ) -> List[Outcome]:
+        return self.members.observe_many(club_id, observations, complete_at, complete_source)
+
+    def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
+                        first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
+                        active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
+        return self.members.flush_last_seen(seen, first_seen, active_since)
+
+    def active_count(self, club_id: str) -> int:
+        return self.members.active_count(club_id)
+
+    def membership_log(self, club_id: Optional[str] = None, telegram_id: Optional[int] = None,
+                       since: Optional[datetime] = None) -> List[dict]:
+        return self.insights.membership_log(club_id, telegram_id, since)
+
+    def writers_by_week(self, club_id: str) -> Dict[str, int]:
+        return self.insights.writers_by_week(club_id)
+
+    def record_reconcile(self, club_id: str, at: datetime, telegram: Optional[int], active: int,
+                         drift: Optional[int]) -> None:
+        self.insights.record_reconcile(club_id, at, telegram, active, drift)
+
+    def reconcile_history(self, club_id: str) -> List[dict]:
+        return self.insights.reconcile_history(club_id)
+
+    def memberships_of(self, tid: int) -> List[dict]:
+        return self.insights.memberships_of(tid)
 
     def close(self) -> None:
         if not self._closed:
@@ -81,7 +122,7 @@ class SqliteStore(SqliteMembers, SqliteInsights, Counted):
     # -- clubs -----------------------------------------------------------------------------------
     def _club_doc(self, cur, row) -> dict:
         cid, gid, name, username, created_by, sync, prev, _version = row
-        members = [self._member_row(r) for r in cur.execute(
+        members = [member_row(r) for r in cur.execute(
             f"SELECT {', '.join(MEMBER_COLS)} FROM memberships WHERE club_id = ? ORDER BY seq", (cid,))]
         doc = {"_id": cid, "name": name, "telegram_group_id": gid, "created_by": created_by,
                "members": members, "sync": sync_out(sync)}
@@ -91,13 +132,6 @@ class SqliteStore(SqliteMembers, SqliteInsights, Counted):
         if username:
             doc["username"] = username
         return doc
-
-    @staticmethod
-    def _member_row(r, raw: bool = False) -> dict:
-        m = dict(zip(MEMBER_COLS, r))
-        for k in _TIMES:
-            m[k] = dt_out(m[k])
-        return m if raw else member_doc(m)
 
     _CLUB = "SELECT id, telegram_group_id, name, username, created_by, sync, previous_group_ids, version FROM clubs"
 
@@ -245,28 +279,9 @@ class SqliteStore(SqliteMembers, SqliteInsights, Counted):
                         (username.lstrip("@") if username else None, club_id))
 
     # -- accounts --------------------------------------------------------------------------------
-    @staticmethod
-    def _upsert_account(cur, p: Person, at: datetime, keep_names: bool = False) -> str:
-        f = account_fields(p, at)
-        uid = new_id("user")
-        if keep_names:
-            cur.execute("INSERT INTO users (id, telegram_id, username, first_name, last_name, language_code,"
-                        " created_at, updated_at) VALUES (?, ?, NULL, ?, NULL, NULL, ?, ?)"
-                        " ON CONFLICT(telegram_id) DO NOTHING",
-                        (uid, p.id, p.first_name, dt_in(at), dt_in(at)))
-        else:
-            cur.execute("INSERT INTO users (id, telegram_id, username, first_name, last_name, language_code,"
-                        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                        " ON CONFLICT(telegram_id) DO UPDATE SET username = excluded.username,"
-                        " first_name = excluded.first_name, last_name = excluded.last_name,"
-                        " language_code = excluded.language_code, updated_at = excluded.updated_at",
-                        (uid, p.id, f["username"], f["first_name"], f["last_name"], f["language_code"],
-                         dt_in(at), dt_in(at)))
-        return cur.execute("SELECT id FROM users WHERE telegram_id = ?", (p.id,)).fetchone()[0]
-
     def upsert_user(self, p: Person, at: datetime) -> str:
         with self._tx("upsert_user") as cur:
-            return self._upsert_account(cur, p, at)
+            return upsert_account(cur, p, at)
 
     @staticmethod
     def _user_doc(row) -> dict:

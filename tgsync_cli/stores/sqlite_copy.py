@@ -109,6 +109,6 @@ def import_all(store, docs: Dict[str, List[dict]]) -> Dict[str, int]:
 
 
 def _log_rows(cur) -> List[Dict[str, Any]]:
-    from tgsync_cli.stores.sqlite import SqliteStore
+    from tgsync_cli.stores.sqlite_insights import SqliteInsights
 
-    return SqliteStore._log(cur, f"SELECT {LOG_COLS} FROM membership_log ORDER BY seq", ())
+    return SqliteInsights._log(cur, f"SELECT {LOG_COLS} FROM membership_log ORDER BY seq", ())

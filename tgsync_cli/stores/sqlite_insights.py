@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Dict, List, Optional
 
+from tgsync_cli.stores.sqlite_members import Tx, member_row
 from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, dt_in, dt_out
 
 LOG_COLS = ("club_id, telegram_id, at, from_status, from_role, to_status, to_role, source, actor,"
@@ -13,6 +14,11 @@ LOG_COLS = ("club_id, telegram_id, at, from_status, from_role, to_status, to_rol
 
 
 class SqliteInsights:
+    """Given the store's transactions (`tx(name, write=True)`): one transaction per call."""
+
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
+
     def membership_log(self, club_id: Optional[str] = None, telegram_id: Optional[int] = None,
                        since: Optional[datetime] = None) -> List[dict]:
         where, args = [], []
@@ -59,7 +65,7 @@ class SqliteInsights:
                                (tid,)).fetchall()
         out = []
         for cid, name, gid, *vals in rows:
-            m: Dict[str, Any] = self._member_row(vals)
+            m: Dict[str, Any] = member_row(vals)
             m.update({"club_id": cid, "club_name": name, "telegram_group_id": gid})
             out.append(m)
         return out

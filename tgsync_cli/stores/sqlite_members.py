@@ -1,23 +1,59 @@
-"""The SQLite store's member writes: observations and listings decided by `core.store.decide`
-inside the caller's transaction, and the set-based last_seen flush. Part of SqliteStore."""
+"""The SQLite store's member writes: observations and listings decided by `core.evidence.decide`
+inside one transaction, and the set-based last_seen flush. A part SqliteStore holds."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
 
 from tgsync_cli.core.events import Person
-from tgsync_cli.core.store import Observation, Outcome, decide
+from tgsync_cli.core.store import account_fields
+from tgsync_cli.stores.common import member_doc, new_id
+from tgsync_cli.core.evidence import AFTER_MESSAGES, MESSAGES, Observation, Outcome, decide
 from tgsync_cli.core.insights import iso_week
 from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, dt_in, dt_out
 
 _TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at")
 
 
-class SqliteMembers:
-    """Relies on SqliteStore's `_tx`, `_member_row` and `_upsert_account`."""
+def member_row(r: Sequence[Any], raw: bool = False) -> Dict[str, Any]:
+    """A memberships row as the document shows it (`raw`: with this store's guard fields)."""
+    m = dict(zip(MEMBER_COLS, r))
+    for k in _TIMES:
+        m[k] = dt_out(m[k])
+    return m if raw else member_doc(m)
 
-    # -- members ---------------------------------------------------------------------------------
+
+def upsert_account(cur: sqlite3.Cursor, p: Person, at: datetime, keep_names: bool = False) -> str:
+    """The account of a person a membership is created for: names kept when asked."""
+    f = account_fields(p, at)
+    uid = new_id("user")
+    if keep_names:
+        cur.execute("INSERT INTO users (id, telegram_id, username, first_name, last_name, language_code,"
+                    " created_at, updated_at) VALUES (?, ?, NULL, ?, NULL, NULL, ?, ?)"
+                    " ON CONFLICT(telegram_id) DO NOTHING",
+                    (uid, p.id, p.first_name, dt_in(at), dt_in(at)))
+    else:
+        cur.execute("INSERT INTO users (id, telegram_id, username, first_name, last_name, language_code,"
+                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT(telegram_id) DO UPDATE SET username = excluded.username,"
+                    " first_name = excluded.first_name, last_name = excluded.last_name,"
+                    " language_code = excluded.language_code, updated_at = excluded.updated_at",
+                    (uid, p.id, f["username"], f["first_name"], f["last_name"], f["language_code"],
+                     dt_in(at), dt_in(at)))
+    return cur.execute("SELECT id FROM users WHERE telegram_id = ?", (p.id,)).fetchone()[0]
+
+
+Tx = Callable[..., ContextManager[sqlite3.Cursor]]
+
+
+class SqliteMembers:
+    """Given the store's transactions (`tx(name, write=True)`): one transaction per call."""
+
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
+
     def member(self, club_id: str, tid: int) -> Optional[dict]:
         with self._tx("member", write=False) as cur:
             return self._member(cur, club_id, tid)
@@ -25,7 +61,7 @@ class SqliteMembers:
     def _member(self, cur, club_id: str, tid: int, raw: bool = False) -> Optional[dict]:
         row = cur.execute(f"SELECT {', '.join(MEMBER_COLS)} FROM memberships WHERE club_id = ? AND telegram_id = ?",
                           (club_id, tid)).fetchone()
-        return self._member_row(row, raw) if row else None
+        return member_row(row, raw) if row else None
 
     def _departure(self, cur, club_id: str, tid: int) -> Optional[dict]:
         row = cur.execute("SELECT status, at FROM departures WHERE club_id = ? AND telegram_id = ?",
@@ -45,7 +81,7 @@ class SqliteMembers:
         if d.member is not None:
             m = dict(d.member)
             if d.account:
-                m["user_id"] = self._upsert_account(cur, obs.person, obs.at, obs.keep_names)
+                m["user_id"] = upsert_account(cur, obs.person, obs.at, obs.keep_names)
             vals = [dt_in(m.get(c)) if c in _TIMES else m.get(c) for c in MEMBER_COLS]
             if current is None:
                 cur.execute(f"INSERT INTO memberships (club_id, {', '.join(MEMBER_COLS)}) VALUES "
@@ -82,8 +118,7 @@ class SqliteMembers:
         observed as `left` at that time (their outcomes are appended)."""
         with self._tx("observe_many") as cur:
             outs = []
-            for i, obs in enumerate(observations):
-                self.mid_call("observe_many", i)
+            for obs in observations:
                 outs.append(self._apply(cur, club_id, obs))
             if complete_at is not None:
                 listed = {o.person.id for o in observations}
@@ -103,7 +138,8 @@ class SqliteMembers:
         if not seen and not first_seen:
             return 0
         first_seen, active_since = first_seen or {}, active_since or {}
-        rows, weeks = [], {}
+        rows: List[Tuple[Any, ...]] = []
+        weeks: Dict[Any, Optional[str]] = {}
 
         def week(at):  # a flush holds a few days at most: one isocalendar per day, not per member
             if at is None:
@@ -134,8 +170,9 @@ class SqliteMembers:
             # one pass: last_seen and proof_at only forwards; joined_at/source by the earliest
             # evidence (SPEC §2); a member active by messages alone is active since the earliest
             # one after their last member event, whichever message reached the store first
+            after = ", ".join(f"'{r}'" for r in AFTER_MESSAGES)
             earlier = ("k.first IS NOT NULL AND (m.joined_at IS NULL OR m.joined_at > k.first OR (m.joined_at = k.first"
-                       " AND m.source IN ('service_message', 'member_import', 'history_import')))")
+                       f" AND m.source IN ({after})))")
             cur.execute(
                 "UPDATE memberships AS m SET"
                 " last_seen = CASE WHEN k.last IS NOT NULL AND (m.last_seen IS NULL OR m.last_seen < k.last)"
@@ -143,7 +180,7 @@ class SqliteMembers:
                 " proof_at = CASE WHEN k.last IS NOT NULL AND (m.proof_at IS NULL OR m.proof_at < k.last)"
                 " THEN k.last ELSE m.proof_at END,"
                 f" joined_at = CASE WHEN {earlier} THEN k.first ELSE m.joined_at END,"
-                f" source = CASE WHEN {earlier} THEN 'message_activity' ELSE m.source END,"
+                f" source = CASE WHEN {earlier} THEN '{MESSAGES}' ELSE m.source END,"
                 " status_at = CASE WHEN k.since IS NOT NULL AND m.status = 'active' AND m.status_at > k.since"
                 " AND (m.hard_at IS NULL OR (m.status_at > m.hard_at AND k.since > m.hard_at))"
                 " THEN k.since ELSE m.status_at END"
@@ -178,7 +215,7 @@ class SqliteMembers:
                 continue
             cur.execute("INSERT INTO membership_log (club_id, telegram_id, at, from_status, from_role,"
                         " to_status, to_role, source, actor, invite_link)"
-                        " SELECT ?, ?, ?, d.from_status, ?, 'active', ?, 'message_activity', NULL, NULL"
+                        f" SELECT ?, ?, ?, d.from_status, ?, 'active', ?, '{MESSAGES}', NULL, NULL"
                         " FROM (SELECT to_status AS from_status FROM membership_log WHERE club_id = ?"
                         " AND telegram_id = ? ORDER BY seq DESC LIMIT 1) d",
                         (cid, tid, row[0], row[1], row[1], cid, tid))
