@@ -32,7 +32,13 @@ INT64_MIN = -(2 ** 63)
 
 
 class Command(TyperCommand):
-    """A Typer command whose bare negative numbers are values, not options."""
+    """A Typer command whose bare negative numbers are values, not options. Every command also
+    takes `--quiet` (only errors: for scripts and cron), and refuses `--json` with `--csv`."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not any(p.name == "quiet" for p in self.params):
+            self.params.append(_quiet_option())
 
     def parse_args(self, ctx, args: List[str]) -> List[str]:
         parser = self.make_parser(ctx)
@@ -55,7 +61,10 @@ class Command(TyperCommand):
             if opt is not None and opt.takes_value and "=" not in token and rest:
                 options.append(rest.pop(0))  # the option's value, even when it looks negative
         reordered = options + (["--"] + positionals if positionals else [])
-        return super().parse_args(ctx, reordered)
+        rest_args = super().parse_args(ctx, reordered)
+        if ctx.params.get("json_out") and ctx.params.get("csv_out") and not ctx.resilient_parsing:
+            raise UsageError("--json and --csv: choose one", ctx=ctx)
+        return rest_args
 
     def collect_usage_pieces(self, ctx) -> List[str]:
         """`tgsync roster [OPTIONS] CHAT`, as README and the error messages spell it (Typer
@@ -90,6 +99,35 @@ def use_command_class(app: typer.Typer) -> None:
     for group in app.registered_groups:
         if group.typer_instance is not None:
             use_command_class(group.typer_instance)
+
+
+def _quiet_option():
+    """`--quiet/-q` as Typer builds an option (its help row and completion like the others)."""
+    probe = typer.Typer()
+
+    @probe.command()
+    def _probe(quiet: Annotated[bool, typer.Option(
+            "--quiet", "-q", help="only errors: no tables, notes or progress (--json/--csv still print)")]
+            = False) -> None:
+        pass  # pragma: no cover - never run; it only shapes the option
+
+    from typer.main import get_command
+
+    option = get_command(probe).params[0]
+    option.expose_value = False
+    option.callback = _be_quiet
+    return option
+
+
+def _be_quiet(ctx, param, value: bool) -> bool:
+    if value:
+        import logging
+
+        from tgsync_cli.cli import render
+
+        render.console.quiet = render.err_console.quiet = True
+        logging.getLogger("tgsync").setLevel(logging.ERROR)
+    return value
 
 
 def _plain_flags(params) -> None:

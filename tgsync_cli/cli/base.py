@@ -23,6 +23,7 @@ ConfigOpt = Annotated[Optional[str], typer.Option("--config", metavar="PATH",
 StoreOpt = Annotated[Optional[str], typer.Option("--store", metavar="URI",
                                                  help="store URI: mongodb://…, file:PATH, memory:")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine output on stdout")]
+CsvOpt = Annotated[bool, typer.Option("--csv", help="CSV on stdout (for spreadsheets)")]
 
 _global = {"config": None, "store": None}
 
@@ -55,6 +56,9 @@ def _root(config: ConfigOpt = None, store: StoreOpt = None,
           version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, metavar="",
                                                 help="print the version and exit")] = False) -> None:
     _global["config"], _global["store"], _global["verbose"] = config, store, verbose
+    from tgsync_cli.cli import render
+
+    render.console.quiet = render.err_console.quiet = False  # --quiet is per command
     # one-shot commands: our warnings; a library's trouble reaches the operator as the cause in
     # our one error line (or everything with -v). serve and worker reconfigure for a long run.
     setup_logging(level="warning", library_level="critical", compact=True)

@@ -9,9 +9,9 @@ import typer
 from typing_extensions import Annotated
 
 from tgsync_cli.app import insights
-from tgsync_cli.cli import render, render_insights
+from tgsync_cli.cli import render, render_csv, render_insights
 from tgsync_cli.cli.args import ChatArg, TelegramIdArg
-from tgsync_cli.cli.base import ConfigOpt, JsonOpt, StoreOpt, app, guarded, open_readonly_store, settings_for
+from tgsync_cli.cli.base import ConfigOpt, CsvOpt, JsonOpt, StoreOpt, app, guarded, open_readonly_store, settings_for
 from tgsync_cli.core.rules import parse_iso
 from tgsync_cli.runtime.wiring import utcnow
 
@@ -30,13 +30,16 @@ def _since(text: Optional[str], option: str = "--since") -> Optional[datetime]:
 @guarded
 def history(chat: ChatArg,
             since: Annotated[Optional[str], typer.Option("--since", metavar="DATE", help="only changes from this date/time (UTC)")] = None,
-            json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
+            json_out: JsonOpt = False, csv_out: CsvOpt = False,
+            config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Who joined, left, was kicked, promoted or demoted in a club, and how."""
     after = _since(since)
     with open_readonly_store(settings_for(config, store)) as st:  # reads only: never creates one
         view = insights.club_history(st, chat, after)
     if json_out:
         render.print_json(view)
+    elif csv_out:
+        render.print_csv(render_csv.history_csv(view))
     else:
         render.console.print(render_insights.history_table(view))
 
@@ -44,12 +47,15 @@ def history(chat: ChatArg,
 @app.command()
 @guarded
 def member(telegram_id: TelegramIdArg,
-           json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
+           json_out: JsonOpt = False, csv_out: CsvOpt = False,
+           config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """One person across all clubs: account, memberships and their log."""
     with open_readonly_store(settings_for(config, store)) as st:  # reads only: never creates one
         view = insights.member_view(st, telegram_id)
     if json_out:
         render.print_json(view)
+    elif csv_out:  # one row per membership; the log is in --json
+        render.print_csv(render_csv.member_csv(view))
     else:
         for part in render_insights.member_parts(view):
             render.console.print(part)
@@ -59,7 +65,7 @@ def member(telegram_id: TelegramIdArg,
 @guarded
 def stats(chat: ChatArg,
           weeks: Annotated[int, typer.Option("--weeks", min=1, max=520, help="how many ISO weeks, newest last")] = 12,
-          json_out: JsonOpt = False,
+          json_out: JsonOpt = False, csv_out: CsvOpt = False,
           until: Annotated[Optional[str], typer.Option("--until", metavar="DATE", help="the last week shown holds this date (default: today)")] = None,
           png: Annotated[Optional[str], typer.Option("--png", metavar="FILE", help="also draw the chart into this PNG file (needs the plot extra: pip install 'tgsync\\[plot]')")] = None,
           config: ConfigOpt = None, store: StoreOpt = None) -> None:
@@ -73,6 +79,9 @@ def stats(chat: ChatArg,
         stats_png(view, png)
     if json_out:
         render.print_json(view)
+        return
+    if csv_out:
+        render.print_csv(render_csv.stats_csv(view))
         return
     for part in render_insights.stats_parts(view):
         render.console.print(part)

@@ -13,6 +13,7 @@ from tgsync_cli.cli import render
 from tgsync_cli.cli.args import ChatArg, choice_option, since_callback
 from tgsync_cli.cli.base import (
     ConfigOpt,
+    CsvOpt,
     JsonOpt,
     StoreOpt,
     app,
@@ -26,8 +27,6 @@ from tgsync_cli.cli.base import (
 from tgsync_cli.core.rules import SOURCES
 
 core = lazy_module("tgsync_cli.app")
-
-CsvOpt = Annotated[bool, typer.Option("--csv", help="CSV on stdout")]
 
 
 @contextmanager

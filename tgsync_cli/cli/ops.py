@@ -9,10 +9,11 @@ from typing import Optional
 import typer
 from typing_extensions import Annotated
 
-from tgsync_cli.cli import render, render_ops
+from tgsync_cli.cli import render, render_csv, render_ops
 from tgsync_cli.cli.args import TelegramIdArg, chat_callback, history_chat_callback
 from tgsync_cli.cli.base import (
     ConfigOpt,
+    CsvOpt,
     JsonOpt,
     StoreOpt,
     app,
@@ -52,7 +53,8 @@ def reconcile(chat: Annotated[Optional[str], typer.Argument(metavar="CHAT", show
               dry_run: Annotated[bool, typer.Option("--dry-run", help="compare only, write nothing")] = False,
               yes: Annotated[bool, typer.Option(
                   "--yes", help="apply even when over 20 % of a club would be marked left")] = False,
-              json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
+              json_out: JsonOpt = False, csv_out: CsvOpt = False,
+              config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Compare each club with Telegram, fix the roster where the bot may list it (exit 3 on drift)."""
     if chat is None and not all_clubs:
         raise typer.BadParameter("give a CHAT, or --all for every club", param_hint="CHAT")
@@ -66,6 +68,8 @@ def reconcile(chat: Annotated[Optional[str], typer.Argument(metavar="CHAT", show
                                           yes=yes)
     if json_out:
         render.print_json(outcome.as_json())
+    elif csv_out:
+        render.print_csv(render_csv.reconcile_csv(outcome))
     else:
         render.console.print(render_ops.reconcile_table(outcome))
     for c in outcome.failed:

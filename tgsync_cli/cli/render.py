@@ -191,6 +191,10 @@ def print_json(obj: Any) -> None:
     print(json.dumps(obj, ensure_ascii=False, default=str))
 
 
+def print_csv(text: str) -> None:
+    print(text, end="")
+
+
 def roster_table(club: Dict[str, Any]) -> FitTable:
     rows, styles = [], []
     for m in club["members"]:
@@ -291,7 +295,7 @@ class ProgressBar:
 
     def update(self, done: int, total: Optional[int]) -> None:
         if self._progress is None:
-            if not err_console.is_terminal:
+            if not err_console.is_terminal or err_console.quiet:
                 return
             from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress,
                                        TextColumn, TimeElapsedColumn)
