@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import sys
-from typing import List, Optional
 
 
 class EarlyStop(BaseException):
@@ -52,11 +51,11 @@ def serving_stop_handlers_installed() -> bool:
     return signal.getsignal(signal.SIGTERM) is _early
 
 
-def _command(argv: List[str]) -> Optional[str]:
+def _command(argv: list[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
-def _stopped_before_start(signum: int, argv: List[str]) -> None:
+def _stopped_before_start(signum: int, argv: list[str]) -> None:
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, signal.SIG_IGN)
     if _command(argv) == "serve":
