@@ -55,18 +55,43 @@ def _command(argv: list[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
+STOPPED_EARLY = "stopped while starting: nothing was taken from Telegram"
+
+
+def say_stopped(json_lines: bool) -> None:
+    """serve's one line for a stop before it runs, in the log's own format but written without
+    the logging module: the signal may have landed while logging held its lock."""
+    import time
+
+    ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if json_lines:
+        import json
+
+        line = json.dumps({"ts": ts, "level": "warning", "logger": "tgsync.serve", "msg": STOPPED_EARLY,
+                           "event": "stopped"})
+    else:
+        line = f"{ts} WARNING tgsync.serve: {STOPPED_EARLY}"
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stderr closed: the status still says it
+        pass
+
+
 def _stopped_before_start(signum: int, argv: list[str]) -> None:
+    """Nothing was accepted yet, so nothing can be lost: say so and leave at once (a lock the
+    signal interrupted, or a thread a half-done import started, must not hold the exit)."""
+    import os
+
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, signal.SIG_IGN)
     if _command(argv) == "serve":
-        from tgsync_cli.runtime.logs import configure
-
-        configure(json_lines="--log-json" in argv)
-        import logging
-
-        logging.getLogger("tgsync.serve").warning("stopped while starting: nothing was taken from Telegram",
-                                                  extra={"event": "stopped"})
-        sys.exit(0)
+        say_stopped("--log-json" in argv)
+        os._exit(0)
     said = "interrupted" if signum == signal.SIGINT else "terminated (SIGTERM)"
-    print(f"error: {said}", file=sys.stderr)
-    sys.exit(130 if signum == signal.SIGINT else 143)
+    try:
+        sys.stderr.write(f"error: {said}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    os._exit(130 if signum == signal.SIGINT else 143)

@@ -17,7 +17,7 @@ from typing_extensions import Annotated
 from tgsync_cli.cli import render
 from tgsync_cli.cli.args import LiveChatArg
 from tgsync_cli.core.errors import TgsyncError
-from tgsync_cli.entry import EarlyStop, now_stopping
+from tgsync_cli.entry import EarlyStop, now_stopping, say_stopped
 from tgsync_cli.cli.base import (
     ConfigOpt,
     JsonOpt,
@@ -69,8 +69,8 @@ def serve(log_json: Annotated[bool, typer.Option("--log-json", help="JSON log li
         code = runtime.serve(settings, queue.value if queue else None,
                              on_started=lambda report: _show_startup(report, json_logs),
                              on_stopping=now_stopping)
-    except (KeyboardInterrupt, EarlyStop):  # SIGINT/SIGTERM before serve's own handlers: nothing taken yet
-        _stopped_while_starting()
+    except (KeyboardInterrupt, EarlyStop) as stop:  # before serve's own handlers: nothing taken yet
+        _stopped_while_starting(json_logs, hard=isinstance(stop, EarlyStop))
         code = 0
     except TgsyncError as exc:
         if not json_logs:
@@ -79,15 +79,18 @@ def serve(log_json: Annotated[bool, typer.Option("--log-json", help="JSON log li
     raise typer.Exit(code)
 
 
-def _stopped_while_starting() -> None:
+def _stopped_while_starting(json_logs: bool, hard: bool) -> None:
     """One line, the same status as a stop at any later moment; a second signal while saying
-    it changes nothing."""
+    it changes nothing. Run as `tgsync` (hard), the process leaves at once: nothing was accepted,
+    and a lock or thread the signal interrupted must not hold the exit."""
+    import os
     import signal
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
-    logging.getLogger("tgsync.serve").warning("stopped while starting: nothing was taken from Telegram",
-                                              extra={"event": "stopped"})
+    say_stopped(json_logs)
+    if hard:
+        os._exit(0)
 
 
 def _fatal_json(exc: TgsyncError) -> None:
