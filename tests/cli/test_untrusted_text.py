@@ -89,3 +89,16 @@ def test_roster_and_clubs_show_the_same_names_the_same_way(tmp_path):
 def test_one_helper_spells_out_every_kind_of_control_character():
     shown = plain("a\tb\nc\x9bd\x7fe\u2066f").plain
     assert shown == "a\\x09b\\x0ac\\x9bd\\x7fe\\u2066f"
+
+
+@pytest.mark.parametrize("json_lines", [False, True])
+def test_a_log_line_naming_a_hostile_title_shows_it_as_text(capsys, json_lines):
+    import logging
+
+    from tgsync_cli.runtime.logs import configure
+
+    configure(json_lines=json_lines)
+    logging.getLogger("tgsync.serve").warning("joined %s", TITLE + RTL)
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\u202e" not in err and "\\x1b[2J" in err
+    configure(json_lines=False, level="warning", library_level="critical", compact=True)

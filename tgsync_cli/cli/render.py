@@ -21,31 +21,15 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from tgsync_cli.core.text import CELL_LIMIT, safe_text  # noqa: F401 (CELL_LIMIT: callers' bound)
+
 console = Console()
 err_console = Console(stderr=True)
 
-CELL_LIMIT = 300  # characters of one untrusted text shown in a cell; the rest is cut with "…"
-
-# C0 (tab and newline included: one value is one line), DEL, C1, and the bidirectional
-# controls that make a terminal reorder what follows (U+202E shows "gpj.exe" as "exe.jpg")
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # a single word longer than this may fold: in a column of what people typed (names, titles,
 # post texts), and in any other column (our own words: routes, statuses) past the second figure
 _WORD_CAP = 16
 _OUR_WORD_CAP = 24
-
-
-def _visible(match: "re.Match[str]") -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def safe_text(value: Any, limit: int = CELL_LIMIT) -> str:
-    """Untrusted text as a bounded string with every control character spelt out (`\\x1b`,
-    `\\u202e`), for the places that print plain strings (error lines, logs)."""
-    s = "" if value is None else str(value)
-    s = s if len(s) <= limit else s[:limit] + "…"
-    return _UNSAFE.sub(_visible, s)
 
 
 def plain(value: Any, limit: int = CELL_LIMIT) -> Text:
