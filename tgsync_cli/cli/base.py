@@ -25,6 +25,23 @@ StoreOpt = Annotated[Optional[str], typer.Option("--store", metavar="URI",
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine output on stdout")]
 CsvOpt = Annotated[bool, typer.Option("--csv", help="CSV on stdout (for spreadsheets)")]
 
+
+def _listen_callback(value: Optional[str]) -> Optional[str]:
+    from tgsync_cli.runtime.config import parse_listen
+
+    if value is not None:
+        try:
+            parse_listen(value)
+        except ValueError as exc:
+            raise typer.BadParameter(f"{value!r}: {exc}") from None
+    return value
+
+
+MetricsOpt = Annotated[Optional[str], typer.Option(
+    "--metrics", metavar="HOST:PORT", callback=_listen_callback,
+    help="serve /healthz, /readyz and /metrics here (default: metrics.listen, for a worker "
+         "metrics.worker_listen; off when unset)")]
+
 _global = {"config": None, "store": None}
 
 
@@ -62,6 +79,19 @@ def _root(config: ConfigOpt = None, store: StoreOpt = None,
     # one-shot commands: our warnings; a library's trouble reaches the operator as the cause in
     # our one error line (or everything with -v). serve and worker reconfigure for a long run.
     setup_logging(level="warning", library_level="critical", compact=True)
+
+
+def metrics_address(settings: Settings, option: Optional[str], key: str = "listen"):
+    """(host, port) for the health and metrics endpoint, or None when it is off. A non-loopback
+    address needs metrics.allow_remote, whether it came from --metrics or the config. serve
+    reads metrics.listen, worker metrics.worker_listen: both run on one machine."""
+    listen = option or getattr(settings.metrics, key)
+    if not listen:
+        return None
+    from tgsync_cli.runtime.endpoint import checked_address
+
+    return checked_address(listen, settings.metrics.allow_remote,
+                           "--metrics" if option else f"metrics.{key}")
 
 
 def settings_for(config: Optional[str], store: Optional[str], warn=None) -> Settings:

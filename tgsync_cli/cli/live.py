@@ -21,6 +21,8 @@ from tgsync_cli.entry import EarlyStop, now_stopping, say_stopped
 from tgsync_cli.cli.base import (
     ConfigOpt,
     JsonOpt,
+    MetricsOpt,
+    metrics_address,
     StoreOpt,
     app,
     guarded,
@@ -48,6 +50,7 @@ ChatArg = LiveChatArg
 def serve(log_json: Annotated[bool, typer.Option("--log-json", help="JSON log lines on stderr")] = False,
           queue: Annotated[Optional[Queue], typer.Option(
               "--queue", help="work queue (default: queue.backend)")] = None,
+          metrics: MetricsOpt = None,
           config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Run the bot: follow joins, leaves, messages and registrations live.
 
@@ -56,19 +59,20 @@ def serve(log_json: Annotated[bool, typer.Option("--log-json", help="JSON log li
     try:
         # JSON from the first line when asked on the command line; the config may ask too
         setup_logging(json_lines=json_logs, level="info", library_level="warning")
+        said: list = []  # warnings about the config: logged once the log format is known
+        settings = settings_for(config, store, warn=said.append)
+        json_logs = log_json or settings.log.json
+        listen = metrics_address(settings, metrics)  # a bad address is refused before anything connects
         from tgsync_cli.runtime import (
             serve as runtime,  # pyrogram's handler machinery only when serving
         )
 
-        said: list = []  # warnings about the config: logged once the log format is known
-        settings = settings_for(config, store, warn=said.append)
-        json_logs = log_json or settings.log.json
         setup_logging(json_lines=json_logs, level=settings.log.level, library_level="warning")
         for text in said:
             logging.getLogger("tgsync.config").warning("%s", text.removeprefix("warning: "))
         code = runtime.serve(settings, queue.value if queue else None,
                              on_started=lambda report: _show_startup(report, json_logs),
-                             on_stopping=now_stopping)
+                             on_stopping=now_stopping, listen=listen)
     except (KeyboardInterrupt, EarlyStop) as stop:  # before serve's own handlers: nothing taken yet
         _stopped_while_starting(json_logs, hard=isinstance(stop, EarlyStop))
         code = 0
@@ -111,6 +115,8 @@ def _show_startup(report, json_logs: bool = False) -> None:
     c.print(render.line(f"privacy mode: {privacy[report.privacy_mode]}"))
     if report.replayed:
         c.print(render.line(f"replayed {report.replayed} events saved at the last shutdown"))
+    if report.metrics:
+        c.print(render.line(f"health and metrics: {report.metrics}"))
     rows = [[club.chat_id, club.name or "",
              "admin" if club.bot_is_admin else ("member" if club.bot_present else "absent")]
             for club in report.clubs]

@@ -8,7 +8,15 @@ import typer
 from typing_extensions import Annotated
 
 from tgsync_cli.cli.args import choice_option
-from tgsync_cli.cli.base import ConfigOpt, app, guarded, settings_for, setup_logging
+from tgsync_cli.cli.base import (
+    ConfigOpt,
+    MetricsOpt,
+    app,
+    guarded,
+    metrics_address,
+    settings_for,
+    setup_logging,
+)
 from tgsync_cli.core.errors import ConfigError, TgsyncError
 
 
@@ -26,6 +34,7 @@ def _shared_store(value):
 def worker(concurrency: Annotated[int, typer.Option("--concurrency", min=1,
                                                    help="worker processes (threads with --pool threads)")] = 1,
            pool: Annotated[str, choice_option("--pool", "worker pool", "prefork", "threads", "solo")] = "prefork",
+           metrics: MetricsOpt = None,
            config: ConfigOpt = None,
            store: Annotated[Optional[str], typer.Option("--store", callback=_shared_store,
                                               help="store URI: mongodb://… or file:PATH")] = None) -> None:
@@ -34,6 +43,7 @@ def worker(concurrency: Annotated[int, typer.Option("--concurrency", min=1,
     if settings.store.uri.startswith("memory:"):
         raise ConfigError("store.uri = memory: is private to one process; a worker needs the store "
                           "serve uses (mongodb://… or file:PATH)")
+    listen = metrics_address(settings, metrics, "worker_listen")  # a bad address is refused before anything connects
     setup_logging(json_lines=settings.log.json, level=settings.log.level, library_level="warning")
     _check_broker(settings.queue.broker_url)
     from tgsync_cli.runtime.celery_queue import (
@@ -41,7 +51,7 @@ def worker(concurrency: Annotated[int, typer.Option("--concurrency", min=1,
     )
 
     run_worker(settings, concurrency=concurrency, pool=pool, loglevel=settings.log.level.upper(),
-               quiet=settings.log.json)
+               quiet=settings.log.json, listen=listen)
 
 
 def _check_broker(url: str) -> None:

@@ -68,6 +68,14 @@ _engine = None
 _engine_pid: Optional[int] = None
 _engine_lock = threading.RLock()
 _gateway_factory: Optional[Callable[[Settings], Any]] = None
+# `worker --metrics`: makes the counters of a process that runs tasks; and their observer
+_metrics_setup: Optional[Callable[[], Any]] = None
+_observer: Any = None
+
+
+def _tell(what: str, *args: Any) -> None:
+    if _observer is not None:
+        getattr(_observer, what)(*args)
 
 
 def configure(settings: Settings) -> None:
@@ -104,7 +112,7 @@ def _default_gateway(settings: Settings):
 def worker_engine():
     """One engine per worker process, built on first use (after the fork: a store connection
     must never be shared across processes) and reused by every task in that process."""
-    global _engine, _engine_pid
+    global _engine, _engine_pid, _observer
     with _engine_lock:
         if _engine is not None and _engine_pid == os.getpid():
             return _engine
@@ -113,6 +121,12 @@ def worker_engine():
         settings = current_settings()
         store = store_from(settings)
         gateway = (_gateway_factory or _default_gateway)(settings)
+        if _metrics_setup is not None:  # store calls timed, outcomes counted, in this process
+            from tgsync_cli.runtime.observe import instrument
+
+            metrics = _metrics_setup()
+            store, gateway = instrument(metrics, store, gateway)
+            _observer = metrics.observer()
         _engine = make_engine(store, gateway, settings)
         _engine_pid = os.getpid()
         _start_flush_timer(_engine, settings.sync.last_seen_flush_seconds)
@@ -134,7 +148,10 @@ def flush_worker_engine(engine=None) -> int:
         return 0
     with _engine_lock:
         try:
-            return engine.flush()
+            began = time.monotonic()
+            written = engine.flush()
+            _tell("flushed", time.monotonic() - began)
+            return written
         except TgsyncError as exc:  # kept in memory by the engine; the next flush retries
             log.warning("last_seen not flushed: %s", exc)
             return 0
@@ -154,21 +171,29 @@ def apply_event(self, event_dict: dict) -> str:
         event = from_dict(event_dict)
     except InputError as exc:
         log.error("dropped a malformed task: %s", exc)  # retrying cannot make it valid
+        _tell("skipped", None)
         return "invalid"
     engine = worker_engine()
+    _tell("applying", event)
     try:
         with _engine_lock:
             engine.handle(event)
     except StoreUnavailable as exc:
+        _tell("retried", event)
         delay = min(60.0, 0.5 * 2 ** min(self.request.retries, 7))
         raise self.retry(exc=exc, countdown=delay)
-    except TgsyncError as exc:  # a refused event must not be retried forever
-        log.error("event %s not applied: %s", type(event).__name__, exc)
-        return "refused"
     except Exception as exc:
-        if is_race(exc):  # another worker created the same account first: doing it again finds it
+        # a lost race is a store error too, so it is asked first: another worker created the
+        # same account, and doing it again finds it (refusing it would drop the event)
+        if is_race(exc):
+            _tell("retried", event)
             raise self.retry(exc=exc, countdown=0.05)
+        _tell("failed", event, type(exc).__name__)
+        if isinstance(exc, TgsyncError):  # a refused event must not be retried forever
+            log.error("event %s not applied: %s", type(event).__name__, exc)
+            return "refused"
         raise
+    _tell("applied", event)
     return type(event).__name__
 
 
@@ -359,12 +384,32 @@ class CeleryPipeline:
 
 
 def run_worker(settings: Settings, concurrency: int = 1, pool: str = "prefork",
-               loglevel: str = "INFO", quiet: bool = False) -> None:
+               loglevel: str = "INFO", quiet: bool = False,
+               listen: Optional[Tuple[str, int]] = None) -> None:
     """Start a Celery worker for this app on the `tgsync` queue (blocks until shutdown).
-    `quiet` drops Celery's banner (JSON logs must stay JSON)."""
+    `quiet` drops Celery's banner (JSON logs must stay JSON); `listen` (host, port) serves
+    /healthz, /readyz and /metrics."""
+    global _metrics_setup
     if concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
     configure(settings)
+    endpoint = None
+    if listen is not None:
+        from tgsync_cli.runtime import worker_metrics
+
+        endpoint = worker_metrics.WorkerEndpoint(settings, *listen, worker_metrics.prepare(pool))
+        _metrics_setup = endpoint.tasks_metrics
+        signals.worker_ready.connect(worker_metrics.consuming_signal(endpoint.health), weak=False)
+        endpoint.start()
+        log.info("health and metrics: %s", endpoint.note, extra={"event": "metrics"})
+    try:
+        _worker_main(concurrency, pool, loglevel, quiet)
+    finally:
+        if endpoint is not None:
+            endpoint.close()
+
+
+def _worker_main(concurrency: int, pool: str, loglevel: str, quiet: bool) -> None:
     app.worker_main([*(["--quiet"] if quiet else []), "worker", f"--concurrency={concurrency}",
                      f"--pool={pool}", "-Q", QUEUE, f"--loglevel={loglevel}", "--without-gossip",
                      "--without-mingle"])

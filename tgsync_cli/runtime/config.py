@@ -89,6 +89,21 @@ def _lower(conv):
     return check
 
 
+def parse_listen(v: Any) -> Tuple[str, int]:
+    """HOST:PORT (an IPv6 host in brackets: [::1]:9108) → (host, port)."""
+    text = _str(v).strip()
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError("expected HOST:PORT, such as 127.0.0.1:9108")
+    return host, int(port)
+
+
+def _listen(v: Any) -> str:
+    parse_listen(v)
+    return str(v).strip()
+
+
 def _opt(conv):
     def check(v: Any):
         return None if v in (None, "") else conv(v)
@@ -114,6 +129,11 @@ SCHEMA: Dict[Tuple[str, str], Tuple[Callable[[Any], Any], Any]] = {
     ("sync", "last_seen_flush_seconds"): (_pos, 900.0),
     ("sync", "reconcile_threshold"): (_nonneg_int, 0),
     ("log", "json"): (_bool, False),
+    # health and metrics endpoints of serve and worker: off unless an address is given
+    ("metrics", "listen"): (_opt(_listen), None),
+    ("metrics", "worker_listen"): (_opt(_listen), None),
+    ("metrics", "allow_remote"): (_bool, False),
+    ("metrics", "stuck_seconds"): (_pos, 120.0),
     ("log", "level"): (_lower(_choice("debug", "info", "warning", "error")), "info"),
 }
 

@@ -62,6 +62,17 @@ def is_race(exc: BaseException) -> bool:
     return isinstance(exc, StoreConflict)
 
 
+class Observer:
+    """What the worker tells about its work (runtime/metrics.py counts it); silent by default.
+    Called on the worker thread only, so an observer needs no lock of its own."""
+
+    def applying(self, item: Any) -> None: ...
+    def applied(self, item: Any) -> None: ...
+    def failed(self, item: Any, reason: str) -> None: ...
+    def skipped(self, item: Any) -> None: ...
+    def flushed(self, seconds: float) -> None: ...
+
+
 class Pipeline:
     def __init__(self, engine, *, max_pending: int = 10000, flush_seconds: float = 900.0,
                  spool_path: Optional[str] = None, backoff: tuple = (0.2, 30.0),
@@ -101,6 +112,7 @@ class Pipeline:
         #                   included: an "acknowledge up to here" mark for at-least-once sources
         self.store_down = False
         self.failed: List[str] = []
+        self.observer = Observer()
 
     # -- what the forget watch reads and drops ---------------------------------------------------
     def held(self) -> List[Any]:
@@ -132,6 +144,10 @@ class Pipeline:
 
     def backlog(self) -> int:
         return self._q.qsize() + len(self._replay) + (1 if self._head is not None else 0)
+
+    def worker_alive(self) -> bool:
+        """False once the worker thread has ended (stopped, or died of a bug)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def stats(self) -> Dict[str, Any]:
         return {"accepted": self.accepted, "applied": self.applied, "failed": len(self.failed),
@@ -202,8 +218,10 @@ class Pipeline:
             if item is None and self._draining.is_set() and not self._replay and self._q.empty():
                 return
             if item is _FLUSH or now >= next_flush:
+                began = time.monotonic()
                 if not self._with_retry(self.engine.flush, "last_seen flush"):
                     return
+                self.observer.flushed(time.monotonic() - began)
                 self._compact_spool()
                 self.durable = self.done
                 next_flush = time.monotonic() + self._flush_seconds
@@ -214,8 +232,10 @@ class Pipeline:
                 continue
             if self.forget.is_forgotten(item):
                 self.done += 1
+                self.observer.skipped(item)
                 continue
             self._head = item
+            self.observer.applying(item)
             outcome = self._with_retry(lambda: self.engine.handle(item), type(item).__name__)
             if outcome is False:
                 return  # abandoned at shutdown: the head stays for the spool
@@ -224,8 +244,10 @@ class Pipeline:
             if outcome is True:
                 self.applied += 1
                 self.forget.note_applied(item)
+                self.observer.applied(item)
             else:
                 self._park(item, outcome)
+                self.observer.failed(item, outcome)
 
     def _with_retry(self, fn: Callable[[], Any], what: str):
         """True once `fn` went through; False if abandoned at stop; else the reason it kept

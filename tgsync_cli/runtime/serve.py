@@ -20,9 +20,10 @@ import logging
 import queue as queue_mod
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from pyrogram import filters
 from pyrogram import raw
@@ -62,6 +63,7 @@ class StartupReport:
     privacy_mode: Optional[bool]  # None: Telegram did not say (see privacy_mode_of)
     clubs: List[ClubInfo] = field(default_factory=list)
     replayed: int = 0
+    metrics: Optional[str] = None  # where /metrics, /healthz and /readyz answer, when on
 
     @property
     def route4_warning(self) -> Optional[str]:
@@ -119,13 +121,17 @@ class Runtime:
         self._stop_requested = False
         self._stop = asyncio.Event()
         self.recheck_pending = False  # the connection dropped: updates may have been missed
+        # plain integers and times for /metrics: the update loop pays no lock for them
+        self.received = {"message": 0, "chat_member": 0, "bot_stopped": 0}
+        self.last_update: Optional[float] = None  # Unix time the newest update arrived
+        self.serving_since: Optional[float] = None
 
     # -- update handlers: translate, submit, return ----------------------------------------------
     async def on_message(self, client, message) -> None:
-        await self._take(events_from_message, message)
+        await self._take(events_from_message, message, "message")
 
     async def on_member_updated(self, client, update) -> None:
-        await self._take(events_from_chat_member_updated, update)
+        await self._take(events_from_chat_member_updated, update, "chat_member")
 
     async def on_disconnect(self, client) -> None:
         """pyrogram reconnects by itself and fetches what it can, but a bot-status change in that
@@ -138,7 +144,7 @@ class Runtime:
 
     async def on_raw(self, client, update, users, chats) -> None:
         if isinstance(update, raw.types.UpdateBotStopped):  # a user blocked/unblocked the bot
-            await self._take(lambda u, _bot: events_from_bot_stopped(u, users), update)
+            await self._take(lambda u, _bot: events_from_bot_stopped(u, users), update, "bot_stopped")
 
     def handlers(self) -> list:
         return [MessageHandler(self.on_message, MESSAGES),
@@ -146,7 +152,9 @@ class Runtime:
                 RawUpdateHandler(self.on_raw),
                 DisconnectHandler(self.on_disconnect)]
 
-    async def _take(self, translate, update) -> None:
+    async def _take(self, translate, update, kind: str) -> None:
+        self.received[kind] += 1
+        self.last_update = time.time()
         if not self.accepting:
             # Telegram has delivered it and will not again: hand it over all the same, so the
             # drain applies it or the spool keeps it for the next start
@@ -217,6 +225,7 @@ class Runtime:
                      len(report.clubs), replayed, extra={"event": "started"})
             if self.on_started:
                 self.on_started(report)
+            self.serving_since = time.time()
             self.started.set()
             await self._stop.wait()
         finally:
@@ -293,7 +302,7 @@ def spool_path(settings: Settings) -> Path:
 
 def build_runtime(settings: Settings, queue: Optional[str] = None,
                   on_started: Optional[Callable[[StartupReport], None]] = None,
-                  on_stopping: Optional[Callable[[], None]] = None) -> Runtime:
+                  on_stopping: Optional[Callable[[], None]] = None, metrics=None) -> Runtime:
     """Settings → client, gateway, engine, pipeline. Credentials are checked first of all."""
     t = settings.telegram
     check_credentials(t.api_id, t.api_hash, t.bot_token)
@@ -305,6 +314,10 @@ def build_runtime(settings: Settings, queue: Optional[str] = None,
     client.skip_updates = False
     gateway = PyrogramGateway(client, loop, max_flood_wait=t.max_flood_wait)
     store = store_from(settings)
+    if metrics is not None:  # store calls timed, posts and replies counted
+        from tgsync_cli.runtime.observe import instrument
+
+        store, gateway = instrument(metrics, store, gateway)
     bot_id = bot_id_from_token(t.bot_token)
     engine = make_engine(store, gateway, settings, bot_id=bot_id)
     extra = ({"rewarm_seconds": settings.cache.ttl_seconds / 2} if pipeline_cls is Pipeline
@@ -318,10 +331,26 @@ def build_runtime(settings: Settings, queue: Optional[str] = None,
 
 def serve(settings: Settings, queue: Optional[str] = None,
           on_started: Optional[Callable[[StartupReport], None]] = None,
-          on_stopping: Optional[Callable[[], None]] = None) -> int:
-    runtime = build_runtime(settings, queue, on_started, on_stopping)
+          on_stopping: Optional[Callable[[], None]] = None,
+          listen: Optional[Tuple[str, int]] = None) -> int:
+    """`listen` (host, port): the health and metrics endpoint, checked by the caller."""
+    metrics = observed = None
+    if listen is not None:
+        from tgsync_cli.runtime.metrics import Metrics
+
+        metrics = Metrics("serve")
+    runtime = build_runtime(settings, queue, on_started, on_stopping, metrics=metrics)
     try:
+        if metrics is not None and listen is not None:
+            from tgsync_cli.runtime.observe import attach
+
+            raw_store = getattr(runtime.engine.store, "unwrapped", runtime.engine.store)  # not timed
+            observed = attach(runtime, metrics, *listen, store=raw_store,
+                              spool_path=spool_path(settings),
+                              stuck_seconds=settings.metrics.stuck_seconds)
         return runtime.run()
     finally:
+        if observed is not None:
+            observed.close()
         runtime.engine.store.close()
         runtime.loop.close()
