@@ -195,13 +195,15 @@ class Runtime:
     def run(self) -> int:
         """Blocks until stopped; 0 after a clean drain. Installs SIGINT/SIGTERM on the main thread."""
         asyncio.set_event_loop(self.loop)
+        # before the loop runs any code: a signal from here on is the loop's (request_stop), never
+        # an exception inside one of its callbacks, where asyncio would log it and carry on
+        signals = self._install_signals()
         try:
-            return self.loop.run_until_complete(self._main())
+            return self.loop.run_until_complete(self._main(signals))
         finally:
             asyncio.set_event_loop(None)
 
-    async def _main(self) -> int:
-        signals = self._install_signals()
+    async def _main(self, signals: dict) -> int:
         connected = pipeline_started = False
         try:
             for h in self.handlers():  # before start(): updates recovered at start reach us too
