@@ -13,7 +13,9 @@ from tgsync_cli.stores import open_store
 
 MONGO_URI = os.environ.get("TGSYNC_TEST_MONGO_URI")
 NO_MONGO = "TGSYNC_TEST_MONGO_URI is not set: the contract suite did not run against a real MongoDB"
-BACKENDS = ["sqlite-file", "sqlite-memory", "mongomock", "mongodb"]
+# mongomock-app / mongodb-app: the same contract inside a database the Ayda Run app already
+# fills (tests/app_db.py: string dates and ids, app-only clubs, accounts and members)
+BACKENDS = ["sqlite-file", "sqlite-memory", "mongomock", "mongodb", "mongomock-app", "mongodb-app"]
 PROCESS_BACKENDS = ["sqlite-file", "mongodb"]  # shared between real processes
 
 
@@ -30,6 +32,18 @@ def open_backend(kind: str, tmp_path, name: str = "s"):
         from tgsync_cli.stores.mongo import open_mongo
 
         return open_mongo("mongodb://mongomock", "contract", client=mongomock.MongoClient()), None
+    if kind in ("mongomock-app", "mongodb-app"):
+        from tests.app_db import make_app_database
+        from tgsync_cli.stores.mongo import open_mongo
+        from tgsync_cli.stores.mongo_indexes import ensure
+
+        app = make_app_database("mongomock" if kind == "mongomock-app" else "real")
+        ensure(app.db)  # what `tgsync store init` does, once
+        store = open_mongo(app.uri, client=app.store_client)
+        if app.real:
+            store._drop_after = app.name  # type: ignore[attr-defined]
+            return store, f"{app.uri}#{app.name}"
+        return store, None
     if kind == "mongodb":
         if not MONGO_URI:
             pytest.skip(NO_MONGO)

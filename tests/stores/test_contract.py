@@ -147,7 +147,8 @@ def test_a_re_warm_reads_only_the_clubs_that_changed(store, club):
     other, _ = store.create_club(-1005, "Trails", None, {})
     store.observe(club, join(5, at(1)))
     first = store.club_index()
-    assert {c["_id"]: c["active"] for c in first.clubs} == {club: [5], other["_id"]: []}
+    ours = {club, other["_id"]}  # (an app-shaped database holds the app's clubs too)
+    assert {c["_id"]: c["active"] for c in first.clubs if c["_id"] in ours} == {club: [5], other["_id"]: []}
     known = {c["_id"]: c["version"] for c in first.clubs}
     assert store.club_index(known).clubs == []
     store.observe(other["_id"], join(6, at(2)))
@@ -246,3 +247,26 @@ def test_any_permutation_with_duplicates_ends_in_the_same_documents(kind, events
     finally:
         for s in stores:
             close_backend(s)
+
+
+def test_a_message_that_brings_a_kicked_member_back_in_the_flush_is_logged(store, club):
+    """`history`, `member` and `stats` read the log: both backends must hold this entry."""
+    store.observe(club, join(5, at(1)))
+    store.observe(club, leave(5, at(2), status="kicked"))
+    store.flush_last_seen({(club, 5): at(3)})  # another process's cache still had them active
+    store.settle()
+    m = member(store, club, 5)
+    assert (m["status"], m["status_at"]) == ("active", at(3))
+    last = store.membership_log(club, telegram_id=5)[-1]
+    assert (last["from"], last["to"], last["at"], last["source"]) == (
+        {"status": "kicked", "role": "member"}, {"status": "active", "role": "member"}, at(3), "message_activity")
+    store.flush_last_seen({(club, 5): at(4)})  # already active: no second entry
+    store.settle()
+    assert len(store.membership_log(club, telegram_id=5)) == 3
+
+
+def test_a_club_is_found_by_its_username_in_any_case(store, club):
+    store.set_club_username(club, "@SundayLong")
+    assert store.club_by_username("sundaylong")["_id"] == club
+    assert store.club_by_username("SUNDAYLONG")["_id"] == club
+    assert store.club_by_username("sunday_long") is None

@@ -123,13 +123,18 @@ def open_store_checked(settings: Settings, create: bool = True, read_only: bool 
 
     label = redact_uri(settings.store.uri)
     try:
-        return open_store(settings.store.uri, settings.store.database, create=create, read_only=read_only)
+        store = open_store(settings.store.uri, settings.store.database, create=create,
+                           time_format=settings.store.time_format, read_only=read_only)
     except StoreError as exc:  # missing, damaged, unreachable, refused: say which store
         if label in str(exc):
             raise
         raise StoreError(f"store {label}: {exc}") from None
     except OSError as exc:
         raise StoreError(f"store {label} cannot be opened: {exc.strerror or exc}") from None
+    warning = getattr(store, "index_warning", None)
+    if warning:  # a shared MongoDB without tgsync's indexes: reading works, say what to run
+        print(f"warning: {redact(warning)}", file=sys.stderr)
+    return store
 
 
 class Terminated(KeyboardInterrupt):

@@ -137,9 +137,9 @@ def roster(chat: ChatArg,
 
 def _wanted(m: dict, status, role, source, since) -> bool:
     """The roster filters; `since` compares the stored UTC time of the last status change."""
-    at = (m.get("status_at") or "").rstrip("Z")
-    return ((status is None or m["status"] == status) and (role is None or m["role"] == role)
-            and (source is None or m["source"] == source) and (since is None or (at and at >= since)))
+    at = str(m.get("status_at") or "").rstrip("Z")
+    return ((status is None or m.get("status") == status) and (role is None or m.get("role") == role)
+            and (source is None or m.get("source") == source) and (since is None or bool(at and at >= since)))
 
 
 @app.command()

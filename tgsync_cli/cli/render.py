@@ -185,8 +185,10 @@ def roster_table(club: Dict[str, Any]) -> FitTable:
         name = m.get("first_name") or ""
         if m.get("username"):
             name += f" @{m['username']}"
-        rows.append([m["telegram_id"], name, m["role"], m["status"], m["source"], m.get("status_at") or ""])
-        styles.append(None if m["status"] == "active" else "dim")
+        tid = "app only" if m.get("app_only") else m["telegram_id"]  # joined in the app, not on Telegram
+        rows.append([tid, name, m.get("role") or "", m.get("status") or "", m.get("source") or "",
+                     m.get("status_at") or ""])
+        styles.append(None if m.get("status") == "active" else "dim")
     title = f"{club.get('name') or club['telegram_group_id']}  ({club['telegram_group_id']})"
     return table(title, ("telegram_id", "name", "role", "status", "source", "status_at"), rows,
                  keep=("telegram_id", "status_at"), styles=styles, drop=("source", "status_at", "role"),
@@ -194,7 +196,7 @@ def roster_table(club: Dict[str, Any]) -> FitTable:
 
 
 ROSTER_COLUMNS = ["telegram_id", "username", "first_name", "role", "status", "source", "joined_at",
-                  "last_seen", "status_at"]
+                  "last_seen", "status_at", "app_only"]
 
 
 def roster_csv(club: Dict[str, Any]) -> str:

@@ -39,6 +39,8 @@ def reconcile_table(outcome) -> Table:
                                ("active again", c.reactivated), ("role changed", c.role_changed)):
                 if ids:
                     changes.append(f"{label} {len(ids)}: {_ids(ids)}")
+        if c.app_only:
+            changes.append(f"in the app, not on Telegram {len(c.app_only)}: {_ids(c.app_only)}")
         over = c.drift is not None and c.drift > outcome.threshold
         drift = Text(_s(c.drift), style="bold red" if over else "")
         why = c.error if c.error else c.reason
@@ -82,6 +84,9 @@ def forget_lines(rep, preview: bool = False) -> List[str]:
         return [f"nothing stored about telegram id {rep.telegram_id}"]
     lines = [f"{verb} for telegram id {rep.telegram_id}:"]
     lines.append(f"  account: {rep.accounts}")
+    if getattr(rep, "app_account_kept", None):
+        lines.append(f"  the app still has an account for them ({rep.app_account_kept}): its Telegram "
+                     "fields are removed, the app's kept")
     clubs = ", ".join(f"{c['name'] or c['club_id']} ({c['telegram_group_id']})" for c in rep.clubs)
     lines.append(f"  memberships: {len(rep.clubs)}" + (f" — {clubs}" if clubs else ""))
     lines.append(f"  departure records: {rep.departures}")

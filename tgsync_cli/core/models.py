@@ -46,3 +46,4 @@ class ReconcileReport:
     bot_present: bool = True
     bot_is_admin: bool = False
     held_back_left: int = 0  # members a mass departure would have marked left, not applied
+    app_only: int = 0  # active members the app added itself: in the app, not on Telegram

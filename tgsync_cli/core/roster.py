@@ -141,7 +141,8 @@ class RosterSync:
                     entries = [RosterEntry(m.person, m.state) for m in members]
                     result = self.apply_roster(info, entries, at, "member_import",
                                                complete=whole and not held_back)
-        ayda = self._active_count(info)
+        ayda = self._active_count(info)  # Telegram members: what drift compares
+        app_only = self.store.app_only_active(info.club_id)  # the app's own, never on Telegram
         humans = count
         if listed:
             humans = sum(1 for p in pages for m in p if is_person(m.person, self.me.id)
@@ -152,20 +153,21 @@ class RosterSync:
         if not dry_run:
             self.store.update_sync(info.club_id, {
                 "last_sync": at, "bot_is_admin": admin, "bot_present": present,
-                "total_members_telegram": count, "total_members_ayda": ayda, "drift": drift})
+                "total_members_telegram": count, "total_members_ayda": ayda + app_only, "drift": drift})
             self.clubs.set_bot_status(info, admin, present)
             # each reconcile's figures, so `stats` can show drift over time
-            self.store.record_reconcile(info.club_id, at, count, ayda, drift)
+            self.store.record_reconcile(info.club_id, at, count, ayda + app_only, drift)
             # departure records only bridge late deliveries; a week on, nothing late is coming
             self.store.prune_departures(at)
-        return ReconcileReport(info.club_id, info.chat_id, info.name, count, ayda, drift, listed,
+        return ReconcileReport(info.club_id, info.chat_id, info.name, count, ayda + app_only, drift, listed,
                                reason or "roster listed and compared", result.added,
-                               result.marked_left, result.updated, present, admin, held_back)
+                               result.marked_left, result.updated, present, admin, held_back, app_only)
 
     def _dry_diff(self, info: ClubInfo, members: Sequence[ChatMemberInfo]) -> Tuple[RosterResult, int]:
         """(what applying the listing would add and mark left, how many are active now)."""
         doc = self.store.club_by_id(info.club_id) or {}
-        active = {m["telegram_id"] for m in doc.get("members", []) if m.get("status") == ACTIVE}
+        active = {m["telegram_id"] for m in doc.get("members", [])
+                  if m.get("status") == ACTIVE and m.get("telegram_id") is not None}
         listed = {m.person.id for m in members
                   if is_person(m.person, self.me.id) and club_status(m.state) == ACTIVE}
         return RosterResult(added=len(listed - active), marked_left=len(active - listed)), len(active)

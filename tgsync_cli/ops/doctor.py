@@ -99,7 +99,8 @@ def _store_checks(settings: Settings) -> Tuple[Optional[Store], List[Check]]:
         return None, [Check("store", "warn", f"{label}: no store there yet",
                             "it is created on the first run; check store.uri if you expected data")]
     try:
-        store = stores.open_store(uri, settings.store.database, create=False)
+        store = stores.open_store(uri, settings.store.database, create=False,
+                                  time_format=settings.store.time_format)
         n = store.counts()["clubs"]
         problems = store.check()
     except TgsyncError as exc:
@@ -108,6 +109,14 @@ def _store_checks(settings: Settings) -> Tuple[Optional[Store], List[Check]]:
         return None, [Check("store", "fail", f"{label}: {type(exc).__name__}",
                             "check store.uri credentials; remove duplicate telegram ids if an index is refused")]
     out = [Check("store", "ok", f"{label} is reachable, {n} club(s)")]
+    if not getattr(store, "embedded", True):  # a MongoDB the app may share: its shape, read only
+        from tgsync_cli.ops.doctor_mongo import shape_checks
+
+        try:
+            out.extend(shape_checks(store, Check))
+        except TgsyncError as exc:
+            out.append(Check("database shape", "fail", str(exc), "check that the database is reachable"))
+        return store, out
     if problems:
         out.append(Check("store indexes", "fail", "; ".join(problems),
                          "run any tgsync command with write access to create them"))

@@ -28,6 +28,7 @@ class ForgetReport:
     accounts: int = 0
     departures: int = 0
     created_by_cleared: int = 0
+    app_account_kept: Optional[str] = None  # the app's account (its _id): only Telegram fields removed
     cache_entries: int = 0
     spooled_events: int = 0  # lines of the spool and of its .bad naming them
     session_entries: int = 0  # rows of pyrogram's session (peers, usernames)
@@ -49,6 +50,7 @@ def forget_preview(store: Store, telegram_id: int, spool: Optional[Path] = None)
     p = store.forget_preview(telegram_id)
     rep.clubs, rep.accounts = p["clubs"], p["accounts"]
     rep.departures, rep.created_by_cleared = p["departures"], p["created_by_cleared"]
+    rep.app_account_kept = p.get("app_account_kept")
     if spool is not None:
         rep.spooled_events = _count_spooled(Path(spool), telegram_id)
         rep.session_entries = sum(_session_rows(s, telegram_id, delete=False)
@@ -70,6 +72,7 @@ def forget(store: Store, cache, telegram_id: int, spool: Optional[Path] = None) 
     removed = store.forget(telegram_id)  # one transaction: memberships, account, log, departures
     rep.clubs, rep.accounts = removed["clubs"], removed["accounts"]
     rep.departures, rep.created_by_cleared = removed["departures"], removed["created_by_cleared"]
+    rep.app_account_kept = removed.get("app_account_kept")
     store.note_forgotten(telegram_id, datetime.now(timezone.utc).replace(tzinfo=None))
     if cache is not None:
         for c in rep.clubs:

@@ -48,6 +48,7 @@ class ClubReconcile:
     would_add: int = 0
     would_mark_left: int = 0
     held_back_left: int = 0  # a mass departure (over 20 %) shown, not applied without --yes
+    app_only: List[str] = field(default_factory=list)  # in the app, not on Telegram (their user_id)
     error: Optional[str] = None
 
     def as_json(self) -> Dict[str, Any]:
@@ -83,7 +84,14 @@ class ReconcileOutcome:
 
 
 def _member_states(doc: Optional[dict]) -> Dict[int, Tuple[str, str]]:
-    return {m["telegram_id"]: (m.get("status"), m.get("role")) for m in (doc or {}).get("members", [])}
+    return {m["telegram_id"]: (m.get("status"), m.get("role")) for m in (doc or {}).get("members", [])
+            if m.get("telegram_id") is not None}
+
+
+def _app_only(doc: Optional[dict]) -> List[str]:
+    """Members the app added itself (no Telegram id): reported apart, never compared or marked."""
+    return [str(m.get("user_id") or "?") for m in (doc or {}).get("members", [])
+            if m.get("telegram_id") is None and (m.get("status") or ACTIVE) == ACTIVE]
 
 
 def reconcile_clubs(store: Store, gateway, chat: Optional[str], all_clubs: bool, at: datetime,
@@ -102,6 +110,7 @@ def reconcile_clubs(store: Store, gateway, chat: Optional[str], all_clubs: bool,
         info = engine.club(doc["telegram_group_id"])
         row = ClubReconcile(doc["_id"], doc["telegram_group_id"], doc.get("name") or "")
         before = _member_states(doc)
+        row.app_only = _app_only(doc)
         try:
             rep = engine.reconcile(info, at, dry_run=dry_run, allow_mass_departure=yes)
         except TgsyncError as exc:

@@ -112,7 +112,9 @@ def _opt(conv):
 
 SCHEMA: Dict[Tuple[str, str], Tuple[Callable[[Any], Any], Any]] = {
     ("store", "uri"): (_str, "file:./tgsync-data"),
-    ("store", "database"): (_str, "ayda_run"),
+    # None: not set, so a mongodb:// URI's own database (or ayda_run) applies; see stores/mongo_database
+    ("store", "database"): (_opt(_str), None),
+    ("store", "time_format"): (_choice("auto", "date", "iso"), "auto"),
     ("telegram", "api_id"): (_opt(_pos_int), None),
     ("telegram", "api_hash"): (_opt(_str), None),
     ("telegram", "bot_token"): (_opt(_str), None),
@@ -184,6 +186,7 @@ def load_settings(path: Optional[str] = None, env: Optional[Mapping[str, str]] =
             _warn(warn, f"warning: {name} is not a tgsync setting and is ignored{_env_hint(name)}")
     if store is not None:
         _apply(values, "store", "uri", store, "--store")
+    _check_database(values)
     settings = Settings()
     settings.source = source
     for (section, key), v in values.items():
@@ -194,6 +197,15 @@ def load_settings(path: Optional[str] = None, env: Optional[Mapping[str, str]] =
         setattr(ns, key, v)
     remember_secrets(settings)
     return settings
+
+
+def _check_database(values: Dict[Tuple[str, str], Any]) -> None:
+    """A URI naming one database and store.database another: refused before anything connects."""
+    uri = values[("store", "uri")]
+    if uri.startswith(("mongodb://", "mongodb+srv://")):
+        from tgsync_cli.stores.mongo_database import database_for
+
+        database_for(uri, values[("store", "database")])
 
 
 def _read_toml(file: Path) -> dict:

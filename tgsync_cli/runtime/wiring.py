@@ -19,7 +19,8 @@ def utcnow() -> datetime:
 
 def store_from(settings: Settings, create: bool = True) -> Store:
     """create=False for commands that only read: a missing store is an error, never made."""
-    return open_store(settings.store.uri, settings.store.database, create=create)
+    return open_store(settings.store.uri, settings.store.database, create=create,
+                      time_format=settings.store.time_format)
 
 
 def make_cache(settings: Optional[Settings] = None):
@@ -58,9 +59,18 @@ def club_view(doc: dict, full: bool = False) -> Dict[str, Any]:
     keys = ("telegram_id", "role", "status", "source")
     if full:
         keys += ("username", "first_name", "joined_at", "last_seen", "status_at")
-    return {"club_id": doc["_id"], "telegram_group_id": doc["telegram_group_id"],
+    return {"club_id": doc["_id"], "telegram_group_id": doc.get("telegram_group_id"),
             "name": doc.get("name"), "sync": _plain(doc.get("sync") or {}),
-            "members": [{k: _plain(m.get(k)) for k in keys} for m in doc.get("members", [])]}
+            "members": [_member_view(m, keys) for m in doc.get("members", [])]}
+
+
+def _member_view(m: dict, keys) -> Dict[str, Any]:
+    """A member; one the app added itself (no Telegram id) is marked, with the app's user_id so
+    a person can find them (tgsync never changes them)."""
+    out = {k: _plain(m.get(k)) for k in keys}
+    if m.get("telegram_id") is None:
+        out["app_only"], out["user_id"] = True, m.get("user_id")
+    return out
 
 
 def find_club(store: Store, chat: str) -> dict:

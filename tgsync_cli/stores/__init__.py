@@ -5,18 +5,24 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from tgsync_cli.core.errors import ConfigError
 from tgsync_cli.stores.common import DEFAULT_DB, new_id, redact_uri
 
 
-def open_store(uri: str, database: str = DEFAULT_DB, *, create: bool = True, read_only: bool = False):
+def open_store(uri: str, database: Optional[str] = None, *, create: bool = True, time_format: str = "auto",
+               read_only: bool = False):
     """With `create=False` a missing store is a StoreError naming the URI, and nothing is
     created; a damaged one is a one-line StoreError naming URI and cause. `read_only` (commands
-    that only list) never writes, so a store owned by another user can still be read."""
+    that only list) never writes, so a store owned by another user can still be read.
+    `database`: the MongoDB database when the URI names none (a different one is refused), the
+    embedded store's file name; None means the URI's own, else the default."""
     if uri.startswith(("mongodb://", "mongodb+srv://")):
         from tgsync_cli.stores.mongo import open_mongo
 
-        return open_mongo(uri, database, create=create and not read_only)
+        return open_mongo(uri, database, create=create and not read_only, time_format=time_format)
+    database = database or DEFAULT_DB
     if uri.startswith(("file:", "memory:")):
         from tgsync_cli.stores.sqlite import SqliteStore
         from tgsync_cli.stores.sqlite_schema import connect

@@ -12,6 +12,7 @@ lacks array filters and current pymongo bulk ops: there bulks are applied one by
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -24,6 +25,15 @@ from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, Cou
 from tgsync_cli.stores.mongo_db import MongoDb, cause  # noqa: F401 (cause re-exported)
 from tgsync_cli.stores.mongo_insights import MongoInsights
 from tgsync_cli.stores.mongo_members import RETRIES, MongoMembers
+from tgsync_cli.stores.mongo_shapes import (
+    TimeForm,
+    as_tid,
+    read_member,
+    read_sync,
+    read_user,
+    tid_match,
+    time_cmp,
+)
 
 
 # Club-document fields only this backend reads: the re-warm version, the departure-note ids and
@@ -49,6 +59,10 @@ class MongoStore(Counted):
         self.forgotten = self.db.forgotten
         self.insights = MongoInsights(self.db)
         self.members = MongoMembers(self.db, self._upsert_account, self.insights)
+        # how times are written per collection (the app's form, found at open: mongo_shapes.detect);
+        # one dict shared with the parts through `db`
+        self.forms: Dict[str, TimeForm] = self.db.forms
+        self.index_warning: Optional[str] = None  # set when tgsync's indexes are not there
 
     @property  # type: ignore[override]
     def ops(self) -> int:
@@ -78,6 +92,9 @@ class MongoStore(Counted):
     def active_count(self, club_id: str) -> int:
         return self.members.active_count(club_id)
 
+    def app_only_active(self, club_id: str) -> int:
+        return self.members.app_only_active(club_id)
+
     def settle(self) -> None:
         self.members.settle()
 
@@ -103,17 +120,10 @@ class MongoStore(Counted):
 
 
     def ensure_indexes(self) -> None:
-        self.clubs.create_index("telegram_group_id", unique=True)
-        self.clubs.create_index("previous_group_ids")
-        self.clubs.create_index("username")
-        self.clubs.create_index("members.telegram_id")
-        self.users.create_index("telegram_id", unique=True)
-        self.departures.create_index([("club_id", 1), ("telegram_id", 1)], unique=True)
-        self.departures.create_index("at")
-        self.log.create_index([("club_id", 1), ("at", 1)])
-        self.log.create_index("telegram_id")
-        self.insights.ensure_indexes()
-        self.forgotten.create_index("at")
+        """Every index (mongo_indexes.py), on a database tgsync is creating or by `store init`."""
+        from tgsync_cli.stores.mongo_indexes import ensure
+
+        ensure(self._db)
 
     def close(self) -> None:
         try:
@@ -132,23 +142,31 @@ class MongoStore(Counted):
         if doc is None:
             return None
         out = {k: v for k, v in doc.items() if k not in INTERNAL_CLUB_KEYS}
-        out["members"] = [member_doc(m) for m in doc.get("members") or []]
+        out["members"] = [member_doc(read_member(m)) for m in doc.get("members") or [] if isinstance(m, dict)]
+        if "telegram_group_id" in out:
+            out["telegram_group_id"] = as_tid(out["telegram_group_id"])
+        if "sync" in out:
+            out["sync"] = read_sync(out["sync"])
         return out
 
     def club_by_group(self, chat_id: int) -> Optional[dict]:
         return self._render(self._call("club_by_group", self.clubs.find_one, {"$or": [
-            {"telegram_group_id": chat_id}, {"previous_group_ids": chat_id}]}))
+            {"telegram_group_id": tid_match(chat_id)}, {"previous_group_ids": chat_id}]}))
 
     def club_by_id(self, club_id: str) -> Optional[dict]:
         return self._render(self._call("club_by_id", self.clubs.find_one, {"_id": club_id}))
 
     def club_by_username(self, username: str) -> Optional[dict]:
+        # Telegram usernames are case-insensitive (so is the embedded backend's look-up)
+        name = re.escape(username.lstrip("@"))
         return self._render(self._call("club_by_username", self.clubs.find_one,
-                                       {"username": username.lstrip("@")}))
+                                       {"username": {"$regex": f"^{name}$", "$options": "i"}}))
 
     def all_clubs(self) -> List[dict]:
-        return [self._render(d) for d in self._call(
-            "all_clubs", lambda: list(self.clubs.find({}).sort("telegram_group_id", 1)))]
+        docs = [self._render(d) for d in self._call(  # a club with no Telegram group is the app's
+            "all_clubs", lambda: list(self.clubs.find({"telegram_group_id": {"$nin": [None]}})))]
+        return sorted((d for d in docs if d is not None and d.get("telegram_group_id") is not None),
+                      key=lambda d: d["telegram_group_id"])
 
     def club_index(self, known: Optional[Dict[str, int]] = None) -> ClubIndex:
         """Cold start: one query. Re-warm: one query for versions, one more only for the clubs
@@ -170,20 +188,25 @@ class MongoStore(Counted):
             have = {d["_id"] for d in heads}
         out = ClubIndex()
         for d in docs:
-            self.members.remember(d["_id"], {m["telegram_id"] for m in d.get("members") or []})
-            out.clubs.append({"_id": d["_id"], "telegram_group_id": d["telegram_group_id"],
+            gid = as_tid(d.get("telegram_group_id"))
+            if gid is None:  # the app's club, with no Telegram group (yet)
+                continue
+            tids = [(as_tid(m.get("telegram_id")), m) for m in d.get("members") or [] if isinstance(m, dict)]
+            self.members.remember(d["_id"], {t for t, _ in tids if t is not None})
+            out.clubs.append({"_id": d["_id"], "telegram_group_id": gid,
                               "name": d.get("name"), "username": d.get("username"), "previous_group_ids": d.get("previous_group_ids") or [],
                               "sync": d.get("sync") or {}, "version": d.get("version", 0),
-                              "active": [m["telegram_id"] for m in d.get("members") or []
-                                         if m.get("status") == "active"]})
+                              "active": [t for t, m in tids if t is not None and m.get("status") == "active"]})
         if known:
             out.removed = [c for c in known if c not in have]
         return out
 
     def create_club(self, chat_id: int, name: str, created_by: Optional[str], sync: Dict[str, Any],
                     username: Optional[str] = None) -> Tuple[dict, bool]:
+        form = self.forms["clubs"]
         doc = {"_id": new_id("club"), "name": name, "telegram_group_id": chat_id,
-               "created_by": created_by, "members": [], "sync": dict(sync), "version": 0}
+               "created_by": created_by, "members": [], "sync": {k: form.out(v) for k, v in sync.items()},
+               "version": 0}
         if username:
             doc["username"] = username
         existing = self.club_by_group(chat_id)
@@ -191,7 +214,7 @@ class MongoStore(Counted):
             return existing, False
         try:
             self._call("create_club", self.clubs.insert_one, doc)
-            return self._render(doc), True
+            return self._render(doc) or doc, True
         except StoreConflict:
             existing = self.club_by_group(chat_id)
             if existing is None:  # pragma: no cover - a delete raced us
@@ -201,8 +224,9 @@ class MongoStore(Counted):
     def update_sync(self, club_id: str, fields: Dict[str, Any], guard_at: Optional[datetime] = None) -> bool:
         flt: Dict[str, Any] = {"_id": club_id}
         if guard_at is not None:
-            flt["$or"] = [{"sync.bot_status_at": {"$lte": guard_at}}, {"sync.bot_status_at": None}]
-        upd = {"$set": {f"sync.{k}": v for k, v in fields.items()}, "$inc": {"version": 1}}
+            flt["$or"] = [*time_cmp("sync.bot_status_at", "$lte", guard_at), {"sync.bot_status_at": None}]
+        form = self.forms["clubs"]
+        upd = {"$set": {f"sync.{k}": form.out(v) for k, v in fields.items()}, "$inc": {"version": 1}}
         return self._call("update_sync", self.clubs.update_one, flt, upd).matched_count > 0
 
     def claim_welcome(self, club_id: str, token: Optional[str] = None) -> bool:
@@ -246,15 +270,18 @@ class MongoStore(Counted):
     def _upsert_account(self, p: Person, at: datetime, keep_names: bool = False) -> str:
         from pymongo import ReturnDocument
 
-        f = account_fields(p, at)
+        form = self.forms["users"]
+        f = {k: form.out(v) for k, v in account_fields(p, at).items()}
+        f.pop("telegram_id")  # set on insert only: an id the app stored as a string stays one
+        new = {"_id": new_id("user"), "telegram_id": p.id, "created_at": form.out(at)}
         if keep_names:
-            upd = {"$setOnInsert": {"_id": new_id("user"), **f, "username": None, "last_name": None,
-                                    "language_code": None, "created_at": at}}
+            upd = {"$setOnInsert": {**new, **f, "username": None, "last_name": None,
+                                    "language_code": None}}
         else:
-            upd = {"$set": f, "$setOnInsert": {"_id": new_id("user"), "created_at": at}}
+            upd = {"$set": f, "$setOnInsert": new}
         for _ in range(RETRIES):  # two processes upserting one new user: the loser retries as an update
             try:
-                doc = self._call("upsert_user", self.users.find_one_and_update, {"telegram_id": p.id}, upd,
+                doc = self._call("upsert_user", self.users.find_one_and_update, {"telegram_id": tid_match(p.id)}, upd,
                                  upsert=True, return_document=ReturnDocument.AFTER, projection={"_id": 1})
                 return doc["_id"]
             except StoreConflict:
@@ -265,11 +292,11 @@ class MongoStore(Counted):
         return self._upsert_account(p, at)
 
     def user_by_telegram_id(self, tid: int) -> Optional[dict]:
-        return self._call("user_by_telegram_id", self.users.find_one, {"telegram_id": tid})
+        return read_user(self._call("user_by_telegram_id", self.users.find_one, {"telegram_id": tid_match(tid)}))
 
     def set_dm_blocked(self, tid: int, blocked: bool, at: datetime) -> bool:
-        r = self._call("set_dm_blocked", self.users.update_one, {"telegram_id": tid},
-                       {"$set": {"dm_blocked": blocked, "updated_at": at}})
+        r = self._call("set_dm_blocked", self.users.update_one, {"telegram_id": tid_match(tid)},
+                       {"$set": {"dm_blocked": blocked, "updated_at": self.forms["users"].out(at)}})
         return r.matched_count > 0
 
 
@@ -291,29 +318,37 @@ class MongoStore(Counted):
                           {"at": {"$lt": now - timedelta(days=TOMBSTONE_DAYS)}}).deleted_count
 
     def forget_preview(self, tid: int) -> Dict[str, Any]:
-        clubs = [{"club_id": d["_id"], "name": d.get("name"), "telegram_group_id": d["telegram_group_id"]}
+        clubs = [{"club_id": d["_id"], "name": d.get("name"), "telegram_group_id": as_tid(d.get("telegram_group_id"))}
                  for d in self._call("forget_preview", lambda: list(self.clubs.find(
-                     {"members.telegram_id": tid}, {"name": 1, "telegram_group_id": 1})))]
+                     {"members.telegram_id": tid_match(tid)}, {"name": 1, "telegram_group_id": 1})))]
         user = self.user_by_telegram_id(tid)
         deps = self._call("forget_preview", self.departures.count_documents, {"telegram_id": tid})
+        kept = app_account(user)
         created = self._call("forget_preview", self.clubs.count_documents,
-                             {"created_by": user["_id"]}) if user else 0
-        return {"clubs": clubs, "accounts": 1 if user else 0, "departures": deps, "created_by_cleared": created}
+                             {"created_by": user["_id"], "telegram_group_id": {"$type": "number"}}) \
+            if user and not kept else 0
+        return {"clubs": clubs, "accounts": 1 if user else 0, "departures": deps, "created_by_cleared": created,
+                "app_account_kept": user["_id"] if user is not None and kept else None}
 
     def forget(self, tid: int) -> Dict[str, Any]:
         self.settle()  # this process's outbox entries first, so the collection holds them
         self.members.forget_hint(tid)
         rep = self.forget_preview(tid)
         user = self.user_by_telegram_id(tid)
-        if user is not None:
-            self._call("forget", self.clubs.update_many, {"created_by": user["_id"]}, {"$set": {"created_by": None}})
+        if user is not None and app_account(user):  # the app's account: only its Telegram fields go
+            self._call("forget", self.users.update_one, {"_id": user["_id"]},
+                       {"$unset": {k: "" for k in TELEGRAM_ACCOUNT_KEYS}})
+        elif user is not None:
+            self._call("forget", self.clubs.update_many, {"created_by": user["_id"],
+                                                          "telegram_group_id": {"$type": "number"}},
+                       {"$set": {"created_by": None}})
         self._call("forget", self.clubs.update_many, {"$or": [
-            {"members.telegram_id": tid}, {"departed_ids": tid}, {"log_pending.telegram_id": tid}]},
-            {"$pull": {"members": {"telegram_id": tid}, "departed_ids": tid,
+            {"members.telegram_id": tid_match(tid)}, {"departed_ids": tid}, {"log_pending.telegram_id": tid}]},
+            {"$pull": {"members": {"telegram_id": tid_match(tid)}, "departed_ids": tid,
                        "log_pending": {"telegram_id": tid}}, "$inc": {"version": 1}})
         for d in self._call("forget", lambda: list(self.clubs.find({"log_pending.actor": tid}, {"_id": 1}))):
             self._actor_erased(d["_id"], tid)
-        self._call("forget", self.users.delete_many, {"telegram_id": tid})
+        self._call("forget", self.users.delete_many, {"telegram_id": tid_match(tid)})
         self._call("forget", self.departures.delete_many, {"telegram_id": tid})
         self._call("forget", self.log.delete_many, {"telegram_id": tid})
         self._call("forget", self.activity.delete_many, {"telegram_id": tid})
@@ -371,18 +406,31 @@ class MongoStore(Counted):
         return import_all(self, docs)
 
     def check(self) -> List[str]:
-        want = {"clubs": [("telegram_group_id",)], "users": [("telegram_id",)],
-                "departures": [("club_id", "telegram_id")]}
-        missing = []
-        for name, keys in want.items():
-            info = self._call("check", self._db[name].index_information)
-            have = {tuple(k for k, _ in spec["key"]) for spec in info.values()}
-            missing += [f"missing index {name}.{'+'.join(k)}" for k in keys if k not in have]
-        return missing
+        from tgsync_cli.stores.mongo_indexes import missing_unique
+
+        return [f"missing index {label}" for label in self._call("check", missing_unique, self._db)]
 
 
-def open_mongo(uri: str, database: str, create: bool = True, client=None) -> MongoStore:
+# the account fields tgsync writes; anything else on an account is the app's
+TELEGRAM_ACCOUNT_KEYS = ("telegram_id", "username", "first_name", "last_name", "language_code", "dm_blocked")
+TGSYNC_ACCOUNT_KEYS = ("_id", *TELEGRAM_ACCOUNT_KEYS, "created_at", "updated_at")
+
+
+def app_account(user: Optional[dict]) -> bool:
+    """An account that holds the app's fields too (an email, a phone): forget keeps it."""
+    return user is not None and any(k not in TGSYNC_ACCOUNT_KEYS for k in user)
+
+
+def open_mongo(uri: str, database: Optional[str] = None, create: bool = True, client=None,
+               time_format: str = "auto") -> MongoStore:
+    """The database the URI names (else `database`, else the default). With `create`, a
+    database with none of the app's collections gets every index (tgsync is creating it); one
+    that has them must have tgsync's unique indexes already (`tgsync store init`), else this
+    refuses in one line. Read-only opens only note it (`index_warning`)."""
+    from tgsync_cli.stores.mongo_database import database_for
+
     label = redact_uri(uri)
+    name = database_for(uri, database)
     if client is None:
         import pymongo
 
@@ -391,10 +439,36 @@ def open_mongo(uri: str, database: str, create: bool = True, client=None) -> Mon
                                          connect=False)
         except Exception as exc:
             raise ConfigError(f"store.uri {label} is not a valid MongoDB URI ({cause(exc)})") from exc
-    store = MongoStore(client[database], label, client)
-    if create:
-        try:
-            store.ensure_indexes()
-        except Exception as exc:
-            raise StoreUnavailable(f"{label}: cannot reach the database ({cause(exc)})") from exc
+    store = MongoStore(client[name], label, client)
+    try:
+        prepare(store, name, create, time_format)
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreUnavailable(f"{label}: cannot reach the database ({cause(exc)})") from exc
     return store
+
+
+def prepare(store: MongoStore, name: str, create: bool, time_format: str) -> None:
+    from tgsync_cli.stores import mongo_indexes
+    from tgsync_cli.stores.mongo_shapes import detect, null_containers
+
+    db = store._db
+    store.forms.update(detect(db, time_format))  # the dict the parts share
+    fresh = mongo_indexes.is_fresh(db)
+    if fresh:  # no app collections: tgsync creates the database (a reader finds nothing yet)
+        if create:
+            mongo_indexes.ensure(db)
+        return
+    missing = [m for m in mongo_indexes.missing_unique(db) if m.split(".")[0] in mongo_indexes.APP_COLLECTIONS]
+    if missing:  # refused before anything is written
+        text = (f"{store.uri_label}: database {name!r} lacks tgsync's indexes ({', '.join(missing)}); "
+                "run `tgsync store init` once to create them")
+        if create:
+            raise StoreError(text)
+        store.index_warning = text
+        return
+    if create:  # tgsync's own collections are its own; the app's got theirs from `store init`
+        mongo_indexes.ensure(db, only=[c for c in {w.collection for w in mongo_indexes.WANTED}
+                                       if c not in mongo_indexes.APP_COLLECTIONS])
+        null_containers(db)

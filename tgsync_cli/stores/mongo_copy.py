@@ -6,15 +6,25 @@ from __future__ import annotations
 
 from typing import Dict, List
 
-from tgsync_cli.stores.mongo_insights import merge_log
 from tgsync_cli.stores.mongo import INTERNAL_CLUB_KEYS
+
+from tgsync_cli.stores.copy_merge import OWN, merge_member, merge_sync
+from tgsync_cli.stores.mongo_insights import merge_log
+from tgsync_cli.stores.mongo_shapes import as_tid, read_member, read_sync, read_user, tid_match, written
 from tgsync_cli.stores.sqlite_copy import log_key
+
+ACCOUNT_KEYS = ("username", "first_name", "last_name", "language_code", "updated_at", "dm_blocked")
 
 
 def export_all(store) -> Dict[str, List[dict]]:
     def run():
-        clubs = [store._render(d) for d in store.clubs.find({}).sort("telegram_group_id", 1)]
-        users = list(store.users.find({}).sort("telegram_id", 1))
+        # tgsync's documents only: clubs with a Telegram group, members and accounts with an id
+        clubs = [c for c in (store._render(d) for d in store.clubs.find({}).sort("telegram_group_id", 1))
+                 if c.get("telegram_group_id") is not None]
+        for c in clubs:
+            c["members"] = [m for m in c["members"] if m.get("telegram_id") is not None]
+        users = [u for u in (read_user(d) for d in store.users.find({}).sort("telegram_id", 1))
+                 if u is not None and u.get("telegram_id") is not None]
         pending = [e for d in store.clubs.find({"log_pending.0": {"$exists": True}}, {"log_pending": 1})
                    for e in d.get("log_pending") or []]
         log = [{k: v for k, v in e.items() if k != "_id"}
@@ -33,25 +43,13 @@ def import_all(store, docs: Dict[str, List[dict]]) -> Dict[str, int]:
          "reconciles": 0}
 
     def run():
+        accounts = {}
         for u in docs.get("users", []):
-            fields = {k: v for k, v in u.items() if k != "_id"}
-            store.users.update_one({"telegram_id": u["telegram_id"]},
-                                   {"$set": fields, "$setOnInsert": {"_id": u["_id"]}}, upsert=True)
+            accounts[u["telegram_id"]] = merge_account(store, u)
             n["users"] += 1
         for c in docs.get("clubs", []):
-            existing = store.clubs.find_one({"$or": [{"_id": c["_id"]}, {"telegram_group_id": c["telegram_group_id"]}]},
-                                            {"_id": 1, "version": 1, "departed_ids": 1, "log_pending": 1})
-            doc = {k: v for k, v in c.items() if k != "_id" and k not in INTERNAL_CLUB_KEYS}
-            for k in ("departed_ids", "log_pending"):  # this store's own notes and outbox stay
-                if (existing or {}).get(k):
-                    doc[k] = existing[k]
-            doc["members"] = [dict(m) for m in c.get("members") or []]
-            for m in doc["members"]:
-                m.setdefault("hard_at", m.get("status_at"))
-            doc["version"] = (existing or {}).get("version", 0) + 1
-            store.clubs.replace_one({"_id": existing["_id"] if existing else c["_id"]}, doc, upsert=True)
+            n["members"] += merge_club(store, c, accounts)
             n["clubs"] += 1
-            n["members"] += len(doc["members"])
         have = {log_key(e) for e in store.log.find({}, {"_id": 0})}
         have |= {log_key(e) for d in store.clubs.find({"log_pending.0": {"$exists": True}}, {"log_pending": 1})
                  for e in d.get("log_pending") or []}
@@ -80,3 +78,67 @@ def import_all(store, docs: Dict[str, List[dict]]) -> Dict[str, int]:
         store.members.clear_hints()  # members arrived behind this process's back
         return n
     return store._call("import", run)
+
+
+def merge_account(store, u: dict) -> str:
+    """The account by telegram id in any stored form; tgsync's fields of the newer side (by
+    updated_at), the app's fields and the stored id form untouched. Returns the target's _id."""
+    form = store.forms["users"]
+    cur = read_user(store.users.find_one({"telegram_id": tid_match(u["telegram_id"])}))
+    if cur is None:
+        doc = {k: (form.out(v) if k in ("created_at", "updated_at") else v) for k, v in u.items()}
+        store.users.insert_one(doc)
+        return doc["_id"]
+    newer = cur.get("updated_at") is None or (u.get("updated_at") is not None and u["updated_at"] >= cur["updated_at"])
+    sets = {k: form.out(u.get(k)) if k == "updated_at" else u.get(k) for k in ACCOUNT_KEYS
+            if k in u and (newer or cur.get(k) is None) and cur.get(k) != u.get(k)}
+    if sets:
+        store.users.update_one({"_id": cur["_id"]}, {"$set": sets})
+    return cur["_id"]
+
+
+def merge_club(store, c: dict, accounts: Dict[int, str]) -> int:
+    """A club the target lacks is inserted whole; one it has (same _id or telegram_group_id, in
+    any stored form) is merged member by member: the app's fields, name and members stay."""
+    form = store.forms["clubs"]
+    members = []
+    for m in c.get("members") or []:
+        m = dict(m)
+        m.setdefault("hard_at", m.get("status_at"))  # a seed document: its status_at is the last event's
+        if m.get("telegram_id") in accounts:
+            m["user_id"] = accounts[m["telegram_id"]]
+        members.append(m)
+    existing = store.clubs.find_one({"$or": [{"_id": c["_id"]}, {"telegram_group_id": tid_match(c["telegram_group_id"])}]})
+    if existing is None:
+        doc = {k: v for k, v in c.items() if k not in INTERNAL_CLUB_KEYS}
+        doc["sync"] = {k: form.out(v) for k, v in (c.get("sync") or {}).items()}
+        doc["members"] = [written(m, form) for m in members]
+        doc["version"] = 1
+        store.clubs.insert_one(doc)
+        return len(members)
+    cid = existing["_id"]
+    have = {as_tid(m.get("telegram_id")): m for m in existing.get("members") or [] if isinstance(m, dict)}
+    sets: Dict[str, object] = {f"sync.{k}": form.out(v)
+                               for k, v in merge_sync(read_sync(existing.get("sync")), c.get("sync") or {}).items()}
+    if c.get("username") and not existing.get("username"):
+        sets["username"] = c["username"]
+    if existing.get("created_by") is None and c.get("created_by") is not None:
+        sets["created_by"] = c["created_by"]
+    upd: Dict[str, object] = {"$inc": {"version": 1}}
+    if sets:
+        upd["$set"] = sets
+    if c.get("previous_group_ids"):
+        upd["$addToSet"] = {"previous_group_ids": {"$each": list(c["previous_group_ids"])}}
+    store.clubs.update_one({"_id": cid}, upd)
+    for m in members:
+        raw = have.get(m["telegram_id"])
+        if raw is None:
+            store.clubs.update_one({"_id": cid, "members.telegram_id": {"$nin": tid_match(m["telegram_id"])["$in"]}},
+                                   {"$push": {"members": written({k: v for k, v in m.items()
+                                                                  if k in OWN or k == "telegram_id"}, form)}})
+            continue
+        change = merge_member(read_member(raw), m)
+        if change:  # positionally, tgsync's fields only: the app's on the entry stay
+            store.clubs.update_one({"_id": cid, "members": {"$elemMatch": {"telegram_id": raw.get("telegram_id")}}},
+                                   {"$set": {f"members.$.{k}": v for k, v in written(change, form).items()}})
+    return len(members)

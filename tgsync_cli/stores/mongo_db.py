@@ -5,7 +5,7 @@ lost unique-key race is `StoreConflict`, anything else the driver raises `StoreU
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 from tgsync_cli.core.errors import StoreConflict, StoreUnavailable
 from tgsync_cli.stores.common import doing
@@ -20,6 +20,10 @@ class MongoDb:
         self.log, self.departures = db["membership_log"], db["departures"]
         self.activity, self.reconciles = db["activity"], db["reconciles"]
         self.forgotten = db["forgotten"]
+        # how times are written per collection: the app's form, found at open (mongo_shapes.detect)
+        from tgsync_cli.stores.mongo_shapes import TimeForm
+
+        self.forms: Dict[str, TimeForm] = {"clubs": TimeForm("date"), "users": TimeForm("date")}
 
     def call(self, name: str, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
         from pymongo.errors import DuplicateKeyError, PyMongoError

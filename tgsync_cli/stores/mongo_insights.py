@@ -73,12 +73,14 @@ class MongoInsights:
         return rows
 
     def memberships_of(self, tid: int) -> List[dict]:
+        from tgsync_cli.stores.mongo_shapes import as_tid, read_member, tid_match
+
         docs = self.db.call("memberships_of", lambda: list(self.db.clubs.find(
-            {"members.telegram_id": tid},
-            {"name": 1, "telegram_group_id": 1, "members": {"$elemMatch": {"telegram_id": tid}}})))
+            {"members.telegram_id": tid_match(tid)},
+            {"name": 1, "telegram_group_id": 1, "members": {"$elemMatch": {"telegram_id": tid_match(tid)}}})))
         out = []
         for d in docs:
             for m in d.get("members") or []:
-                out.append({**m, "club_id": d["_id"], "club_name": d.get("name"),
-                            "telegram_group_id": d["telegram_group_id"]})
+                out.append({**read_member(m), "club_id": d["_id"], "club_name": d.get("name"),
+                            "telegram_group_id": as_tid(d.get("telegram_group_id"))})
         return out

@@ -29,10 +29,39 @@ from tgsync_cli.core.evidence import ACTIVE, AFTER_MESSAGES, MESSAGES, Observati
 from tgsync_cli.stores.common import member_doc
 from tgsync_cli.stores.mongo_db import MongoDb
 from tgsync_cli.stores.mongo_insights import MongoInsights
+from tgsync_cli.stores.mongo_shapes import (
+    app_role_kept,
+    as_tid,
+    cas,
+    read_member,
+    tid_match,
+    time_cmp,
+    time_eq,
+    written,
+)
 
 RETRIES = 8
 _CAS_KEYS = ("status", "status_at", "role", "role_at", "joined_at", "source", "hard_at", "proof_at",
              "last_seen", "invited_by", "invite_link")
+
+# a message brings back a member who left or was kicked, whatever their role: the usual pairs
+# with the log entry of that change (SQLite logs it too), then anything else the app holds
+BACK_FROM = (("left", "member"), ("left", "organizer"), ("kicked", "member"), ("kicked", "organizer"),
+             (None, None))
+
+
+def before(field: str, at: datetime) -> List[Dict[str, Any]]:
+    """`field` unset, null or older than `at`, in either stored form (an `$or`'s alternatives)."""
+    return [*time_cmp(field, "$lt", at), {field: None}]
+
+
+def fresh(prev: dict, obs: Observation) -> bool:
+    """Evidence newer than everything the member's entry held when it was last read: a member
+    someone removed since comes back on that, never on what was already known."""
+    known = [t for t in (prev.get(k) for k in ("status_at", "hard_at", "role_at", "proof_at", "last_seen"))
+             if isinstance(t, datetime)]
+    return not known or obs.at > max(known)
+
 
 class MongoMembers:
     """A part MongoStore holds: given the database, how an account is upserted, and the insights
@@ -46,6 +75,7 @@ class MongoMembers:
         self._known: Dict[str, Set[int]] = {}  # club -> telegram ids it had (a hint: see above)
         self._outbox: Dict[str, int] = {}  # clubs whose outbox to settle -> writes to it so far
         self._settle_lock = threading.RLock()
+        self._maybe_logged: Set[str] = set()  # clubs a flush may have logged a return in
 
     # -- the member hint ---------------------------------------------------------------------------
     def remember(self, club_id: str, telegram_ids: Set[int]) -> None:
@@ -64,7 +94,7 @@ class MongoMembers:
     def _raw_member(self, club_id: str, tid: int) -> Tuple[bool, Optional[dict], bool]:
         """(club exists, the member or None, a departure note may exist) in one read."""
         doc = self.db.call("member", self.db.clubs.find_one, {"_id": club_id},
-                         {"members": {"$elemMatch": {"telegram_id": tid}}, "departed_ids": 1})
+                           {"members": {"$elemMatch": {"telegram_id": tid_match(tid)}}, "departed_ids": 1})
         if doc is None:
             return False, None, False
         ms = doc.get("members") or []
@@ -74,19 +104,12 @@ class MongoMembers:
 
     def member(self, club_id: str, tid: int) -> Optional[dict]:
         _, m, _ = self._raw_member(club_id, tid)
-        return member_doc(m) if m else None
+        return member_doc(read_member(m)) if m else None
 
-    @staticmethod
-    def _cas(club_id: str, tid: int, current: dict, new: dict, changed: bool) -> Tuple[dict, dict]:
-        elem = {"telegram_id": tid}
-        for k in _CAS_KEYS:
-            elem[k] = current.get(k)
-        sets = {f"members.$.{k}": new.get(k) for k in _CAS_KEYS if new.get(k) != current.get(k)
-                or k not in current}
-        upd: Dict[str, Any] = {"$set": sets}
-        if changed:
-            upd["$inc"] = {"version": 1}
-        return {"_id": club_id, "members": {"$elemMatch": elem}}, upd
+    def _cas(self, club_id: str, tid: int, current: dict, new: dict, changed: bool) -> Tuple[dict, dict]:
+        """`current` as stored (the guard compares stored forms); see mongo_shapes.cas."""
+        flt, upd, _ = cas(club_id, current, new, _CAS_KEYS, changed, self.db.forms["clubs"])
+        return flt, upd
 
     @staticmethod
     def _entry(log: Optional[dict]) -> Optional[dict]:
@@ -117,11 +140,12 @@ class MongoMembers:
         m = dict(d.member)
         m["user_id"] = self._account(obs.person, obs.at, obs.keep_names)
         entry = self._entry(d.log)
-        push: Dict[str, Any] = {"members": m}
+        push: Dict[str, Any] = {"members": written(m, self.db.forms["clubs"])}
         if entry is not None:
             push["log_pending"] = entry
         r = self._write(club_id, entry, self.db.clubs.update_one,
-                        {"_id": club_id, "members.telegram_id": {"$ne": tid}, "departed_ids": {"$ne": tid}},
+                        {"_id": club_id, "members.telegram_id": {"$nin": tid_match(tid)["$in"]},
+                         "departed_ids": {"$ne": tid}, "members": {"$ne": None}},
                         {"$push": push, "$inc": {"version": 1}})
         if not r.matched_count:
             return None
@@ -134,14 +158,18 @@ class MongoMembers:
             out = self._first_sighting(club_id, obs)
             if out is not None:
                 return out
+        prev: Optional[dict] = None  # the member as a write that missed saw them
         for _ in range(RETRIES):
             exists, current, noted = self._raw_member(club_id, tid)
             if not exists:
                 return Outcome(tid)
+            if current is None and prev is not None and obs.status == ACTIVE and not fresh(prev, obs):
+                return Outcome(tid)  # removed (by the app) meanwhile: only newer evidence brings them back
             dep = None
             if current is None and noted:
                 dep = self.db.call("departure", self.db.departures.find_one, {"club_id": club_id, "telegram_id": tid})
-            d = decide(club_id, current, dep, obs)
+            norm = read_member(current) if current is not None else None
+            d = decide(club_id, norm, dep, app_role_kept(norm, obs))
             if d.departure is not None:
                 self._insert_departure(d.departure, exists=dep is not None, noted=noted)
             if d.member is not None:
@@ -149,8 +177,10 @@ class MongoMembers:
                 if current is None:
                     m = dict(d.member)
                     m["user_id"] = self._account(obs.person, obs.at, obs.keep_names)
-                    flt: Dict[str, Any] = {"_id": club_id, "members.telegram_id": {"$ne": tid}}
-                    upd: Dict[str, Any] = {"$push": {"members": m}, "$inc": {"version": 1}}
+                    flt: Dict[str, Any] = {"_id": club_id, "members.telegram_id": {"$nin": tid_match(tid)["$in"]},
+                                           "members": {"$ne": None}}  # a push onto null fails
+                    upd: Dict[str, Any] = {"$push": {"members": written(m, self.db.forms["clubs"])},
+                                           "$inc": {"version": 1}}
                     if noted:  # the note goes below; its id with the membership, atomically
                         upd["$pull"] = {"departed_ids": tid}
                 else:
@@ -162,6 +192,10 @@ class MongoMembers:
                     del upd["$push"]
                 r = self._write(club_id, entry, self.db.clubs.update_one, flt, upd)
                 if not r.matched_count:
+                    if current is None:  # the app's club may hold `members: null`: an empty list first
+                        self.db.call("observe", self.db.clubs.update_one, {"_id": club_id, "members": None},
+                                   {"$set": {"members": []}})
+                    prev = norm or prev
                     continue  # another writer changed this member first: decide again
                 self._known.setdefault(club_id, set()).add(tid)
             if d.clear_departure:
@@ -194,7 +228,12 @@ class MongoMembers:
         doc = self.db.call("observe_many", self.db.clubs.find_one, {"_id": club_id}, {"members": 1})
         if doc is None:
             return [Outcome(o.person.id) for o in observations]
-        known = {m["telegram_id"]: m for m in doc.get("members") or []}
+        # members the app added itself (no Telegram id) are never listed, never marked left
+        known: Dict[int, dict] = {}
+        for m in doc.get("members") or []:
+            t = as_tid(m.get("telegram_id"))
+            if t is not None:
+                known[t] = m
         obs = list(observations)
         if complete_at is not None:
             listed = {o.person.id for o in obs}
@@ -206,17 +245,18 @@ class MongoMembers:
             cur = known.get(o.person.id)
             if cur is None:
                 continue
-            d = decide(club_id, cur, None, o)
+            norm = read_member(cur)
+            d = decide(club_id, norm, None, app_role_kept(norm, o))
             outs[i] = d.outcome
             if d.member is not None:
-                flt, upd = self._cas(club_id, o.person.id, cur, d.member, d.outcome.changed)
+                flt, upd, stored = cas(club_id, cur, d.member, _CAS_KEYS, d.outcome.changed, self.db.forms["clubs"])
                 entry = self._entry(d.log)
                 if entry is not None:  # the entry only lands if its change does
                     upd["$push"] = {"log_pending": entry}
                     logged = True
                 ops.append((flt, upd, False))
                 where.append(i)
-                known[o.person.id] = d.member
+                known[o.person.id] = stored
         if logged:
             self.touched(club_id)
         matched = self.db.bulk("observe_many", self.db.clubs, ops)
@@ -265,6 +305,9 @@ class MongoMembers:
         """Finish the membership_log entries this process wrote (the outbox, see the module's
         docstring): three round trips, none when this process wrote nothing since the last."""
         with self._settle_lock:
+            for cid in self._maybe_logged:
+                self.touched(cid)
+            self._maybe_logged.clear()
             ops, seen = self._settle_ops()
             self.db.bulk("settle_log", self.db.clubs, ops)
             self._settled(seen)
@@ -277,30 +320,45 @@ class MongoMembers:
         evidence, and status_at of a member active by messages alone lowered to `active_since`
         when that is after their last member event (status_at > since > hard_at also says the
         member is active by messages alone, so no field is compared with another)."""
-        ops = [({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid, "$or": [
-                    {"last_seen": {"$lt": at}}, {"last_seen": None}]}}},
-                {"$set": {"members.$.last_seen": at}}, False) for (cid, tid), at in seen.items()]
-        ops += [({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid, "$or": [
-                    {"proof_at": {"$lt": at}}, {"proof_at": None}]}}},
-                 {"$set": {"members.$.proof_at": at}}, False) for (cid, tid), at in seen.items()]
+        form = self.db.forms["clubs"]
+        ops = [({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid_match(tid), "$or": before("last_seen", at)}}},
+                {"$set": {"members.$.last_seen": form.out(at)}}, False) for (cid, tid), at in seen.items()]
+        ops += [({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid_match(tid), "$or": before("proof_at", at)}}},
+                 {"$set": {"members.$.proof_at": form.out(at)}}, False) for (cid, tid), at in seen.items()]
         ops += [({"_id": cid, "members": {"$elemMatch": {
-                    "telegram_id": tid, "status": "active", "status_at": {"$gt": since},
-                    "$or": [{"hard_at": None}, {"hard_at": {"$lt": since}}]}}},
-                 {"$set": {"members.$.status_at": since}}, False)
+                    "telegram_id": tid_match(tid), "status": "active", "$and": [
+                        {"$or": time_cmp("status_at", "$gt", since)}, {"$or": before("hard_at", since)}]}}},
+                 {"$set": {"members.$.status_at": form.out(since)}}, False)
                 for (cid, tid), since in (active_since or {}).items()]
         for (cid, tid), at in (first_seen or {}).items():
-            ops.append(({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid, "$or": [
-                {"joined_at": {"$gt": at}}, {"joined_at": None},
-                {"joined_at": at, "source": {"$in": list(AFTER_MESSAGES)}}]}}},
-                {"$set": {"members.$.joined_at": at, "members.$.source": MESSAGES}}, False))
+            ops.append(({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid_match(tid), "$or": [
+                *time_cmp("joined_at", "$gt", at), {"joined_at": None},
+                {**time_eq("joined_at", at), "source": {"$in": list(AFTER_MESSAGES)}}]}}},
+                {"$set": {"members.$.joined_at": form.out(at), "members.$.source": MESSAGES}}, False))
+        logged = set()
         for (cid, tid), last in seen.items():  # a newer message proves an inactive member back
             first = (first_seen or {}).get((cid, tid), last)
-            for since, status_at in ((first, first), (last, last)):
-                ops.append(({"_id": cid, "members": {"$elemMatch": {
-                    "telegram_id": tid, "status": {"$ne": "active"},
-                    "$or": [{"hard_at": {"$lt": since}}, {"hard_at": None}]}}},
-                    {"$set": {"members.$.status": "active", "members.$.status_at": status_at,
-                              "members.$.proof_at": last}, "$inc": {"version": 1}}, False))
+            for since in dict.fromkeys((first, last)):  # one message: one set of ops
+                status_at = since
+                for was, role in BACK_FROM:  # each with the log entry of its own change; the last
+                    # (an app's role or status) whatever the earlier ones left inactive, unlogged
+                    elem: Dict[str, Any] = {"telegram_id": tid_match(tid), "$or": before("hard_at", since)}
+                    elem["status"] = was or {"$ne": "active"}
+                    if was:
+                        elem["role"] = role
+                    upd: Dict[str, Any] = {"$set": {"members.$.status": "active", "members.$.status_at": form.out(status_at),
+                                                    "members.$.proof_at": form.out(last)}, "$inc": {"version": 1}}
+                    if was and role:
+                        upd["$push"] = {"log_pending": self._entry({
+                            "club_id": cid, "telegram_id": tid, "at": status_at, "from": {"status": was, "role": role},
+                            "to": {"status": "active", "role": role}, "source": "message_activity", "actor": None,
+                            "invite_link": None, "invited_by": None})}
+                        logged.add(cid)
+                    ops.append(({"_id": cid, "members": {"$elemMatch": elem}}, upd, False))
+        # the entries ride with their change. Whether one landed is not known without a read, so
+        # the flush stays two round trips: they move with the club's next logged write, an
+        # explicit settle (a clean stop) or the next start; readers see the outbox meanwhile
+        self._maybe_logged |= logged
         with self._settle_lock:  # log entries written since the last flush: moved on the way
             settle, outboxes = self._settle_ops()
             self.db.bulk("flush_last_seen", self.db.clubs, ops + settle)
@@ -308,6 +366,15 @@ class MongoMembers:
         self.insights.record_activity(seen, first_seen)
         return len(seen)
 
+    def app_only_active(self, club_id: str) -> int:
+        """Members the app added itself with status active (or none: the app may not keep one)."""
+        doc = self.db.call("app_only_active", self.db.clubs.find_one, {"_id": club_id},
+                         {"members.status": 1, "members.telegram_id": 1})
+        return sum(1 for m in (doc or {}).get("members") or []
+                   if m.get("status", "active") == "active" and as_tid(m.get("telegram_id")) is None)
+
     def active_count(self, club_id: str) -> int:
-        doc = self.db.call("active_count", self.db.clubs.find_one, {"_id": club_id}, {"members.status": 1})
-        return sum(1 for m in (doc or {}).get("members") or [] if m.get("status") == "active")
+        doc = self.db.call("active_count", self.db.clubs.find_one, {"_id": club_id},
+                           {"members.status": 1, "members.telegram_id": 1})
+        return sum(1 for m in (doc or {}).get("members") or []
+                   if m.get("status") == "active" and as_tid(m.get("telegram_id")) is not None)

@@ -92,6 +92,9 @@ class SqliteStore(Counted):
     def active_count(self, club_id: str) -> int:
         return self.members.active_count(club_id)
 
+    def app_only_active(self, club_id: str) -> int:
+        return self.members.app_only_active(club_id)
+
     def membership_log(self, club_id: Optional[str] = None, telegram_id: Optional[int] = None,
                        since: Optional[datetime] = None) -> List[dict]:
         return self.insights.membership_log(club_id, telegram_id, since)

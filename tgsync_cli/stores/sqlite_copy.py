@@ -71,6 +71,9 @@ def import_all(store, docs: Dict[str, List[dict]]) -> Dict[str, int]:
             for m in c.get("members") or []:
                 if "hard_at" not in m:  # a seed document: its status_at is the last event's
                     m = {**m, "hard_at": m.get("status_at")}
+                if _merged(cur, cid, m):
+                    n["members"] += 1
+                    continue
                 vals = [dt_in(m.get(k)) if k in _TIMES else m.get(k) for k in MEMBER_COLS]
                 sets = ", ".join(f"{k} = excluded.{k}" for k in MEMBER_COLS if k != "telegram_id")
                 cur.execute(f"INSERT INTO memberships (club_id, {', '.join(MEMBER_COLS)}) VALUES "
@@ -106,6 +109,24 @@ def import_all(store, docs: Dict[str, List[dict]]) -> Dict[str, int]:
                          r.get("drift")))
             n["reconciles"] += 1
     return n
+
+
+def _merged(cur, cid: str, m: dict) -> bool:
+    """A membership the target holds already takes the newest evidence of each kind from the
+    copy (stores/copy_merge.py), as a MongoDB target does; False when there is none yet."""
+    from tgsync_cli.stores.copy_merge import merge_member
+
+    row = cur.execute(f"SELECT {', '.join(MEMBER_COLS)} FROM memberships WHERE club_id = ? AND telegram_id = ?",
+                      (cid, m["telegram_id"])).fetchone()
+    if row is None:
+        return False
+    change = merge_member({k: (dt_out(v) if k in _TIMES else v) for k, v in zip(MEMBER_COLS, row)}, m)
+    change = {k: v for k, v in change.items() if k in MEMBER_COLS}
+    if change:
+        cur.execute(f"UPDATE memberships SET {', '.join(f'{k} = ?' for k in change)}"
+                    " WHERE club_id = ? AND telegram_id = ?",
+                    [dt_in(v) if k in _TIMES else v for k, v in change.items()] + [cid, m["telegram_id"]])
+    return True
 
 
 def _log_rows(cur) -> List[Dict[str, Any]]:

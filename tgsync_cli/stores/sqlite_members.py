@@ -221,6 +221,10 @@ class SqliteMembers:
                         (cid, tid, row[0], row[1], row[1], cid, tid))
             cur.execute("UPDATE clubs SET version = version + 1 WHERE id = ?", (cid,))
 
+    def app_only_active(self, club_id: str) -> int:
+        """The embedded store holds Telegram members only."""
+        return 0
+
     def active_count(self, club_id: str) -> int:
         with self._tx("active_count", write=False) as cur:
             return cur.execute("SELECT COUNT(*) FROM memberships WHERE club_id = ? AND status = 'active'",

@@ -1,0 +1,225 @@
+"""The shapes the Ayda Run app writes into a shared MongoDB, read as one and written back as found.
+
+The app's seed writes times as ISO-8601 strings (`"2024-12-01T10:00:00Z"`) where tgsync writes
+BSON dates, and may hold a `telegram_id` as a string, an int64 or a double. tgsync's rules work on
+naive UTC datetimes and int ids, so every document is *read* through `read_time`/`as_tid`, every
+query that names a person matches each stored form (`tid_match`), every time comparison matches
+both forms (`time_cmp`, MongoDB never compares a string with a date), and every time *written*
+takes the form the collection already uses (`TimeForm`, detected once when the store opens).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+# member fields that hold times (tgsync's and the seed's), sync fields that do, account fields that do
+MEMBER_TIME_KEYS = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at")
+SYNC_TIME_KEYS = ("last_sync", "bot_status_at")
+USER_TIME_KEYS = ("created_at", "updated_at")
+TIME_FORMATS = ("auto", "date", "iso")
+
+
+def read_time(v: Any) -> Any:
+    """A BSON date or an ISO-8601 string (with `Z`, an offset, or neither: then UTC) → naive UTC.
+    Anything else is returned as it is (None stays None; a string that is no time is the app's)."""
+    if isinstance(v, datetime):
+        if v.tzinfo is not None:
+            v = v.astimezone(timezone.utc).replace(tzinfo=None)
+        return v
+    if isinstance(v, str) and 10 <= len(v) <= 40 and v[:4].isdigit():
+        try:
+            dt = datetime.fromisoformat(v.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            return v
+        if dt.tzinfo is not None:
+            dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+        return dt
+    return v
+
+
+def time_or_none(v: Any) -> Optional[datetime]:
+    """A time field the rules compare: a time, or None when it holds anything else (text that
+    is no time, a number) — unknown, so the next evidence sets it."""
+    t = read_time(v)
+    return t if isinstance(t, datetime) else None
+
+
+def as_tid(v: Any) -> Optional[int]:
+    """A telegram id in any stored form (int, int64, a whole double, a numeric string) → int;
+    None when the field holds no Telegram id (missing, null, or text that is not one)."""
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, int):
+        return int(v)
+    if isinstance(v, float):
+        return int(v) if v.is_integer() else None
+    if isinstance(v, str):
+        s = v.strip()
+        if s.lstrip("-").isdigit() and len(s) <= 20:
+            return int(s)
+    return None
+
+
+def tid_forms(tid: int) -> List[Any]:
+    """Every form one id may be stored in. MongoDB compares int32, int64 and double by value, so
+    the number matches all three; the string is the form the app's seed may use."""
+    return [tid, str(tid)]
+
+
+def tid_match(tid: int) -> Dict[str, Any]:
+    return {"$in": tid_forms(tid)}
+
+
+def time_cmp(field: str, op: str, at: datetime) -> List[Dict[str, Any]]:
+    """`field op at` for both stored forms: a date compared with a date, an ISO string with the
+    same instant's ISO string (they sort as times when written alike, `…:SSZ`). Alternatives of
+    an `$or`; MongoDB's type bracketing keeps each to its own form."""
+    return [{field: {op: at}}, {field: {op: iso_z(at)}}]
+
+
+def time_eq(field: str, at: datetime) -> Dict[str, Any]:
+    return {field: {"$in": [at, iso_z(at)]}}
+
+
+def iso_z(dt: datetime) -> str:
+    """The seed's own form: second precision, UTC, `Z`."""
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    return dt.replace(microsecond=0).isoformat() + "Z"
+
+
+class TimeForm:
+    """How times are written into one collection: `date` (BSON dates, tgsync's own) or `iso`
+    (strings, when the app already writes them so)."""
+
+    def __init__(self, form: str = "date") -> None:
+        self.form = form
+
+    def out(self, v: Any) -> Any:
+        if self.form == "iso" and isinstance(v, datetime):
+            return iso_z(v)
+        return v
+
+    def __repr__(self) -> str:
+        return f"TimeForm({self.form!r})"
+
+
+def read_member(m: Dict[str, Any]) -> Dict[str, Any]:
+    """A member entry as the rules see it: times as datetimes, telegram_id as an int."""
+    out = dict(m)
+    for k in MEMBER_TIME_KEYS:
+        if k in out:
+            out[k] = time_or_none(out[k])
+    if "telegram_id" in out:
+        tid = as_tid(out["telegram_id"])
+        out["telegram_id"] = tid
+    return out
+
+
+def read_sync(sync: Any) -> Dict[str, Any]:
+    out = dict(sync) if isinstance(sync, dict) else {}
+    for k in SYNC_TIME_KEYS:
+        if k in out:
+            out[k] = time_or_none(out[k])
+    return out
+
+
+def read_user(u: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    if u is None:
+        return None
+    out = dict(u)
+    for k in USER_TIME_KEYS:
+        if k in out:
+            out[k] = read_time(out[k])
+    if "telegram_id" in out:
+        out["telegram_id"] = as_tid(out["telegram_id"])
+    return out
+
+
+def is_app_only(m: Dict[str, Any]) -> bool:
+    """A member the app added itself: no Telegram id (someone who joined in the app)."""
+    return as_tid(m.get("telegram_id")) is None
+
+
+def detect(db, time_format: str = "auto") -> Dict[str, TimeForm]:
+    """The form each collection's times are written in: the setting, or (auto) the form of one
+    document that has a time there — the app's if it wrote first, else dates."""
+    if time_format not in TIME_FORMATS:
+        raise ValueError(f"store.time_format must be one of {', '.join(TIME_FORMATS)}")
+    if time_format != "auto":
+        return {"clubs": TimeForm(time_format), "users": TimeForm(time_format)}
+    forms = {"clubs": TimeForm("date"), "users": TimeForm("date")}
+    probes = {"clubs": ("members.joined_at", lambda d: [m.get("joined_at") for m in d.get("members") or []
+                                                         if isinstance(m, dict)]),
+              "users": ("created_at", lambda d: [d.get("created_at")])}
+    for name, (path, values) in probes.items():
+        doc = db[name].find_one({"$or": [{path: {"$type": "string"}}, {path: {"$type": "date"}}]}, {path: 1})
+        for v in values(doc or {}):
+            if isinstance(v, str):
+                forms[name] = TimeForm("iso")
+                break
+            if isinstance(v, datetime):
+                break
+    return forms
+
+
+# -- writing a member back in the shape it was found in ---------------------------------------------
+TELEGRAM_ROLES = ("organizer", "member")
+
+
+def written(member: Dict[str, Any], form: TimeForm) -> Dict[str, Any]:
+    """A member entry tgsync creates, its times in the collection's form."""
+    return {k: (form.out(v) if k in MEMBER_TIME_KEYS else v) for k, v in member.items()}
+
+
+def cas(club_id: str, raw: Dict[str, Any], new: Dict[str, Any], keys: Sequence[str], changed: bool,
+        form: TimeForm) -> Tuple[Dict[str, Any], Dict[str, Any], Dict[str, Any]]:
+    """(filter, update, the entry as it will be stored) for a compare-and-set of one member.
+
+    The filter re-checks every tgsync field as it was *stored* (raw: the app's string dates and
+    string ids included); the update sets, positionally, only tgsync's fields that change, in the
+    stored form. A field the app `$set` on the entry meanwhile (`city`) is neither guarded nor
+    written, so it survives; a member the app `$pull`ed makes the filter miss."""
+    current = read_member(raw)
+    elem: Dict[str, Any] = {"telegram_id": raw.get("telegram_id")}
+    for k in keys:
+        elem[k] = raw.get(k)
+    sets: Dict[str, Any] = {}
+    stored = dict(raw)
+    for k in keys:
+        if new.get(k) != current.get(k) or k not in raw:
+            v = form.out(new.get(k)) if k in MEMBER_TIME_KEYS else new.get(k)
+            sets[f"members.$.{k}"] = v
+            stored[k] = v
+    upd: Dict[str, Any] = {"$set": sets}
+    if changed:
+        upd["$inc"] = {"version": 1}
+    return {"_id": club_id, "members": {"$elemMatch": elem}}, upd, stored
+
+
+def app_role_kept(current: Optional[Dict[str, Any]], obs):
+    """A role the app gave (`coach`) is the app's: a Telegram `member` status leaves it; only a
+    promotion to admin (`organizer`) replaces it (and a later demotion makes a member again)."""
+    import dataclasses
+
+    if current is None or obs.role != "member":
+        return obs
+    role = current.get("role")
+    if role is None or role in TELEGRAM_ROLES:
+        return obs
+    return dataclasses.replace(obs, role=None)
+
+
+def null_containers(db) -> int:
+    """A club with a Telegram group whose `members` or `sync` the app left null: MongoDB refuses
+    to `$push` into or `$set` below a null, so they become an empty list / object (both are
+    where tgsync's own data lives; nothing of the app's is in a null). Run by writing commands
+    when they open the store; returns how many documents changed."""
+    n = 0
+    for field, empty in (("members", []), ("sync", {})):
+        r = db["clubs"].update_many({"telegram_group_id": {"$ne": None},
+                                     "$and": [{field: None}, {field: {"$exists": True}}]},
+                                    {"$set": {field: empty}})
+        n += r.modified_count
+    return n
