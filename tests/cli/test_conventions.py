@@ -106,5 +106,24 @@ def test_store_copy_takes_the_config_database(tmp_path):
 
 def test_a_store_failure_says_what_was_being_done():
     res = runner.invoke(app, ["clubs", "--store", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300"])
-    assert res.exit_code == 1
-    assert "listing the clubs failed" in res.stderr and "all_clubs" not in res.stderr
+    assert res.exit_code == 1 and "all_clubs" not in res.stderr and "club_by_group" not in res.stderr
+    assert "cannot reach the database" in res.stderr or "listing the clubs failed" in res.stderr
+
+
+def test_every_store_call_is_named_in_words_when_it_fails():
+    import mongomock
+    from pymongo.errors import AutoReconnect
+
+    from tgsync_cli.core.errors import StoreUnavailable
+    from tgsync_cli.stores.mongo_db import MongoDb
+
+    db = MongoDb(mongomock.MongoClient()["t"], "mongodb://h/t")
+
+    def lost():
+        raise AutoReconnect("connection reset")
+
+    for name, words in (("all_clubs", "listing the clubs"), ("club_by_group", "looking up the club of a chat"),
+                        ("observe_many", "saving membership changes")):
+        with pytest.raises(StoreUnavailable) as err:
+            db.call(name, lost)
+        assert str(err.value).startswith(f"mongodb://h/t: {words} failed (AutoReconnect: connection reset)")
