@@ -33,6 +33,7 @@ from tgsync_cli.core.events import BotStatusRecheck
 from tgsync_cli.core.engine import ClubInfo, Engine
 from tgsync_cli.core.errors import ConfigError
 from tgsync_cli.runtime.config import Settings
+from tgsync_cli.runtime.fast_path import install as install_fast_path
 from tgsync_cli.runtime.live import start_client
 from tgsync_cli.runtime.pipeline import SPOOL_NAME, Pipeline
 from tgsync_cli.runtime.telegram_client import (
@@ -105,8 +106,10 @@ class Runtime:
 
     def __init__(self, *, client, loop: asyncio.AbstractEventLoop, engine: Engine, pipeline,
                  bot_id: int, on_started: Optional[Callable[[StartupReport], None]] = None,
-                 drain_timeout: float = 30.0, on_stopping: Optional[Callable[[], None]] = None):
+                 drain_timeout: float = 30.0, fast_path: bool = True,
+                 on_stopping: Optional[Callable[[], None]] = None):
         self.client = client
+        self.fast_path = fast_path  # known members' messages skip pyrogram's parse (fast_path.py)
         self.loop = loop
         self.engine = engine
         self.pipeline = pipeline
@@ -208,6 +211,8 @@ class Runtime:
         try:
             for h in self.handlers():  # before start(): updates recovered at start reach us too
                 self.client.add_handler(h)
+            if self.fast_path:
+                install_fast_path(self.client, self)
             if not await self._connect_unless_stopped():
                 log.info("stopped while connecting: nothing was taken from Telegram",
                          extra={"event": "stopped"})

@@ -3,8 +3,9 @@
 Relational inside (clubs, memberships, users, departures, membership_log), rendered as the SPEC §2
 documents on every read. Every protocol call is one transaction — BEGIN IMMEDIATE for writes, so
 the write lock is taken before anything is read and the guards (`decide`) run on what no other
-process can change under them. WAL lets readers run beside the one writer; `busy_timeout` makes a
-second process wait its turn instead of failing. So several processes (serve, a cron reconcile, an
+process can change under them. WAL lets readers run beside the one writer; a second writer waits
+its turn in sub-millisecond steps (`sqlite_busy.begin`) instead of failing, and checkpoints run on
+a thread of their own (`sqlite_busy.Checkpointer`). So several processes (serve, a cron reconcile, an
 admin's import) converge, and a member write costs O(1), whatever the club's size.
 """
 
@@ -23,6 +24,7 @@ from tgsync_cli.core.events import Person
 from tgsync_cli.core.evidence import Observation, Outcome
 from tgsync_cli.core.store import ClubIndex, forgotten_key
 from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, Counted, doing, new_id
+from tgsync_cli.stores.sqlite_busy import begin
 from tgsync_cli.stores.sqlite_insights import SqliteInsights
 from tgsync_cli.stores.sqlite_members import SqliteMembers, member_row, upsert_account
 from tgsync_cli.stores.sqlite_schema import (
@@ -56,7 +58,7 @@ class SqliteStore(Counted):
             self.ops += 1
             cur = self._conn.cursor()
             try:
-                cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                begin(cur, write)  # the write lock with sub-millisecond retries
                 yield cur
                 cur.execute("COMMIT")
             except BaseException as exc:
@@ -115,6 +117,9 @@ class SqliteStore(Counted):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            checkpointer = getattr(self, "_checkpointer", None)
+            if checkpointer is not None:
+                checkpointer.stop()
             if getattr(self, "_owns_conn", True):
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.close()
