@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
+from tgsync_cli.core.documents import ClubDoc
 from tgsync_cli.core.errors import TgsyncError
 from tgsync_cli.core.insights import WeekStats, change_kind, weekly_stats
 from tgsync_cli.core.rules import iso
@@ -19,11 +20,11 @@ def _entry_view(e: Dict[str, Any], names: Dict[int, str]) -> Dict[str, Any]:
     return v
 
 
-def _names(doc: dict) -> Dict[int, str]:
+def _names(doc: ClubDoc) -> Dict[int, str]:
     return {m["telegram_id"]: _display(m) for m in doc.get("members", [])}
 
 
-def _display(m: Dict[str, Any]) -> str:
+def _display(m: Mapping[str, Any]) -> str:
     name = m.get("first_name") or ""
     if m.get("username"):
         name = f"{name} @{m['username']}".strip()
@@ -52,7 +53,7 @@ def member_view(store, telegram_id: int) -> Dict[str, Any]:
     keys = ("club_id", "club_name", "telegram_group_id", "role", "status", "source", "joined_at",
             "status_at", "last_seen", "invite_link", "invited_by")
     return {"telegram_id": telegram_id,
-            "account": _plain({k: v for k, v in (user or {}).items()}) if user else None,
+            "account": _plain(dict(user)) if user else None,
             "memberships": [{k: _plain(m.get(k)) for k in keys} for m in memberships],
             "log": log}
 
@@ -62,12 +63,10 @@ def club_stats(store, chat: str, weeks: int, now: datetime) -> Dict[str, Any]:
     log = store.membership_log(club_id=doc["_id"])
     rows: List[WeekStats] = weekly_stats(log, store.writers_by_week(doc["_id"]),
                                          store.reconcile_history(doc["_id"]), weeks, now)
-    view = {"club_id": doc["_id"], "telegram_group_id": doc["telegram_group_id"], "name": doc.get("name"),
-            "weeks": [r.as_json() for r in rows],
-            "inviters": {str(k): v for k, v in _names(doc).items() if v}}
-    view["totals"] = _totals(view["weeks"])
-    view["quiet_hint"] = _quiet_hint(rows, log, weeks)
-    return view
+    weeks_json = [r.as_json() for r in rows]
+    return {"club_id": doc["_id"], "telegram_group_id": doc["telegram_group_id"], "name": doc.get("name"),
+            "weeks": weeks_json, "inviters": {str(k): v for k, v in _names(doc).items() if v},
+            "totals": _totals(weeks_json), "quiet_hint": _quiet_hint(rows, log, weeks)}
 
 
 def _totals(weeks: List[Dict[str, Any]]) -> Dict[str, Dict[str, int]]:
@@ -88,6 +87,6 @@ def _quiet_hint(rows: List[WeekStats], log, weeks: int) -> Optional[str]:
     times = [e["at"] for e in log if e.get("at") is not None]
     if not times:
         return "no membership changes recorded for this club yet"
-    last = max(times)
+    day = (iso(max(times)) or "")[:10]
     return (f"nothing happened in these {weeks} weeks; the club's last change was on "
-            f"{iso(last)[:10]}: try --until {iso(last)[:10]}")
+            f"{day}: try --until {day}")

@@ -3,11 +3,12 @@ our Engine as `serve` runs it, and the seed's route-4 handler on the seed's docu
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from cachetools import TTLCache
 
@@ -267,7 +268,7 @@ class OursSide:
                 from tgsync_cli.sources.botapi import parse_update
 
                 for e in parse_update(json.loads(raw)):
-                    self.pipe._with_retry(lambda: self.engine.handle(e), type(e).__name__)
+                    self.pipe._with_retry(functools.partial(self.engine.handle, e), type(e).__name__)
             else:
                 self.engine.handle(ev)
             d = pc() - t
@@ -356,7 +357,8 @@ def bot_api_json(ev) -> Optional[str]:
     """The Bot API Update Telegram would deliver for a workload event (for --path serve)."""
     from tgsync_cli.core.events import MemberStatusChanged
 
-    def user(p: Person) -> dict:
+    def user(p: Optional[Person]) -> dict:
+        assert p is not None, "every workload event has a person"
         return {"id": p.id, "is_bot": p.is_bot, "first_name": p.first_name or "x", "username": p.username}
 
     if ev is RESTART:

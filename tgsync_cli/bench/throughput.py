@@ -54,7 +54,7 @@ import shutil
 import sys
 import tempfile
 import tracemalloc
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 from tgsync_cli.bench.sides import OursSide, Result, SeedSide, bot_api_json, interleave
 from tgsync_cli.bench.stats import aggregate, fmt, machine_load
@@ -159,8 +159,9 @@ def run_once(quick: bool = False, clubs: Optional[int] = None, members: Optional
     real = mongo_client is not None
     tag = f"tgsync_bench_{os.getpid()}"
     try:
-        sides = [OursSide(w, root, "ours" if path == "engine" else "ours, serve path", path=path, docs=docs),
-                 SeedSide(w, True, "seed", docs, mongo_client, f"{tag}_seed")]
+        ours_name = "ours" if path == "engine" else "ours, serve path"
+        sides: List[Union[OursSide, SeedSide]] = [OursSide(w, root, ours_name, path=path, docs=docs),
+                                                  SeedSide(w, True, "seed", docs, mongo_client, f"{tag}_seed")]
         if include_nocache:
             sides.append(SeedSide(w, False, "seed nocache", docs, mongo_client, f"{tag}_seed_nocache"))
         if include_no_rewarm if include_no_rewarm is not None else not quick:
@@ -178,14 +179,16 @@ def run_once(quick: bool = False, clubs: Optional[int] = None, members: Optional
         nocache = results[2] if include_nocache else None
         plain = results[-1] if len(results) > 2 + bool(include_nocache) else None
         problems = check_rosters(ours, w)
-        warms = sides[0].warms
-        warm_seconds = sides[0].warm_ns / 1e9
+        first = sides[0]
+        assert isinstance(first, OursSide)
+        warms = first.warms
+        warm_seconds = first.warm_ns / 1e9
     finally:
         shutil.rmtree(root, ignore_errors=True)
     lb = lower_bound(w)
     with_flush = ours.events / (ours.seconds + ours.flush_seconds) if ours.seconds else 0.0
     without = ours.throughput
-    out: Dict[str, object] = {
+    out: Dict[str, Any] = {
         "messages_scope": scope, "quick": quick,
         "clubs": clubs, "members_per_club": members, "days": days, "messages_per_day": mpd,
         "messages_per_club_per_day": round(mpd if scope == "club" else mpd / clubs, 1),
@@ -256,7 +259,7 @@ def describe(scope: str, quick: bool, clubs: int, members: int, days: int, mpd: 
     return text
 
 
-def render(out: Dict[str, object]) -> None:
+def render(out: Dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 

@@ -29,7 +29,8 @@ def _since(text: Optional[str], option: str = "--since") -> Optional[datetime]:
 @app.command()
 @guarded
 def history(chat: ChatArg,
-            since: Annotated[Optional[str], typer.Option("--since", metavar="DATE", help="only changes from this date/time (UTC)")] = None,
+            since: Annotated[Optional[str], typer.Option(
+                "--since", metavar="DATE", help="only changes from this date/time (UTC)")] = None,
             json_out: JsonOpt = False, csv_out: CsvOpt = False,
             config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Who joined, left, was kicked, promoted or demoted in a club, and how."""
@@ -66,8 +67,12 @@ def member(telegram_id: TelegramIdArg,
 def stats(chat: ChatArg,
           weeks: Annotated[int, typer.Option("--weeks", min=1, max=520, help="how many ISO weeks, newest last")] = 12,
           json_out: JsonOpt = False, csv_out: CsvOpt = False,
-          until: Annotated[Optional[str], typer.Option("--until", metavar="DATE", help="the last week shown holds this date (default: today)")] = None,
-          png: Annotated[Optional[str], typer.Option("--png", metavar="FILE", help="also draw the chart into this PNG file (needs the plot extra: pip install 'tgsync\\[plot]')")] = None,
+          until: Annotated[Optional[str], typer.Option(
+              "--until", metavar="DATE", help="the last week shown holds this date (default: today)")] = None,
+          png: Annotated[Optional[str], typer.Option(
+              "--png", metavar="FILE",
+              help="also draw the chart into this PNG file "
+                   "(needs the plot extra: pip install 'tgsync\\[plot]')")] = None,
           config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Per week: joined, left, kicked, net, active writers, joins per invite link and inviter."""
     end = _since(until, "--until") or utcnow()

@@ -24,7 +24,7 @@ from tgsync_cli.cli.base import (
     open_store_checked,
     settings_for,
 )
-from tgsync_cli.core.rules import SOURCES
+from tgsync_cli.core.evidence import ROUTES
 
 core = lazy_module("tgsync_cli.app")
 
@@ -117,7 +117,7 @@ def roster(chat: ChatArg,
            role: Annotated[Optional[str], choice_option(
                "--role", "only organizers or only members", "organizer", "member")] = None,
            source: Annotated[Optional[str], choice_option(
-               "--source", "only those found this way", *SOURCES, metavar="SOURCE")] = None,
+               "--source", "only those found this way", *ROUTES, metavar="SOURCE")] = None,
            since: Annotated[Optional[str], typer.Option(
                "--since", metavar="DATE", help="status changed on or after this date (UTC), e.g. 2025-03-01",
                callback=since_callback)] = None,

@@ -94,7 +94,7 @@ def _inviter(view: Dict[str, Any], key: str) -> str:
 
 
 def stats_parts(view: Dict[str, Any]) -> List[Any]:
-    numbers = {c: "right" for c in ("joined", "left", "kicked", "net", "writers", "drift")}
+    numbers = dict.fromkeys(("joined", "left", "kicked", "net", "writers", "drift"), "right")
     t = table(_title(view, "per week"), STATS_COLUMNS, stats_rows(view), keep=("week of",),
               justify=numbers, drop=("joins by inviter", "joins by link", "drift"),
               free=("joins by link", "joins by inviter"))

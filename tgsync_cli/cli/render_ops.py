@@ -11,7 +11,7 @@ from typing import Iterable, List
 from rich.table import Table
 from rich.text import Text
 
-from tgsync_cli.cli.render import lines_text, plain, table
+from tgsync_cli.cli.render import FitTable, lines_text, plain, table
 
 LEVEL_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
@@ -26,7 +26,7 @@ def _ids(ids: Iterable[int], limit: int = 8) -> str:
     return shown + (f" … (+{len(ids) - limit})" if len(ids) > limit else "")
 
 
-def reconcile_table(outcome) -> Table:
+def reconcile_table(outcome) -> FitTable:
     title = "Reconcile" + (" (dry run: nothing written)" if outcome.dry_run else "")
     rows = []
     for c in outcome.clubs:
@@ -72,7 +72,7 @@ def history_summary(rep) -> Table:
     return t
 
 
-def doctor_table(checks) -> Table:
+def doctor_table(checks) -> FitTable:
     rows = [[c.name, Text(c.level, style=LEVEL_STYLE.get(c.level, "")), c.detail, c.fix] for c in checks]
     return table("tgsync doctor", ("check", "status", "detail", "fix"), rows, keep=("status",),
                  drop=(), free=("check", "detail", "fix"))

@@ -1,6 +1,6 @@
 """Club insights from the membership log: what organizers ask once the roster is right.
 
-Pure functions over SPEC §2 `membership_log` entries, weekly writer counts and reconcile
+Pure functions over `membership_log` entries, weekly writer counts and reconcile
 figures, so the store stays a store and every number here is testable without one.
 A week is an ISO week (`2024-W49`): organizers plan by weeks, and ISO weeks never straddle years
 ambiguously.
@@ -47,7 +47,8 @@ class WeekStats:
         return self.joined - self.left - self.kicked
 
     def as_json(self) -> Dict[str, Any]:
-        return {"week": self.week, "week_start": week_start_of(self.week), "joined": self.joined, "left": self.left, "kicked": self.kicked,
+        return {"week": self.week, "week_start": week_start_of(self.week), "joined": self.joined,
+                "left": self.left, "kicked": self.kicked,
                 "net": self.net, "active_writers": self.active_writers, "drift": self.drift,
                 "joins_by_link": dict(self.joins_by_link),
                 "joins_by_inviter": dict(self.joins_by_inviter)}

@@ -6,7 +6,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from tgsync_cli.core.errors import (
     BotNotInChat,
@@ -109,7 +109,9 @@ def _store_checks(settings: Settings) -> Tuple[Optional[Store], List[Check]]:
         return None, [Check("store", "fail", f"{label}: {type(exc).__name__}",
                             "check store.uri credentials; remove duplicate telegram ids if an index is refused")]
     out = [Check("store", "ok", f"{label} is reachable, {n} club(s)")]
-    if not getattr(store, "embedded", True):  # a MongoDB the app may share: its shape, read only
+    from tgsync_cli.stores.mongo import MongoStore
+
+    if isinstance(store, MongoStore):  # a MongoDB the app may share: its shape, read only
         from tgsync_cli.ops.doctor_mongo import shape_checks
 
         try:
@@ -126,7 +128,7 @@ def _store_checks(settings: Settings) -> Tuple[Optional[Store], List[Check]]:
 
 
 # The example values of config.example.toml and README: copied and left, they are not credentials
-PLACEHOLDERS = {"api_id": {123456}, "api_hash": {"0123456789abcdef0123456789abcdef"},
+PLACEHOLDERS: Dict[str, Set[object]] = {"api_id": {123456}, "api_hash": {"0123456789abcdef0123456789abcdef"},
                 "bot_token": {"123456789:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "123456:ABC…"}}
 
 
@@ -193,7 +195,8 @@ def _telegram_checks(settings: Settings, store: Optional[Store], factory: Gatewa
 
 def _privacy_check(privacy: Optional[bool]) -> Check:
     if privacy is False:
-        return Check("privacy mode", "ok", "off: every group message reaches the bot (message activity works everywhere)")
+        return Check("privacy mode", "ok",
+                     "off: every group message reaches the bot (message activity works everywhere)")
     if privacy is True:
         return Check("privacy mode", "warn", "on: message activity is seen only where the bot is admin",
                      "@BotFather → /setprivacy → Disable, then remove and re-add the bot to each group")
@@ -207,12 +210,12 @@ ROUTE_NAMES = {1: "admin import", 2: "registration button", 3: "join/leave event
 
 
 def routes_in_words(routes: List[int]) -> str:
-    """What works, in words an operator knows (the numbers are SPEC §1's, for the curious)."""
+    """What works, in words an operator knows (the numbers are the routes', for the curious)."""
     return ", ".join(f"{ROUTE_NAMES[r]} ({r})" for r in routes)
 
 
 def live_routes(in_group: bool, admin: bool, privacy: Optional[bool]) -> List[int]:
-    """Which SPEC §1 routes work in a group for this bot (7 needs only a file, so it is left out)."""
+    """Which routes into the roster work in a group for this bot (7 needs only a file, so it is left out)."""
     routes = list(ROUTES_ALWAYS)
     if in_group:
         routes.append(1)
@@ -246,7 +249,8 @@ def _club_checks(store: Store, gw, me) -> List[Check]:
                              "add the bot back to the group as an admin"))
         elif not admin:
             out.append(Check(label, "warn", f"bot is a member, not admin; works here: {routes}{stale}",
-                             "promote the bot to admin for join/leave events and roster import (and message activity with privacy on)"))
+                             "promote the bot to admin for join/leave events and roster import"
+                             " (and message activity with privacy on)"))
         else:
             out.append(Check(label, "ok" if not stale else "warn",
                              f"bot is admin; works here: {routes}{stale}",
