@@ -32,7 +32,7 @@ from tgsync_cli.core.documents import (
 from tgsync_cli.core.errors import StoreConflict, StoreError, StoreUnavailable
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.store import ClubIndex, forgotten_key
-from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, PartsStore, new_id
+from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, PartsStore, doing, new_id
 from tgsync_cli.stores.sqlite_busy import Checkpointer, begin
 from tgsync_cli.stores.sqlite_insights import SqliteInsights
 from tgsync_cli.stores.sqlite_members import SqliteMembers, member_row, upsert_account
@@ -85,11 +85,11 @@ class SqliteStore(PartsStore):
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.IntegrityError):
-                    raise StoreConflict(f"{self.uri_label}: {name} lost a race ({exc})") from exc
+                    raise StoreConflict(f"{self.uri_label}: {doing(name)} lost a race ({exc})") from exc
                 if isinstance(exc, sqlite3.OperationalError):
-                    raise StoreUnavailable(f"{self.uri_label}: {name} failed ({exc})") from exc
+                    raise StoreUnavailable(f"{self.uri_label}: {doing(name)} failed ({exc})") from exc
                 if isinstance(exc, sqlite3.DatabaseError):
-                    raise StoreError(f"{self.uri_label}: {name} failed ({exc})") from exc
+                    raise StoreError(f"{self.uri_label}: {doing(name)} failed ({exc})") from exc
                 raise
             finally:
                 cur.close()
