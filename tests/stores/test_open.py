@@ -110,6 +110,9 @@ def test_a_schema_1_store_is_read_as_it_is_and_upgraded_by_the_next_writer(tmp_p
     assert [(m["telegram_id"], m["status"]) for m in reader.club_by_id(club)["members"]] == [(5, "active")]
     assert reader.member(club, 5)["status_at"] == datetime(2025, 1, 1)
     reader.close()
+    read_only = open_store(uri, create=False, read_only=True)  # roster, clubs, history: no write access asked
+    assert read_only.member(club, 5)["status"] == "active"
+    read_only.close()
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("1",)
     conn.close()
