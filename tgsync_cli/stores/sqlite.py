@@ -17,16 +17,16 @@ import sqlite3
 import threading
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, ContextManager, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from tgsync_cli.core.errors import StoreConflict, StoreError, StoreUnavailable
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.evidence import Observation, Outcome
 from tgsync_cli.core.store import ClubIndex, forgotten_key
 from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, Counted, new_id
-from tgsync_cli.stores.sqlite_busy import begin
 from tgsync_cli.stores.sqlite_insights import SqliteInsights
 from tgsync_cli.stores.sqlite_members import SqliteMembers, member_row, upsert_account
+from tgsync_cli.stores.sqlite_tx import Transactions
 from tgsync_cli.stores.sqlite_schema import (
     MEMBER_COLS,
     SCHEMA_VERSION,
@@ -48,31 +48,23 @@ class SqliteStore(Counted):
         self._conn = conn
         self._lock = lock
         self._closed = False
+        self._txs = Transactions(conn, label, lock, self._counted, self._forget_ledger)
+        self._tx = self._txs.tx  # one transaction per protocol call, or a savepoint in a batch
         self.members = SqliteMembers(self._tx)
         self.insights = SqliteInsights(self._tx)
 
     # -- transactions ----------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _tx(self, name: str, write: bool = True) -> Iterator[sqlite3.Cursor]:
-        with self._lock:
-            self.ops += 1
-            cur = self._conn.cursor()
-            try:
-                begin(cur, write)  # the write lock with sub-millisecond retries
-                yield cur
-                cur.execute("COMMIT")
-            except BaseException as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    self._conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.IntegrityError):
-                    raise StoreConflict(f"{self.uri_label}: {name} lost a race ({exc})") from exc
-                if isinstance(exc, sqlite3.OperationalError):
-                    raise StoreUnavailable(f"{self.uri_label}: {name} failed ({exc})") from exc
-                if isinstance(exc, sqlite3.DatabaseError):
-                    raise StoreError(f"{self.uri_label}: {name} failed ({exc})") from exc
-                raise
-            finally:
-                cur.close()
+    def _counted(self) -> None:
+        self.ops += 1
+
+    def _forget_ledger(self) -> None:
+        """A batch rolled back: activity rows this process noted as written may not be."""
+        self.members.__dict__.pop("_activity_ledger", None)
+
+    def batch(self) -> ContextManager[None]:
+        """Several calls in one write transaction (`sqlite_tx.Transactions.batch`): for a bulk
+        writer that can apply its events again after a crash."""
+        return self._txs.batch()
 
     # -- members and insights: the parts above, one transaction per call --------------------------
     def member(self, club_id: str, tid: int) -> Optional[dict]:

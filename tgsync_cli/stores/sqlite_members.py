@@ -40,10 +40,26 @@ def upsert_account(cur: sqlite3.Cursor, p: Person, at: datetime, keep_names: boo
                     " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT(telegram_id) DO UPDATE SET username = excluded.username,"
                     " first_name = excluded.first_name, last_name = excluded.last_name,"
-                    " language_code = excluded.language_code, updated_at = excluded.updated_at",
+                    " language_code = excluded.language_code, updated_at = excluded.updated_at"
+                    " RETURNING id",  # inserted or updated, the row's id: no second statement
                     (uid, p.id, f["username"], f["first_name"], f["last_name"], f["language_code"],
                      dt_in(at), dt_in(at)))
+        row = cur.fetchone()
+        if row is not None:
+            return row[0]
     return cur.execute("SELECT id FROM users WHERE telegram_id = ?", (p.id,)).fetchone()[0]
+
+
+def _update_changed(cur: sqlite3.Cursor, club_id: str, tid: int, current: Dict[str, Any],
+                    vals: List[Any]) -> None:
+    """Write only the columns whose value moved: a column left out of SET leaves the indexes on it
+    untouched (telegram_id is in three), so a leave rewrites one index entry, not four."""
+    old = [dt_in(current.get(c)) if c in _TIMES else current.get(c) for c in MEMBER_COLS]
+    moved = [(c, v) for c, v, o in zip(MEMBER_COLS, vals, old) if v != o or type(v) is not type(o)]
+    if moved:
+        sets = ", ".join(f"{c} = ?" for c, _v in moved)
+        cur.execute(f"UPDATE memberships SET {sets} WHERE club_id = ? AND telegram_id = ?",
+                    [*(v for _c, v in moved), club_id, tid])
 
 
 Tx = Callable[..., ContextManager[sqlite3.Cursor]]
@@ -88,9 +104,7 @@ class SqliteMembers:
                 cur.execute(f"INSERT INTO memberships (club_id, {', '.join(MEMBER_COLS)}) VALUES "
                             f"(?, {', '.join('?' * len(MEMBER_COLS))})", [club_id, *vals])
             else:
-                sets = ", ".join(f"{c} = ?" for c in MEMBER_COLS)
-                cur.execute(f"UPDATE memberships SET {sets} WHERE club_id = ? AND telegram_id = ?",
-                            [*vals, club_id, tid])
+                _update_changed(cur, club_id, tid, current, vals)
         if d.clear_departure:
             cur.execute("DELETE FROM departures WHERE club_id = ? AND telegram_id = ?", (club_id, tid))
         if d.log is not None:
