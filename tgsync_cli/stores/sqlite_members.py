@@ -50,11 +50,11 @@ def upsert_account(cur: sqlite3.Cursor, p: Person, at: datetime, keep_names: boo
     return cur.execute("SELECT id FROM users WHERE telegram_id = ?", (p.id,)).fetchone()[0]
 
 
-def _update_changed(cur: sqlite3.Cursor, club_id: str, tid: int, current: Dict[str, Any],
+def _update_changed(cur: sqlite3.Cursor, club_id: str, tid: int, old: Sequence[Any],
                     vals: List[Any]) -> None:
-    """Write only the columns whose value moved: a column left out of SET leaves the indexes on it
-    untouched (telegram_id is in three), so a leave rewrites one index entry, not four."""
-    old = [dt_in(current.get(c)) if c in _TIMES else current.get(c) for c in MEMBER_COLS]
+    """Write only the columns whose value moved (`old`: the row as stored, in MEMBER_COLS order):
+    a column left out of SET leaves the indexes on it untouched (telegram_id is in three), so a
+    leave rewrites one index entry, not four."""
     moved = [(c, v) for c, v, o in zip(MEMBER_COLS, vals, old) if v != o or type(v) is not type(o)]
     if moved:
         sets = ", ".join(f"{c} = ?" for c, _v in moved)
@@ -76,9 +76,13 @@ class SqliteMembers:
             return self._member(cur, club_id, tid)
 
     def _member(self, cur, club_id: str, tid: int, raw: bool = False) -> Optional[dict]:
-        row = cur.execute(f"SELECT {', '.join(MEMBER_COLS)} FROM memberships WHERE club_id = ? AND telegram_id = ?",
-                          (club_id, tid)).fetchone()
+        row = self._row(cur, club_id, tid)
         return member_row(row, raw) if row else None
+
+    @staticmethod
+    def _row(cur, club_id: str, tid: int) -> Optional[Tuple[Any, ...]]:
+        return cur.execute(f"SELECT {', '.join(MEMBER_COLS)} FROM memberships WHERE club_id = ? AND telegram_id = ?",
+                           (club_id, tid)).fetchone()
 
     def _departure(self, cur, club_id: str, tid: int) -> Optional[dict]:
         row = cur.execute("SELECT status, at FROM departures WHERE club_id = ? AND telegram_id = ?",
@@ -87,7 +91,8 @@ class SqliteMembers:
 
     def _apply(self, cur, club_id: str, obs: Observation) -> Outcome:
         tid = obs.person.id
-        current = self._member(cur, club_id, tid, raw=True)
+        row = self._row(cur, club_id, tid)
+        current = member_row(row, raw=True) if row else None
         dep = self._departure(cur, club_id, tid) if current is None else None
         d = decide(club_id, current, dep, obs)
         if d.departure is not None:
@@ -100,11 +105,11 @@ class SqliteMembers:
             if d.account:
                 m["user_id"] = upsert_account(cur, obs.person, obs.at, obs.keep_names)
             vals = [dt_in(m.get(c)) if c in _TIMES else m.get(c) for c in MEMBER_COLS]
-            if current is None:
+            if row is None:
                 cur.execute(f"INSERT INTO memberships (club_id, {', '.join(MEMBER_COLS)}) VALUES "
                             f"(?, {', '.join('?' * len(MEMBER_COLS))})", [club_id, *vals])
             else:
-                _update_changed(cur, club_id, tid, current, vals)
+                _update_changed(cur, club_id, tid, row, vals)
         if d.clear_departure:
             cur.execute("DELETE FROM departures WHERE club_id = ? AND telegram_id = ?", (club_id, tid))
         if d.log is not None:
