@@ -3,6 +3,7 @@ our Engine as `serve` runs it, and the seed's route-4 handler on the seed's docu
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -105,7 +106,7 @@ class Result:
         if not self.lat_ns:
             return 0.0
         ops = self.lat_ops or [0] * len(self.lat_ns)
-        s = sorted(n / 1000.0 + k * latency_ms * 1000.0 for n, k in zip(self.lat_ns, ops))
+        s = sorted(n / 1000.0 + k * latency_ms * 1000.0 for n, k in zip(self.lat_ns, ops, strict=True))
         return s[min(len(s) - 1, int(q * len(s)))]
 
     @property
@@ -267,7 +268,7 @@ class OursSide:
                 from tgsync_cli.sources.botapi import parse_update
 
                 for e in parse_update(json.loads(raw)):
-                    self.pipe._with_retry(lambda: self.engine.handle(e), type(e).__name__)
+                    self.pipe._with_retry(functools.partial(self.engine.handle, e), type(e).__name__)
             else:
                 self.engine.handle(ev)
             d = pc() - t
@@ -356,7 +357,8 @@ def bot_api_json(ev) -> Optional[str]:
     """The Bot API Update Telegram would deliver for a workload event (for --path serve)."""
     from tgsync_cli.core.events import MemberStatusChanged
 
-    def user(p: Person) -> dict:
+    def user(p: Optional[Person]) -> dict:
+        assert p is not None, "every workload event has a person"
         return {"id": p.id, "is_bot": p.is_bot, "first_name": p.first_name or "x", "username": p.username}
 
     if ev is RESTART:

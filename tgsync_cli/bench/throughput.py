@@ -54,7 +54,7 @@ import shutil
 import sys
 import tempfile
 import tracemalloc
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 from tgsync_cli.bench.sides import OursSide, Result, SeedSide, bot_api_json, interleave
 from tgsync_cli.bench.stats import aggregate, fmt, machine_load
@@ -159,8 +159,9 @@ def run_once(quick: bool = False, clubs: Optional[int] = None, members: Optional
     real = mongo_client is not None
     tag = f"tgsync_bench_{os.getpid()}"
     try:
-        sides = [OursSide(w, root, "ours" if path == "engine" else "ours, serve path", path=path, docs=docs),
-                 SeedSide(w, True, "seed", docs, mongo_client, f"{tag}_seed")]
+        ours_name = "ours" if path == "engine" else "ours, serve path"
+        sides: List[Union[OursSide, SeedSide]] = [OursSide(w, root, ours_name, path=path, docs=docs),
+                                                  SeedSide(w, True, "seed", docs, mongo_client, f"{tag}_seed")]
         if include_nocache:
             sides.append(SeedSide(w, False, "seed nocache", docs, mongo_client, f"{tag}_seed_nocache"))
         if include_no_rewarm if include_no_rewarm is not None else not quick:
@@ -173,19 +174,23 @@ def run_once(quick: bool = False, clubs: Optional[int] = None, members: Optional
         mongo = results.pop() if (mongodb or real) else None
         if mongo is not None:
             problems_mongo = check_rosters(mongo, w)
-            sides[-1].drop()
+            mongo_side = sides[-1]
+            assert isinstance(mongo_side, OursSide)  # the MongoDB side is ours, appended last
+            mongo_side.drop()
         ours, seed = results[0], results[1]
         nocache = results[2] if include_nocache else None
         plain = results[-1] if len(results) > 2 + bool(include_nocache) else None
         problems = check_rosters(ours, w)
-        warms = sides[0].warms
-        warm_seconds = sides[0].warm_ns / 1e9
+        first = sides[0]
+        assert isinstance(first, OursSide)
+        warms = first.warms
+        warm_seconds = first.warm_ns / 1e9
     finally:
         shutil.rmtree(root, ignore_errors=True)
     lb = lower_bound(w)
     with_flush = ours.events / (ours.seconds + ours.flush_seconds) if ours.seconds else 0.0
     without = ours.throughput
-    out: Dict[str, object] = {
+    out: Dict[str, Any] = {
         "messages_scope": scope, "quick": quick,
         "clubs": clubs, "members_per_club": members, "days": days, "messages_per_day": mpd,
         "messages_per_club_per_day": round(mpd if scope == "club" else mpd / clubs, 1),
@@ -235,6 +240,7 @@ def run_once(quick: bool = False, clubs: Optional[int] = None, members: Optional
         out["roster_check_mongodb"] = "ok" if not problems_mongo else "; ".join(problems_mongo)
         out["_rows"].append(mongo)
     if real:  # measured on the server: the wall time both sides actually took
+        assert mongo is not None  # a real server always runs our MongoDB side
         out["wall_s_measured_mongodb"] = round(mongo.seconds + mongo.flush_seconds, 4)
         out["wall_s_measured_seed"] = round(seed.seconds, 4)
         out["wall_ratio_vs_seed_measured"] = round(seed.seconds / max(mongo.seconds + mongo.flush_seconds, 1e-9), 2)
@@ -256,7 +262,7 @@ def describe(scope: str, quick: bool, clubs: int, members: int, days: int, mpd: 
     return text
 
 
-def render(out: Dict[str, object]) -> None:
+def render(out: Dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -341,7 +347,8 @@ def connect(uri: str):
     try:
         import pymongo
 
-        client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000)
+        client: pymongo.MongoClient[Dict[str, Any]] = pymongo.MongoClient(
+            uri, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000)
         client.admin.command("ping")
     except Exception as exc:
         raise BenchError(f"--mongodb-uri {redact_uri(uri)}: cannot reach the server "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, TypeVar
+from typing import Any, Callable, Dict, List, Mapping, Optional, TypeVar
 
 from tgsync_cli.core.cache import MemberCache
 from tgsync_cli.core.errors import ChatMigratedError, TelegramError
@@ -70,7 +70,7 @@ class ClubDirectory:
         return dict(self._versions)
 
     # -- lookups ----------------------------------------------------------------------------------
-    def remember(self, doc: Dict[str, Any]) -> ClubInfo:
+    def remember(self, doc: Mapping[str, Any]) -> ClubInfo:
         sync = doc.get("sync") or {}
         info = ClubInfo(doc["_id"], doc["telegram_group_id"], doc.get("name", ""),
                         bool(sync.get("bot_is_admin")), bool(sync.get("bot_present")),

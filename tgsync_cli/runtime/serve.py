@@ -134,9 +134,9 @@ class Runtime:
     async def on_member_updated(self, client, update) -> None:
         await self._take(events_from_chat_member_updated, update, "chat_member")
 
-    async def on_disconnect(self, client) -> None:
+    async def on_disconnect(self, client, session=None) -> None:
         """pyrogram reconnects by itself and fetches what it can, but a bot-status change in that
-        gap may never arrive: the bot's status in every club is asked again (SPEC §3) before the
+        gap may never arrive: the bot's status in every club is asked again (as at start) before the
         next update is applied."""
         if self.accepting and not self._stop_requested:
             self.recheck_pending = True
@@ -214,8 +214,9 @@ class Runtime:
             me = await self.client.get_me()
             self.engine.bot_username = self.engine.bot_username or me.username
             self.engine.bot_id = self.engine.bot_id or me.id
-            # SPEC §3 start-up check, before the worker applies the first update; the engine
-            # calls Telegram synchronously through the gateway, so never on this loop
+            # the start-up check (the bot's own status in every club), before the worker applies
+            # the first update; the engine calls Telegram synchronously through the gateway, so
+            # never on this loop
             await self.loop.run_in_executor(None, self._startup_check)
             pipeline_started = True
             replayed = self.pipeline.start()
@@ -271,7 +272,7 @@ class Runtime:
         return False
 
     def _install_signals(self) -> list:
-        installed = []
+        installed: list = []
         if threading.current_thread() is not threading.main_thread():
             return installed
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
-from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple, cast
 
+from tgsync_cli.core.documents import MemberDoc
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.store import account_fields
 from tgsync_cli.stores.common import member_doc, new_id
@@ -20,10 +21,10 @@ _TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at
 
 def member_row(r: Sequence[Any], raw: bool = False) -> Dict[str, Any]:
     """A memberships row as the document shows it (`raw`: with this store's guard fields)."""
-    m = dict(zip(MEMBER_COLS, r))
+    m = dict(zip(MEMBER_COLS, r, strict=False))
     for k in _TIMES:
         m[k] = dt_out(m[k])
-    return m if raw else member_doc(m)
+    return m if raw else dict(member_doc(m))
 
 
 def upsert_account(cur: sqlite3.Cursor, p: Person, at: datetime, keep_names: bool = False) -> str:
@@ -70,14 +71,15 @@ class SqliteMembers:
 
     def __init__(self, tx: Tx) -> None:
         self._tx = tx
+        self._activity_ledger = WeekLedger()  # who this process already wrote in which week
 
-    def member(self, club_id: str, tid: int) -> Optional[dict]:
+    def member(self, club_id: str, tid: int) -> Optional[MemberDoc]:
         with self._tx("member", write=False) as cur:
             return self._member(cur, club_id, tid)
 
-    def _member(self, cur, club_id: str, tid: int, raw: bool = False) -> Optional[dict]:
+    def _member(self, cur, club_id: str, tid: int, raw: bool = False) -> Optional[MemberDoc]:
         row = self._row(cur, club_id, tid)
-        return member_row(row, raw) if row else None
+        return cast(MemberDoc, member_row(row, raw)) if row else None
 
     @staticmethod
     def _row(cur, club_id: str, tid: int) -> Optional[Tuple[Any, ...]]:
@@ -154,11 +156,11 @@ class SqliteMembers:
                         first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
                         active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
         """One transaction, one indexed update per member that wrote: O(members changed), never
-        backwards. `first_seen` is message evidence for `source`/`joined_at` (SPEC §2)."""
+        backwards. `first_seen` is message evidence for `source`/`joined_at` (the earliest evidence decides)."""
         if not seen and not first_seen:
             return 0
         rows = flush_rows(seen, first_seen or {}, active_since or {})
-        ledger = self.__dict__.setdefault("_activity_ledger", WeekLedger())
+        ledger = self._activity_ledger
         with self._tx("flush_last_seen") as cur:
             back, written = write_flush(cur, rows, ledger)
             if back:
@@ -170,8 +172,8 @@ class SqliteMembers:
     @staticmethod
     def _reactivate(cur, seen, first_seen) -> None:
         """A message newer than the member event that made someone inactive proves them back
-        (SPEC §3), also when another process applied that event while this one had the member
-        cached: the message never reached the store until now."""
+        (a message proves membership), also when another process applied that event while this
+        one had the member cached: the message never reached the store until now."""
         for (cid, tid), last in seen.items():
             first = dt_in(first_seen.get((cid, tid), last))
             last_s = dt_in(last)
