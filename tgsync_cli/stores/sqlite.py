@@ -1,7 +1,8 @@
 """The embedded store on SQLite (`file:PATH`, the default, and `memory:`).
 
 Relational inside (clubs, memberships, users, departures, membership_log), rendered as the MongoDB
-documents on every read. Every protocol call is one transaction — BEGIN IMMEDIATE for writes, so
+documents on every read. Every protocol call is one transaction (inside a bulk writer's `batch()`,
+one savepoint of a shared transaction: `sqlite_tx`) — BEGIN IMMEDIATE for writes, so
 the write lock is taken before anything is read and the guards (`decide`) run on what no other
 process can change under them. WAL lets readers run beside the one writer; a second writer waits
 its turn in sub-millisecond steps (`sqlite_busy.begin`) instead of failing, and checkpoints run on
@@ -33,7 +34,6 @@ from tgsync_cli.core.events import Person
 from tgsync_cli.core.store import ClubIndex, forgotten_key
 from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, PartsStore, new_id
 from tgsync_cli.stores.sqlite_busy import Checkpointer
-from tgsync_cli.stores.sqlite_flush import WeekLedger
 from tgsync_cli.stores.sqlite_insights import SqliteInsights
 from tgsync_cli.stores.sqlite_members import SqliteMembers, member_row, upsert_account
 from tgsync_cli.stores.sqlite_tx import Transactions
@@ -62,7 +62,8 @@ class SqliteStore(PartsStore):
         self._checkpointer = checkpointer  # a file store's WAL checkpoints, off the writers' path
         self._txs = Transactions(conn, label, lock, self._counted, self._forget_ledger)
         self._tx = self._txs.tx  # one transaction per protocol call, or a savepoint in a batch
-        self.members = SqliteMembers(self._tx)
+        self._member_part = SqliteMembers(self._tx)
+        self.members = self._member_part
         self.insights = SqliteInsights(self._tx)
 
     # -- transactions ----------------------------------------------------------------------------
@@ -71,7 +72,7 @@ class SqliteStore(PartsStore):
 
     def _forget_ledger(self) -> None:
         """A batch rolled back: activity rows this process noted as written may not be."""
-        self.members._activity_ledger = WeekLedger()
+        self._member_part.forget_written()
 
     def batch(self) -> ContextManager[None]:
         """Several calls in one write transaction (`sqlite_tx.Transactions.batch`): for a bulk

@@ -56,7 +56,7 @@ def _update_changed(cur: sqlite3.Cursor, club_id: str, tid: int, old: Sequence[A
     """Write only the columns whose value moved (`old`: the row as stored, in MEMBER_COLS order):
     a column left out of SET leaves the indexes on it untouched (telegram_id is in three), so a
     leave rewrites one index entry, not four."""
-    moved = [(c, v) for c, v, o in zip(MEMBER_COLS, vals, old) if v != o or type(v) is not type(o)]
+    moved = [(c, v) for c, v, o in zip(MEMBER_COLS, vals, old, strict=True) if v != o or type(v) is not type(o)]
     if moved:
         sets = ", ".join(f"{c} = ?" for c, _v in moved)
         cur.execute(f"UPDATE memberships SET {sets} WHERE club_id = ? AND telegram_id = ?",
@@ -72,6 +72,10 @@ class SqliteMembers:
     def __init__(self, tx: Tx) -> None:
         self._tx = tx
         self._activity_ledger = WeekLedger()  # who this process already wrote in which week
+
+    def forget_written(self) -> None:
+        """The transaction that wrote activity rows was rolled back: write them again."""
+        self._activity_ledger = WeekLedger()
 
     def member(self, club_id: str, tid: int) -> Optional[MemberDoc]:
         with self._tx("member", write=False) as cur:
