@@ -14,10 +14,12 @@ from typing import Any, Dict, List, Optional, Tuple
 from tgsync_cli.core.cache import MemoryMemberCache
 from tgsync_cli.core.errors import InputError
 from tgsync_cli.core.gateway import OfflineGateway
+from tgsync_cli.core.join_policy import policy_of
 from tgsync_cli.runtime.config import Settings
 from tgsync_cli.runtime.wiring import club_view, find_club, make_engine
 from tgsync_cli.sim.simulator import Simulator
 from tgsync_cli.runtime.pipeline import is_race
+from tgsync_cli.runtime.forget_filter import ForgetFilter
 from tgsync_cli.sources.botapi import parse_json_line, parse_update
 from tgsync_cli.sources.scenario import load_scenario
 from tgsync_cli.core.store import Store
@@ -71,6 +73,7 @@ def replay(path: str | Path, store: Store, settings: Optional[Settings] = None,
     except OSError as exc:
         raise InputError(f"{p}: cannot read ({exc.strerror or exc})") from exc
     engine = make_engine(store, gateway or OfflineGateway(), settings)
+    watch = ForgetFilter(engine)  # a `forget` run meanwhile wins over the file's events
     report = ReplayReport()
     chunk: List[List[Any]] = []
     with fh:
@@ -83,15 +86,17 @@ def replay(path: str | Path, store: Store, settings: Optional[Settings] = None,
                 report.invalid.append((n, str(exc)[:MAX_ERROR]))
                 continue
             if len(chunk) >= BATCH_LINES:
-                _apply(engine, store, chunk, report)
+                _apply(engine, store, watch, chunk, report)
                 chunk = []
-        _apply(engine, store, chunk, report)
+        _apply(engine, store, watch, chunk, report)
+    watch.poll()
     engine.flush()
+    watch.poll()
     report.notes = engine.notes
     return report
 
 
-def _apply(engine, store: Store, chunk: List[List[Any]], report: ReplayReport) -> None:
+def _apply(engine, store: Store, watch: ForgetFilter, chunk: List[List[Any]], report: ReplayReport) -> None:
     """Lines parsed before the write lock is asked for, then applied a batch at a time where the
     store has batches: one commit for up to BATCH_LINES lines, the lock held at most
     BATCH_SECONDS. A killed replay loses at most its open batch, and running the file again
@@ -103,7 +108,10 @@ def _apply(engine, store: Store, chunk: List[List[Any]], report: ReplayReport) -
             until = time.monotonic() + BATCH_SECONDS
             while i < len(chunk):
                 for event in chunk[i]:
-                    _handle(engine, event)
+                    kept = watch.keep(event)  # a `forget` run meanwhile wins over the file's events
+                    if kept is not None:
+                        _handle(engine, kept)
+                        watch.applied(kept)
                     report.events += 1
                 report.applied += 1
                 i += 1
@@ -141,5 +149,6 @@ def clubs(store: Store) -> List[Dict[str, Any]]:
         v["active_members"] = sum(1 for m in members if m["status"] == "active")
         v["members_total"] = len(members)
         v["drift"] = v["sync"].get("drift")
+        v["join_policy"] = policy_of(doc)
         out.append(v)
     return out
