@@ -11,9 +11,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ ! -x .venv/bin/tgsy
     echo "tgsync needs Python 3.11 or newer; set PYTHON=/path/to/python3.11" >&2
     exit 1
   fi
-  echo "Setting up .venv (first run: installing tgsync${extra:+ with $extra} and its dependencies)..." >&2
   if [ ! -x .venv/bin/python ]; then
+    echo "Setting up .venv (first run: installing tgsync${extra:+ with $extra} and its dependencies)..." >&2
     "$PY" -m venv .venv
+  else  # .venv is there (./scripts/demo made it): only what this script needs is added
+    echo "Updating .venv: installing tgsync${extra:+ with $extra}${extra:+ (test tools)}..." >&2
   fi
   rm -f "$stamp"
   if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extra" 2>&1 \

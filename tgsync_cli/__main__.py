@@ -1,3 +1,3 @@
-from tgsync_cli.cli import main
+from tgsync_cli.entry import main
 
 main()

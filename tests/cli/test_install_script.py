@@ -54,3 +54,29 @@ def test_a_failed_install_is_retried_and_only_a_working_one_is_trusted(tmp_path)
 
     fourth = run(repo)  # installed: nothing to do, nothing said
     assert fourth.returncode == 0 and fourth.stderr == ""
+
+
+def test_the_test_script_after_the_demo_does_not_call_it_a_first_run(tmp_path):
+    """./scripts/demo made .venv; ./scripts/test adds the test tools and says just that."""
+    repo = checkout(tmp_path)
+    bin_ = repo / ".venv" / "bin"
+    stub(bin_ / "python", "exit 0")
+    stub(bin_ / "tgsync", 'echo "tgsync 0.1.0"')
+    assert run(repo).returncode == 0  # the demo's install
+    res = subprocess.run(["bash", "-c", "source scripts/_venv.sh '[dev]'"], cwd=repo,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and "first run" not in res.stderr
+    assert "Updating .venv: installing tgsync with [dev]" in res.stderr
+
+
+def test_a_fresh_checkout_is_told_it_is_the_first_run(tmp_path):
+    repo = checkout(tmp_path)
+    shutil.rmtree(repo / ".venv")
+    fake = tmp_path / "py"
+    stub(fake, 'if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then mkdir -p .venv/bin; '
+               'printf "#!/bin/sh\\nexit 0\\n" > .venv/bin/python; chmod +x .venv/bin/python; '
+               'printf "#!/bin/sh\\necho tgsync\\n" > .venv/bin/tgsync; chmod +x .venv/bin/tgsync; fi; exit 0')
+    res = subprocess.run(["bash", "-c", f"PYTHON={fake} source scripts/_venv.sh ''"], cwd=repo,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "first run" in res.stderr

@@ -156,3 +156,57 @@ def test_worker_logs_only_json_with_log_json_and_stops_on_sigterm(tmp_path):
     docs = [json.loads(line) for line in err.splitlines() if line.strip()]  # nothing but JSON
     assert all(d["ts"].endswith("Z") for d in docs)
     assert proc.returncode == 0
+
+
+# from 0.4 s: before that the interpreter itself may still be starting (runpy, site), which no
+# program can guard; tgsync's own entry point installs its handlers first thing
+@pytest.mark.parametrize("delay", [0.4, 0.8, 1.5, 2.5])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_stopped_at_any_moment_of_start_up_exits_0_with_one_line(tmp_path, silent, sig, delay):
+    """Importing, reading the config, opening the store, connecting: wherever the signal lands,
+    the operator sees one line and status 0 (what README promises)."""
+    import time
+
+    proc = start(tmp_path, silent.port, "serve")
+    time.sleep(delay)
+    proc.send_signal(sig)
+    try:
+        out, err = proc.communicate(timeout=HANG_GUARD)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and any("stopped while" in ln for ln in lines), err
+    assert len([ln for ln in lines if "stopped" in ln]) == 1, err
+
+
+@pytest.mark.parametrize("delay", [0.4, 1.5])
+def test_serve_log_json_stopped_early_is_still_only_json(tmp_path, silent, delay):
+    import json
+    import time
+
+    proc = start(tmp_path, silent.port, "serve", "--log-json")
+    time.sleep(delay)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=HANG_GUARD)
+    assert proc.returncode == 0, err
+    docs = [json.loads(line) for line in err.splitlines()]
+    assert any("stopped while" in d["msg"] for d in docs)
+
+
+def test_serve_log_json_fatal_error_is_a_json_line(tmp_path):
+    import json
+
+    cfg = tmp_path / "tgsync.toml"
+    cfg.write_text('[store]\nuri = "file:./s"\n[telegram]\napi_id = 1\n')
+    os.chmod(cfg, 0o600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TGSYNC_")}
+    env["TGSYNC_STOR_URI"] = "typo"  # a warning before the log format is known: JSON too
+    res = subprocess.run([sys.executable, "-m", "tgsync_cli", "serve", "--log-json", "--config", str(cfg)],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    docs = [json.loads(line) for line in res.stderr.splitlines()]  # a plain line fails here
+    assert docs[-1]["level"] in ("critical", "CRITICAL") and "telegram.api_hash is missing" in docs[-1]["msg"]
+    assert any("TGSYNC_STOR_URI" in d["msg"] for d in docs)

@@ -34,3 +34,51 @@ def test_an_unwritable_path_is_one_line_naming_it(tmp_path):
     target = tmp_path / "missing-dir" / "stats.png"
     with pytest.raises(ConfigError, match="missing-dir"):
         stats_png(view(), str(target))
+
+
+def test_the_chart_names_weeks_by_date_and_draws_an_emoji_title_without_warnings(tmp_path, recwarn):
+    pytest.importorskip("matplotlib")
+    import logging
+
+    from tgsync_cli.cli.plot import drawable
+
+    caught = []
+    handler = logging.Handler()
+    handler.emit = caught.append
+    logging.getLogger("matplotlib").addHandler(handler)
+    try:
+        v = view(name="Run 🏃 Club \U0001f600")
+        for w in v["weeks"]:
+            w["week_start"] = "2024-12-02"
+        stats_png(v, str(tmp_path / "s.png"))
+    finally:
+        logging.getLogger("matplotlib").removeHandler(handler)
+    assert not [w for w in recwarn if "Glyph" in str(w.message)]
+    assert not [r for r in caught if "Glyph" in r.getMessage()]
+    assert drawable("Run 🏃 Club") == "Run Club"
+
+
+def test_the_people_axis_counts_in_whole_numbers(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    seen = {}
+    real_close = plt.close
+
+    def keep(fig):
+        ax = fig.axes[0]
+        seen["yticks"] = list(ax.get_yticks())
+        seen["xlabels"] = [t.get_text() for t in ax.get_xticklabels()]
+        seen["ylabel"], seen["legend"] = ax.get_ylabel(), [t.get_text() for t in ax.get_legend().get_texts()]
+        real_close(fig)
+
+    monkeypatch.setattr(plt, "close", keep)
+    v = view()
+    for w in v["weeks"]:
+        w["week_start"] = "2024-12-02"
+        w["joined"], w["left"], w["kicked"], w["active_writers"] = 1, 1, 1, 2
+        w["net"] = -1
+    stats_png(v, str(tmp_path / "s.png"))
+    assert all(float(t).is_integer() for t in seen["yticks"])
+    assert seen["xlabels"][0] == "2024-12-02" and seen["ylabel"].startswith("people")
+    assert sorted(seen["legend"]) == ["active writers", "joined", "kicked", "left", "net change"]

@@ -171,7 +171,7 @@ def test_import_history_shows_how_much_of_the_export_it_has_read(tmp_path, monke
                                   "messages": messages}))
     screen = io.StringIO()
     monkeypatch.setattr(render, "err_console", Console(file=screen, force_terminal=True, width=100))
-    res = runner.invoke(app, ["import-history", str(export), "--chat", str(CHAT), "--no-verify",
+    res = runner.invoke(app, ["import-history", str(export), "--chat", str(CHAT), "--no-verify", "--force",
                               "--store", f"file:{tmp_path}/s"])
     assert res.exit_code == 0, res.output
     size_kb = f"{export.stat().st_size / 1e3:.1f}"

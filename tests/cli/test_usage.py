@@ -49,6 +49,15 @@ USAGE_ERRORS = [
     (["import-history", "x.json", "--chat", "-9223372036854775809"], "out of range"),
     (["import-members", "club_abc"], "expected a chat id"),
     (["forget", "0"], "positive"),
+    (["history", "0"], "negative"),
+    (["history", "abc"], "expected a chat id"),
+    (["history", "-" + "9" * 23], "too many digits"),
+    (["stats", "-" + "9" * 23], "too many digits"),
+    (["stats", "1500"], "negative"),
+    (["member", "9" * 23], "positive 64-bit"),
+    (["member", "-5"], "positive 64-bit"),
+    (["member", "0"], "positive 64-bit"),
+    (["forget", "9" * 23], "positive 64-bit"),
     (["worker", "--pool", "gevent"], "prefork"),
     (["worker", "--store", "memory:"], "memory:"),
 ]
@@ -104,3 +113,13 @@ def test_a_worker_without_redis_says_so_in_one_line(untouched, monkeypatch):
     assert res.stderr.startswith("error: queue.broker_url redis://***@127.0.0.1:1/0: Redis is not reachable")
     assert res.stderr.count("\n") == 1 and "hunter22" not in res.stderr
     assert not (untouched / "shared").exists()
+
+
+@pytest.mark.parametrize("content", [b"\x00\x01\xff\xfe binary \x89PNG", "[store\n".encode()])
+def test_a_config_file_that_is_not_toml_is_one_line(untouched, content):
+    (untouched / "bad.toml").write_bytes(content)
+    for cmd in (["clubs"], ["history", "-1500"], ["doctor"]):
+        res = runner.invoke(app, [*cmd, "--config", str(untouched / "bad.toml")])
+        assert res.exit_code == 1, (cmd, res.output)
+        assert res.stderr.startswith(f"error: {untouched / 'bad.toml'}: not ") and res.stderr.count("\n") == 1
+        assert "internal error" not in res.stderr

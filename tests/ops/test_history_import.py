@@ -221,10 +221,15 @@ def test_a_member_added_while_importing_appears_once(store, tmp_path):
     assert roster(store)[2] == ("member", "active", "history_import")
 
 
-def test_the_export_of_another_chat_is_imported_where_chat_says_with_a_note(store, tmp_path):
-    rep = ops.import_history(store, None, scan_of(tmp_path, MESSAGES, id_=42), CHAT, verify=False, at=NOW)
+def test_the_export_of_another_chat_is_refused_unless_forced(store, tmp_path):
+    with pytest.raises(TgsyncError, match="the export is of chat -1000000000042 .*pass --force"):
+        ops.import_history(store, None, scan_of(tmp_path, MESSAGES, id_=42), CHAT, verify=False, at=NOW)
+    assert store.club_by_group(CHAT) is None  # nothing written, no club made
+
+    rep = ops.import_history(store, None, scan_of(tmp_path, MESSAGES, id_=42), CHAT, verify=False, at=NOW,
+                             force=True)
     assert rep.added == 6
-    assert rep.notes == [f"the export is of chat {-(10**12 + 42)}; imported into {CHAT} as --chat says"]
+    assert rep.notes == [f"the export is of chat {-(10**12 + 42)}; imported into {CHAT} because of --force"]
 
 
 def scan_of(tmp_path, messages, id_=BARE):

@@ -69,9 +69,34 @@ def member_view(store, telegram_id: int) -> Dict[str, Any]:
 
 def club_stats(store, chat: str, weeks: int, now: datetime) -> Dict[str, Any]:
     doc = find_club(store, chat)
-    rows: List[WeekStats] = weekly_stats(store.membership_log(club_id=doc["_id"]),
-                                         store.writers_by_week(doc["_id"]),
+    log = store.membership_log(club_id=doc["_id"])
+    rows: List[WeekStats] = weekly_stats(log, store.writers_by_week(doc["_id"]),
                                          store.reconcile_history(doc["_id"]), weeks, now)
     count_join_requests(rows, store.requests_of(doc["_id"]))
+    weeks_json = [r.as_json() for r in rows]
     return {"club_id": doc["_id"], "telegram_group_id": doc["telegram_group_id"], "name": doc.get("name"),
-            "weeks": [r.as_json() for r in rows]}
+            "weeks": weeks_json, "inviters": {str(k): v for k, v in _names(doc).items() if v},
+            "totals": _totals(weeks_json), "quiet_hint": _quiet_hint(rows, log, weeks)}
+
+
+def _totals(weeks: List[Dict[str, Any]]) -> Dict[str, Dict[str, int]]:
+    """Joins over the whole window by invite link and by inviter (who shared the link)."""
+    out: Dict[str, Dict[str, int]] = {"joins_by_link": {}, "joins_by_inviter": {}}
+    for w in weeks:
+        for key in out:
+            for k, n in w.get(key, {}).items():
+                out[key][k] = out[key].get(k, 0) + n
+    return out
+
+
+def _quiet_hint(rows: List[WeekStats], log, weeks: int) -> Optional[str]:
+    """A window with nothing in it most likely looks at the wrong season: say where the club's
+    last change is and which --until shows it."""
+    if any(r.joined or r.left or r.kicked or r.active_writers or r.drift is not None for r in rows):
+        return None
+    times = [e["at"] for e in log if e.get("at") is not None]
+    if not times:
+        return "no membership changes recorded for this club yet"
+    day = (iso(max(times)) or "")[:10]
+    return (f"nothing happened in these {weeks} weeks; the club's last change was on "
+            f"{day}: try --until {day}")

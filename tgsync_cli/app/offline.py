@@ -40,7 +40,8 @@ class SimulationResult:
     def as_json(self) -> Dict[str, Any]:
         keys = ("telegram_id", "role", "status", "source")
         clubs = [{**c, "members": [{k: m[k] for k in keys} for m in c["members"]]} for c in self.clubs]
-        return {"clubs": clubs, "sent": self.sent, "db_ops": self.db_ops}
+        sent = [{k: s[k] for k in ("chat", "text", "buttons")} for s in self.sent]  # the scenario format
+        return {"clubs": clubs, "sent": sent, "db_ops": self.db_ops}
 
 
 def simulate(path: str | Path, store: Store, settings: Optional[Settings] = None) -> SimulationResult:
@@ -49,8 +50,21 @@ def simulate(path: str | Path, store: Store, settings: Optional[Settings] = None
     sim.run()
     ops = store.ops
     clubs = [club_view(d, full=True) for d in store.all_clubs()]
-    sent = [{"chat": s.chat, "text": s.text, "buttons": list(s.buttons)} for s in sim.gateway.sent]
+    sent = [{"chat": s.chat, "recipient": _recipient(sim.world, s.chat), "text": s.text,
+             "buttons": list(s.buttons)} for s in sim.gateway.sent]
     return SimulationResult(clubs, sent, ops, sim.engine.notes, sim.delivered, sim.lost_updates)
+
+
+def _recipient(world, chat_id: int) -> str:
+    """Who a post went to, in words: the group's title, or the person a private message reached."""
+    chat = world.chats.get(chat_id)
+    if chat is not None:
+        return f"group {chat.title}"
+    person = world.users.get(chat_id)
+    if person is None:
+        return "unknown chat"
+    name = " ".join(p for p in (person.first_name, person.last_name) if p)
+    return f"{name}{' @' + person.username if person.username else ''} (private)".strip()
 
 
 # -- replay -----------------------------------------------------------------------------------
@@ -62,16 +76,24 @@ class ReplayReport:
     notes: List[str] = field(default_factory=list)
 
 
+def open_updates(path: str | Path):
+    """The updates file, open for reading; a missing or unreadable one is refused in one line
+    (before any store is opened, so a typo never leaves an empty store behind)."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, not a file of Bot API updates")
+    try:
+        return p.open("rb")
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read ({exc.strerror or exc})") from None
+
+
 def replay(path: str | Path, store: Store, settings: Optional[Settings] = None,
            gateway=None) -> ReplayReport:
     """Apply every valid line; report every invalid one with its line number. Read as bytes, so a
     binary file, a line nested 200,000 deep or a 5,000-digit number is a per-line report, not a
     crash; a unique-key race with another process is retried, not a failure."""
-    p = Path(path)
-    try:
-        fh = p.open("rb")
-    except OSError as exc:
-        raise InputError(f"{p}: cannot read ({exc.strerror or exc})") from exc
+    fh = open_updates(path)
     engine = make_engine(store, gateway or OfflineGateway(), settings)
     watch = ForgetFilter(engine)  # a `forget` run meanwhile wins over the file's events
     report = ReplayReport()

@@ -46,5 +46,8 @@ def main() -> None:
     warnings.showwarning = _one_line_warning
     # SIGTERM ends a command like Ctrl-C does (cleanly, within a moment, also while connecting);
     # `serve` installs its own handlers to drain first and exit 0
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    from tgsync_cli.entry import serving_stop_handlers_installed
+
+    if not serving_stop_handlers_installed():  # serve starting: the entry point's stay until its own
+        signal.signal(signal.SIGTERM, _on_sigterm)
     app(prog_name="tgsync")

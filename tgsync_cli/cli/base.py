@@ -10,16 +10,20 @@ from typing import Any, Dict, Optional
 import typer
 from typing_extensions import Annotated
 
+from tgsync_cli.cli.args import Group
 from tgsync_cli.core.errors import StoreError, TgsyncError
 from tgsync_cli.runtime.config import Settings, load_settings, redact
 
-app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(cls=Group, no_args_is_help=True, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]},
                   help="Keep a running club's Ayda Run roster in step with its Telegram group.")
 
-ConfigOpt = Annotated[Optional[str], typer.Option("--config", help="config file (default ./tgsync.toml)")]
-StoreOpt = Annotated[Optional[str], typer.Option("--store", help="store URI: mongodb://…, file:PATH, memory:")]
+ConfigOpt = Annotated[Optional[str], typer.Option("--config", metavar="PATH",
+                                                  help="config file (default ./tgsync.toml)")]
+StoreOpt = Annotated[Optional[str], typer.Option("--store", metavar="URI",
+                                                 help="store URI: mongodb://…, file:PATH, memory:")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine output on stdout")]
+CsvOpt = Annotated[bool, typer.Option("--csv", help="CSV on stdout (for spreadsheets)")]
 
 
 def _listen_callback(value: Optional[str]) -> Optional[str]:
@@ -64,11 +68,14 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(config: ConfigOpt = None, store: StoreOpt = None,
-          verbose: Annotated[bool, typer.Option("--verbose", "-v",
+          verbose: Annotated[bool, typer.Option("--verbose", "-v", metavar="",
                                                 help="log what tgsync and its libraries do")] = False,
-          version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+          version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, metavar="",
                                                 help="print the version and exit")] = False) -> None:
     _global["config"], _global["store"], _global["verbose"] = config, store, verbose
+    from tgsync_cli.cli import render
+
+    render.console.quiet = render.err_console.quiet = False  # --quiet is per command
     # one-shot commands: our warnings; a library's trouble reaches the operator as the cause in
     # our one error line (or everything with -v). serve and worker reconfigure for a long run.
     setup_logging(level="warning", library_level="critical", compact=True)
@@ -87,8 +94,8 @@ def metrics_address(settings: Settings, option: Optional[str], key: str = "liste
                            "--metrics" if option else f"metrics.{key}")
 
 
-def settings_for(config: Optional[str], store: Optional[str]) -> Settings:
-    return load_settings(config or _global["config"], store=store or _global["store"])
+def settings_for(config: Optional[str], store: Optional[str], warn=None) -> Settings:
+    return load_settings(config or _global["config"], store=store or _global["store"], warn=warn)
 
 
 def explicit_store(store: Optional[str]) -> Optional[str]:
@@ -97,12 +104,18 @@ def explicit_store(store: Optional[str]) -> Optional[str]:
 
 
 def open_existing_store(settings: Settings):
-    """The configured store for a command that only reads or fixes what is there: a missing
-    one is an error naming it, never created."""
+    """The configured store for a command that fixes what is there: a missing one is an error
+    naming it, never created."""
     return open_store_checked(settings, create=False)
 
 
-def open_store_checked(settings: Settings, create: bool = True):
+def open_readonly_store(settings: Settings):
+    """The configured store for a command that only lists (roster, clubs, history, member,
+    stats): never created, never written, readable by a user who may not write it."""
+    return open_store_checked(settings, create=False, read_only=True)
+
+
+def open_store_checked(settings: Settings, create: bool = True, read_only: bool = False):
     """open_store, with a missing (create=False) or damaged store reported in one line naming
     the (redacted) URI and the cause (the store layer says both; this only adds the name where a
     driver's message lacks it)."""
@@ -111,7 +124,7 @@ def open_store_checked(settings: Settings, create: bool = True):
     label = redact_uri(settings.store.uri)
     try:
         store = open_store(settings.store.uri, settings.store.database, create=create,
-                           time_format=settings.store.time_format)
+                           time_format=settings.store.time_format, read_only=read_only)
     except StoreError as exc:  # missing, damaged, unreachable, refused: say which store
         if label in str(exc):
             raise

@@ -6,12 +6,12 @@ from datetime import datetime
 from typing import Optional
 
 import typer
-from rich.markup import escape
 from typing_extensions import Annotated
 
 from tgsync_cli.app import insights
-from tgsync_cli.cli import render, render_insights
-from tgsync_cli.cli.base import ConfigOpt, JsonOpt, StoreOpt, app, guarded, open_existing_store, settings_for
+from tgsync_cli.cli import render, render_csv, render_insights
+from tgsync_cli.cli.args import ChatArg, TelegramIdArg
+from tgsync_cli.cli.base import ConfigOpt, CsvOpt, JsonOpt, StoreOpt, app, guarded, open_readonly_store, settings_for
 from tgsync_cli.core.rules import parse_iso
 from tgsync_cli.runtime.wiring import utcnow
 
@@ -28,16 +28,19 @@ def _since(text: Optional[str], option: str = "--since") -> Optional[datetime]:
 
 @app.command()
 @guarded
-def history(chat: Annotated[str, typer.Argument(help="chat id, @username or club_ id")],
+def history(chat: ChatArg,
             since: Annotated[Optional[str], typer.Option(
-                "--since", help="only changes from this date/time (UTC)")] = None,
-            json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
+                "--since", metavar="DATE", help="only changes from this date/time (UTC)")] = None,
+            json_out: JsonOpt = False, csv_out: CsvOpt = False,
+            config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Who joined, left, was kicked, promoted or demoted in a club, and how."""
     after = _since(since)
-    with open_existing_store(settings_for(config, store)) as st:  # reads only: never creates one
+    with open_readonly_store(settings_for(config, store)) as st:  # reads only: never creates one
         view = insights.club_history(st, chat, after)
     if json_out:
         render.print_json(view)
+    elif csv_out:
+        render.print_csv(render_csv.history_csv(view))
     else:
         render.console.print(render_insights.history_table(view))
         if view.get("requests"):
@@ -46,15 +49,16 @@ def history(chat: Annotated[str, typer.Argument(help="chat id, @username or club
 
 @app.command()
 @guarded
-def member(telegram_id: Annotated[int, typer.Argument(help="the person's Telegram user id")],
-           json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
+def member(telegram_id: TelegramIdArg,
+           json_out: JsonOpt = False, csv_out: CsvOpt = False,
+           config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """One person across all clubs: account, memberships and their log."""
-    if telegram_id <= 0:
-        raise typer.BadParameter("a Telegram user id is a positive number", param_hint="TELEGRAM_ID")
-    with open_existing_store(settings_for(config, store)) as st:  # reads only: never creates one
+    with open_readonly_store(settings_for(config, store)) as st:  # reads only: never creates one
         view = insights.member_view(st, telegram_id)
     if json_out:
         render.print_json(view)
+    elif csv_out:  # one row per membership; the log is in --json
+        render.print_csv(render_csv.member_csv(view))
     else:
         for part in render_insights.member_parts(view):
             render.console.print(part)
@@ -62,17 +66,19 @@ def member(telegram_id: Annotated[int, typer.Argument(help="the person's Telegra
 
 @app.command()
 @guarded
-def stats(chat: Annotated[str, typer.Argument(help="chat id, @username or club_ id")],
+def stats(chat: ChatArg,
           weeks: Annotated[int, typer.Option("--weeks", min=1, max=520, help="how many ISO weeks, newest last")] = 12,
-          json_out: JsonOpt = False,
+          json_out: JsonOpt = False, csv_out: CsvOpt = False,
           until: Annotated[Optional[str], typer.Option(
-              "--until", help="the last week shown holds this date (default: today)")] = None,
+              "--until", metavar="DATE", help="the last week shown holds this date (default: today)")] = None,
           png: Annotated[Optional[str], typer.Option(
-              "--png", help="also draw the chart into this PNG file (needs tgsync[plot])")] = None,
+              "--png", metavar="FILE",
+              help="also draw the chart into this PNG file "
+                   "(needs the plot extra: pip install 'tgsync\\[plot]')")] = None,
           config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Per week: joined, left, kicked, net, active writers, joins per invite link and inviter."""
     end = _since(until, "--until") or utcnow()
-    with open_existing_store(settings_for(config, store)) as st:  # reads only: never creates one
+    with open_readonly_store(settings_for(config, store)) as st:  # reads only: never creates one
         view = insights.club_stats(st, chat, weeks, end)
     if png:
         from tgsync_cli.cli.plot import stats_png  # matplotlib only when asked
@@ -81,7 +87,10 @@ def stats(chat: Annotated[str, typer.Argument(help="chat id, @username or club_ 
     if json_out:
         render.print_json(view)
         return
+    if csv_out:
+        render.print_csv(render_csv.stats_csv(view))
+        return
     for part in render_insights.stats_parts(view):
         render.console.print(part)
     if png:
-        render.console.print(f"chart written to {escape(png)}")
+        render.console.print(render.line(f"chart written to {png}"))

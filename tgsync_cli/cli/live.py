@@ -7,6 +7,7 @@ module level: `tgsync --help` and the offline commands must not pay for loading 
 from __future__ import annotations
 
 import enum
+import logging
 from typing import Optional
 
 import typer
@@ -14,7 +15,9 @@ from rich.table import Table
 from typing_extensions import Annotated
 
 from tgsync_cli.cli import render
-from tgsync_cli.cli.args import live_chat_callback
+from tgsync_cli.cli.args import LiveChatArg
+from tgsync_cli.core.errors import TgsyncError
+from tgsync_cli.entry import EarlyStop, now_stopping, say_stopped
 from tgsync_cli.cli.base import (
     ConfigOpt,
     JsonOpt,
@@ -39,8 +42,7 @@ class Queue(str, enum.Enum):
     celery = "celery"
 
 
-ChatArg = Annotated[str, typer.Argument(help="group chat id (-100…) or @username",
-                                        callback=live_chat_callback)]
+ChatArg = LiveChatArg
 
 
 @app.command()
@@ -52,19 +54,56 @@ def serve(log_json: Annotated[bool, typer.Option("--log-json", help="JSON log li
           config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Run the bot: follow joins, leaves, messages and registrations live.
 
-    SIGINT/SIGTERM apply or save pending work, then exit 0."""
-    settings = settings_for(config, store)
-    listen = metrics_address(settings, metrics)  # a bad address is refused before anything connects
-    from tgsync_cli.runtime import (
-        serve as runtime,  # pyrogram's handler machinery only when serving
-    )
+    SIGINT/SIGTERM apply or save pending work, then exit 0 (also while still starting)."""
+    json_logs = log_json
+    try:
+        # JSON from the first line when asked on the command line; the config may ask too
+        setup_logging(json_lines=json_logs, level="info", library_level="warning")
+        said: list = []  # warnings about the config: logged once the log format is known
+        settings = settings_for(config, store, warn=said.append)
+        json_logs = log_json or settings.log.json
+        listen = metrics_address(settings, metrics)  # a bad address is refused before anything connects
+        from tgsync_cli.runtime import (
+            serve as runtime,  # pyrogram's handler machinery only when serving
+        )
 
-    setup_logging(json_lines=log_json or settings.log.json, level=settings.log.level,
-                  library_level="warning")
-    json_logs = log_json or settings.log.json
-    code = runtime.serve(settings, queue.value if queue else None,
-                         on_started=lambda report: _show_startup(report, json_logs), listen=listen)
+        setup_logging(json_lines=json_logs, level=settings.log.level, library_level="warning")
+        for text in said:
+            logging.getLogger("tgsync.config").warning("%s", text.removeprefix("warning: "))
+        code = runtime.serve(settings, queue.value if queue else None,
+                             on_started=lambda report: _show_startup(report, json_logs),
+                             on_stopping=now_stopping, listen=listen)
+    except (KeyboardInterrupt, EarlyStop) as stop:  # before serve's own handlers: nothing taken yet
+        _stopped_while_starting(json_logs, hard=isinstance(stop, EarlyStop))
+        code = 0
+    except TgsyncError as exc:
+        if not json_logs:
+            raise
+        _fatal_json(exc)
     raise typer.Exit(code)
+
+
+def _stopped_while_starting(json_logs: bool, hard: bool) -> None:
+    """One line, the same status as a stop at any later moment; a second signal while saying
+    it changes nothing. Run as `tgsync` (hard), the process leaves at once: nothing was accepted,
+    and a lock or thread the signal interrupted must not hold the exit."""
+    import os
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    say_stopped(json_logs)
+    if hard:
+        os._exit(0)
+
+
+def _fatal_json(exc: TgsyncError) -> None:
+    """In JSON mode the last line is JSON too: a log collector parses every line."""
+    from tgsync_cli.runtime.config import redact
+
+    logging.getLogger("tgsync.serve").critical("%s", redact(" ".join(str(exc).split())),
+                                               extra={"event": "fatal"})
+    raise typer.Exit(exc.exit_code)
 
 
 def _show_startup(report, json_logs: bool = False) -> None:

@@ -10,24 +10,23 @@ import typer
 from typing_extensions import Annotated
 
 from tgsync_cli.cli import render
-from tgsync_cli.cli.args import chat_callback, choice_callback, since_callback
+from tgsync_cli.cli.args import ChatArg, choice_option, since_callback
 from tgsync_cli.cli.base import (
     ConfigOpt,
+    CsvOpt,
     JsonOpt,
     StoreOpt,
     app,
     explicit_store,
     guarded,
     lazy_module,
-    open_existing_store,
+    open_readonly_store,
     open_store_checked,
     settings_for,
 )
 from tgsync_cli.core.evidence import ROUTES
 
 core = lazy_module("tgsync_cli.app")
-
-CsvOpt = Annotated[bool, typer.Option("--csv", help="CSV on stdout")]
 
 
 @contextmanager
@@ -89,6 +88,7 @@ def replay(file: Annotated[str, typer.Argument(help="JSON Lines of Bot API Updat
            json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Apply Telegram Bot API updates offline; invalid lines are reported with their number."""
     settings = settings_for(config, store)
+    core.open_updates(file).close()  # a missing file is refused before a store is created
     with open_store_checked(settings) as st:
         report = core.replay(file, st, settings)
     if json_out:
@@ -111,23 +111,20 @@ def replay(file: Annotated[str, typer.Argument(help="JSON Lines of Bot API Updat
 
 @app.command()
 @guarded
-def roster(chat: Annotated[str, typer.Argument(help="chat id (-100…), @username or club_ id",
-                                               callback=chat_callback)],
-           status: Annotated[Optional[str], typer.Option(
-               "--status", help="active, left or kicked",
-               callback=choice_callback("active", "left", "kicked"))] = None,
-           role: Annotated[Optional[str], typer.Option(
-               "--role", help="organizer or member", callback=choice_callback("organizer", "member"))] = None,
-           source: Annotated[Optional[str], typer.Option(
-               "--source", help="how they were found: " + ", ".join(ROUTES),
-               callback=choice_callback(*ROUTES))] = None,
+def roster(chat: ChatArg,
+           status: Annotated[Optional[str], choice_option(
+               "--status", "only members with this status", "active", "left", "kicked")] = None,
+           role: Annotated[Optional[str], choice_option(
+               "--role", "only organizers or only members", "organizer", "member")] = None,
+           source: Annotated[Optional[str], choice_option(
+               "--source", "only those found this way", *ROUTES, metavar="SOURCE")] = None,
            since: Annotated[Optional[str], typer.Option(
-               "--since", help="status changed on or after this date (UTC), e.g. 2025-03-01",
+               "--since", metavar="DATE", help="status changed on or after this date (UTC), e.g. 2025-03-01",
                callback=since_callback)] = None,
            json_out: JsonOpt = False, csv_out: CsvOpt = False,
            config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """The club's members from the store (never creates a store)."""
-    with open_existing_store(settings_for(config, store)) as st:
+    with open_readonly_store(settings_for(config, store)) as st:
         club = core.roster(st, chat)
     club["members"] = [m for m in club["members"] if _wanted(m, status, role, source, since)]
     if json_out:
@@ -150,7 +147,7 @@ def _wanted(m: dict, status, role, source, since) -> bool:
 def clubs(json_out: JsonOpt = False, csv_out: CsvOpt = False, config: ConfigOpt = None,
           store: StoreOpt = None) -> None:
     """Every club with its sync figures (never creates a store)."""
-    with open_existing_store(settings_for(config, store)) as st:
+    with open_readonly_store(settings_for(config, store)) as st:
         rows = core.clubs(st)
         label = st.uri_label
     if json_out:

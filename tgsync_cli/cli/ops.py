@@ -9,10 +9,11 @@ from typing import Optional
 import typer
 from typing_extensions import Annotated
 
-from tgsync_cli.cli import render, render_ops
-from tgsync_cli.cli.args import chat_callback, history_chat_callback, telegram_id_callback
+from tgsync_cli.cli import render, render_csv, render_ops
+from tgsync_cli.cli.args import TelegramIdArg, chat_callback, history_chat_callback
 from tgsync_cli.cli.base import (
     ConfigOpt,
+    CsvOpt,
     JsonOpt,
     StoreOpt,
     app,
@@ -42,7 +43,8 @@ GATEWAY_FACTORY = _live_gateway
 
 @app.command()
 @guarded
-def reconcile(chat: Annotated[Optional[str], typer.Argument(help="chat id (-100â€¦), @username or club_ id",
+def reconcile(chat: Annotated[Optional[str], typer.Argument(metavar="CHAT", show_default=False,
+                                                         help="chat id (-100â€¦), @username or club_ id",
                                                          callback=chat_callback)] = None,
               all_clubs: Annotated[bool, typer.Option("--all", help="every club in the store")] = False,
               threshold: Annotated[Optional[int], typer.Option(
@@ -51,7 +53,8 @@ def reconcile(chat: Annotated[Optional[str], typer.Argument(help="chat id (-100â
               dry_run: Annotated[bool, typer.Option("--dry-run", help="compare only, write nothing")] = False,
               yes: Annotated[bool, typer.Option(
                   "--yes", help="apply even when over 20 % of a club would be marked left")] = False,
-              json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
+              json_out: JsonOpt = False, csv_out: CsvOpt = False,
+              config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Compare each club with Telegram, fix the roster where the bot may list it (exit 3 on drift)."""
     if chat is None and not all_clubs:
         raise typer.BadParameter("give a CHAT, or --all for every club", param_hint="CHAT")
@@ -65,6 +68,8 @@ def reconcile(chat: Annotated[Optional[str], typer.Argument(help="chat id (-100â
                                           yes=yes)
     if json_out:
         render.print_json(outcome.as_json())
+    elif csv_out:
+        render.print_csv(render_csv.reconcile_csv(outcome))
     else:
         render.console.print(render_ops.reconcile_table(outcome))
     for c in outcome.failed:
@@ -79,6 +84,8 @@ def import_history(file: Annotated[str, typer.Argument(help="Telegram Desktop ex
                                                      help="the group's chat id (-100â€¦), @username or club_ id")],
                    no_verify: Annotated[bool, typer.Option(
                        "--no-verify", help="take the last evidence as status; do not ask Telegram")] = False,
+                   force: Annotated[bool, typer.Option(
+                       "--force", help="import an export of another chat into --chat anyway")] = False,
                    json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Add everyone who wrote in or joined the group, from a Telegram Desktop export.
 
@@ -86,11 +93,21 @@ def import_history(file: Annotated[str, typer.Argument(help="Telegram Desktop ex
     settings = settings_for(config, store)
     bar = render.ProgressBar("reading the export", unit="bytes")
     try:
-        with open_store_checked(settings) as st:
-            rep = ops.import_history_file(st, file, chat, not no_verify, core.utcnow(),
-                                          GATEWAY_FACTORY, settings, progress=bar.update)
+        scan = ops.scan_history_file(file, bar.update)  # a bad export: refused, nothing created
     finally:
         bar.close()
+    # a numeric CHAT may name a group with no club yet: route 7 creates it, and the store with it;
+    # a club_ id or @username names a club that must already be stored
+    create = chat.strip().lstrip("-").isdigit()
+    if create:  # an export of another group is refused before anything is created
+        ops.check_chat_matches(scan, int(chat), force)
+    if no_verify:
+        with open_store_checked(settings, create=create) as st:
+            rep = ops.import_scanned(st, scan, chat, False, core.utcnow(), None, settings, force)
+    else:
+        with GATEWAY_FACTORY(settings) as gw:  # credentials and login checked before any store
+            with open_store_checked(settings, create=create) as st:
+                rep = ops.import_scanned(st, scan, chat, True, core.utcnow(), gw, settings, force)
     if json_out:
         render.print_json(rep.as_json())
         return
@@ -118,8 +135,7 @@ def doctor(json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt 
 
 @app.command()
 @guarded
-def forget(telegram_id: Annotated[int, typer.Argument(help="the person's Telegram user id",
-                                                     callback=telegram_id_callback)],
+def forget(telegram_id: TelegramIdArg,
            yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
            json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Erase the account and every membership of one person (data-protection requests)."""

@@ -11,7 +11,7 @@ from typing import Iterable, List
 from rich.table import Table
 from rich.text import Text
 
-from tgsync_cli.cli.render import plain, table
+from tgsync_cli.cli.render import FitTable, lines_text, plain, table
 
 LEVEL_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
@@ -26,7 +26,7 @@ def _ids(ids: Iterable[int], limit: int = 8) -> str:
     return shown + (f" … (+{len(ids) - limit})" if len(ids) > limit else "")
 
 
-def reconcile_table(outcome) -> Table:
+def reconcile_table(outcome) -> FitTable:
     title = "Reconcile" + (" (dry run: nothing written)" if outcome.dry_run else "")
     rows = []
     for c in outcome.clubs:
@@ -45,29 +45,37 @@ def reconcile_table(outcome) -> Table:
         drift = Text(_s(c.drift), style="bold red" if over else "")
         why = c.error if c.error else c.reason
         rows.append([c.name or c.club_id, c.chat_id, _s(c.total_members_telegram),
-                     _s(c.total_members_ayda), drift, "\n".join(changes) or "none", why])
-    return table(title, ("club", "chat", "telegram (incl. bot)", "ayda active", "drift", "changes", "why"),
-                 rows, keep=("chat",))
+                     _s(c.total_members_ayda), drift, lines_text(changes or ["none"]), why])
+    return table(title, ("club", "chat", "telegram", "ayda", "drift", "changes", "why"),
+                 rows, keep=("chat",), drop=("why", "telegram", "ayda"), free=("club",),
+                 justify={"telegram": "right", "ayda": "right", "drift": "right"},
+                 caption="telegram: members Telegram counts (incl. the bot); ayda: active in the roster")
 
 
 def history_summary(rep) -> Table:
-    t = Table(title=plain(f"History import into {rep.chat_id}" + ("" if rep.verified else " (not verified)")))
+    """Every figure `--json` has, so the table never undercounts what was written."""
+    t = Table(title=plain(f"History import into {rep.chat_id} ({rep.club_id})"
+                          + ("" if rep.verified else " (not verified)")))
     t.add_column("")
     t.add_column("count", justify="right")
-    rows = [("messages read", rep.messages_read), ("candidates", rep.candidates),
-            ("added", rep.added), ("already known", rep.already_known),
-            ("active again", rep.reactivated), ("refused by Telegram", rep.refused),
-            ("skipped", rep.skipped)]
-    for label, n in rows:
-        t.add_row(label, str(n))
+    rows = [("messages read", rep.messages_read, None), ("candidates", rep.candidates, None),
+            ("added", rep.added, None),
+            ("  of them recorded as left (their last evidence is leaving)", rep.recorded_left, "dim"),
+            ("already known", rep.already_known, None), ("active again", rep.reactivated, None),
+            ("refused by Telegram", rep.refused, None), ("skipped", rep.skipped, None)]
+    if rep.club_created:
+        rows.insert(0, ("organizers (admins of the new club)", rep.organizers, None))
+    for label, n, style in rows:
+        t.add_row(label, str(n), style=style)
     for reason, n in rep.skip_reasons.items():
         t.add_row(plain(f"  skipped: {reason}"), str(n), style="dim")
     return t
 
 
-def doctor_table(checks) -> Table:
+def doctor_table(checks) -> FitTable:
     rows = [[c.name, Text(c.level, style=LEVEL_STYLE.get(c.level, "")), c.detail, c.fix] for c in checks]
-    return table("tgsync doctor", ("check", "", "detail", "fix"), rows)
+    return table("tgsync doctor", ("check", "status", "detail", "fix"), rows, keep=("status",),
+                 drop=(), free=("check", "detail", "fix"))
 
 
 def forget_lines(rep, preview: bool = False) -> List[str]:

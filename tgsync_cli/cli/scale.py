@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from typing_extensions import Annotated
 
-from tgsync_cli.cli.args import choice_callback
+from tgsync_cli.cli.args import choice_option
 from tgsync_cli.cli.base import (
     ConfigOpt,
     MetricsOpt,
@@ -33,8 +33,7 @@ def _shared_store(value):
 @guarded
 def worker(concurrency: Annotated[int, typer.Option("--concurrency", min=1,
                                                    help="worker processes (threads with --pool threads)")] = 1,
-           pool: Annotated[str, typer.Option("--pool", help="prefork | threads | solo",
-                                             callback=choice_callback("prefork", "threads", "solo"))] = "prefork",
+           pool: Annotated[str, choice_option("--pool", "worker pool", "prefork", "threads", "solo")] = "prefork",
            metrics: MetricsOpt = None,
            config: ConfigOpt = None,
            store: Annotated[Optional[str], typer.Option("--store", callback=_shared_store,

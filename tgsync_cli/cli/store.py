@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
+import os
+from typing import Optional, Tuple
 
 import typer
 from typing_extensions import Annotated
 
+from tgsync_cli.cli.args import Group
 from tgsync_cli.cli.base import ConfigOpt, JsonOpt, StoreOpt, app, guarded, settings_for
 from tgsync_cli.core.errors import TgsyncError
 from tgsync_cli.stores.common import DEFAULT_DB, redact_uri
 
-store_app = typer.Typer(no_args_is_help=True,
+store_app = typer.Typer(cls=Group, no_args_is_help=True,
                         help="Work on a whole store: create tgsync's indexes, copy it to another.")
 app.add_typer(store_app, name="store")
 
@@ -50,18 +52,19 @@ def init(config: ConfigOpt = None, store: StoreOpt = None, json_out: JsonOpt = F
 
 @store_app.command("copy")
 @guarded
-def copy(source: Annotated[str, typer.Option("--from", help="store URI to read (left unchanged)")],
-         target: Annotated[str, typer.Option("--to", help="store URI to write (created if missing)")],
+def copy(source: Annotated[str, typer.Option("--from", metavar="URI", help="store URI to read (left unchanged)")],
+         target: Annotated[str, typer.Option("--to", metavar="URI", help="store URI to write (created if missing)")],
          from_database: Annotated[Optional[str], typer.Option(
-             "--from-database", help="the source's database when its URI names none")] = None,
+             "--from-database", metavar="NAME",
+             help="the source's database when its URI names none (default store.database)")] = None,
          to_database: Annotated[Optional[str], typer.Option(
-             "--to-database", help="the target's database when its URI names none")] = None,
+             "--to-database", metavar="NAME",
+             help="the target's database when its URI names none (default store.database)")] = None,
          dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would change, write nothing")] = False,
-         json_out: JsonOpt = False) -> None:
+         json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
     """Copy every club, account, log entry and departure note, merging into clubs the target
     already has (member by member); running it twice changes nothing."""
     from rich.console import Console
-    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from tgsync_cli.stores import open_store
@@ -69,8 +72,11 @@ def copy(source: Annotated[str, typer.Option("--from", help="store URI to read (
     from tgsync_cli.stores.copy_merge import plan_copy
 
     sides = (_side(source, from_database, "--from-database"), _side(target, to_database, "--to-database"))
-    if source.strip() == target.strip() and sides[0] == sides[1]:
+    if same_store(source, sides[0], target, sides[1]):
         raise typer.BadParameter("--from and --to name the same store", param_hint="--to")
+    if from_database is None or to_database is None:  # the configured name, once the URIs are sane
+        configured = settings_for(config, None).store.database
+        from_database, to_database = from_database or configured, to_database or configured
     err = Console(stderr=True)
     try:
         with open_store(source, from_database, create=False) as src, \
@@ -96,10 +102,12 @@ def copy(source: Annotated[str, typer.Option("--from", help="store URI to read (
     if json_out:
         print(json.dumps(rep.as_json()))
         return
-    Console().print(f"copied {rep.clubs} club(s), {rep.members} membership(s), {rep.users} account(s), "
+    from tgsync_cli.cli.render import line
+
+    Console().print(line(f"copied {rep.clubs} club(s), {rep.members} membership(s), {rep.users} account(s), "
                     f"{rep.membership_log} log entr{'y' if rep.membership_log == 1 else 'ies'}, "
-                    f"{rep.departures} departure note(s) from {escape(redact_uri(source))} "
-                    f"to {escape(redact_uri(target))}")
+                    f"{rep.departures} departure note(s) from {redact_uri(source)} "
+                         f"to {redact_uri(target)}"))
 
 
 def _side(uri: str, database: Optional[str], option: str) -> str:
@@ -125,3 +133,28 @@ def _scrub(text: str, *uris: str) -> str:
                 if part:
                     text = text.replace(part, "***")
     return text
+
+
+def same_store(a: str, a_database: str, b: str, b_database: str) -> bool:
+    """Whether two URIs name one store: the same directory however it is written (`file:./s`,
+    `file:s/`, a symlink), or the same MongoDB servers and database whatever the order of hosts,
+    options or credentials."""
+    return _identity(a.strip(), a_database) == _identity(b.strip(), b_database)
+
+
+def _identity(uri: str, database: str) -> Tuple:
+    if uri.startswith("file:"):
+        return ("file", os.path.realpath(os.path.expanduser(uri[len("file:"):] or ".")), database)
+    if uri.startswith("memory:"):
+        name = uri[len("memory:"):]
+        return ("memory", name, database) if name else ("memory", object())  # `memory:` is new each time
+    if uri.startswith(("mongodb://", "mongodb+srv://")):
+        try:
+            from pymongo.uri_parser import parse_uri
+
+            parsed = parse_uri(uri, connect_timeout=1) if uri.startswith("mongodb+srv") else parse_uri(uri)
+        except Exception:  # an unparsable URI is refused when opened, with its own message
+            return ("text", uri, database)
+        hosts = tuple(sorted((h.lower(), p or 27017) for h, p in parsed["nodelist"]))
+        return ("mongodb", hosts, database)
+    return ("text", uri, database)

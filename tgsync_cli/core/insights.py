@@ -21,6 +21,11 @@ def iso_week(at: datetime) -> str:
     return f"{y}-W{w:02d}"
 
 
+def week_start_of(week: str) -> str:
+    """`2025-W10` → `2025-03-03`, the Monday a person reads on a calendar."""
+    return datetime.strptime(week + "-1", "%G-W%V-%u").date().isoformat()
+
+
 def week_start(at: datetime) -> datetime:
     d = at - timedelta(days=at.isocalendar()[2] - 1)
     return d.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -45,7 +50,8 @@ class WeekStats:
         return self.joined - self.left - self.kicked
 
     def as_json(self) -> Dict[str, Any]:
-        return {"week": self.week, "joined": self.joined, "left": self.left, "kicked": self.kicked,
+        return {"week": self.week, "week_start": week_start_of(self.week), "joined": self.joined,
+                "left": self.left, "kicked": self.kicked,
                 "net": self.net, "active_writers": self.active_writers, "drift": self.drift,
                 "joins_by_link": dict(self.joins_by_link),
                 "joins_by_inviter": dict(self.joins_by_inviter),

@@ -6,7 +6,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from tgsync_cli.core.errors import (
     BotNotInChat,
@@ -105,8 +105,7 @@ def _store_checks(settings: Settings) -> Tuple[Optional[Store], List[Check]]:
         n = store.counts()["clubs"]
         problems = store.check()
     except TgsyncError as exc:
-        return None, [Check("store", "fail", f"{label}: {exc}",
-                            "check store.uri and that the database is running and reachable")]
+        return None, [Check("store", "fail", f"{label}: {exc}", _store_fix(uri, str(exc)))]
     except Exception as exc:  # a unique index refused by duplicate data, an auth failure…
         return None, [Check("store", "fail", f"{label}: {type(exc).__name__}",
                             "check store.uri credentials; remove duplicate telegram ids if an index is refused")]
@@ -129,10 +128,39 @@ def _store_checks(settings: Settings) -> Tuple[Optional[Store], List[Check]]:
     return store, out
 
 
+# The example values of config.example.toml and README: copied and left, they are not credentials
+PLACEHOLDERS: Dict[str, Set[object]] = {"api_id": {123456}, "api_hash": {"0123456789abcdef0123456789abcdef"},
+                "bot_token": {"123456789:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "123456:ABC…"}}
+
+
+def _store_fix(uri: str, why: str) -> str:
+    """The fix that matches the cause: a file where the store directory should be, a permission,
+    a damaged file, or (MongoDB) a server that does not answer."""
+    if uri.startswith("file:"):
+        path = uri[len("file:"):] or "."
+        if os.path.isfile(os.path.expanduser(path)):
+            return (f"{path} is a file, but a file: store is a directory: point store.uri at another "
+                    "path, or move the file away")
+        if "permission denied" in why:
+            return "run as the store's owner, or ask them to give you access"
+        return "restore the store from a backup, or point store.uri at the right directory"
+    if "permission denied" in why:  # pragma: no cover - embedded stores only
+        return "run as the store's owner"
+    return "check store.uri and that the database is running and reachable"
+
+
 def _telegram_settings_ok(settings: Settings, checks: List[Check]) -> bool:
     from tgsync_cli.runtime.telegram_client import check_credentials
 
     t = settings.telegram
+    placeholders = [k for k in TELEGRAM_KEYS if getattr(t, k) in PLACEHOLDERS[k]]
+    if placeholders and placeholders != ["api_hash"]:  # that hash alone looks like any test value
+        keys = ", ".join(f"telegram.{k}" for k in placeholders)
+        checks.append(Check("telegram settings", "fail",
+                            f"{keys} not set: still the example values from config.example.toml",
+                            "put the bot's own values there: my.telegram.org (api_id, api_hash), "
+                            "@BotFather (bot_token)"))
+        return False
     missing = [k for k in TELEGRAM_KEYS if getattr(t, k) in (None, "")]
     if missing:
         keys = ", ".join(f"telegram.{k}" for k in missing)

@@ -49,16 +49,20 @@ class HistoryReport:
 
 
 def import_history(store: Store, gateway, scan, chat_id: int, verify: bool, at: datetime,
-                   bot_id: Optional[int] = None) -> HistoryReport:
+                   bot_id: Optional[int] = None, force: bool = False) -> HistoryReport:
     """Route 7, the history import. Telegram is asked first and nothing is written until every answer is in,
     so a refused or unreachable Telegram leaves the store as it was. Writes are bulk: one for the
     accounts, one for the memberships, whatever the number of candidates."""
     report = HistoryReport(chat_id=chat_id, verified=verify, messages_read=scan.messages_read,
                            candidates=len(scan.candidates))
     skips: Counter = Counter()
-    export_id = _export_chat_id(scan)
-    if export_id is not None and export_id != chat_id:
-        report.notes.append(f"the export is of chat {export_id}; imported into {chat_id} as --chat says")
+    check_chat_matches(scan, chat_id, force, report)
+    if scan.unreadable_dates:
+        skips["messages with an unreadable date_unixtime"] += scan.unreadable_dates
+        shown = ", ".join(str(i) for i in scan.unreadable_ids)
+        more = "" if len(scan.unreadable_ids) >= scan.unreadable_dates else ", …"
+        report.notes.append(f"{scan.unreadable_dates} message(s) skipped: date_unixtime is not a readable "
+                            f"time (message id {shown}{more})")
     doc = store.club_by_group(chat_id)
     known = {m["telegram_id"]: m for m in (doc or {}).get("members", [])}
     departures = {}
@@ -154,6 +158,19 @@ def import_history(store: Store, gateway, scan, chat_id: int, verify: bool, at: 
     return report
 
 
+def check_chat_matches(scan, chat_id: int, force: bool, report: Optional[HistoryReport] = None) -> None:
+    """An export of another group would put its people in the wrong club (a second club with one
+    closing note): refused unless the operator says --force, and then the report says why."""
+    export_id = _export_chat_id(scan)
+    if export_id is None or export_id == chat_id:
+        return
+    if not force:
+        raise TgsyncError(f"the export is of chat {export_id} ({scan.chat_name or 'no name'}), not --chat "
+                          f"{chat_id}: nothing imported (pass --force to import it into {chat_id} anyway)")
+    if report is not None:
+        report.notes.append(f"the export is of chat {export_id}; imported into {chat_id} because of --force")
+
+
 def _member_listing(gateway, chat_id: int) -> Tuple[Dict[int, ChatMemberInfo], bool]:
     """An admin bot lists the group once (200 a page) instead of asking about each candidate:
     Telegram answers get_member only for users the bot has met, a listing names everyone. The
@@ -176,22 +193,37 @@ def _export_chat_id(scan) -> Optional[int]:
         return None
 
 
-def import_history_file(store: Store, path: str, chat: str, verify: bool, at: datetime,
-                        gateway_factory: Optional[GatewayFactory] = None,
-                        settings: Optional[Settings] = None, progress=None) -> HistoryReport:
-    """Scan the whole file first (a bad export is refused before Telegram or the store is
-    touched), then verify and write."""
+def scan_history_file(path: str, progress=None):
+    """Read the whole export first: a missing, broken or foreign file is refused before Telegram
+    or the store is touched (no store is created for an input that is not good)."""
     from tgsync_cli.sources.desktop_export import scan_export
 
+    return scan_export(path, progress)
+
+
+def import_scanned(store: Store, scan, chat: str, verify: bool, at: datetime, gateway=None,
+                   settings: Optional[Settings] = None, force: bool = False) -> HistoryReport:
+    """Verify (when a gateway is given) and write what a scanned export says."""
     chat_id = resolve_chat_id(store, chat)
-    scan = scan_export(path, progress)
-    bot_id = _bot_id(settings)
+    if verify and gateway is None:
+        raise ConfigError("import-history needs Telegram to verify candidates (or pass --no-verify)")
+    return import_history(store, gateway if verify else None, scan, chat_id, verify, at, _bot_id(settings),
+                          force=force)
+
+
+def import_history_file(store: Store, path: str, chat: str, verify: bool, at: datetime,
+                        gateway_factory: Optional[GatewayFactory] = None,
+                        settings: Optional[Settings] = None, progress=None,
+                        force: bool = False) -> HistoryReport:
+    """Scan the whole file first (a bad export is refused before Telegram or the store is
+    touched), then verify and write."""
+    scan = scan_history_file(path, progress)
     if not verify:
-        return import_history(store, None, scan, chat_id, False, at, bot_id)
+        return import_scanned(store, scan, chat, False, at, None, settings, force)
     if gateway_factory is None or settings is None:
         raise ConfigError("import-history needs Telegram to verify candidates (or pass --no-verify)")
     with gateway_factory(settings) as gw:
-        return import_history(store, gw, scan, chat_id, True, at, bot_id)
+        return import_scanned(store, scan, chat, True, at, gw, settings, force)
 
 
 def _admins_of_a_new_club(gateway, chat_id: int, bot_id: Optional[int], at: datetime,

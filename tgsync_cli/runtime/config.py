@@ -40,6 +40,23 @@ def _int(v: Any) -> int:
     raise ValueError("expected an integer")
 
 
+def _nonneg_int(v: Any) -> int:
+    n = _int(v)
+    if n < 0:
+        raise ValueError("expected 0 or a positive integer")
+    return n
+
+
+def _pos_int(v: Any) -> int:
+    try:
+        n = _int(v)
+    except ValueError:
+        raise ValueError("expected a positive integer") from None
+    if n <= 0:
+        raise ValueError("expected a positive integer")
+    return n
+
+
 def _pos(v: Any) -> float:
     if isinstance(v, bool):
         raise ValueError("expected a positive number")
@@ -99,7 +116,7 @@ SCHEMA: Dict[Tuple[str, str], Tuple[Callable[[Any], Any], Any]] = {
     # None: not set, so a mongodb:// URI's own database (or ayda_run) applies; see stores/mongo_database
     ("store", "database"): (_opt(_str), None),
     ("store", "time_format"): (_choice("auto", "date", "iso"), "auto"),
-    ("telegram", "api_id"): (_opt(_int), None),
+    ("telegram", "api_id"): (_opt(_pos_int), None),
     ("telegram", "api_hash"): (_opt(_str), None),
     ("telegram", "bot_token"): (_opt(_str), None),
     ("telegram", "bot_username"): (_opt(_str), None),
@@ -111,9 +128,9 @@ SCHEMA: Dict[Tuple[str, str], Tuple[Callable[[Any], Any], Any]] = {
     ("cache", "redis_url"): (_str, "redis://127.0.0.1:6379/0"),
     ("queue", "backend"): (_choice("inprocess", "celery"), "inprocess"),
     ("queue", "broker_url"): (_str, "redis://127.0.0.1:6379/1"),
-    ("queue", "max_pending"): (_int, 10000),
+    ("queue", "max_pending"): (_pos_int, 10000),
     ("sync", "last_seen_flush_seconds"): (_pos, 900.0),
-    ("sync", "reconcile_threshold"): (_int, 0),
+    ("sync", "reconcile_threshold"): (_nonneg_int, 0),
     ("log", "json"): (_bool, False),
     # health and metrics endpoints of serve and worker: off unless an address is given
     ("metrics", "listen"): (_opt(_listen), None),
@@ -244,12 +261,10 @@ def load_settings(path: Optional[str] = None, env: Optional[Mapping[str, str]] =
         if not name.startswith("TGSYNC_"):
             continue
         section, _, key = name[len("TGSYNC_"):].lower().partition("_")
-        if section in SECTIONS:
+        if (section, key) in SCHEMA:
             _apply(values, section, key, v, name)
-        elif section not in NOT_SETTINGS:  # a typo (TGSYNC_STOR_URI) must not pass in silence
-            close = difflib.get_close_matches(section, SECTIONS, n=1)
-            hint = f" (did you mean TGSYNC_{close[0].upper()}_{key.upper()}?)" if close else ""
-            _warn(warn, f"warning: {name} is not a tgsync setting and is ignored{hint}")
+        elif section not in NOT_SETTINGS:  # a typo (TGSYNC_STOR_URI, TGSYNC_STORE_URL) must not pass in silence
+            _warn(warn, f"warning: {name} is not a tgsync setting and is ignored{_env_hint(name)}")
     if store is not None:
         _apply(values, "store", "uri", store, "--store")
     _check_database(values)
@@ -272,14 +287,37 @@ def _read_toml(file: Path) -> dict:
         with file.open("rb") as fh:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: not valid TOML ({exc})") from exc
+        raise ConfigError(f"{file}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:  # a binary file, or another encoding than UTF-8
+        raise ConfigError(f"{file}: not a TOML text file (not UTF-8 at byte {exc.start})") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{file}: is a directory, not a config file") from None
     except OSError as exc:
-        raise ConfigError(f"{file}: cannot read ({exc.strerror})") from exc
+        raise ConfigError(f"{file}: cannot read ({exc.strerror})") from None
+
+
+ENV_NAMES = {f"TGSYNC_{section}_{key}".upper(): (section, key) for section, key in SCHEMA}
+
+
+def _env_hint(name: str) -> str:
+    """The variable meant, whether the section or the key is misspelt."""
+    close = difflib.get_close_matches(name.upper(), ENV_NAMES, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _key_hint(section: str, key: str) -> str:
+    """`store.url` → did you mean store.uri; `[stor] uri` → did you mean [store]."""
+    if section not in SECTIONS:
+        close = difflib.get_close_matches(section, SECTIONS, n=1)
+        return f" (did you mean [{close[0]}]?)" if close else f" (sections: {', '.join(sorted(SECTIONS))})"
+    keys = [k for s_, k in SCHEMA if s_ == section]
+    close = difflib.get_close_matches(key, keys, n=1)
+    return f" (did you mean {section}.{close[0]}?)" if close else f" ([{section}] keys: {', '.join(keys)})"
 
 
 def _apply(values, section: str, key: str, v: Any, where: str) -> None:
     if (section, key) not in SCHEMA:
-        raise ConfigError(f"{where}: unknown setting {section}.{key}")
+        raise ConfigError(f"{where}: unknown setting {section}.{key}{_key_hint(section, key)}")
     conv, _ = SCHEMA[(section, key)]
     try:
         values[(section, key)] = conv(v)

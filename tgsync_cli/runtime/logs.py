@@ -14,14 +14,17 @@ import logging
 import sys
 import time
 
+from tgsync_cli.core.text import safe_text
 from tgsync_cli.runtime.config import redact
 
 LIBRARIES = ("pyrogram", "pymongo", "celery", "kombu", "amqp", "redis", "asyncio", "litemongo")
 
 
 class _Redacting(logging.Filter):
+    """No secret in a log line, and no terminal control from a name or title in one."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage())
+        record.msg = safe_text(redact(record.getMessage()), limit=2000)
         record.args = ()
         return True
 

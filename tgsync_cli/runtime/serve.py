@@ -118,7 +118,8 @@ class Runtime:
 
     def __init__(self, *, client, loop: asyncio.AbstractEventLoop, engine: Engine, pipeline,
                  bot_id: int, on_started: Optional[Callable[[StartupReport], None]] = None,
-                 drain_timeout: float = 30.0, fast_path: bool = True):
+                 drain_timeout: float = 30.0, fast_path: bool = True,
+                 on_stopping: Optional[Callable[[], None]] = None):
         self.client = client
         self.fast_path = fast_path  # known members' messages skip pyrogram's parse (fast_path.py)
         self.loop = loop
@@ -126,6 +127,7 @@ class Runtime:
         self.pipeline = pipeline
         self.bot_id = bot_id
         self.on_started = on_started
+        self.on_stopping = on_stopping  # told once stopping begins: a later signal only waits for it
         self.drain_timeout = drain_timeout  # then what is left is spooled, not lost
         self.accepting = True
         self.late = 0  # updates that arrived after the stop request (still kept)
@@ -204,20 +206,25 @@ class Runtime:
             return
         self._stop_requested = True
         self.accepting = False
-        log.info("%s: draining %d pending events", reason, self.pipeline.backlog(),
-                 extra={"event": "shutdown", "backlog": self.pipeline.backlog()})
+        if self.on_stopping:
+            self.on_stopping()
+        if self.started.is_set():  # while still connecting there is nothing to drain: one line then
+            log.info("%s: draining %d pending events", reason, self.pipeline.backlog(),
+                     extra={"event": "shutdown", "backlog": self.pipeline.backlog()})
         self.loop.call_soon_threadsafe(self._stop.set)
 
     def run(self) -> int:
         """Blocks until stopped; 0 after a clean drain. Installs SIGINT/SIGTERM on the main thread."""
         asyncio.set_event_loop(self.loop)
+        # before the loop runs any code: a signal from here on is the loop's (request_stop), never
+        # an exception inside one of its callbacks, where asyncio would log it and carry on
+        signals = self._install_signals()
         try:
-            return self.loop.run_until_complete(self._main())
+            return self.loop.run_until_complete(self._main(signals))
         finally:
             asyncio.set_event_loop(None)
 
-    async def _main(self) -> int:
-        signals = self._install_signals()
+    async def _main(self, signals: dict) -> int:
         connected = pipeline_started = False
         try:
             for h in self.handlers():  # before start(): updates recovered at start reach us too
@@ -265,8 +272,11 @@ class Runtime:
                     log.warning("disconnect failed: %s", type(exc).__name__)
             if self.gate is not None:
                 self.gate.close()
-            for s in signals:
+            if self.on_stopping:
+                self.on_stopping()
+            for s, before in signals.items():
                 self.loop.remove_signal_handler(s)
+                signal.signal(s, before)  # whoever started us handles a late signal again
         log.info("stopped: %s events applied, %d spooled for the next start, %d arrived while "
                  "stopping", getattr(self.pipeline, "applied", "?"), self.spooled, self.late,
                  extra={"event": "stopped", "backlog": self.spooled})
@@ -303,19 +313,23 @@ class Runtime:
             return True
         connect.cancel()
         await asyncio.wait({connect}, timeout=1.0)
-        for task in asyncio.all_tasks():  # pyrogram's half-started session tasks
-            if task is not asyncio.current_task():
-                task.cancel()
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:  # pyrogram's half-started session tasks
+            task.cancel()
+        if others:  # let them unwind, so closing the loop finds none pending (one line, no noise)
+            await asyncio.wait(others, timeout=1.0)
         return False
 
-    def _install_signals(self) -> list:
-        installed: list = []
+    def _install_signals(self) -> dict:
+        """SIGINT/SIGTERM → request_stop; returns the handlers they replace, restored at the end."""
+        installed: dict = {}
         if threading.current_thread() is not threading.main_thread():
             return installed
         for sig in (signal.SIGINT, signal.SIGTERM):
+            before = signal.getsignal(sig)
             try:
                 self.loop.add_signal_handler(sig, self.request_stop, sig.name)
-                installed.append(sig)
+                installed[sig] = before
             except (NotImplementedError, RuntimeError, ValueError):  # platforms without it
                 pass
         return installed
@@ -333,7 +347,7 @@ def spool_path(settings: Settings) -> Path:
 
 def build_runtime(settings: Settings, queue: Optional[str] = None,
                   on_started: Optional[Callable[[StartupReport], None]] = None,
-                  metrics=None) -> Runtime:
+                  on_stopping: Optional[Callable[[], None]] = None, metrics=None) -> Runtime:
     """Settings → client, gateway, engine, pipeline. Credentials are checked first of all."""
     t = settings.telegram
     check_credentials(t.api_id, t.api_hash, t.bot_token)
@@ -357,7 +371,7 @@ def build_runtime(settings: Settings, queue: Optional[str] = None,
                             flush_seconds=settings.sync.last_seen_flush_seconds,
                             spool_path=str(spool), **extra)
     runtime = Runtime(client=client, loop=loop, engine=engine, pipeline=pipeline, bot_id=bot_id,
-                      on_started=on_started)
+                      on_started=on_started, on_stopping=on_stopping)
     # kurigram saves the update state before our handlers run: hold it until the spool has them
     runtime.gate = UpdateStateGate(getattr(pipeline, "durable_marks", lambda: (0, 0)))
     runtime.gate.install(client)
@@ -366,6 +380,7 @@ def build_runtime(settings: Settings, queue: Optional[str] = None,
 
 def serve(settings: Settings, queue: Optional[str] = None,
           on_started: Optional[Callable[[StartupReport], None]] = None,
+          on_stopping: Optional[Callable[[], None]] = None,
           listen: Optional[Tuple[str, int]] = None) -> int:
     """`listen` (host, port): the health and metrics endpoint, checked by the caller."""
     metrics = observed = None
@@ -373,7 +388,7 @@ def serve(settings: Settings, queue: Optional[str] = None,
         from tgsync_cli.runtime.metrics import Metrics
 
         metrics = Metrics("serve")
-    runtime = build_runtime(settings, queue, on_started, metrics=metrics)
+    runtime = build_runtime(settings, queue, on_started, on_stopping, metrics=metrics)
     try:
         if metrics is not None and listen is not None:
             from tgsync_cli.runtime.observe import attach

@@ -257,8 +257,14 @@ class Simulator:
 
     def do_message(self, step):
         chat, uid, text = self.world.chat(step["chat"]), step["user"], step.get("text") or ""
-        if chat.migrated_to is not None or not _present(chat.state(uid)):
-            return  # the old basic group is gone; and only members can post
+        if chat.migrated_to is not None:
+            self.engine.note(f"message at {step['at']}: chat {chat.id} became supergroup {chat.migrated_to}; "
+                             "nothing can be posted in the old group (dropped)")
+            return
+        if not _present(chat.state(uid)):  # only members can post: Telegram would refuse it
+            self.engine.note(f"message at {step['at']}: user {uid} is not in chat {chat.id} "
+                             f"({chat.state(uid).status}), so Telegram would not deliver it (dropped)")
+            return
         if chat.type == "channel" and chat.state(uid).status not in ADMINS:
             return  # only a channel's admins post in it
         reply = bool(step.get("reply_to_bot"))

@@ -71,6 +71,8 @@ class ExportScan:
     bare_id: Optional[int] = None
     messages_read: int = 0
     candidates: dict[int, Evidence] = field(default_factory=dict)
+    unreadable_dates: int = 0  # messages skipped: their date_unixtime is not a time
+    unreadable_ids: list = field(default_factory=list)  # the first few of their message ids
 
     def bot_api_id(self) -> Optional[int]:
         """Bot API chat id for the export's bare id; None when there is no id or no group type."""
@@ -220,7 +222,13 @@ def _take(scan: ExportScan, msg: dict, idx: int, label: str) -> None:
     uid = int(m[2])
     if m[1] != "user" or uid in STAND_IN_IDS or uid <= 0:
         return  # channels, groups posting as themselves, Telegram's stand-ins: nobody's membership
-    at = _when(msg, where)
+    try:
+        at = _when(msg, where)
+    except UnreadableDate:  # one bad time skips its message, not the whole export
+        scan.unreadable_dates += 1
+        if len(scan.unreadable_ids) < UNREADABLE_SHOWN:
+            scan.unreadable_ids.append(mid if type(mid) is int else f"#{idx}")
+        return
     name = msg.get(name_field)
     name = name if isinstance(name, str) and name else None
     left = kind == "service" and msg.get("action") == "remove_members" and _only_self(msg, name, where)
@@ -239,6 +247,13 @@ def _only_self(msg: dict, actor_name: Optional[str], where: str) -> bool:
     return actor_name is not None and members == [actor_name]
 
 
+UNREADABLE_SHOWN = 10
+
+
+class UnreadableDate(InputError):
+    """A message's date_unixtime is present but is no time (text, a fraction, out of range)."""
+
+
 def _when(msg: dict, where: str) -> datetime:
     if "date_unixtime" not in msg:
         raise InputError(f'{where}: field "date_unixtime" is missing '
@@ -247,11 +262,11 @@ def _when(msg: dict, where: str) -> datetime:
     if isinstance(raw, str) and _UNIX.fullmatch(raw):
         raw = int(raw)
     if type(raw) is not int:
-        raise InputError(f'{where}: field "date_unixtime" is not a number: {_show(raw)}')
+        raise UnreadableDate(f'{where}: field "date_unixtime" is not a number: {_show(raw)}')
     try:
         return from_unix(raw)
     except (OverflowError, OSError, ValueError):
-        raise InputError(f'{where}: field "date_unixtime" is out of range: {_show(raw)}') from None
+        raise UnreadableDate(f'{where}: field "date_unixtime" is out of range: {_show(raw)}') from None
 
 
 class _DigitGuard:

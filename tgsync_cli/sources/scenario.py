@@ -156,6 +156,15 @@ def validate(data: Any) -> None:
     _validate_timeline(_list(data.get("timeline", []), "$.timeline"), users, chats, bot_id)
 
 
+def _has_zone(text: str) -> bool:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text.strip().replace("Z", "+00:00")).tzinfo is not None
+    except ValueError:
+        return False
+
+
 def _validate_timeline(timeline: List[Any], users: dict, chats: dict, bot_id: int) -> None:
     last = None
     known_chats = set(chats)
@@ -166,6 +175,9 @@ def _validate_timeline(timeline: List[Any], users: dict, chats: dict, bot_id: in
             at = parse_iso(_str(step.get("at"), f"{p}.at"))
         except ValueError:
             _fail(f"{p}.at", f"not an ISO-8601 time: {step.get('at')!r}")
+        if not _has_zone(step["at"]):
+            _fail(f"{p}.at", f"{step['at'][:40]!r} has no time zone: Telegram's times are UTC, "
+                  f"so write it as {step['at'][:19]}Z (or with an offset such as +05:00)")
         if last is not None and at < last:
             _fail(f"{p}.at", "times must not decrease")
         last = at

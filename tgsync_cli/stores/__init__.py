@@ -11,23 +11,25 @@ from tgsync_cli.core.errors import ConfigError
 from tgsync_cli.stores.common import DEFAULT_DB, new_id, redact_uri
 
 
-def open_store(uri: str, database: Optional[str] = None, *, create: bool = True, time_format: str = "auto"):
-    """With `create=False` (read-only commands) a missing store is a StoreError naming the URI,
-    and nothing is created; a damaged one is a one-line StoreError naming URI and cause.
+def open_store(uri: str, database: Optional[str] = None, *, create: bool = True, time_format: str = "auto",
+               read_only: bool = False):
+    """With `create=False` a missing store is a StoreError naming the URI, and nothing is
+    created; a damaged one is a one-line StoreError naming URI and cause. `read_only` (commands
+    that only list) never writes, so a store owned by another user can still be read.
     `database`: the MongoDB database when the URI names none (a different one is refused), the
     embedded store's file name; None means the URI's own, else the default."""
     if uri.startswith(("mongodb://", "mongodb+srv://")):
         from tgsync_cli.stores.mongo import open_mongo
 
-        return open_mongo(uri, database, create=create, time_format=time_format)
+        return open_mongo(uri, database, create=create and not read_only, time_format=time_format)
     database = database or DEFAULT_DB
     if uri.startswith(("file:", "memory:")):
         from tgsync_cli.stores.sqlite import SqliteStore
         from tgsync_cli.stores.sqlite_schema import connect
 
-        conn, lock, label, owns = connect(uri, database, create)
+        conn, lock, label, owns = connect(uri, database, create and not read_only, read_only)
         checkpointer = None
-        if owns and uri.startswith("file:"):  # WAL checkpoints off the writers' path
+        if owns and uri.startswith("file:") and not read_only:  # WAL checkpoints off the writers' path
             from tgsync_cli.stores.sqlite_busy import start_checkpointer
 
             checkpointer = start_checkpointer(conn)

@@ -98,3 +98,35 @@ def member_doc(m: Mapping[str, Any]) -> MemberDoc:
         if m.get(k) is not None:
             out[k] = m[k]
     return cast("MemberDoc", out)
+
+
+# What each store call does, in an operator's words: "listing the clubs failed" says what was
+# being done; "all_clubs failed" names a method they never called.
+_DOING = {
+    "active_count": "counting a club's active members", "all_clubs": "listing the clubs",
+    "check": "checking the database's indexes", "claim_welcome": "claiming a welcome post",
+    "clear_departure": "clearing a departure note", "club_by_group": "looking up the club of a chat",
+    "club_by_id": "looking up a club by id", "club_by_username": "looking up a club by @username",
+    "club_index": "loading the clubs", "confirm_welcome": "confirming a welcome post",
+    "counts": "counting what is stored", "create_club": "creating a club",
+    "departure": "reading a departure note", "departures_for": "reading departure notes",
+    "export": "reading everything for a copy", "flush_activity": "saving who wrote this week",
+    "flush_last_seen": "saving when members were last seen", "forget": "erasing a person",
+    "forget_preview": "finding what is stored about a person",
+    "forgotten_since": "reading who was erased", "import": "writing a copy",
+    "member": "reading a membership", "membership_log": "reading the membership log",
+    "memberships_of": "reading a person's memberships", "migrate_club": "moving a club to its new chat",
+    "note_forgotten": "noting an erased person", "observe": "saving a membership change",
+    "observe_many": "saving membership changes", "pending_log": "reading log entries not yet moved",
+    "prune_departures": "pruning old departure notes", "reconcile_history": "reading reconcile history",
+    "record_departure": "recording a departure", "record_reconcile": "recording a reconcile",
+    "release_welcome": "releasing a welcome post", "set_club_username": "saving a club's @username",
+    "set_dm_blocked": "noting a blocked private chat", "settle_log": "moving log entries to the log",
+    "update_sync": "saving a club's sync figures", "upsert_user": "saving an account",
+    "user_by_telegram_id": "looking up an account", "writers_by_week": "counting writers per week",
+}
+
+
+def doing(name: str) -> str:
+    """A store call's name as the words of what it does."""
+    return _DOING.get(name, name.replace("_", " "))

@@ -8,6 +8,7 @@ import re
 from typing import Any, Callable, Dict, List, Tuple
 
 from tgsync_cli.core.errors import StoreConflict, StoreUnavailable
+from tgsync_cli.stores.common import doing
 
 
 class MongoDb:
@@ -32,9 +33,9 @@ class MongoDb:
         try:
             result = fn(*a, **kw)
         except DuplicateKeyError as exc:
-            raise StoreConflict(f"{self.uri_label}: {name} lost a race ({cause(exc)})") from exc
+            raise StoreConflict(f"{self.uri_label}: {doing(name)} lost a race ({cause(exc)})") from exc
         except (PyMongoError, OSError) as exc:
-            raise StoreUnavailable(f"{self.uri_label}: {name} failed ({cause(exc)})") from exc
+            raise StoreUnavailable(f"{self.uri_label}: {doing(name)} failed ({cause(exc)})") from exc
         return result
 
     def bulk(self, name: str, coll: Any, ops: List[Tuple[dict, dict, bool]]) -> int:

@@ -111,7 +111,8 @@ _MEMORY: Dict[str, Tuple[sqlite3.Connection, threading.RLock]] = {}
 _MEMORY_LOCK = threading.Lock()
 
 
-def connect(uri: str, database: str, create: bool) -> Tuple[sqlite3.Connection, threading.RLock, str, bool]:
+def connect(uri: str, database: str, create: bool,
+            read_only: bool = False) -> Tuple[sqlite3.Connection, threading.RLock, str, bool]:
     """(connection, lock, label, owns_connection). `memory:` is a fresh database each time;
     `memory:NAME` is shared by every store opened with that name in this process."""
     conn: Optional[sqlite3.Connection]
@@ -136,16 +137,108 @@ def connect(uri: str, database: str, create: bool) -> Tuple[sqlite3.Connection, 
     db = os.path.join(path, DB_FILE.format(database=plain_database_name(database)))
     if os.path.exists(path) and not os.path.isdir(path):
         raise StoreError(f"store {uri} is damaged: {path} is a file, not the store's directory")
-    if not os.path.exists(db):
+    exists = _exists(db, uri)
+    if not exists:
         if not create:
             raise StoreError(f"no store at {uri} (nothing was created; check store.uri or --store)")
-        make_private_dirs(path)
         try:
+            make_private_dirs(path)
             os.close(os.open(db, os.O_CREAT | os.O_WRONLY, 0o600))
+        except PermissionError:
+            raise StoreError(_denied(uri, _nearest_existing(path), "create a store in")) from None
         except OSError as exc:
             raise StoreError(f"store {uri}: cannot create {db} ({exc.strerror})") from exc
     elif os.path.isdir(db):
         raise StoreError(f"store {uri} is damaged: {db} is a directory, not a database file")
+    if not os.access(db, os.R_OK):
+        raise StoreError(_denied(uri, db, "read"))
+    if read_only:
+        conn = _open_read_only(db, path, uri)
+        try:
+            check_integrity(conn, uri)
+        except BaseException:
+            conn.close()
+            raise
+    else:
+        if not (os.access(db, os.W_OK) and os.access(path, os.W_OK)):
+            raise StoreError(_denied(uri, db if not os.access(db, os.W_OK) else path, "write"))
+        conn = _open_read_write(db, uri)
+    _init(conn, uri, create and not read_only)
+    return conn, threading.RLock(), uri, True
+
+
+def _exists(db: str, uri: str) -> bool:
+    """Whether the database file is there; a directory we may not enter is a permission
+    problem, never "no store"."""
+    try:
+        os.stat(db)
+        return True
+    except FileNotFoundError:
+        return False
+    except PermissionError:
+        raise StoreError(_denied(uri, os.path.dirname(db), "read")) from None
+
+
+def _nearest_existing(path: str) -> str:
+    path = os.path.abspath(path)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
+def _denied(uri: str, where: str, what: str) -> str:
+    """Permission denied, naming who is asking and who owns the file or directory."""
+    import pwd
+
+    def name(uid: int) -> str:
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return f"uid {uid}"
+
+    try:
+        st = os.stat(where)
+        owner = f"owned by {name(st.st_uid)}, mode {st.st_mode & 0o777:04o}"
+    except OSError:
+        owner = "not accessible"
+    return (f"store {uri}: permission denied: user {name(os.geteuid())} may not {what} {where} "
+            f"({owner}); run as its owner or ask them for access")
+
+
+def _open_read_only(db: str, path: str, uri: str) -> sqlite3.Connection:
+    """A connection that never writes (roster, clubs, history, member, stats). SQLite reads a
+    WAL store through its `-shm` file; a user who may not create that file (a store owned by
+    someone else) still reads it when no writer has changes pending (no `-wal` left), as an
+    immutable file."""
+    def attempt(flags: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(f"file:{db}?{flags}", uri=True, timeout=30.0, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    try:
+        return attempt("mode=ro")
+    except sqlite3.OperationalError as exc:
+        if os.access(path, os.W_OK) or "readonly" not in str(exc) and "unable to open" not in str(exc):
+            raise StoreError(f"store {uri} is busy or damaged ({exc})") from None
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"store {uri} is damaged or not a tgsync store ({exc})") from None
+    wal = db + "-wal"
+    if os.path.exists(wal) and os.path.getsize(wal) > 0:
+        raise StoreError(_denied(uri, path, "write") + " (a running tgsync has changes not yet in the "
+                         "main file, and reading them needs write access to the directory)")
+    try:
+        return attempt("mode=ro&immutable=1")
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"store {uri} is damaged or not a tgsync store ({exc})") from None
+
+
+def _open_read_write(db: str, uri: str) -> sqlite3.Connection:
     deadline = time.monotonic() + 30.0
     while True:
         conn = None
@@ -159,7 +252,7 @@ def connect(uri: str, database: str, create: bool) -> Tuple[sqlite3.Connection, 
                 conn.execute("PRAGMA journal_mode = DELETE")
             conn.execute("PRAGMA synchronous = NORMAL")
             check_integrity(conn, uri)
-            break
+            return conn
         except sqlite3.OperationalError as exc:
             if conn is not None:
                 conn.close()
@@ -174,8 +267,6 @@ def connect(uri: str, database: str, create: bool) -> Tuple[sqlite3.Connection, 
             if conn is not None:
                 conn.close()
             raise
-    _init(conn, uri, create)
-    return conn, threading.RLock(), uri, True
 
 
 def _memory_conn() -> sqlite3.Connection:

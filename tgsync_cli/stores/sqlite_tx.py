@@ -19,17 +19,18 @@ import threading
 from typing import Callable, Iterator, NoReturn, Optional
 
 from tgsync_cli.core.errors import StoreConflict, StoreError, StoreUnavailable
+from tgsync_cli.stores.common import doing
 from tgsync_cli.stores.sqlite_busy import begin
 
 
 def _typed(label: str, name: str, exc: BaseException) -> NoReturn:
     """The store's own error for a SQLite one (what the caller can do about it), else `exc`."""
     if isinstance(exc, sqlite3.IntegrityError):
-        raise StoreConflict(f"{label}: {name} lost a race ({exc})") from exc
+        raise StoreConflict(f"{label}: {doing(name)} lost a race ({exc})") from exc
     if isinstance(exc, sqlite3.OperationalError):
-        raise StoreUnavailable(f"{label}: {name} failed ({exc})") from exc
+        raise StoreUnavailable(f"{label}: {doing(name)} failed ({exc})") from exc
     if isinstance(exc, sqlite3.DatabaseError):
-        raise StoreError(f"{label}: {name} failed ({exc})") from exc
+        raise StoreError(f"{label}: {doing(name)} failed ({exc})") from exc
     raise exc
 
 
