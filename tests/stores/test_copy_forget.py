@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta
 
@@ -107,15 +108,21 @@ def test_replay_hears_a_forget_run_while_it_applies_the_file(tmp_path, monkeypat
     real = offline._handle
     count = []
 
+    def forget_105():
+        other = open_store(f"file:{tmp_path}/store")
+        ops.forget(other, None, 105)
+        other.close()
+    # an operator runs forget 105 from another shell: it waits for the replay's open batch
+    operator = threading.Thread(target=forget_105)
+
     def handle(engine, event):
         count.append(1)
-        if len(count) == 100:  # an operator runs forget 105 from another shell
-            other = open_store(f"file:{tmp_path}/store")
-            ops.forget(other, None, 105)
-            other.close()
+        if len(count) == 100:
+            operator.start()
         return real(engine, event)
     monkeypatch.setattr(offline, "_handle", handle)
     offline.replay(f, store)
+    operator.join(30)
     assert traces(store, {105}) == []
     assert len(store.club_by_group(U.CHAT["id"])["members"]) == 29  # everyone else who wrote
 

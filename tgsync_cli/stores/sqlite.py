@@ -1,7 +1,8 @@
 """The embedded store on SQLite (`file:PATH`, the default, and `memory:`).
 
 Relational inside (clubs, memberships, users, departures, membership_log), rendered as the MongoDB
-documents on every read. Every protocol call is one transaction — BEGIN IMMEDIATE for writes, so
+documents on every read. Every protocol call is one transaction (inside a bulk writer's `batch()`,
+one savepoint of a shared transaction: `sqlite_tx`) — BEGIN IMMEDIATE for writes, so
 the write lock is taken before anything is read and the guards (`decide`) run on what no other
 process can change under them. WAL lets readers run beside the one writer; a second writer waits
 its turn in sub-millisecond steps (`sqlite_busy.begin`) instead of failing, and checkpoints run on
@@ -17,7 +18,7 @@ import sqlite3
 import threading
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, cast
+from typing import Any, ContextManager, Dict, Iterable, Iterator, List, Optional, Tuple, cast
 
 from tgsync_cli.core.documents import (
     ClubDoc,
@@ -29,14 +30,14 @@ from tgsync_cli.core.documents import (
     MemberDoc,
     UserDoc,
 )
-from tgsync_cli.core.errors import StoreConflict, StoreError, StoreUnavailable
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.store import ClubIndex, forgotten_key
-from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, PartsStore, doing, new_id
-from tgsync_cli.stores.sqlite_busy import Checkpointer, begin
+from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, PartsStore, new_id
+from tgsync_cli.stores.sqlite_busy import Checkpointer
 from tgsync_cli.stores.sqlite_insights import SqliteInsights
 from tgsync_cli.stores.sqlite_members import SqliteMembers, member_row, upsert_account
 from tgsync_cli.stores.sqlite_requests import SqliteRequests
+from tgsync_cli.stores.sqlite_tx import Transactions
 from tgsync_cli.stores.sqlite_schema import (
     MEMBER_COLS,
     SCHEMA_VERSION,
@@ -60,7 +61,10 @@ class SqliteStore(PartsStore):
         self._closed = False
         self._owns_conn = owns_conn  # a shared `memory:NAME` connection outlives this store
         self._checkpointer = checkpointer  # a file store's WAL checkpoints, off the writers' path
-        self.members = SqliteMembers(self._tx)
+        self._txs = Transactions(conn, label, lock, self._counted, self._forget_ledger)
+        self._tx = self._txs.tx  # one transaction per protocol call, or a savepoint in a batch
+        self._member_part = SqliteMembers(self._tx)
+        self.members = self._member_part
         self.insights = SqliteInsights(self._tx)
         self.requests = SqliteRequests(self._tx)
         # the requests ledger, as the store protocol names it
@@ -72,27 +76,17 @@ class SqliteStore(PartsStore):
         self.close_join_requests = self.requests.close_join_requests
 
     # -- transactions ----------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _tx(self, name: str, write: bool = True) -> Iterator[sqlite3.Cursor]:
-        with self._lock:
-            self.ops += 1
-            cur = self._conn.cursor()
-            try:
-                begin(cur, write)  # the write lock with sub-millisecond retries
-                yield cur
-                cur.execute("COMMIT")
-            except BaseException as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    self._conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.IntegrityError):
-                    raise StoreConflict(f"{self.uri_label}: {doing(name)} lost a race ({exc})") from exc
-                if isinstance(exc, sqlite3.OperationalError):
-                    raise StoreUnavailable(f"{self.uri_label}: {doing(name)} failed ({exc})") from exc
-                if isinstance(exc, sqlite3.DatabaseError):
-                    raise StoreError(f"{self.uri_label}: {doing(name)} failed ({exc})") from exc
-                raise
-            finally:
-                cur.close()
+    def _counted(self) -> None:
+        self.ops += 1
+
+    def _forget_ledger(self) -> None:
+        """A batch rolled back: activity rows this process noted as written may not be."""
+        self._member_part.forget_written()
+
+    def batch(self) -> ContextManager[None]:
+        """Several calls in one write transaction (`sqlite_tx.Transactions.batch`): for a bulk
+        writer that can apply its events again after a crash."""
+        return self._txs.batch()
 
 
     def close(self) -> None:

@@ -44,10 +44,26 @@ def upsert_account(cur: sqlite3.Cursor, p: Person, at: datetime, keep_names: boo
                           for k in ("username", "first_name", "last_name", "language_code"))
         cur.execute("INSERT INTO users (id, telegram_id, username, first_name, last_name, language_code,"
                     " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT(telegram_id) DO UPDATE SET" + names + "," + _ACCOUNT_TIMES,
+                    " ON CONFLICT(telegram_id) DO UPDATE SET" + names + "," + _ACCOUNT_TIMES
+                    + " RETURNING id",  # inserted or updated, the row's id: no second statement
                     (uid, p.id, f["username"], f["first_name"], f["last_name"], f["language_code"],
                      dt_in(at), dt_in(at)))
+        row = cur.fetchone()
+        if row is not None:
+            return row[0]
     return cur.execute("SELECT id FROM users WHERE telegram_id = ?", (p.id,)).fetchone()[0]
+
+
+def _update_changed(cur: sqlite3.Cursor, club_id: str, tid: int, old: Sequence[Any],
+                    vals: List[Any]) -> None:
+    """Write only the columns whose value moved (`old`: the row as stored, in MEMBER_COLS order):
+    a column left out of SET leaves the indexes on it untouched (telegram_id is in three), so a
+    leave rewrites one index entry, not four."""
+    moved = [(c, v) for c, v, o in zip(MEMBER_COLS, vals, old, strict=True) if v != o or type(v) is not type(o)]
+    if moved:
+        sets = ", ".join(f"{c} = ?" for c, _v in moved)
+        cur.execute(f"UPDATE memberships SET {sets} WHERE club_id = ? AND telegram_id = ?",
+                    [*(v for _c, v in moved), club_id, tid])
 
 
 Tx = Callable[..., ContextManager[sqlite3.Cursor]]
@@ -60,14 +76,22 @@ class SqliteMembers:
         self._tx = tx
         self._activity_ledger = WeekLedger()  # who this process already wrote in which week
 
+    def forget_written(self) -> None:
+        """The transaction that wrote activity rows was rolled back: write them again."""
+        self._activity_ledger = WeekLedger()
+
     def member(self, club_id: str, tid: int) -> Optional[MemberDoc]:
         with self._tx("member", write=False) as cur:
             return self._member(cur, club_id, tid)
 
     def _member(self, cur, club_id: str, tid: int, raw: bool = False) -> Optional[MemberDoc]:
-        row = cur.execute(f"SELECT {', '.join(MEMBER_COLS)} FROM memberships WHERE club_id = ? AND telegram_id = ?",
-                          (club_id, tid)).fetchone()
+        row = self._row(cur, club_id, tid)
         return cast(MemberDoc, member_row(row, raw)) if row else None
+
+    @staticmethod
+    def _row(cur, club_id: str, tid: int) -> Optional[Tuple[Any, ...]]:
+        return cur.execute(f"SELECT {', '.join(MEMBER_COLS)} FROM memberships WHERE club_id = ? AND telegram_id = ?",
+                           (club_id, tid)).fetchone()
 
     def _departure(self, cur, club_id: str, tid: int) -> Optional[dict]:
         row = cur.execute("SELECT status, at FROM departures WHERE club_id = ? AND telegram_id = ?",
@@ -76,7 +100,8 @@ class SqliteMembers:
 
     def _apply(self, cur, club_id: str, obs: Observation) -> Outcome:
         tid = obs.person.id
-        current = self._member(cur, club_id, tid, raw=True)
+        row = self._row(cur, club_id, tid)
+        current = member_row(row, raw=True) if row else None
         dep = self._departure(cur, club_id, tid) if current is None else None
         d = decide(club_id, current, dep, obs)
         if d.departure is not None:
@@ -89,13 +114,11 @@ class SqliteMembers:
             if d.account:
                 m["user_id"] = upsert_account(cur, obs.person, obs.at, obs.keep_names)
             vals = [member_in(c, m.get(c)) for c in MEMBER_COLS]
-            if current is None:
+            if row is None:
                 cur.execute(f"INSERT INTO memberships (club_id, {', '.join(MEMBER_COLS)}) VALUES "
                             f"(?, {', '.join('?' * len(MEMBER_COLS))})", [club_id, *vals])
             else:
-                sets = ", ".join(f"{c} = ?" for c in MEMBER_COLS)
-                cur.execute(f"UPDATE memberships SET {sets} WHERE club_id = ? AND telegram_id = ?",
-                            [*vals, club_id, tid])
+                _update_changed(cur, club_id, tid, row, vals)
         if d.clear_departure:
             cur.execute("DELETE FROM departures WHERE club_id = ? AND telegram_id = ?", (club_id, tid))
         if d.log is not None:
