@@ -1,27 +1,33 @@
 """Rendering of history, member and stats: Rich tables and a terminal bar chart. Every text that
-came from Telegram (names, titles, invite link names) is escaped: people choose their names."""
+came from Telegram or the app's database (names, titles, invite link names, the app's roles,
+statuses and routes) is shown literally and bounded: people choose their names."""
 
 from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+
+from tgsync_cli.cli.render import plain
 
 CHANGE_STYLE = {"joined": "green", "left": "yellow", "kicked": "red", "promoted": "cyan", "demoted": "cyan"}
 
 
 def _state(s: Any) -> str:
-    return "—" if not s else f"{s.get('status')}/{s.get('role')}"
+    return "—" if not isinstance(s, dict) else f"{s.get('status')}/{s.get('role')}"
 
 
-def _who(e: Dict[str, Any]) -> str:
-    return f"{e['telegram_id']} {escape(e.get('name') or '')}".strip()
+def _change(e: Dict[str, Any]) -> Text:
+    return plain(f"{_state(e.get('from'))} → {_state(e.get('to'))}")
+
+
+def _who(e: Dict[str, Any]) -> Text:
+    return plain(f"{e['telegram_id']} {e.get('name') or ''}".strip())
 
 
 def history_table(view: Dict[str, Any]) -> Table:
-    title = f"{escape(view.get('name') or '')} ({view['telegram_group_id']}) — membership history"
+    title = plain(f"{view.get('name') or ''}", 80) + f" ({view['telegram_group_id']}) — membership history"
     t = Table(title=title)
     t.add_column("time (UTC)", no_wrap=True)
     t.add_column("member", overflow="fold")
@@ -33,9 +39,9 @@ def history_table(view: Dict[str, Any]) -> Table:
     for e in view["entries"]:
         kind = e["change"]
         t.add_row(e["at"], _who(e), Text(kind, style=CHANGE_STYLE.get(kind, "")),
-                  f"{_state(e['from'])} → {_state(e['to'])}", e.get("source") or "",
-                  "" if e.get("actor") in (None, e["telegram_id"]) else str(e["actor"]),
-                  escape(str(e.get("invite_link") or "")))
+                  _change(e), plain(e.get("source")),
+                  "" if e.get("actor") in (None, e["telegram_id"]) else plain(e["actor"]),
+                  plain(e.get("invite_link")))
     if not view["entries"]:
         t.caption = "no changes recorded" + (f" since {view['since']}" if view.get("since") else "")
     return t
@@ -48,32 +54,32 @@ def member_parts(view: Dict[str, Any]) -> List[Any]:
     head.add_column("value", overflow="fold")
     for k in ("_id", "username", "first_name", "last_name", "created_at", "dm_blocked"):
         if k in acc:
-            head.add_row(k, escape(str(acc[k])))
+            head.add_row(k, plain(acc[k]))
     if not acc:
         head.add_row("account", "none (only memberships)")
     ms = Table(title="Memberships")
     for col in ("club", "chat", "role", "status", "source", "joined_at", "status_at"):
         ms.add_column(col, no_wrap=col in ("chat", "joined_at", "status_at"))
     for m in view["memberships"]:
-        ms.add_row(escape(m.get("club_name") or m["club_id"]), str(m.get("telegram_group_id")), m["role"],
-                   m["status"], m["source"], m.get("joined_at") or "", m.get("status_at") or "")
+        ms.add_row(plain(m.get("club_name") or m["club_id"]), str(m.get("telegram_group_id")), plain(m.get("role")),
+                   plain(m.get("status")), plain(m.get("source")), plain(m.get("joined_at")), plain(m.get("status_at")))
     log = Table(title="Log")
     for col in ("time (UTC)", "club", "change", "from → to", "route"):
         log.add_column(col, no_wrap=col == "time (UTC)")
     for e in view["log"]:
-        log.add_row(e["at"], escape(e.get("club") or e["club_id"]), e["change"],
-                    f"{_state(e['from'])} → {_state(e['to'])}", e.get("source") or "")
+        log.add_row(e["at"], plain(e.get("club") or e["club_id"]), plain(e["change"]),
+                    _change(e), plain(e.get("source")))
     return [head, ms, log]
 
 
 def stats_parts(view: Dict[str, Any]) -> List[Any]:
     rows = view["weeks"]
-    t = Table(title=f"{escape(view.get('name') or '')} ({view['telegram_group_id']}) — per week")
+    t = Table(title=plain(f"{view.get('name') or ''}", 80) + f" ({view['telegram_group_id']}) — per week")
     for col in ("week", "joined", "left", "kicked", "net", "writers", "drift", "joins by link"):
         t.add_column(col, justify="right" if col not in ("week", "joins by link") else "left",
                      no_wrap=col == "week")
     for r in rows:
-        links = ", ".join(f"{escape(k)}: {v}" for k, v in sorted(r["joins_by_link"].items()))
+        links = plain(", ".join(f"{k}: {v}" for k, v in sorted(r["joins_by_link"].items())))
         t.add_row(r["week"], str(r["joined"]), str(r["left"]), str(r["kicked"]), f"{r['net']:+d}",
                   str(r["active_writers"]), "—" if r["drift"] is None else str(r["drift"]), links)
     return [t, chart(rows)]

@@ -174,7 +174,7 @@ class MongoStore(Counted):
         head = {"telegram_group_id": 1, "previous_group_ids": 1, "name": 1, "username": 1, "sync": 1, "version": 1}
         if known is None:  # also the outbox a stopped process left: moved at the next flush
             docs = self._call("club_index", lambda: list(self.clubs.find(
-                {}, {**head, "members.telegram_id": 1, "members.status": 1, "log_pending._id": 1})))
+                {}, self.db.fields({**head, "members.telegram_id": 1, "members.status": 1, "log_pending._id": 1}))))
             for d in docs:
                 if d.get("log_pending"):
                     self.members.touched(d["_id"])
@@ -184,7 +184,7 @@ class MongoStore(Counted):
             docs = []
             if changed:
                 docs = self._call("club_index", lambda: list(self.clubs.find(
-                    {"_id": {"$in": changed}}, {**head, "members.telegram_id": 1, "members.status": 1})))
+                    {"_id": {"$in": changed}}, self.db.fields({**head, "members.telegram_id": 1, "members.status": 1}))))
             have = {d["_id"] for d in heads}
         out = ClubIndex()
         for d in docs:
@@ -384,7 +384,7 @@ class MongoStore(Counted):
     # -- whole store ---------------------------------------------------------------------------------
     def counts(self) -> Dict[str, int]:
         def run():
-            members = sum(len(d.get("members") or []) for d in self.clubs.find({}, {"members.telegram_id": 1}))
+            members = sum(len(d.get("members") or []) for d in self.clubs.find({}, self.db.fields({"members.telegram_id": 1})))
             pending = [e["_id"] for d in self.clubs.find({"log_pending.0": {"$exists": True}}, {"log_pending._id": 1})
                        for e in d.get("log_pending") or []]
             moved = self.log.count_documents({"_id": {"$in": pending}}) if pending else 0

@@ -38,10 +38,26 @@ def read_time(v: Any) -> Any:
     return v
 
 
+EPOCH_RANGE = (946684800, 4102444800)  # 2000 … 2100: a number there is a Unix time
+
+
+def read_epoch(v: Any) -> Any:
+    """A time some apps keep as a number: Unix seconds, or milliseconds; None when the number
+    cannot be one (a count, a flag)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    for scale in (1, 1000):
+        if EPOCH_RANGE[0] <= v / scale < EPOCH_RANGE[1]:
+            return datetime.fromtimestamp(v / scale, timezone.utc).replace(tzinfo=None)
+    return None
+
+
 def time_or_none(v: Any) -> Optional[datetime]:
     """A time field the rules compare: a time, or None when it holds anything else (text that
     is no time, a number) — unknown, so the next evidence sets it."""
     t = read_time(v)
+    if isinstance(t, (int, float)):
+        t = read_epoch(t)
     return t if isinstance(t, datetime) else None
 
 
@@ -131,9 +147,25 @@ def read_user(u: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     out = dict(u)
     for k in USER_TIME_KEYS:
         if k in out:
-            out[k] = read_time(out[k])
+            out[k] = time_or_none(out[k])
     if "telegram_id" in out:
         out["telegram_id"] = as_tid(out["telegram_id"])
+    return out
+
+
+def read_log_entry(e: Any) -> Optional[Dict[str, Any]]:
+    """A membership_log entry as readers use it, or None for one nobody can place (no club, no
+    Telegram id, no time): entries the app or an older tool wrote in other shapes are read, never
+    a crash. `from`/`to` that are not documents read as unknown."""
+    if not isinstance(e, dict) or not isinstance(e.get("club_id"), str):
+        return None
+    tid, at = as_tid(e.get("telegram_id")), time_or_none(e.get("at"))
+    if tid is None or at is None:
+        return None
+    out = dict(e, telegram_id=tid, at=at)
+    for k in ("from", "to"):
+        if not isinstance(out.get(k), dict):
+            out[k] = None
     return out
 
 
@@ -154,7 +186,9 @@ def detect(db, time_format: str = "auto") -> Dict[str, TimeForm]:
                                                          if isinstance(m, dict)]),
               "users": ("created_at", lambda d: [d.get("created_at")])}
     for name, (path, values) in probes.items():
-        doc = db[name].find_one({"$or": [{path: {"$type": "string"}}, {path: {"$type": "date"}}]}, {path: 1})
+        # the whole document: a projection into `members` fails on mongomock when the app left a
+        # non-document in the array
+        doc = db[name].find_one({"$or": [{path: {"$type": "string"}}, {path: {"$type": "date"}}]})
         for v in values(doc or {}):
             if isinstance(v, str):
                 forms[name] = TimeForm("iso")
@@ -211,6 +245,17 @@ def app_role_kept(current: Optional[Dict[str, Any]], obs):
     return dataclasses.replace(obs, role=None)
 
 
+def is_null(field: str) -> List[Dict[str, Any]]:
+    """`field` holds null itself (conditions for an `$and`). `{field: null}` alone also matches a
+    missing field and an array with a null element (`members: ["x", null]`): setting such an
+    array to [] would wipe the app's members."""
+    return [{field: None}, {field: {"$exists": True}}, {field: {"$not": {"$type": "array"}}}]
+
+
+# a `$push` into `members` works on an array or a missing field, never on a null (an `$or`)
+PUSHABLE = [{"members": {"$type": "array"}}, {"members": {"$exists": False}}]
+
+
 def null_containers(db) -> int:
     """A club with a Telegram group whose `members` or `sync` the app left null: MongoDB refuses
     to `$push` into or `$set` below a null, so they become an empty list / object (both are
@@ -218,8 +263,7 @@ def null_containers(db) -> int:
     when they open the store; returns how many documents changed."""
     n = 0
     for field, empty in (("members", []), ("sync", {})):
-        r = db["clubs"].update_many({"telegram_group_id": {"$ne": None},
-                                     "$and": [{field: None}, {field: {"$exists": True}}]},
+        r = db["clubs"].update_many({"telegram_group_id": {"$ne": None}, "$and": is_null(field)},
                                     {"$set": {field: empty}})
         n += r.modified_count
     return n
