@@ -107,3 +107,15 @@ def test_numbers_the_app_keeps_as_times_are_read_as_unix_time_or_not_at_all(appd
     member = json.loads(run("--store", f"file:{tmp_path}/local", "member", "777666", "--json").stdout)
     assert member["account"].get("created_at") is None
     assert appdb.db.users.find_one({"_id": "user_plain"})["created_at"] == 17
+
+
+def test_forget_keeps_every_app_account_of_the_person_whatever_form_holds_the_id(appdb):
+    appdb.db.users.insert_one({"_id": "user_plain_twin", "telegram_id": "777666", "phone": "+7 702"})
+    appdb.db.membership_log.insert_one({"club_id": "club_app_srg", "telegram_id": "777666",
+                                        "at": "2024-12-01T10:00:00Z", "to": {"status": "active"}})
+    r = run("--store", appdb.uri, "forget", "777666", "--yes")
+    assert r.exit_code == 0, r.output
+    twin = appdb.db.users.find_one({"_id": "user_plain_twin"})
+    assert twin == {"_id": "user_plain_twin", "phone": "+7 702"}  # the app's field kept, the id gone
+    assert appdb.db.users.find_one({"_id": "user_plain"})["phone"] == "+7 700 000 0000"
+    assert appdb.db.membership_log.count_documents({}) == 0  # the log keyed by the string id too

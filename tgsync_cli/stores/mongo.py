@@ -321,42 +321,43 @@ class MongoStore(Counted):
         clubs = [{"club_id": d["_id"], "name": d.get("name"), "telegram_group_id": as_tid(d.get("telegram_group_id"))}
                  for d in self._call("forget_preview", lambda: list(self.clubs.find(
                      {"members.telegram_id": tid_match(tid)}, {"name": 1, "telegram_group_id": 1})))]
-        user = self.user_by_telegram_id(tid)
+        users = self._call("forget_preview", lambda: list(self.users.find({"telegram_id": tid_match(tid)})))
         deps = self._call("forget_preview", self.departures.count_documents, {"telegram_id": tid})
-        kept = app_account(user)
+        kept = [u["_id"] for u in users if app_account(u)]
+        gone = [u["_id"] for u in users if not app_account(u)]
         created = self._call("forget_preview", self.clubs.count_documents,
-                             {"created_by": user["_id"], "telegram_group_id": {"$type": "number"}}) \
-            if user and not kept else 0
-        return {"clubs": clubs, "accounts": 1 if user else 0, "departures": deps, "created_by_cleared": created,
-                "app_account_kept": user["_id"] if user is not None and kept else None}
+                             {"created_by": {"$in": gone}, "telegram_group_id": {"$type": "number"}}) if gone else 0
+        return {"clubs": clubs, "accounts": len(users), "departures": deps, "created_by_cleared": created,
+                "app_account_kept": kept[0] if kept else None}
 
     def forget(self, tid: int) -> Dict[str, Any]:
         self.settle()  # this process's outbox entries first, so the collection holds them
         self.members.forget_hint(tid)
         rep = self.forget_preview(tid)
-        user = self.user_by_telegram_id(tid)
-        if user is not None and app_account(user):  # the app's account: only its Telegram fields go
-            self._call("forget", self.users.update_one, {"_id": user["_id"]},
-                       {"$unset": {k: "" for k in TELEGRAM_ACCOUNT_KEYS}})
-        elif user is not None:
+        # every account holding the id, in any stored form (the app may hold two: 1 and "1")
+        for user in self._call("forget", lambda: list(self.users.find({"telegram_id": tid_match(tid)}))):
+            if app_account(user):  # the app's account: only its Telegram fields go
+                self._call("forget", self.users.update_one, {"_id": user["_id"]},
+                           {"$unset": {k: "" for k in TELEGRAM_ACCOUNT_KEYS}})
+                continue
             self._call("forget", self.clubs.update_many, {"created_by": user["_id"],
                                                           "telegram_group_id": {"$type": "number"}},
                        {"$set": {"created_by": None}})
+            self._call("forget", self.users.delete_one, {"_id": user["_id"]})
         self._call("forget", self.clubs.update_many, {"$or": [
             {"members.telegram_id": tid_match(tid)}, {"departed_ids": tid}, {"log_pending.telegram_id": tid}]},
             {"$pull": {"members": {"telegram_id": tid_match(tid)}, "departed_ids": tid,
                        "log_pending": {"telegram_id": tid}}, "$inc": {"version": 1}})
         for d in self._call("forget", lambda: list(self.clubs.find({"log_pending.actor": tid}, {"_id": 1}))):
             self._actor_erased(d["_id"], tid)
-        self._call("forget", self.users.delete_many, {"telegram_id": tid_match(tid)})
         self._call("forget", self.departures.delete_many, {"telegram_id": tid})
-        self._call("forget", self.log.delete_many, {"telegram_id": tid})
+        self._call("forget", self.log.delete_many, {"telegram_id": tid_match(tid)})
         self._call("forget", self.activity.delete_many, {"telegram_id": tid})
         self._call("forget", self.log.update_many, {"actor": tid}, {"$set": {"actor": None}})
         # again, last: another process moving its outbox read the person's entry before the pull
         # above and inserts it a round trip later (it reads the outbox, not its memory, so only
         # that far behind)
-        self._call("forget", self.log.delete_many, {"telegram_id": tid})
+        self._call("forget", self.log.delete_many, {"telegram_id": tid_match(tid)})
         return rep
 
     def _actor_erased(self, club_id: str, tid: int) -> None:
