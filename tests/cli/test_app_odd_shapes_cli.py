@@ -119,3 +119,19 @@ def test_forget_keeps_every_app_account_of_the_person_whatever_form_holds_the_id
     assert twin == {"_id": "user_plain_twin", "phone": "+7 702"}  # the app's field kept, the id gone
     assert appdb.db.users.find_one({"_id": "user_plain"})["phone"] == "+7 700 000 0000"
     assert appdb.db.membership_log.count_documents({}) == 0  # the log keyed by the string id too
+
+
+def test_an_import_into_a_club_with_non_documents_in_members_adds_people_and_keeps_them(appdb, tmp_path):
+    add_odd_members(appdb)
+    export = tmp_path / "result.json"
+    export.write_text(json.dumps({"name": "SRG", "type": "public_supergroup", "id": 1001777000, "messages": [
+        {"id": 1, "type": "message", "date": "2025-01-01T07:00:00", "date_unixtime": "1735714800",
+         "from": "Plain", "from_id": "user777666", "text": "hi"},
+        {"id": 2, "type": "message", "date": "2025-01-01T07:01:00", "date_unixtime": "1735714860",
+         "from": "New", "from_id": "user4711", "text": "hi"}]}))
+    r = run("import-history", str(export), "--chat", str(GROUP), "--no-verify", "--store", appdb.uri, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["added"] == 1
+    assert odd_members(appdb) == ODD_MEMBERS
+    members = appdb.db.clubs.find_one({"_id": "club_app_srg"})["members"]
+    assert [m.get("telegram_id") for m in members if isinstance(m, dict)].count(777666) == 1

@@ -28,6 +28,7 @@ from tgsync_cli.stores.mongo_members import RETRIES, MongoMembers
 from tgsync_cli.stores.mongo_shapes import (
     TimeForm,
     as_tid,
+    member_entries,
     read_member,
     read_sync,
     read_user,
@@ -142,7 +143,7 @@ class MongoStore(Counted):
         if doc is None:
             return None
         out = {k: v for k, v in doc.items() if k not in INTERNAL_CLUB_KEYS}
-        out["members"] = [member_doc(read_member(m)) for m in doc.get("members") or [] if isinstance(m, dict)]
+        out["members"] = [member_doc(read_member(m)) for m in member_entries(doc)]
         if "telegram_group_id" in out:
             out["telegram_group_id"] = as_tid(out["telegram_group_id"])
         if "sync" in out:
@@ -191,7 +192,7 @@ class MongoStore(Counted):
             gid = as_tid(d.get("telegram_group_id"))
             if gid is None:  # the app's club, with no Telegram group (yet)
                 continue
-            tids = [(as_tid(m.get("telegram_id")), m) for m in d.get("members") or [] if isinstance(m, dict)]
+            tids = [(as_tid(m.get("telegram_id")), m) for m in member_entries(d)]
             self.members.remember(d["_id"], {t for t, _ in tids if t is not None})
             out.clubs.append({"_id": d["_id"], "telegram_group_id": gid,
                               "name": d.get("name"), "username": d.get("username"), "previous_group_ids": d.get("previous_group_ids") or [],
@@ -385,7 +386,7 @@ class MongoStore(Counted):
     # -- whole store ---------------------------------------------------------------------------------
     def counts(self) -> Dict[str, int]:
         def run():
-            members = sum(len(d.get("members") or []) for d in self.clubs.find({}, self.db.fields({"members.telegram_id": 1})))
+            members = sum(len(member_entries(d)) for d in self.clubs.find({}, self.db.fields({"members.telegram_id": 1})))
             pending = [e["_id"] for d in self.clubs.find({"log_pending.0": {"$exists": True}}, {"log_pending._id": 1})
                        for e in d.get("log_pending") or []]
             moved = self.log.count_documents({"_id": {"$in": pending}}) if pending else 0

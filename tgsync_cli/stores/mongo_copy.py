@@ -10,7 +10,7 @@ from tgsync_cli.stores.mongo import INTERNAL_CLUB_KEYS
 
 from tgsync_cli.stores.copy_merge import OWN, merge_member, merge_sync
 from tgsync_cli.stores.mongo_insights import merge_log
-from tgsync_cli.stores.mongo_shapes import as_tid, read_member, read_sync, read_user, tid_match, written
+from tgsync_cli.stores.mongo_shapes import as_tid, member_entries, read_member, read_sync, read_user, tid_match, written
 from tgsync_cli.stores.sqlite_copy import log_key
 
 ACCOUNT_KEYS = ("username", "first_name", "last_name", "language_code", "updated_at", "dm_blocked")
@@ -117,7 +117,7 @@ def merge_club(store, c: dict, accounts: Dict[int, str]) -> int:
         store.clubs.insert_one(doc)
         return len(members)
     cid = existing["_id"]
-    have = {as_tid(m.get("telegram_id")): m for m in existing.get("members") or [] if isinstance(m, dict)}
+    have = {as_tid(m.get("telegram_id")): m for m in member_entries(existing)}
     sets: Dict[str, object] = {f"sync.{k}": form.out(v)
                                for k, v in merge_sync(read_sync(existing.get("sync")), c.get("sync") or {}).items()}
     if c.get("username") and not existing.get("username"):

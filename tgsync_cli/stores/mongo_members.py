@@ -35,6 +35,7 @@ from tgsync_cli.stores.mongo_shapes import (
     PUSHABLE,
     cas,
     is_null,
+    member_entries,
     read_member,
     tid_match,
     time_cmp,
@@ -232,7 +233,7 @@ class MongoMembers:
             return [Outcome(o.person.id) for o in observations]
         # members the app added itself (no Telegram id) are never listed, never marked left
         known: Dict[int, dict] = {}
-        for m in doc.get("members") or []:
+        for m in member_entries(doc):
             t = as_tid(m.get("telegram_id"))
             if t is not None:
                 known[t] = m
@@ -372,11 +373,11 @@ class MongoMembers:
         """Members the app added itself with status active (or none: the app may not keep one)."""
         doc = self.db.call("app_only_active", self.db.clubs.find_one, {"_id": club_id},
                          self.db.fields({"members.status": 1, "members.telegram_id": 1}))
-        return sum(1 for m in (doc or {}).get("members") or []
+        return sum(1 for m in member_entries(doc)
                    if m.get("status", "active") == "active" and as_tid(m.get("telegram_id")) is None)
 
     def active_count(self, club_id: str) -> int:
         doc = self.db.call("active_count", self.db.clubs.find_one, {"_id": club_id},
                            self.db.fields({"members.status": 1, "members.telegram_id": 1}))
-        return sum(1 for m in (doc or {}).get("members") or []
+        return sum(1 for m in member_entries(doc)
                    if m.get("status") == "active" and as_tid(m.get("telegram_id")) is not None)

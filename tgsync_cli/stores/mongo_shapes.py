@@ -121,6 +121,13 @@ class TimeForm:
         return f"TimeForm({self.form!r})"
 
 
+def member_entries(doc: Optional[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The entries of a club's `members` that are documents: the app may leave anything there
+    (null, a string, a number, or no list at all), and tgsync reads past it and never writes it."""
+    ms = (doc or {}).get("members")
+    return [m for m in ms if isinstance(m, dict)] if isinstance(ms, list) else []
+
+
 def read_member(m: Dict[str, Any]) -> Dict[str, Any]:
     """A member entry as the rules see it: times as datetimes, telegram_id as an int."""
     out = dict(m)
@@ -182,8 +189,7 @@ def detect(db, time_format: str = "auto") -> Dict[str, TimeForm]:
     if time_format != "auto":
         return {"clubs": TimeForm(time_format), "users": TimeForm(time_format)}
     forms = {"clubs": TimeForm("date"), "users": TimeForm("date")}
-    probes = {"clubs": ("members.joined_at", lambda d: [m.get("joined_at") for m in d.get("members") or []
-                                                         if isinstance(m, dict)]),
+    probes = {"clubs": ("members.joined_at", lambda d: [m.get("joined_at") for m in member_entries(d)]),
               "users": ("created_at", lambda d: [d.get("created_at")])}
     for name, (path, values) in probes.items():
         # the whole document: a projection into `members` fails on mongomock when the app left a
