@@ -10,7 +10,8 @@ takes the form the collection already uses (`TimeForm`, detected once when the s
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import re
+from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 # member fields that hold times (tgsync's and the seed's), sync fields that do, account fields that do
@@ -87,15 +88,53 @@ def tid_match(tid: int) -> Dict[str, Any]:
     return {"$in": tid_forms(tid)}
 
 
+# UTC offsets the app's ISO strings end with (`+05:00`), found when a store opens. Only grows:
+# each offset adds alternatives that are exact for strings with that suffix and match nothing
+# else, so one found by another store in this process costs a little query text, never a wrong
+# answer.
+OFFSETS: set = set()
+OFFSET_RE = r"[+-]\d\d:\d\d$"
+NAIVE_END = r"(T\d\d:\d\d(:\d\d(\.\d+)?)?|^\d{4}-\d\d-\d\d)$"  # no zone: UTC
+
+
+def _in_offset(at: datetime, offset: str) -> str:
+    """`at` (naive UTC) as the ISO string the app writes with `offset` (`+05:00`)."""
+    sign = 1 if offset[0] == "+" else -1
+    delta = timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6])) * sign
+    return (at.replace(microsecond=0) + delta).isoformat() + offset
+
+
+def string_forms(at: datetime) -> List[Tuple[str, str]]:
+    """(the regex a stored string's end must match, `at` written the way such strings are):
+    `…Z`, no zone (UTC; a date alone is its midnight), and each offset known. Strings written
+    alike sort as the times they are, to the second (`…:00.5Z` sorts before `…:00Z`)."""
+    base = at.replace(microsecond=0).isoformat()
+    forms = [("Z$", base + "Z"), (NAIVE_END, base)]
+    return forms + [(re.escape(o) + "$", _in_offset(at, o)) for o in sorted(OFFSETS)]
+
+
 def time_cmp(field: str, op: str, at: datetime) -> List[Dict[str, Any]]:
-    """`field op at` for both stored forms: a date compared with a date, an ISO string with the
-    same instant's ISO string (they sort as times when written alike, `…:SSZ`). Alternatives of
-    an `$or`; MongoDB's type bracketing keeps each to its own form."""
-    return [{field: {op: at}}, {field: {op: iso_z(at)}}]
+    """`field op at` for every stored form: a date compared with a date, an ISO string with the
+    same instant written the same way (`Z`, no zone, or the string's own offset), so a string
+    is compared as the time it is, never as text in another form. Alternatives of an `$or`;
+    MongoDB's type bracketing keeps each to its own form."""
+    return [{field: {op: at}}, *({field: {op: text, "$regex": end}} for end, text in string_forms(at))]
 
 
 def time_eq(field: str, at: datetime) -> Dict[str, Any]:
-    return {field: {"$in": [at, iso_z(at)]}}
+    return {field: {"$in": [at, *(text for _, text in string_forms(at))]}}
+
+
+def find_offsets(db) -> None:
+    """The offsets the app's member times are written with (a few documents suffice: an app
+    writes one or two)."""
+    paths = [f"members.{k}" for k in MEMBER_TIME_KEYS if k in ("joined_at", "last_seen", "status_at")]
+    for doc in db["clubs"].find({"$or": [{p: {"$regex": OFFSET_RE}} for p in paths]}).limit(20):
+        for m in member_entries(doc):
+            for k in MEMBER_TIME_KEYS:
+                v = m.get(k)
+                if isinstance(v, str) and re.search(OFFSET_RE, v) and len(v) <= 40:
+                    OFFSETS.add(v[-6:])
 
 
 def iso_z(dt: datetime) -> str:
@@ -187,7 +226,9 @@ def detect(db, time_format: str = "auto") -> Dict[str, TimeForm]:
     if time_format not in TIME_FORMATS:
         raise ValueError(f"store.time_format must be one of {', '.join(TIME_FORMATS)}")
     if time_format != "auto":
+        find_offsets(db)
         return {"clubs": TimeForm(time_format), "users": TimeForm(time_format)}
+    find_offsets(db)
     forms = {"clubs": TimeForm("date"), "users": TimeForm("date")}
     probes = {"clubs": ("members.joined_at", lambda d: [m.get("joined_at") for m in member_entries(d)]),
               "users": ("created_at", lambda d: [d.get("created_at")])}
