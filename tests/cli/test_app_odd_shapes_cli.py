@@ -135,3 +135,14 @@ def test_an_import_into_a_club_with_non_documents_in_members_adds_people_and_kee
     assert odd_members(appdb) == ODD_MEMBERS
     members = appdb.db.clubs.find_one({"_id": "club_app_srg"})["members"]
     assert [m.get("telegram_id") for m in members if isinstance(m, dict)].count(777666) == 1
+
+
+def test_csv_shows_formula_like_text_from_the_app_or_telegram_as_text(appdb):
+    appdb.db.clubs.update_one({"_id": "club_app_srg"}, {"$set": {"name": "=evil()"}, "$push": {"members": {"$each": [
+        {"user_id": "user_f", "first_name": "=1+1", "role": "+coach", "status": "@pending"},
+        {"telegram_id": 5151, "first_name": "=HYPERLINK(\"http://x\")", "username": "-u", "status": "active"}]}}})
+    roster = run("--store", appdb.uri, "roster", str(GROUP), "--csv").stdout.splitlines()
+    assert ",,'=1+1,'+coach,'@pending,,,,,True" in roster
+    assert any(line.startswith("5151,'-u,\"'=HYPERLINK(\"\"http://x\"\")\"") for line in roster)
+    clubs = run("--store", appdb.uri, "clubs", "--csv").stdout
+    assert "club_app_srg,-1001777000,'=evil()," in clubs  # the chat id stays a number

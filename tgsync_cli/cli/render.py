@@ -110,8 +110,22 @@ def _csv(cols: List[str], rows: Iterable[Dict[str, Any]]) -> str:
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
+        w.writerow({k: cell(r.get(k)) for k in cols})
     return buf.getvalue()
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: a name or an app's role such as `=HYPERLINK(…)`
+    would otherwise run as a formula, so text starting like one gets a leading `'`. Numbers (a
+    chat id is negative) stay numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
 
 
 def clubs_table(rows: List[Dict[str, Any]]) -> Table:
