@@ -137,8 +137,25 @@ def merge_club(store, c: dict, accounts: Dict[int, str]) -> int:
                                    {"$push": {"members": written({k: v for k, v in m.items()
                                                                   if k in OWN or k == "telegram_id"}, form)}})
             continue
-        change = merge_member(read_member(raw), m)
-        if change:  # positionally, tgsync's fields only: the app's on the entry stay
-            store.clubs.update_one({"_id": cid, "members": {"$elemMatch": {"telegram_id": raw.get("telegram_id")}}},
-                                   {"$set": {f"members.$.{k}": v for k, v in written(change, form).items()}})
+        merge_into(store, cid, raw, m)
     return len(members)
+
+
+def merge_into(store, cid: str, raw: dict, m: dict, tries: int = 3) -> None:
+    """One member merged positionally, tgsync's fields only (the app's on the entry stay), and
+    guarded on the values it decided from: when the app changed one of them meanwhile, the
+    entry is read and decided again; when the app removed the member, nothing is written."""
+    form = store.forms["clubs"]
+    for _ in range(tries):
+        change = merge_member(read_member(raw), m)
+        if not change:
+            return
+        guard = {"telegram_id": raw.get("telegram_id"), **{k: raw.get(k) for k in change}}
+        r = store.clubs.update_one({"_id": cid, "members": {"$elemMatch": guard}},
+                                   {"$set": {f"members.$.{k}": v for k, v in written(change, form).items()}})
+        if r.matched_count:
+            return
+        doc = store.clubs.find_one({"_id": cid, "members.telegram_id": tid_match(m["telegram_id"])})
+        raw = next((e for e in member_entries(doc) if as_tid(e.get("telegram_id")) == m["telegram_id"]), None)
+        if raw is None:
+            return
