@@ -150,7 +150,9 @@ class Renderer:
                      if msg.get("reply_to_message") else None)
             m = P.Message(id=msg["message_id"], peer_id=peer(chat), from_id=from_id, date=msg["date"],
                           message=msg.get("text") or "", reply_to=reply, post=post or None)
-        parsed = _run(types.Message._parse(self.client, wire(m), self.users, self.chats, replies=0))
+        self.last_message = wire(m)  # the raw form, for the fast path's differential test
+        parsed = _run(types.Message._parse(self.client, self.last_message, self.users, self.chats,
+                                           replies=0))
         return events_from_message(parsed, self.bot_id)
 
     def _action(self, msg):

@@ -19,7 +19,7 @@ from tgsync_cli.cli import app
 from tgsync_cli.cli import ops as ops_cmd
 from tgsync_cli.cli import render
 from tgsync_cli.sim.simulator import Simulator
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 from tests.worlds import CHAT, Story
 
 runner = CliRunner()

@@ -15,7 +15,7 @@ from tgsync_cli.core.events import (BotStatusChanged, ChatMigrated, ChatRef, Mem
 from tgsync_cli.core.gateway import OfflineGateway
 from tgsync_cli.core.rules import parse_iso
 from tgsync_cli.sim.simulator import Simulator
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 from tests.worlds import BOT, CHAT, Story
 
 OLD, NEW = -1500, -1009999  # a basic group and the supergroup it becomes

@@ -208,7 +208,7 @@ from tgsync_cli.core.events import ChatRef, MessageSeen, Person
 from tgsync_cli.core.gateway import OfflineGateway
 from tgsync_cli.runtime.pipeline import Pipeline
 from tgsync_cli.sim.faults import FaultyStore
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 
 store = open_store(sys.argv[1])
 faults = FaultyStore(store)

@@ -12,7 +12,7 @@ from tgsync_cli.cli import ops as ops_cmd
 from tgsync_cli.core.errors import AdminRequired, PeerUnknown, TelegramError
 from tgsync_cli.core.events import MemberState, Person
 from tgsync_cli.core.gateway import ChatMemberInfo
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 
 
 def test_per_candidate_refusals_are_skipped_with_their_reasons_and_the_rest_still_verified(tmp_path, monkeypatch):

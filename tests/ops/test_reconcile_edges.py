@@ -12,7 +12,7 @@ from tests.worlds import CHAT, Altered, Story, connected, play
 from tgsync_cli.cli import app
 from tgsync_cli.cli import ops as ops_cmd
 from tgsync_cli.core.errors import TelegramUnavailable
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 
 WRITERS = (2, 3, 4, 5, 6)
 

@@ -15,7 +15,7 @@ from tests.worlds import CHAT
 from tgsync_cli import ops
 from tgsync_cli.cli import app
 from tgsync_cli.cli import ops as ops_cmd
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 
 
 class Capped:

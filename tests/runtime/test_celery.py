@@ -202,7 +202,7 @@ def test_the_celery_spool_keeps_every_line_until_the_broker_took_it(tmp_path, br
         "from tgsync_cli.core.engine import Engine\n"
         "from tgsync_cli.core.gateway import OfflineGateway\n"
         "from tgsync_cli.runtime.celery_queue import CeleryPipeline\n"
-        "from tgsync_cli.stores.documents import open_store\n"
+        "from tgsync_cli.stores import open_store\n"
         "e = Engine(open_store(sys.argv[1]), OfflineGateway(9000), MemoryMemberCache(), bot_id=9000)\n"
         "e.start()\n"
         "p = CeleryPipeline(e, spool_path=sys.argv[2])\n"

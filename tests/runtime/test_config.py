@@ -43,6 +43,15 @@ def test_a_bad_value_is_one_line_naming_the_key(tmp_path, text, env, needle):
     assert needle in str(err.value) and "\n" not in str(err.value)
 
 
+def test_settings_printed_by_mistake_show_no_secret(tmp_path):
+    env = {"TGSYNC_TELEGRAM_API_HASH": "0123456789abcdef0123456789abcdef",
+           "TGSYNC_TELEGRAM_BOT_TOKEN": "9000:AAAA-secret-token", "TGSYNC_TELEGRAM_API_ID": "12345"}
+    s = load_settings(str(_write(tmp_path, "")), env=env)
+    assert s.telegram.bot_token == "9000:AAAA-secret-token" and s.telegram.api_id == 12345
+    for shown in (repr(s), str(s), repr(s.telegram), f"{s.telegram}"):
+        assert "0123456789abcdef" not in shown and "secret-token" not in shown, shown
+
+
 def test_a_bad_secret_is_never_echoed(tmp_path):
     cfg = _write(tmp_path, '[telegram]\napi_hash = 12345678901234\n')
     with pytest.raises(ConfigError) as err:

@@ -327,7 +327,7 @@ from tgsync_cli.core.cache import MemoryMemberCache
 from tgsync_cli.core.engine import Engine
 from tgsync_cli.core.gateway import OfflineGateway
 from tgsync_cli.runtime.pipeline import Pipeline
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 
 store_uri, spool = sys.argv[1], sys.argv[2]
 chat, t0 = ChatRef(-100555, "supergroup", "Hill Repeats"), datetime(2025, 5, 1, 6, 0)

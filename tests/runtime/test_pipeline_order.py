@@ -7,7 +7,7 @@ from datetime import timedelta
 from tests.runtime.test_pipeline import CHAT, T0, engine_on
 from tgsync_cli.core.events import MemberState, MemberStatusChanged, MessageSeen, Person
 from tgsync_cli.runtime.pipeline import Pipeline
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 
 DANA = Person(5, first_name="Dana")
 

@@ -12,7 +12,7 @@ from pyrogram import raw
 from tests.pyrogram_offline import T0, user, wire
 from tests.runtime.test_serve import BOT, SG, Telegram, drive, lifecycle_rig
 from tgsync_cli.core.events import Person
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 
 
 def test_serve_asks_for_the_bots_status_in_every_club_before_applying_an_update(tmp_path):

@@ -21,7 +21,7 @@ from tgsync_cli.runtime.wiring import make_engine
 from tgsync_cli.sim.simulator import Simulator
 from tgsync_cli.sources.botapi import parse_update
 from tgsync_cli.sources.scenario import load_scenario
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "scenarios"

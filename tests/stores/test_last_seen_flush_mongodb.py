@@ -10,7 +10,8 @@ import pytest
 
 from tests.stores.test_last_seen_flush import CHATS, PEOPLE, T0, club_with_members, last_seen
 from tgsync_cli.core.events import MessageSeen
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
+from tgsync_cli.stores.mongo import MongoStore
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def mongo_store(monkeypatch):
         return add_update(self, *args, **kwargs)
     monkeypatch.setattr(mongomock.collection.BulkOperationBuilder, "add_update", add_update_without_sort)
     store = open_store("mongodb://localhost:27017/tgsync")
-    assert not store.embedded  # the MongoDB path, not the embedded one
+    assert isinstance(store, MongoStore)  # the MongoDB path, not the embedded one
     yield store
     store.close()
 

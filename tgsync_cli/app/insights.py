@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
+from tgsync_cli.core.documents import ClubDoc
 from tgsync_cli.core.errors import TgsyncError
 from tgsync_cli.core.insights import WeekStats, change_kind, weekly_stats
 from tgsync_cli.core.rules import iso
@@ -19,11 +20,11 @@ def _entry_view(e: Dict[str, Any], names: Dict[int, str]) -> Dict[str, Any]:
     return v
 
 
-def _names(doc: dict) -> Dict[int, str]:
+def _names(doc: ClubDoc) -> Dict[int, str]:
     return {m["telegram_id"]: _display(m) for m in doc.get("members", [])}
 
 
-def _display(m: Dict[str, Any]) -> str:
+def _display(m: Mapping[str, Any]) -> str:
     name = m.get("first_name") or ""
     if m.get("username"):
         name = f"{name} @{m['username']}".strip()
@@ -52,7 +53,7 @@ def member_view(store, telegram_id: int) -> Dict[str, Any]:
     keys = ("club_id", "club_name", "telegram_group_id", "role", "status", "source", "joined_at",
             "status_at", "last_seen", "invite_link", "invited_by")
     return {"telegram_id": telegram_id,
-            "account": _plain({k: v for k, v in (user or {}).items()}) if user else None,
+            "account": _plain(dict(user)) if user else None,
             "memberships": [{k: _plain(m.get(k)) for k in keys} for m in memberships],
             "log": log}
 

@@ -23,19 +23,6 @@ from tgsync_cli.core.store import Store
 BUNDLED_DEMO = Path(__file__).parent.parent / "data" / "first-week.json"
 
 
-
-
-
-
-
-
-
-
-# -- views (SPEC §5 shapes) -------------------------------------------------------------------
-
-
-
-
 # -- simulate / demo --------------------------------------------------------------------------
 @dataclass
 class SimulationResult:

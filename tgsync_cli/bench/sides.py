@@ -3,14 +3,16 @@ our Engine as `serve` runs it, and the seed's route-4 handler on the seed's docu
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from cachetools import TTLCache
 
+from tgsync_cli.bench.wire import WireMeter
 from tgsync_cli.bench.workload import BOT_ID, RESTART, Workload, populate, starting_documents
 from tgsync_cli.core.cache import MemoryMemberCache
 from tgsync_cli.core.engine import Engine
@@ -19,23 +21,40 @@ from tgsync_cli.core.gateway import OfflineGateway
 from tgsync_cli.stores import new_id, open_store
 
 class SeedDB:
-    """The seed's document store for side B: MongoDB's documents in process (mongomock), its
-    calls counted as round trips. The seed's algorithm is document-shaped (find_one on the club,
-    `$push` into its members), so it runs on documents, not on our tables."""
+    """The seed's document store for side B: the seed's documents in process (mongomock), or on a
+    real server when the bench is given one (`--mongodb-uri`). Every call is a round trip; on the
+    emulator its own time is left out and pymongo's codec cost charged instead (bench/wire.py).
+    The seed's algorithm is document-shaped (find_one on the club, `$push` into its members), so
+    it runs on documents, not on our tables."""
 
-    def __init__(self, docs: Dict[str, list]):
+    def __init__(self, docs: Dict[str, list], client=None, database: str = "seed"):
         import copy
 
-        import mongomock
+        self.real = client is not None
+        if client is None:
+            import mongomock
 
-        db = mongomock.MongoClient()["seed"]
-        self.ops = 0
+            client = mongomock.MongoClient()
+        self._client, self._dbname = client, database
+        db = client[database]
+        self.meter = WireMeter()
         self._clubs, self._users = db["clubs"], db["users"]
+        if self.real:
+            self._clubs.drop()
+            self._users.drop()
         self._clubs.create_index("telegram_group_id", unique=True)
         self._users.create_index("telegram_id", unique=True)
         self._clubs.insert_many(copy.deepcopy(docs["clubs"]))
         self._users.insert_many(copy.deepcopy(docs["users"]))
         self.clubs, self.users = _Counting(self._clubs, self), _Counting(self._users, self)
+
+    @property
+    def ops(self) -> int:
+        return self.meter.ops
+
+    def drop(self) -> None:
+        if self.real:
+            self._client.drop_database(self._dbname)
 
 
 class _Counting:
@@ -44,10 +63,11 @@ class _Counting:
 
     def __getattr__(self, name):
         attr = getattr(self._coll, name)
+        owner = self._owner
 
         def call(*a, **kw):
-            self._owner.ops += 1
-            return attr(*a, **kw)
+            # on a real server the call's own time is the truth; on the emulator it is replaced
+            return owner.meter.call(self._coll.name, name, attr, a, kw, model=not owner.real)
         return call
 
 
@@ -74,6 +94,20 @@ class Result:
     lat_ns: List[int]
     flushes: int = 0
     flush_seconds: float = 0.0  # last_seen bulk writes: work the seed never does
+    # the client's own CPU, store emulator left out and pymongo's codec charged (seed side);
+    # for our side everything it spent, the embedded store's work and the flushes included
+    cpu_seconds: float = 0.0
+    codec_seconds: float = 0.0
+    lat_ops: List[int] = field(default_factory=list)  # round trips each timed message made
+    wall_measured: bool = False  # True on a real server: `seconds` is then wall time, not modelled
+
+    def modelled_pct(self, q: float, latency_ms: float) -> float:
+        """Percentile of a known member's message in µs: its CPU plus its round trips × latency."""
+        if not self.lat_ns:
+            return 0.0
+        ops = self.lat_ops or [0] * len(self.lat_ns)
+        s = sorted(n / 1000.0 + k * latency_ms * 1000.0 for n, k in zip(self.lat_ns, ops))
+        return s[min(len(s) - 1, int(q * len(s)))]
 
     @property
     def throughput(self) -> float:
@@ -117,6 +151,9 @@ class SeedRoute4:
         if ev.chat.type == "private" or user is None or user.is_bot:
             return
         chat_id = ev.chat.id
+        key = f"{chat_id}:{user.id}"
+        if self.cached and key in self.members_cache:  # the seed looks here first
+            return
         club = self.clubs_cache.get(chat_id) if self.cached else None
         if club is None:
             club = self.db.clubs.find_one({"telegram_group_id": chat_id}, {"_id": 1, "name": 1})
@@ -124,9 +161,6 @@ class SeedRoute4:
                 return
             if self.cached:
                 self.clubs_cache[chat_id] = club
-        key = f"{chat_id}:{user.id}"
-        if self.cached and key in self.members_cache:
-            return
         found = self.db.clubs.find_one({"_id": club["_id"], "members.telegram_id": user.id}, {"_id": 1})
         if found is None:
             self.background.append((club, user, ev.at))  # asyncio.create_task(create_member(...))
@@ -157,14 +191,22 @@ class OursSide:
 
     def __init__(self, w: Workload, root: str, name: str = "ours", ttl: float = 3600.0,
                  flush_seconds: float = 900.0, rewarm_seconds: Optional[float] = 1800.0,
-                 path: str = "engine", docs=None, backend: str = "file"):
+                 path: str = "engine", docs=None, backend: str = "file", mongo_client=None,
+                 database: str = "bench"):
         self.name, self.w, self.path = name, w, path
-        if backend == "mongodb":  # the seed's documents in process: round trips as a server sees them
-            import mongomock
-
+        self.real = mongo_client is not None  # a server: its wall time is measured, not modelled
+        self._drop = None
+        if backend == "mongodb":  # the seed's documents: round trips as a server sees them
             from tgsync_cli.stores.mongo import open_mongo
 
-            self.store = open_mongo("mongodb://mongomock", "bench", client=mongomock.MongoClient())
+            if mongo_client is None:
+                import mongomock
+
+                self.store = open_mongo("mongodb://mongomock", database, client=mongomock.MongoClient())
+            else:  # a database of the bench's own, dropped at the end
+                mongo_client.drop_database(database)
+                self.store = open_mongo("mongodb://bench", database, client=mongo_client)
+                self._drop = lambda: mongo_client.drop_database(database)
         else:
             self.store = open_store(f"file:{root}/{name.replace(' ', '_').replace(',', '')}")
         populate(self.store, w, docs)
@@ -220,12 +262,13 @@ class OursSide:
                 self.next_flush = sec + self.flush_seconds
                 self.next_warm = sec + self.rewarm_seconds if self.rewarm_seconds else float("inf")
                 continue
+            ops = self.store.ops
             t = pc()
             if self.pipe is not None:
                 from tgsync_cli.sources.botapi import parse_update
 
                 for e in parse_update(json.loads(raw)):
-                    self.pipe._with_retry(lambda: self.engine.handle(e), type(e).__name__)
+                    self.pipe._with_retry(functools.partial(self.engine.handle, e), type(e).__name__)
             else:
                 self.engine.handle(ev)
             d = pc() - t
@@ -233,6 +276,7 @@ class OursSide:
             self.res.events += 1
             if type(ev) is MessageSeen:
                 self.res.lat_ns.append(d)
+                self.res.lat_ops.append(self.store.ops - ops)
 
     def finish(self) -> Result:
         t = time.perf_counter_ns()
@@ -241,16 +285,23 @@ class OursSide:
         self.res.db_ops = self.store.ops
         self.res.seconds = self.spent / 1e9
         self.res.flush_seconds = self.flush_ns / 1e9
+        self.res.cpu_seconds = 0.0 if self.real else self.res.seconds + self.res.flush_seconds
+        self.res.wall_measured = self.real
         self.res.store = self.store  # type: ignore[attr-defined]
         return self.res
+
+    def drop(self) -> None:
+        if self._drop is not None:
+            self._drop()
 
 
 class SeedSide:
     """The seed's route-4 handler on the seed's documents (see SeedRoute4)."""
 
-    def __init__(self, w: Workload, cached: bool, name: str, docs=None):
+    def __init__(self, w: Workload, cached: bool, name: str, docs=None, client=None,
+                 database: str = "seed"):
         self.name = name
-        self.store = SeedDB(docs or starting_documents(w))
+        self.store = SeedDB(docs or starting_documents(w), client, database)
         self.clock = SimClock()
         self.seed = SeedRoute4(self.store, self.clock, cached=cached)
         self.known = {ch.id: {p.id for p in w.initial[ch.id]} for ch in w.clubs}
@@ -266,19 +317,28 @@ class SeedSide:
                 continue
             is_msg = type(ev) is MessageSeen
             was_known = is_msg and ev.sender.id in self.known[ev.chat.id]
+            m = self.store.meter
+            ops, excluded, codec = m.ops, m.excluded_ns, m.codec_ns
             t = pc()
             self.seed.handle(ev)
             d = pc() - t
+            if not self.store.real:  # the emulator's time out, the client's codec in
+                d += (m.codec_ns - codec) - (m.excluded_ns - excluded)
             self.spent += d
             self.res.events += 1
             if was_known:
                 self.res.lat_ns.append(d)
+                self.res.lat_ops.append(m.ops - ops)
             if is_msg:
                 self.known[ev.chat.id].add(ev.sender.id)
 
     def finish(self) -> Result:
         self.res.db_ops = self.store.ops
         self.res.seconds = self.spent / 1e9
+        self.res.cpu_seconds = 0.0 if self.store.real else self.res.seconds
+        self.res.codec_seconds = self.store.meter.codec_ns / 1e9
+        self.res.wall_measured = self.store.real
+        self.store.drop()
         return self.res
 
 
@@ -297,7 +357,8 @@ def bot_api_json(ev) -> Optional[str]:
     """The Bot API Update Telegram would deliver for a workload event (for --path serve)."""
     from tgsync_cli.core.events import MemberStatusChanged
 
-    def user(p: Person) -> dict:
+    def user(p: Optional[Person]) -> dict:
+        assert p is not None, "every workload event has a person"
         return {"id": p.id, "is_bot": p.is_bot, "first_name": p.first_name or "x", "username": p.username}
 
     if ev is RESTART:

@@ -53,17 +53,18 @@ class _PostLog:
 
 def child(store_uri: str, spool: str, updates: str, start: int, cursor: str, posts: str,
           redis_url: str, rate: float, seed: int) -> None:
-    from tgsync_cli.core.cache import MemoryMemberCache
+    from tgsync_cli.core.cache import MemberCache, MemoryMemberCache
     from tgsync_cli.core.engine import Engine
     from tgsync_cli.core.errors import StoreUnavailable
     from tgsync_cli.runtime.pipeline import Pipeline
     from tgsync_cli.sim.faults import FaultyStore
     from tgsync_cli.sources.botapi import parse_update
-    from tgsync_cli.stores.documents import open_store
+    from tgsync_cli.stores import open_store
 
     logging.getLogger("tgsync").setLevel(logging.CRITICAL)  # faults are the point here
     store = open_store(store_uri)
     faults = FaultyStore(store)
+    cache: MemberCache
     if redis_url != "-":
         from tgsync_cli.runtime.redis_cache import RedisMemberCache
 
@@ -127,7 +128,7 @@ def _reference(updates: List[dict], forgotten=FORGOTTEN) -> dict:
     from tgsync_cli.core.engine import Engine
     from tgsync_cli.sim.faults import SoakTelegram, snapshot
     from tgsync_cli.sources.botapi import parse_update
-    from tgsync_cli.stores.documents import open_store
+    from tgsync_cli.stores import open_store
 
     store = open_store("memory:")
     engine = Engine(store, SoakTelegram(9000), MemoryMemberCache(), bot_id=9000)
@@ -176,6 +177,7 @@ def _spawn(args: List[str]) -> subprocess.Popen:
 
 def _wait_for(proc: subprocess.Popen, at_least: int) -> None:
     """Read the child's progress lines until it passed `at_least` updates (or finished)."""
+    assert proc.stdout is not None, "spawned with stdout=PIPE"
     for line in proc.stdout:
         if line.startswith("done"):
             return
@@ -187,7 +189,7 @@ def run_process_soak(n: int, rate: float, seed: int = 1, workdir: Optional[str] 
                      forget: bool = True) -> Dict[str, Any]:
     from tgsync_cli import ops
     from tgsync_cli.sim.faults import duplicates, snapshot, soak_updates
-    from tgsync_cli.stores.documents import open_store
+    from tgsync_cli.stores import open_store
 
     work = Path(workdir or tempfile.mkdtemp(prefix="tgsync-soak-"))
     updates = soak_updates(n, seed=seed)
@@ -214,6 +216,7 @@ def run_process_soak(n: int, rate: float, seed: int = 1, workdir: Optional[str] 
     redis.kill()  # a Redis outage mid-run
     _wait_for(second, killed_at + (n - killed_at) * 2 // 3)
     redis.start()
+    assert second.stdout is not None, "spawned with stdout=PIPE"
     second.stdout.read()
     second.wait()
     redis.kill()

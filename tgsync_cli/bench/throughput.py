@@ -49,13 +49,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
 import tracemalloc
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 from tgsync_cli.bench.sides import OursSide, Result, SeedSide, bot_api_json, interleave
+from tgsync_cli.bench.stats import aggregate, fmt, machine_load
+from tgsync_cli.bench.wire import LATENCIES_MS, wall_table
 from tgsync_cli.bench.workload import (  # noqa: F401 (re-exported for tests and scripts)
     RESTART,
     SCOPES,
@@ -121,7 +124,25 @@ QUICK = {"club": {"clubs": 4, "days": 1}, "total": {"clubs": 10, "days": 1}}
 def run(quick: bool = False, clubs: Optional[int] = None, members: Optional[int] = None,
         days: Optional[int] = None, messages_per_day: Optional[int] = None,
         include_nocache: bool = True, include_no_rewarm: Optional[bool] = None,
-        scope: str = "club", path: str = "engine", mongodb: bool = False) -> Dict[str, object]:
+        scope: str = "club", path: str = "engine", mongodb: bool = False, runs: int = 1,
+        mongo_client=None) -> Dict[str, object]:
+    """`runs` whole runs, one after another (each interleaves its sides ABAB); every figure is
+    the median, with min/median/max in `spread`. `mongo_client` (a real server's client) makes
+    both sides run their store calls against it and their wall time measured, not modelled."""
+    load_before = machine_load()
+    outs = [run_once(quick, clubs, members, days, messages_per_day, include_nocache,
+                     include_no_rewarm, scope, path, mongodb, mongo_client) for _ in range(runs)]
+    out = aggregate(outs)
+    out["runs"] = runs
+    out["machine"] = {"cpus": os.cpu_count(), "load_before": load_before, "load_after": machine_load()}
+    return out
+
+
+def run_once(quick: bool = False, clubs: Optional[int] = None, members: Optional[int] = None,
+             days: Optional[int] = None, messages_per_day: Optional[int] = None,
+             include_nocache: bool = True, include_no_rewarm: Optional[bool] = None,
+             scope: str = "club", path: str = "engine", mongodb: bool = False,
+             mongo_client=None) -> Dict[str, object]:
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
     size = dict(FULL, **(QUICK[scope] if quick else {}))
@@ -135,31 +156,39 @@ def run(quick: bool = False, clubs: Optional[int] = None, members: Optional[int]
     root = tempfile.mkdtemp(prefix="tgsync-bench-")
     docs = starting_documents(w)
     events = [(sec, ev, bot_api_json(ev) if path == "serve" else None) for sec, ev in w.events]
+    real = mongo_client is not None
+    tag = f"tgsync_bench_{os.getpid()}"
     try:
-        sides = [OursSide(w, root, "ours" if path == "engine" else "ours, serve path", path=path, docs=docs),
-                 SeedSide(w, True, "seed", docs)]
+        ours_name = "ours" if path == "engine" else "ours, serve path"
+        sides: List[Union[OursSide, SeedSide]] = [OursSide(w, root, ours_name, path=path, docs=docs),
+                                                  SeedSide(w, True, "seed", docs, mongo_client, f"{tag}_seed")]
         if include_nocache:
-            sides.append(SeedSide(w, False, "seed nocache", docs))
+            sides.append(SeedSide(w, False, "seed nocache", docs, mongo_client, f"{tag}_seed_nocache"))
         if include_no_rewarm if include_no_rewarm is not None else not quick:
             sides.append(OursSide(w, root, "ours, TTL only", rewarm_seconds=None, path=path, docs=docs))
-        if mongodb:
-            sides.append(OursSide(w, root, "ours, MongoDB (mongomock)", path=path, docs=docs, backend="mongodb"))
+        if mongodb or real:
+            sides.append(OursSide(w, root, "ours, MongoDB" + ("" if real else " (mongomock)"), path=path,
+                                  docs=docs, backend="mongodb", mongo_client=mongo_client,
+                                  database=f"{tag}_ours"))
         results = interleave(sides, events)
-        mongo = results.pop() if mongodb else None
+        mongo = results.pop() if (mongodb or real) else None
         if mongo is not None:
             problems_mongo = check_rosters(mongo, w)
+            sides[-1].drop()
         ours, seed = results[0], results[1]
         nocache = results[2] if include_nocache else None
         plain = results[-1] if len(results) > 2 + bool(include_nocache) else None
         problems = check_rosters(ours, w)
-        warms = sides[0].warms
-        warm_seconds = sides[0].warm_ns / 1e9
+        first = sides[0]
+        assert isinstance(first, OursSide)
+        warms = first.warms
+        warm_seconds = first.warm_ns / 1e9
     finally:
         shutil.rmtree(root, ignore_errors=True)
     lb = lower_bound(w)
     with_flush = ours.events / (ours.seconds + ours.flush_seconds) if ours.seconds else 0.0
     without = ours.throughput
-    out: Dict[str, object] = {
+    out: Dict[str, Any] = {
         "messages_scope": scope, "quick": quick,
         "clubs": clubs, "members_per_club": members, "days": days, "messages_per_day": mpd,
         "messages_per_club_per_day": round(mpd if scope == "club" else mpd / clubs, 1),
@@ -172,6 +201,12 @@ def run(quick: bool = False, clubs: Optional[int] = None, members: Optional[int]
         "db_ops_lower_bound": lb,
         "db_ops_no_rewarm": plain.db_ops if plain else None,
         "path": path,
+        "seed_store": "server" if real else "modelled: emulator time left out, pymongo codec charged",
+        # CPU: ours = everything (embedded SQLite store and flushes included); the seed's = its
+        # handler and pymongo's encode/decode of what it sends and receives
+        "cpu_seconds": round(ours.cpu_seconds, 4),
+        "cpu_seconds_seed": round(seed.cpu_seconds, 4) if not real else None,
+        "codec_seconds_seed": round(seed.codec_seconds, 4) if not real else None,
         "throughput_events_per_s": round(with_flush),
         "throughput_without_flush_events_per_s": round(without),
         "throughput_seed_events_per_s": round(seed.throughput),
@@ -187,12 +222,25 @@ def run(quick: bool = False, clubs: Optional[int] = None, members: Optional[int]
         "roster_check": "ok" if not problems else "; ".join(problems),
         "workload": describe(scope, quick, clubs, members, days, mpd),
     }
+    rows = [(r.name, r.cpu_seconds, r.db_ops) for r in (ours, seed, nocache) if r is not None]
+    for lat, walls in wall_table(rows).items():  # wall time at a stated round-trip latency
+        for name, secs in walls.items():
+            out[f"wall_s_{name.replace(' ', '_')}_{lat}"] = round(secs, 4)
+        out[f"wall_ratio_vs_seed_{lat}"] = round(walls["seed"] / walls[ours.name], 2)
+        if nocache:
+            out[f"wall_ratio_vs_seed_nocache_{lat}"] = round(walls["seed nocache"] / walls[ours.name], 2)
+        out[f"p99_us_{lat}"] = round(ours.modelled_pct(0.99, float(lat[:-2])), 1)
+        out[f"p99_us_seed_{lat}"] = round(seed.modelled_pct(0.99, float(lat[:-2])), 1)
     out["_rows"] = [ours, seed] + ([nocache] if nocache else []) + ([plain] if plain else [])
     if mongo is not None:
         out["db_ops_mongodb"] = mongo.db_ops
         out["db_ops_lower_bound_mongodb"] = lower_bound(w, per_newcomer=2)
         out["roster_check_mongodb"] = "ok" if not problems_mongo else "; ".join(problems_mongo)
         out["_rows"].append(mongo)
+    if real:  # measured on the server: the wall time both sides actually took
+        out["wall_s_measured_mongodb"] = round(mongo.seconds + mongo.flush_seconds, 4)
+        out["wall_s_measured_seed"] = round(seed.seconds, 4)
+        out["wall_ratio_vs_seed_measured"] = round(seed.seconds / max(mongo.seconds + mongo.flush_seconds, 1e-9), 2)
     return out
 
 
@@ -211,7 +259,7 @@ def describe(scope: str, quick: bool, clubs: int, members: int, days: int, mpd: 
     return text
 
 
-def render(out: Dict[str, object]) -> None:
+def render(out: Dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -220,7 +268,7 @@ def render(out: Dict[str, object]) -> None:
     msgs = out["messages"]
     t = Table(title=(f"tgsync bench: {out['workload']}\n{msgs:,} messages, {out['joins']} joins, "
                      f"{out['departures']} leaves/kicks, 1 restart"))
-    for col in ("side", "db_ops", "ops/1k msgs", "events/s", "p50 µs", "p99 µs", "busy s",
+    for col in ("side", "db_ops", "ops/1k msgs", "events/CPU s", "p50 µs", "p99 µs", "CPU s",
                 "flush s"):
         t.add_column(col, justify="right" if col != "side" else "left", no_wrap=True)
     for r in rows:  # events/s counts every second a side spent, our flushes included
@@ -237,24 +285,71 @@ def render(out: Dict[str, object]) -> None:
     if "db_ops_mongodb" in out:
         con.print(f"MongoDB backend: {out['db_ops_mongodb']:,} round trips against a floor of "
                   f"{out['db_ops_lower_bound_mongodb']:,} (2 a newcomer); roster check: "
-                  f"{out['roster_check_mongodb']}. Its times are mongomock's, an in-process emulator: "
-                  "not a server's.")
+                  f"{out['roster_check_mongodb']}. "
+                  + ("Measured on the server." if "wall_s_measured_seed" in out else
+                     "Its times are mongomock's, an in-process emulator: not a server's."))
 
     def mark(ok: bool) -> str:
         return "[green]met[/]" if ok else "[red]missed[/]"
 
     r_seed = out["db_ops_ratio_vs_seed"]
     r_nc = out["db_ops_ratio_vs_seed_nocache"]
-    con.print(f"round trips: {r_seed}× fewer than the seed with cache (target ≥10×: {mark(r_seed >= 10)})"
+    con.print(f"[bold]round trips[/] (exact, robust): {r_seed}× fewer than the seed with cache "
+              f"(target ≥10×: {mark(r_seed >= 10)})"
               + (f", {r_nc}× fewer than without (target ≥100×: {mark(r_nc >= 100)})" if r_nc else ""))
-    con.print(f"throughput, our flushes and re-warms counted: {out['throughput_ratio_vs_seed']}× the "
-              f"seed's (target ≥3×: {mark(out['throughput_ratio_vs_seed'] >= 3)}); "
-              f"{out['throughput_without_flush_ratio_vs_seed']}× without the flushes; "
-              f"{out['rewarms']} re-warms took {out['rewarm_seconds']} s; "
-              f"known member's message p50 {out['p50_us']} µs, p99 {out['p99_us']} µs "
+    con.print(wall_render(out))
+    con.print(f"CPU a side (ours: everything, SQLite and flushes included; the seed's: its handler + "
+              f"pymongo's BSON codec, {fmt(out, 'codec_seconds_seed', 3)} s of it, the emulator's time "
+              f"left out): ours {fmt(out, 'cpu_seconds', 3)} s, seed {fmt(out, 'cpu_seconds_seed', 3)} s; "
+              f"events a CPU second {fmt(out, 'throughput_ratio_vs_seed')}× the seed's, "
+              f"{fmt(out, 'throughput_without_flush_ratio_vs_seed')}× without our flushes")
+    con.print(f"{out['rewarms']} re-warms took {fmt(out, 'rewarm_seconds', 3)} s; known member's message "
+              f"p50 {fmt(out, 'p50_us')} µs, p99 {fmt(out, 'p99_us')} µs CPU "
               f"(target p99 <50 µs: {mark(out['p99_us'] < 50)})")
     con.print(f"memory: {out['bytes_per_cached_member']} bytes per cached member; "
               f"last_seen flushes: {out['flushes']}; roster check: {out['roster_check']}")
+    m = out.get("machine") or {}
+    con.print(f"{out.get('runs', 1)} run(s), median (min–max); machine: {m.get('cpus')} cores shared "
+              f"with other processes, load {m.get('load_before')} before, {m.get('load_after')} after")
+
+
+def wall_render(out: Dict[str, object]) -> str:
+    """Wall time modelled at stated round-trip latencies: client CPU + round trips × latency."""
+    lines = ["[bold]wall time[/], modelled as CPU + round trips × latency (the store's own work on "
+             "its server not counted for either side):"]
+    for lat in LATENCIES_MS:
+        tag = f"{lat:g}ms"
+        line = (f"  at {lat:g} ms: ours {fmt(out, f'wall_s_ours_{tag}', 3)} s, seed "
+                f"{fmt(out, f'wall_s_seed_{tag}', 3)} s → {fmt(out, f'wall_ratio_vs_seed_{tag}')}× faster")
+        if f"wall_ratio_vs_seed_nocache_{tag}" in out:
+            line += f", {fmt(out, f'wall_ratio_vs_seed_nocache_{tag}')}× the uncached seed"
+        line += (f"; known member's message p99 {fmt(out, f'p99_us_{tag}', 1)} µs vs the seed's "
+                 f"{fmt(out, f'p99_us_seed_{tag}', 1)} µs")
+        lines.append(line)
+    if "wall_s_measured_seed" in out:
+        lines.append(f"  measured on the server: ours (MongoDB) {fmt(out, 'wall_s_measured_mongodb', 3)} s, "
+                     f"seed {fmt(out, 'wall_s_measured_seed', 3)} s → "
+                     f"{fmt(out, 'wall_ratio_vs_seed_measured')}×")
+    return "\n".join(lines)
+
+
+class BenchError(Exception):
+    """A one-line reason the bench cannot run as asked."""
+
+
+def connect(uri: str):
+    """A pymongo client for a real server, checked with one ping (secrets never printed)."""
+    from tgsync_cli.stores.common import redact_uri
+
+    try:
+        import pymongo
+
+        client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000)
+        client.admin.command("ping")
+    except Exception as exc:
+        raise BenchError(f"--mongodb-uri {redact_uri(uri)}: cannot reach the server "
+                         f"({type(exc).__name__})") from None
+    return client
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -270,14 +365,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--messages-per-day", type=int,
                     help="group messages a day, per club or in total as --messages-scope says (5000)")
     ap.add_argument("--no-seed-nocache", action="store_true", help="skip the slowest side")
-    ap.add_argument("--path", default="engine", metavar="engine|serve",
-                    help="time engine.handle only, or Bot API JSON → adapter → pipeline → engine")
+    ap.add_argument("--path", default="engine", metavar="engine|serve|mtproto",
+                    help="time engine.handle only, Bot API JSON → adapter → pipeline → engine, or "
+                         "encrypted MTProto bytes → pyrogram → our handlers → pipeline → engine")
     ap.add_argument("--mongodb", action="store_true",
                     help="also run our engine on the MongoDB backend (mongomock here) and count its round trips")
+    ap.add_argument("--mongodb-uri", metavar="URI",
+                    help="run both sides' store calls against this MongoDB server (databases of the "
+                         "bench's own, dropped after) and measure their wall time")
+    ap.add_argument("--runs", type=int, default=3, help="whole runs; figures are min/median/max (3)")
     ap.add_argument("--scale", action="store_true",
                     help="per-op times at 300/2,000/10,000 members; start/flush/re-warm at 10/100/1,000 clubs")
     a = ap.parse_args(argv)
-    for name in ("days", "clubs", "members", "messages_per_day"):
+    for name in ("days", "clubs", "members", "messages_per_day", "runs"):
         v = getattr(a, name)
         if v is not None and v < 1:
             print(f"error: --{name.replace('_', '-')} must be at least 1", file=sys.stderr)
@@ -285,16 +385,33 @@ def main(argv: Optional[List[str]] = None) -> int:
     if a.messages_scope not in SCOPES:
         print(f"error: --messages-scope must be club or total (got {a.messages_scope!r})", file=sys.stderr)
         return 1
-    if a.path not in ("engine", "serve"):
-        print(f"error: --path must be engine or serve (got {a.path!r})", file=sys.stderr)
+    if a.path not in ("engine", "serve", "mtproto"):
+        print(f"error: --path must be engine, serve or mtproto (got {a.path!r})", file=sys.stderr)
         return 1
-    if a.scale:
-        from tgsync_cli.bench.scale import main as scale_main
+    if a.scale or a.path == "mtproto":  # one report (one JSON object) for what was asked
+        merged: Dict[str, object] = {"machine": {"cpus": os.cpu_count(), "load_before": machine_load()}}
+        if a.path == "mtproto":
+            from tgsync_cli.bench import mtproto
 
-        return scale_main(a.json, a.quick)
+            merged.update(mtproto.main(a.json, a.quick)[1])
+        if a.scale:
+            from tgsync_cli.bench.scale import main as scale_main
+
+            merged.update(scale_main(a.json, a.quick)[1])
+        merged["machine"]["load_after"] = machine_load()  # type: ignore[index]
+        if a.json:
+            print(json.dumps(merged))
+        return 0
+    client = None
+    if a.mongodb_uri:
+        try:
+            client = connect(a.mongodb_uri)
+        except BenchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     out = run(a.quick, a.clubs, a.members, a.days, a.messages_per_day,
               include_nocache=not a.no_seed_nocache, scope=a.messages_scope, path=a.path,
-              mongodb=a.mongodb)
+              mongodb=a.mongodb, runs=a.runs, mongo_client=client)
     if a.json:
         print(json.dumps({k: v for k, v in out.items() if not k.startswith("_")}))
     else:

@@ -118,7 +118,7 @@ def generate(clubs: int = 10, members: int = 300, days: int = 7, messages_per_da
 
 
 def starting_documents(w: Workload) -> Dict[str, list]:
-    """The same starting data on every side: the clubs, their members, their accounts (SPEC §2)."""
+    """The same starting data on every side: the clubs, their members, their accounts."""
     users, clubs = [], []
     for ch in w.clubs:
         ms = []

@@ -12,29 +12,30 @@ from __future__ import annotations
 
 import re
 from difflib import get_close_matches
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import typer
 from typer.core import TyperCommand
 
+from tgsync_cli.core.chat_ids import chat_problem
+
 try:  # typer ≥ 0.20 vendors click
-    from typer._click.exceptions import ClickException, UsageError  # noqa: F401 (ClickException: base.py)
+    from typer._click.exceptions import ClickException, NoSuchOption, UsageError  # noqa: F401 (ClickException: base.py)
 except ImportError:  # pragma: no cover - older typer on click
-    from click.exceptions import ClickException, UsageError  # noqa: F401
+    from click.exceptions import (  # type: ignore[assignment]  # noqa: F401
+        ClickException,
+        NoSuchOption,
+        UsageError,
+    )
 
 NEGATIVE = re.compile(r"^-\d+$")
-_NUMERIC = re.compile(r"^[+-]?\d+$")
-_USERNAME = re.compile(r"^@[A-Za-z][A-Za-z0-9_]{3,31}$")
-_CLUB_ID = re.compile(r"^club_[A-Za-z0-9_-]{1,64}$")
-# Telegram ids are 64-bit signed integers; a group's id is negative (-100… for a supergroup)
-INT64_MIN = -(2 ** 63)
 
 
 class Command(TyperCommand):
     """A Typer command whose bare negative numbers are values, not options."""
 
     def parse_args(self, ctx, args: List[str]) -> List[str]:
-        parser = self.make_parser(ctx)
+        takes_value = self._options(ctx)
         options: List[str] = []
         positionals: List[str] = []
         rest = list(args)
@@ -48,20 +49,32 @@ class Command(TyperCommand):
                 continue
             options.append(token)
             name = token.split("=", 1)[0]
-            opt = parser._long_opt.get(name) or parser._short_opt.get(name)
-            if opt is None and name not in ctx.help_option_names and not ctx.resilient_parsing:
-                self._no_such_option(ctx, name, parser)
-            if opt is not None and opt.takes_value and "=" not in token and rest:
+            if name not in takes_value and name not in ctx.help_option_names and not ctx.resilient_parsing:
+                known = [o for o in takes_value if o.startswith("--")] + list(ctx.help_option_names)
+                raise _NoSuchOption(name, message=f"No such option: {_cut(name)}",
+                                    possibilities=get_close_matches(name, known, n=1), ctx=ctx)
+            if takes_value.get(name) and "=" not in token and rest:
                 options.append(rest.pop(0))  # the option's value, even when it looks negative
         reordered = options + (["--"] + positionals if positionals else [])
         return super().parse_args(ctx, reordered)
 
-    @staticmethod
-    def _no_such_option(ctx, name: str, parser) -> None:
-        known = list(parser._long_opt) + list(ctx.help_option_names)
-        close = get_close_matches(name, known, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise UsageError(f"No such option: {_cut(name)}{hint}", ctx=ctx)
+    def _options(self, ctx) -> Dict[str, bool]:
+        """Each option string of this command → whether it takes a value (flags and counts do not)."""
+        out: Dict[str, bool] = {}
+        for param in self.get_params(ctx):
+            if param.param_type_name == "option":
+                takes = not (getattr(param, "is_flag", False) or getattr(param, "count", False))
+                for opt in [*param.opts, *param.secondary_opts]:
+                    out[opt] = takes
+        return out
+
+
+class _NoSuchOption(NoSuchOption):
+    """Click's own error for an unknown option, with a git-style suggestion."""
+
+    def format_message(self) -> str:
+        hint = f" (did you mean {self.possibilities[0]}?)" if self.possibilities else ""
+        return f"{self.message}{hint}"
 
 
 def use_command_class(app: typer.Typer) -> None:
@@ -71,34 +84,15 @@ def use_command_class(app: typer.Typer) -> None:
 
 
 # -- values ----------------------------------------------------------------------------------
-def chat_id_problem(text: str) -> Optional[str]:
-    """Why TEXT cannot be a group's chat id, or None when it can."""
-    if not _NUMERIC.match(text):
-        return "expected a number"
-    if len(text.lstrip("+-")) > 20:
-        return "too many digits for a Telegram id"
-    n = int(text)
-    if n >= 0:
-        return "a group's chat id is negative (-100… for a supergroup)"
-    if n < INT64_MIN:
-        return "out of range for a Telegram id"
-    return None
-
-
 def check_chat(value: Optional[str], *, club_ids: bool = True, what: str = "CHAT") -> Optional[str]:
     """A chat id (-100…), an @username, or (where the store is asked) a club_ id; else exit 2."""
     if value is None:
         return None
     text = value.strip()
-    if _NUMERIC.match(text):
-        problem = chat_id_problem(text)
-        if problem:
-            raise typer.BadParameter(f"{_cut(text)}: {problem}", param_hint=what)
-        return text
-    if _USERNAME.match(text) or (club_ids and _CLUB_ID.match(text)):
-        return text
-    expected = "a chat id (-100…), an @username" + (" or a club_ id" if club_ids else "")
-    raise typer.BadParameter(f"{_cut(text)!r}: expected {expected}", param_hint=what)
+    problem = chat_problem(text, club_ids)
+    if problem:
+        raise typer.BadParameter(problem, param_hint=what)
+    return text
 
 
 def chat_callback(value: Optional[str]) -> Optional[str]:

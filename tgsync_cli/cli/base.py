@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import typer
 from typing_extensions import Annotated
@@ -38,7 +38,7 @@ MetricsOpt = Annotated[Optional[str], typer.Option(
     help="serve /healthz, /readyz and /metrics here (default: metrics.listen, for a worker "
          "metrics.worker_listen; off when unset)")]
 
-_global = {"config": None, "store": None}
+_global: Dict[str, Any] = {"config": None, "store": None}
 
 
 class lazy_module:  # noqa: N801 - used like a module

@@ -29,7 +29,8 @@ def _since(text: Optional[str], option: str = "--since") -> Optional[datetime]:
 @app.command()
 @guarded
 def history(chat: Annotated[str, typer.Argument(help="chat id, @username or club_ id")],
-            since: Annotated[Optional[str], typer.Option("--since", help="only changes from this date/time (UTC)")] = None,
+            since: Annotated[Optional[str], typer.Option(
+                "--since", help="only changes from this date/time (UTC)")] = None,
             json_out: JsonOpt = False, config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Who joined, left, was kicked, promoted or demoted in a club, and how."""
     after = _since(since)
@@ -62,8 +63,10 @@ def member(telegram_id: Annotated[int, typer.Argument(help="the person's Telegra
 def stats(chat: Annotated[str, typer.Argument(help="chat id, @username or club_ id")],
           weeks: Annotated[int, typer.Option("--weeks", min=1, max=520, help="how many ISO weeks, newest last")] = 12,
           json_out: JsonOpt = False,
-          until: Annotated[Optional[str], typer.Option("--until", help="the last week shown holds this date (default: today)")] = None,
-          png: Annotated[Optional[str], typer.Option("--png", help="also draw the chart into this PNG file (needs tgsync[plot])")] = None,
+          until: Annotated[Optional[str], typer.Option(
+              "--until", help="the last week shown holds this date (default: today)")] = None,
+          png: Annotated[Optional[str], typer.Option(
+              "--png", help="also draw the chart into this PNG file (needs tgsync[plot])")] = None,
           config: ConfigOpt = None, store: StoreOpt = None) -> None:
     """Per week: joined, left, kicked, net, active writers, joins per invite link and inviter."""
     end = _since(until, "--until") or utcnow()

@@ -23,7 +23,7 @@ from tgsync_cli.cli.base import (
     open_store_checked,
     settings_for,
 )
-from tgsync_cli.core.rules import SOURCES
+from tgsync_cli.core.evidence import ROUTES
 
 core = lazy_module("tgsync_cli.app")
 
@@ -119,8 +119,8 @@ def roster(chat: Annotated[str, typer.Argument(help="chat id (-100…), @usernam
            role: Annotated[Optional[str], typer.Option(
                "--role", help="organizer or member", callback=choice_callback("organizer", "member"))] = None,
            source: Annotated[Optional[str], typer.Option(
-               "--source", help="how they were found: " + ", ".join(SOURCES),
-               callback=choice_callback(*SOURCES))] = None,
+               "--source", help="how they were found: " + ", ".join(ROUTES),
+               callback=choice_callback(*ROUTES))] = None,
            since: Annotated[Optional[str], typer.Option(
                "--since", help="status changed on or after this date (UTC), e.g. 2025-03-01",
                callback=since_callback)] = None,

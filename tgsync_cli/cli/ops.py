@@ -144,7 +144,7 @@ def _confirmed(preview) -> bool:
     if stdin is None or stdin.closed:
         raise TgsyncError(NO_INPUT)
     interactive = stdin.isatty()
-    answer = None
+    answer = ""
     if not interactive:
         answer = stdin.readline()
         if not answer:

@@ -12,11 +12,14 @@ import csv
 import io
 import json
 import re
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:  # imported when a bar is first drawn: most commands never draw one
+    from rich.progress import Progress, TaskID
 
 console = Console()
 err_console = Console(stderr=True)
@@ -159,8 +162,8 @@ class ProgressBar:
 
     def __init__(self, label: str, unit: str = "items") -> None:
         self.label, self.unit = label, unit
-        self._progress = None
-        self._task = None
+        self._progress: Optional[Progress] = None
+        self._task: Optional[TaskID] = None
 
     def update(self, done: int, total: Optional[int]) -> None:
         if self._progress is None:
@@ -174,7 +177,8 @@ class ProgressBar:
                                       console=err_console, transient=True)
             self._progress.start()
             self._task = self._progress.add_task(self.label, total=total)
-        self._progress.update(self._task, completed=done, total=total)
+        if self._task is not None:
+            self._progress.update(self._task, completed=done, total=total)
 
     def close(self) -> None:
         if self._progress is not None:

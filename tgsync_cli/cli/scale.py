@@ -59,7 +59,7 @@ def _check_broker(url: str) -> None:
     """One line and exit 1 when Redis is down, instead of Celery's banner and 100 retries."""
     import redis
 
-    from tgsync_cli.stores.documents import redact_uri
+    from tgsync_cli.stores import redact_uri
 
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)

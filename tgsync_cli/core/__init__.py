@@ -1,1 +1,2 @@
-"""The core: domain events, SPEC §3 rules, the engine, and the protocols it depends on (Store, TelegramGateway, MemberCache). Imports nothing that talks to the outside world."""
+"""The core: domain events, the membership rules, the engine, and the protocols it depends on
+(Store, TelegramGateway, MemberCache). Imports nothing that talks to the outside world."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, TypeVar
+from typing import Any, Callable, Dict, List, Mapping, Optional, TypeVar
 
 from tgsync_cli.core.cache import MemberCache
 from tgsync_cli.core.errors import ChatMigratedError, TelegramError
@@ -49,13 +49,20 @@ class ClubDirectory:
         """One query: the club map and the warm member cache (a restart costs one round trip).
         Called again to re-warm, it re-reads only clubs whose version moved since."""
         idx = self.store.club_index(self._versions or None)
+        changed: Dict[str, Any] = {}
         for doc in idx.clubs:
             info = self.remember(doc)
             self._versions[info.club_id] = doc.get("version", 0)
-            self._active[info.club_id] = list(doc.get("active", ()))
+            changed[info.club_id] = doc.get("active", ())
         for cid in idx.removed:
             self._versions.pop(cid, None)
             self._active.pop(cid, None)
+        warm_clubs = getattr(self.cache, "warm_clubs", None)
+        if warm_clubs is not None:  # a per-club cache: only what changed is rebuilt
+            warm_clubs(changed, unchanged=list(self._versions), removed=idx.removed)
+            return
+        for cid, tids in changed.items():  # a cache of pairs is given every club's again
+            self._active[cid] = list(tids)
         self.cache.warm((cid, tid) for cid, tids in self._active.items() for tid in tids)
 
     def versions(self) -> Dict[str, int]:
@@ -63,7 +70,7 @@ class ClubDirectory:
         return dict(self._versions)
 
     # -- lookups ----------------------------------------------------------------------------------
-    def remember(self, doc: Dict[str, Any]) -> ClubInfo:
+    def remember(self, doc: Mapping[str, Any]) -> ClubInfo:
         sync = doc.get("sync") or {}
         info = ClubInfo(doc["_id"], doc["telegram_group_id"], doc.get("name", ""),
                         bool(sync.get("bot_is_admin")), bool(sync.get("bot_present")),

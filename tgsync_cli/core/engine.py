@@ -125,6 +125,14 @@ class Engine:
         self.bot_status.startup_check(ev.at)
 
     # -- what commands ask of the engine ----------------------------------------------------------
+    def holds_active(self, chat_id: int, telegram_id: int) -> bool:
+        """Memory only, so another thread (serve's update loop) may ask: is this a known club's
+        member the cache holds as active? A stale answer costs speed, never correctness: the
+        message still comes through handle()."""
+        info = self.directory.known(chat_id)
+        local = getattr(self.cache, "is_active_local", None)
+        return info is not None and local is not None and local(info.club_id, telegram_id)
+
     def club(self, chat_id: int, discover: bool = True) -> Optional[ClubInfo]:
         return self.directory.club(chat_id, discover)
 

@@ -105,7 +105,7 @@ class RosterEntry:
 
 @dataclass(frozen=True)
 class BotStatusRecheck:
-    """Ask Telegram again for the bot's own status in every club, as at start (SPEC §3): serve
+    """Ask Telegram again for the bot's own status in every club, as at start: serve
     queues it after the connection to Telegram was lost, since updates may have been missed."""
 
     at: datetime

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from tgsync_cli.core.events import Person
 
@@ -138,7 +138,7 @@ def _status(m: Dict[str, Any], obs: Observation) -> bool:
     return True
 
 
-def decide(club_id: str, current: Optional[Dict[str, Any]], departure: Optional[Dict[str, Any]],
+def decide(club_id: str, current: Optional[Mapping[str, Any]], departure: Optional[Mapping[str, Any]],
            obs: Observation) -> Decision:
     """The rule for one observation, given the membership and departure note as they are now.
 

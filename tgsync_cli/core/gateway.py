@@ -7,7 +7,7 @@ Implementations: `sim.world.SimGateway` (a world), `telegram.gateway.PyrogramGat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Protocol, Sequence
+from typing import Iterator, List, NoReturn, Optional, Protocol, Sequence
 
 from tgsync_cli.core.errors import TelegramUnavailable
 from tgsync_cli.core.events import MemberState, Person
@@ -72,7 +72,7 @@ class OfflineGateway:
         self._id = bot_id
         self._username = username
 
-    def _no(self, what: str):
+    def _no(self, what: str) -> NoReturn:
         raise TelegramUnavailable(f"{what} needs a Telegram connection (offline)")
 
     def me(self) -> BotIdentity:

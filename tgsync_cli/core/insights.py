@@ -1,6 +1,6 @@
 """Club insights from the membership log: what organizers ask once the roster is right.
 
-Pure functions over SPEC §2 `membership_log` entries, weekly writer counts and reconcile
+Pure functions over `membership_log` entries, weekly writer counts and reconcile
 figures, so the store stays a store and every number here is testable without one.
 A week is an ISO week (`2024-W49`): organizers plan by weeks, and ISO weeks never straddle years
 ambiguously.

@@ -1,15 +1,14 @@
-"""SPEC §2–§3 mappings as pure functions: Telegram status → club status and role, who is a person."""
+"""The membership mappings as pure functions: Telegram status → club status and role, who is a person."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Optional
+from typing import List, Optional
 
-from tgsync_cli.core.events import MemberState, Person
-from tgsync_cli.core.evidence import ROUTES
+from tgsync_cli.core.events import DeepLinkStart, MemberState, Person
 
-# Telegram's stand-in senders: never members, never accounts (SPEC §2).
+# Telegram's stand-in senders (anonymous admins, channel posts): never members, never accounts.
 ANONYMOUS_ADMIN_ID = 1087968824  # @GroupAnonymousBot
 SERVICE_NOTIFICATIONS_ID = 777000  # "Telegram": channel posts copied into a discussion group; is_bot false!
 CHANNEL_BOT_ID = 136817688  # @Channel_Bot
@@ -21,8 +20,6 @@ DEEP_LINK_RE = re.compile(r"join_(-?[0-9]{1,20})", re.ASCII)
 _INT64 = 2**63 - 1
 
 TELEGRAM_STATUSES = ("creator", "administrator", "member", "restricted", "left", "kicked")
-
-SOURCES = ROUTES  # the `--source` filter's choices: every route, in evidence order
 
 
 def club_status(state: MemberState) -> str:
@@ -78,6 +75,21 @@ def start_payload(text: Optional[str]):
 
 
 NOT_START = _NO_PAYLOAD
+
+
+def outside_groups(chat_type: str, sender: Optional[Person], text: Optional[str],
+                   at: datetime) -> Optional[List[DeepLinkStart]]:
+    """What a message outside any group means, the same for both adapters: in a private chat
+    only `/start` counts (a deep link); a channel is never a club and its posts are no one's
+    activity. None for a message in a group."""
+    if chat_type == "private":
+        payload = start_payload(text)
+        if sender is None or payload is NOT_START:
+            return []
+        return [DeepLinkStart(user=sender, payload=payload, at=at)]
+    if chat_type == "channel":
+        return []
+    return None
 
 
 def removal_status(user_id: int, actor_id: Optional[int]) -> str:

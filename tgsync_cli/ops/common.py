@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Callable, ContextManager, Iterator
 
+from tgsync_cli.core.chat_ids import parse_chat
 from tgsync_cli.runtime import wiring as core
 from tgsync_cli.runtime.config import Settings
 from tgsync_cli.core.store import Store
@@ -30,9 +31,9 @@ def gateway_for(settings: Settings) -> Iterator[Any]:
 
 def resolve_chat_id(store: Store, chat: str) -> int:
     """CHAT as Telegram's id: numeric ids pass as given (the club may not exist yet)."""
-    text = chat.strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    return core.find_club(store, text)["telegram_group_id"]
+    arg = parse_chat(chat)
+    if arg.chat_id is not None:
+        return arg.chat_id
+    return core.find_club(store, arg.text)["telegram_group_id"]
 
 

@@ -110,7 +110,9 @@ def _store_checks(settings: Settings) -> Tuple[Optional[Store], List[Check]]:
         return None, [Check("store", "fail", f"{label}: {type(exc).__name__}",
                             "check store.uri credentials; remove duplicate telegram ids if an index is refused")]
     out = [Check("store", "ok", f"{label} is reachable, {n} club(s)")]
-    if not getattr(store, "embedded", True):  # a MongoDB the app may share: its shape, read only
+    from tgsync_cli.stores.mongo import MongoStore
+
+    if isinstance(store, MongoStore):  # a MongoDB the app may share: its shape, read only
         from tgsync_cli.ops.doctor_mongo import shape_checks
 
         try:
@@ -165,7 +167,8 @@ def _telegram_checks(settings: Settings, store: Optional[Store], factory: Gatewa
 
 def _privacy_check(privacy: Optional[bool]) -> Check:
     if privacy is False:
-        return Check("privacy mode", "ok", "off: every group message reaches the bot (message activity works everywhere)")
+        return Check("privacy mode", "ok",
+                     "off: every group message reaches the bot (message activity works everywhere)")
     if privacy is True:
         return Check("privacy mode", "warn", "on: message activity is seen only where the bot is admin",
                      "@BotFather → /setprivacy → Disable, then remove and re-add the bot to each group")
@@ -179,12 +182,12 @@ ROUTE_NAMES = {1: "admin import", 2: "registration button", 3: "join/leave event
 
 
 def routes_in_words(routes: List[int]) -> str:
-    """What works, in words an operator knows (the numbers are SPEC §1's, for the curious)."""
+    """What works, in words an operator knows (the numbers are the routes', for the curious)."""
     return ", ".join(f"{ROUTE_NAMES[r]} ({r})" for r in routes)
 
 
 def live_routes(in_group: bool, admin: bool, privacy: Optional[bool]) -> List[int]:
-    """Which SPEC §1 routes work in a group for this bot (7 needs only a file, so it is left out)."""
+    """Which routes into the roster work in a group for this bot (7 needs only a file, so it is left out)."""
     routes = list(ROUTES_ALWAYS)
     if in_group:
         routes.append(1)
@@ -218,7 +221,8 @@ def _club_checks(store: Store, gw, me) -> List[Check]:
                              "add the bot back to the group as an admin"))
         elif not admin:
             out.append(Check(label, "warn", f"bot is a member, not admin; works here: {routes}{stale}",
-                             "promote the bot to admin for join/leave events and roster import (and message activity with privacy on)"))
+                             "promote the bot to admin for join/leave events and roster import"
+                             " (and message activity with privacy on)"))
         else:
             out.append(Check(label, "ok" if not stale else "warn",
                              f"bot is admin; works here: {routes}{stale}",

@@ -77,7 +77,7 @@ def inspect_shape(db) -> Dict[str, Tally]:
     tids: Counter = Counter()
     tid_example: Dict[int, str] = {}
     forms: Dict[int, set] = defaultdict(set)
-    for u in db["users"].find({}, {"telegram_id": 1, **{k: 1 for k in USER_TIME_KEYS}}):
+    for u in db["users"].find({}, {"telegram_id": 1, **dict.fromkeys(USER_TIME_KEYS, 1)}):
         raw = u.get("telegram_id")
         tid = as_tid(raw)
         if tid is None:

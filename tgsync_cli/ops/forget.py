@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from tgsync_cli.core.documents import ClubRef
 from tgsync_cli.core.errors import InputError, TgsyncError
 from tgsync_cli.core.store import Store
 from tgsync_cli.runtime.spool import Spool, line_names, lines_of, scrub
@@ -24,7 +25,7 @@ from tgsync_cli.runtime.spool import Spool, line_names, lines_of, scrub
 @dataclass
 class ForgetReport:
     telegram_id: int
-    clubs: List[Dict[str, Any]] = field(default_factory=list)  # {club_id, name, telegram_group_id}
+    clubs: List[ClubRef] = field(default_factory=list)
     accounts: int = 0
     departures: int = 0
     created_by_cleared: int = 0

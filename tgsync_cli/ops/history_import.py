@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
+from tgsync_cli.core.documents import MemberDoc
 from tgsync_cli.core.errors import (
     AdminRequired,
     BotNotInChat,
@@ -37,7 +38,7 @@ class HistoryReport:
     already_known: int = 0
     reactivated: int = 0
     recorded_left: int = 0  # of `added`: --no-verify people whose last evidence is leaving
-    organizers: int = 0  # admins imported because this import created the club (SPEC §3)
+    organizers: int = 0  # admins imported because this import created the club
     refused: int = 0
     skipped: int = 0
     skip_reasons: Dict[str, int] = field(default_factory=dict)
@@ -49,7 +50,7 @@ class HistoryReport:
 
 def import_history(store: Store, gateway, scan, chat_id: int, verify: bool, at: datetime,
                    bot_id: Optional[int] = None) -> HistoryReport:
-    """Route 7 (SPEC §4). Telegram is asked first and nothing is written until every answer is in,
+    """Route 7, the history import. Telegram is asked first and nothing is written until every answer is in,
     so a refused or unreachable Telegram leaves the store as it was. Writes are bulk: one for the
     accounts, one for the memberships, whatever the number of candidates."""
     report = HistoryReport(chat_id=chat_id, verified=verify, messages_read=scan.messages_read,
@@ -66,7 +67,7 @@ def import_history(store: Store, gateway, scan, chat_id: int, verify: bool, at: 
 
     # (person, status_at, evidence, status) of each candidate to add; (member, at) to reactivate
     to_add: List[Tuple[Person, datetime, Any, str]] = []
-    to_reactivate: List[Tuple[dict, datetime]] = []
+    to_reactivate: List[Tuple[MemberDoc, datetime]] = []
     listed, whole = _member_listing(gateway, chat_id) if verify else ({}, False)
     for tid, ev in scan.candidates.items():
         person = Person(id=tid, first_name=ev.display_name or "")
@@ -108,7 +109,7 @@ def import_history(store: Store, gateway, scan, chat_id: int, verify: bool, at: 
                 person = info.person
             status_at, status = at, ACTIVE
         else:
-            # SPEC §4: the last evidence is the status, a leave included (recorded as `left`)
+            # the last evidence is the status, a leave included (recorded as `left`)
             status_at, status = ev.at, ACTIVE if ev.present else "left"
             if not ev.present and m is not None:
                 report.already_known += 1  # history never downgrades a known member
@@ -121,7 +122,7 @@ def import_history(store: Store, gateway, scan, chat_id: int, verify: bool, at: 
                 status_at, status = dep["at"], dep["status"]  # the later departure stands
         if m is None:
             to_add.append((person, status_at, ev, status))
-        elif m.get("status_at") is None or m["status_at"] < status_at:
+        elif (known_at := m.get("status_at")) is None or known_at < status_at:
             to_reactivate.append((m, status_at))
         else:
             report.already_known += 1
@@ -132,7 +133,7 @@ def import_history(store: Store, gateway, scan, chat_id: int, verify: bool, at: 
     report.club_id = doc["_id"]
     cid = doc["_id"]
     # one store call: accounts, memberships and departure notes in one transaction (SQLite).
-    # A leaver (--no-verify, SPEC §4) was a member until their last evidence: present, then left.
+    # A leaver (--no-verify) was a member until their last evidence: present, then left.
     obs: List[Observation] = list(admins) if report.club_created else []
     report.organizers = len(obs)
     for person, status_at, ev, status in to_add:
@@ -187,7 +188,7 @@ def import_history_file(store: Store, path: str, chat: str, verify: bool, at: da
     bot_id = _bot_id(settings)
     if not verify:
         return import_history(store, None, scan, chat_id, False, at, bot_id)
-    if gateway_factory is None:
+    if gateway_factory is None or settings is None:
         raise ConfigError("import-history needs Telegram to verify candidates (or pass --no-verify)")
     with gateway_factory(settings) as gw:
         return import_history(store, gw, scan, chat_id, True, at, bot_id)
@@ -195,7 +196,7 @@ def import_history_file(store: Store, path: str, chat: str, verify: bool, at: da
 
 def _admins_of_a_new_club(gateway, chat_id: int, bot_id: Optional[int], at: datetime,
                           report: HistoryReport) -> List[Observation]:
-    """Whatever creates a club imports its admins (SPEC §3): asked before anything is written."""
+    """Whatever creates a club imports its admins: asked before anything is written."""
     try:
         admins = gateway.get_admins(chat_id)
     except TelegramError as exc:

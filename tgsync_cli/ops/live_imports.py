@@ -1,4 +1,5 @@
-"""One-shot commands against live Telegram: import-admins, import-members, post-invite (each checks credentials first, then runs one engine method)."""
+"""One-shot commands against live Telegram: import-admins, import-members, post-invite (each
+checks credentials first, then runs one engine method)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
+from tgsync_cli.core.chat_ids import ChatArg
 from tgsync_cli.core.engine import ClubInfo, Engine, RosterResult
 from tgsync_cli.core.errors import (
     BotNotInChat,
@@ -16,7 +18,6 @@ from tgsync_cli.core.errors import (
 from tgsync_cli.core.rules import deep_link
 from tgsync_cli.runtime.config import Settings
 from tgsync_cli.runtime.live import (
-    _NUMERIC,
     Connection,
     Connector,
     parse_chat,
@@ -59,32 +60,29 @@ class InviteSummary:
         return asdict(self)
 
 
-def _club(engine: Engine, conn: Connection, chat: str) -> tuple:
+def _club(engine: Engine, conn: Connection, chat: ChatArg) -> tuple:
     """The club for CHAT, created from Telegram's chat title when the bot is in a group with none.
 
     A group the bot joined while `serve` was down has no club; these commands are how an operator
     catches up, so they create it rather than refuse (Telegram proves the bot can see the group).
     """
     store = engine.store
-    if _NUMERIC.match(chat):
-        chat_id = int(chat)
-        doc = store.club_by_group(chat_id)
+    if chat.chat_id is not None:
+        doc = store.club_by_group(chat.chat_id)
     else:
-        doc = store.club_by_username(chat[1:])
-        chat_id = doc["telegram_group_id"] if doc else None
-    title = None
-    if doc is None:
-        chat_id, title = conn.chat_info(chat_id if chat_id is not None else chat)
-        doc = store.club_by_group(chat_id)
-        if doc is not None and not _NUMERIC.match(chat):
-            store.set_club_username(doc["_id"], chat[1:])  # the next @username lookup is an index hit
+        doc = store.club_by_username(chat.username or "")
     created = False
     if doc is None:
-        doc, created = store.create_club(chat_id, title, None, {"bot_present": True},
-                                         username=None if _NUMERIC.match(chat) else chat[1:])
+        chat_id, title = conn.chat_info(chat.chat_id if chat.chat_id is not None else chat.text)
+        doc = store.club_by_group(chat_id)
+        if doc is not None and chat.username:
+            store.set_club_username(doc["_id"], chat.username)  # the next @username lookup is an index hit
+        if doc is None:
+            doc, created = store.create_club(chat_id, title, None, {"bot_present": True},
+                                             username=chat.username)
     info = engine.club(doc["telegram_group_id"])
     if info is None:  # pragma: no cover - the store just returned it
-        raise TgsyncError(f"no club for {chat}")
+        raise TgsyncError(f"no club for {chat.text}")
     return info, created
 
 
@@ -93,12 +91,12 @@ def _session(settings: Settings, chat: str, connect: Optional[Connector]):
     """Credentials, then CHAT's shape, then the store, then Telegram: cheapest refusal first."""
     t = settings.telegram
     check_credentials(t.api_id, t.api_hash, t.bot_token)
-    chat = parse_chat(chat)
+    arg = parse_chat(chat)
     store = store_from(settings)
     try:
         with (connect or pyrogram_connection)(settings) as conn:
             engine = make_engine(store, conn.gateway, settings, bot_id=bot_id_from_token(t.bot_token))
-            info, created = _club(engine, conn, chat)
+            info, created = _club(engine, conn, arg)
             yield engine, info, created
             engine.flush()
     finally:

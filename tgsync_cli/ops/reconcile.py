@@ -1,6 +1,6 @@
-"""Operator toolkit: reconcile, import-history, doctor, forget (SPEC §3, §4).
+"""Reconcile: Telegram's member count and listing against the club's active members.
 
-The commands in `commands/ops.py` parse and render; every decision lives here, against the same
+The command in `cli/ops.py` parses and renders; every decision lives here, against the same
 protocols the engine uses (Store, TelegramGateway, MemberCache), so tests drive these functions
 with the simulator's gateway or a stand-in and never connect to Telegram.
 """
@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
+from tgsync_cli.core.documents import ClubDoc
 from tgsync_cli.core.errors import (
     InputError,
     TgsyncError,
@@ -21,12 +22,7 @@ from tgsync_cli.runtime import wiring as core
 from tgsync_cli.runtime.config import Settings
 from tgsync_cli.core.store import Store
 
-# -- the live gateway -----------------------------------------------------------------------------
 
-
-
-
-# -- reconcile --------------------------------------------------------------------------------------
 @dataclass
 class ClubReconcile:
     """One club's reconcile, with who changed (read from the store before and after)."""
@@ -83,12 +79,12 @@ class ReconcileOutcome:
                 "clubs": [c.as_json() for c in self.clubs]}
 
 
-def _member_states(doc: Optional[dict]) -> Dict[int, Tuple[str, str]]:
+def _member_states(doc: Optional[ClubDoc]) -> Dict[int, Tuple[Optional[str], Optional[str]]]:
     return {m["telegram_id"]: (m.get("status"), m.get("role")) for m in (doc or {}).get("members", [])
             if m.get("telegram_id") is not None}
 
 
-def _app_only(doc: Optional[dict]) -> List[str]:
+def _app_only(doc: Optional[ClubDoc]) -> List[str]:
     """Members the app added itself (no Telegram id): reported apart, never compared or marked."""
     return [str(m.get("user_id") or "?") for m in (doc or {}).get("members", [])
             if m.get("telegram_id") is None and (m.get("status") or ACTIVE) == ACTIVE]
@@ -97,13 +93,13 @@ def _app_only(doc: Optional[dict]) -> List[str]:
 def reconcile_clubs(store: Store, gateway, chat: Optional[str], all_clubs: bool, at: datetime,
                     dry_run: bool = False, threshold: int = 0,
                     settings: Optional[Settings] = None, yes: bool = False) -> ReconcileOutcome:
-    """SPEC §3 reconcile for one club or every club; a club Telegram cannot answer for is
+    """Reconcile one club or every club; a club Telegram cannot answer for is
     reported with its error and the others still run (a cron job should see them all)."""
     if (chat is None) == (not all_clubs):
         raise InputError("reconcile: give either CHAT or --all")
     if threshold < 0:
         raise InputError("--threshold must be 0 or more")
-    docs = store.all_clubs() if all_clubs else [core.find_club(store, chat)]
+    docs = store.all_clubs() if chat is None else [core.find_club(store, chat)]
     engine = core.make_engine(store, gateway, settings)
     out = ReconcileOutcome([], threshold, dry_run, at)
     for doc in docs:
@@ -112,6 +108,8 @@ def reconcile_clubs(store: Store, gateway, chat: Optional[str], all_clubs: bool,
         before = _member_states(doc)
         row.app_only = _app_only(doc)
         try:
+            if info is None:  # removed by another process since the listing
+                raise TgsyncError(f"club {doc['_id']} is no longer in the store")
             rep = engine.reconcile(info, at, dry_run=dry_run, allow_mass_departure=yes)
         except TgsyncError as exc:
             row.error = str(exc)
@@ -141,46 +139,3 @@ def reconcile_clubs(store: Store, gateway, chat: Optional[str], all_clubs: bool,
                     row.role_changed.append(tid)
         out.clubs.append(row)
     return out
-
-
-# -- import-history -----------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-# -- doctor -------------------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-# -- forget ---------------------------------------------------------------------------------------------
-
-
-
-

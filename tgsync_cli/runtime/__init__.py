@@ -1,1 +1,2 @@
-"""What runs the bot: serve, the pipeline, the live Telegram gateway and client, Redis cache, Celery queue, config, logs, wiring."""
+"""What runs the bot: serve, the pipeline, the live Telegram gateway and client, Redis cache,
+Celery queue, config, logs, wiring."""

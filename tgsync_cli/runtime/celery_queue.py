@@ -3,7 +3,7 @@
 Why this is safe with at-least-once delivery and no global order: every event carries
 Telegram's time, and the store applies member changes as guarded single-document updates
 (`status_at`/`role_at`, atomic insert-if-absent, departure tombstones), so applying an event
-twice, or any permutation of the same events, ends in the same document (SPEC §2). That is why
+twice, or any permutation of the same events, ends in the same document. That is why
 there is ONE queue (`tgsync`) consumed by any number of workers with any concurrency, instead of
 per-member routing: per-member routing would need exactly one single-threaded consumer per
 shard to mean anything, and would buy nothing the guards do not already give. Tasks are
@@ -35,12 +35,12 @@ from tgsync_cli.core.codec import from_dict, to_dict
 from tgsync_cli.core.errors import (
     ConfigError,
     InputError,
+    StoreConflict,
     StoreUnavailable,
     TgsyncError,
 )
 from tgsync_cli.core.events import MessageSeen
 from tgsync_cli.runtime.config import Settings, load_settings
-from tgsync_cli.runtime.pipeline import is_race
 from tgsync_cli.runtime.spool import SeenNote, Spool, merge_note, seen_docs
 
 log = logging.getLogger("tgsync.queue")
@@ -164,7 +164,13 @@ def _flush_on_shutdown(**_kwargs) -> None:
         flush_worker_engine(_engine)
 
 
-@app.task(name="tgsync.apply_event", bind=True, acks_late=True, max_retries=None)
+# A store outage waits (1, 2, 4 … up to 60 s, jittered so that workers do not return at once);
+# a lost race with another worker is tried again too: doing it again finds the winner's row.
+RETRIED = (StoreUnavailable, StoreConflict)
+
+
+@app.task(name="tgsync.apply_event", bind=True, acks_late=True, max_retries=None,
+          autoretry_for=RETRIED, retry_backoff=1, retry_backoff_max=60, retry_jitter=True)
 def apply_event(self, event_dict: dict) -> str:
     """Apply one event; safe to run twice or out of order (its Telegram time decides)."""
     try:
@@ -178,16 +184,10 @@ def apply_event(self, event_dict: dict) -> str:
     try:
         with _engine_lock:
             engine.handle(event)
-    except StoreUnavailable as exc:
+    except RETRIED:
         _tell("retried", event)
-        delay = min(60.0, 0.5 * 2 ** min(self.request.retries, 7))
-        raise self.retry(exc=exc, countdown=delay)
+        raise  # Celery retries it, backing off
     except Exception as exc:
-        # a lost race is a store error too, so it is asked first: another worker created the
-        # same account, and doing it again finds it (refusing it would drop the event)
-        if is_race(exc):
-            _tell("retried", event)
-            raise self.retry(exc=exc, countdown=0.05)
         _tell("failed", event, type(exc).__name__)
         if isinstance(exc, TgsyncError):  # a refused event must not be retried forever
             log.error("event %s not applied: %s", type(event).__name__, exc)
@@ -216,7 +216,7 @@ class CeleryPipeline:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._timer: Optional[threading.Thread] = None
-        self._redis = None
+        self._redis: Any = None
         self.applied = 0  # hot-path events applied here
         self.enqueued = 0
         self.spooled = 0
@@ -283,14 +283,19 @@ class CeleryPipeline:
         self._stopping.set()
         if self._timer is not None:
             self._timer.join(min(timeout, 5.0))
+        self._flush("last_seen not flushed at shutdown (%s): spooled for the next start")
+        return self.spooled
+
+    def _flush(self, failed: str) -> None:
+        """Write last_seen to the store; when it cannot take it, log `failed` (with the cause)
+        and checkpoint it to the spool instead."""
         try:
             with self._lock:
                 self.engine.flush()
             self._compact_spool()
         except TgsyncError as exc:
-            log.warning("last_seen not flushed at shutdown (%s): spooled for the next start", exc)
+            log.warning(failed, exc)
             self._checkpoint()
-        return self.spooled
 
     def _flush_loop(self) -> None:
         """Checkpoint last_seen to the spool often (kill -9 loses at most one interval of it),
@@ -301,18 +306,13 @@ class CeleryPipeline:
                 self._checkpoint()
                 continue
             next_flush = time.monotonic() + self._flush_seconds
-            try:
-                with self._lock:
-                    self.engine.flush()
-                self._compact_spool()
-            except TgsyncError as exc:
-                log.warning("last_seen flush failed, kept for the next one: %s", exc)
-                self._checkpoint()
+            self._flush("last_seen flush failed, kept for the next one: %s")
 
     # -- spool ------------------------------------------------------------------------------------
     checkpoint_seconds = 5.0
 
     def _append_spool(self, payloads) -> None:
+        assert self._spool is not None, "only a queue with a spool spools"
         with self._spool_lock:
             self.spooled += self._spool.append(payloads)
 

@@ -10,8 +10,8 @@ import os
 import stat
 import sys
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from tgsync_cli.core.errors import ConfigError
@@ -127,16 +127,95 @@ SECTIONS = {section for section, _ in SCHEMA}
 NOT_SETTINGS = {"test", "debug", "fake", "bench"}
 
 
-class Settings(SimpleNamespace):
+# One frozen dataclass per section: the keys and defaults are SCHEMA's (load_settings checks
+# every value with SCHEMA's converter, then builds these), so code reads typed attributes.
+@dataclass(frozen=True)
+class StoreSettings:
+    uri: str
+    database: Optional[str]  # None: a mongodb:// URI's own database (or ayda_run) applies
+    time_format: str  # auto | date | iso
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    api_id: Optional[int]
+    api_hash: Optional[str] = field(repr=False)
+    bot_token: Optional[str] = field(repr=False)
+    bot_username: Optional[str]
+    session_dir: str
+    max_flood_wait: float
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    welcome_dm: bool
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    backend: str  # memory | redis
+    ttl_seconds: float
+    redis_url: str
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    backend: str  # inprocess | celery
+    broker_url: str
+    max_pending: int
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    last_seen_flush_seconds: float
+    reconcile_threshold: int
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    json: bool
+    level: str  # debug | info | warning | error
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    listen: Optional[str]         # HOST:PORT of serve's health and metrics endpoints
+    worker_listen: Optional[str]  # the same for a Celery worker
+    allow_remote: bool
+    stuck_seconds: float
+
+
+@dataclass(frozen=True)
+class Settings:
     """settings.store.uri, settings.telegram.api_hash…; repr hides secrets."""
 
-    source: Optional[str] = None
+    store: StoreSettings
+    telegram: TelegramSettings
+    bot: BotSettings
+    cache: CacheSettings
+    queue: QueueSettings
+    sync: SyncSettings
+    log: LogSettings
+    metrics: MetricsSettings
+    source: Optional[str] = None  # the config file read, if any
 
     def __repr__(self) -> str:
         return f"Settings(source={self.source!r})"
 
     def value(self, section: str, key: str) -> Any:
         return getattr(getattr(self, section), key)
+
+
+_SECTION_TYPES: Dict[str, type] = {
+    "store": StoreSettings, "telegram": TelegramSettings, "bot": BotSettings, "cache": CacheSettings,
+    "queue": QueueSettings, "sync": SyncSettings, "log": LogSettings, "metrics": MetricsSettings,
+}
+
+
+def _build(values: Mapping[Tuple[str, str], Any], source: Optional[str]) -> Settings:
+    sections = {name: kind(**{k: v for (s, k), v in values.items() if s == name})
+                for name, kind in _SECTION_TYPES.items()}
+    return Settings(**sections, source=source)
 
 
 def load_settings(path: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
@@ -172,14 +251,7 @@ def load_settings(path: Optional[str] = None, env: Optional[Mapping[str, str]] =
     if store is not None:
         _apply(values, "store", "uri", store, "--store")
     _check_database(values)
-    settings = Settings()
-    settings.source = source
-    for (section, key), v in values.items():
-        ns = getattr(settings, section, None)
-        if ns is None:
-            ns = SimpleNamespace()
-            setattr(settings, section, ns)
-        setattr(ns, key, v)
+    settings = _build(values, source)
     remember_secrets(settings)
     return settings
 
@@ -219,7 +291,8 @@ def _warn(warn, message: str) -> None:
 
 
 def holds_secrets(raw: dict) -> bool:
-    store = raw.get("store") if isinstance(raw.get("store"), dict) else {}
+    section = raw.get("store")
+    store = section if isinstance(section, dict) else {}
     return (any(k in (raw.get(s) or {}) for s, k in SECRETS if isinstance(raw.get(s), dict))
             or "@" in str(store.get("uri", "")))
 

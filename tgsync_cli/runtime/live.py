@@ -10,13 +10,14 @@ access hashes of the groups the bot has met, without which Telegram answers PEER
 from __future__ import annotations
 
 import asyncio
-import re
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, ContextManager, Iterator
+from typing import Callable, ContextManager, Iterator, Tuple
 
 from pyrogram import enums, errors
 
+from tgsync_cli.core import chat_ids
+from tgsync_cli.core.chat_ids import ChatArg
 from tgsync_cli.core.errors import (
     ConfigError,
     InputError,
@@ -29,13 +30,7 @@ from tgsync_cli.runtime.telegram_client import (
 )
 from tgsync_cli.runtime.telegram_gateway import BackgroundLoop, PyrogramGateway
 
-_NUMERIC = re.compile(r"^-?\d{1,20}$")
-_USERNAME = re.compile(r"^@[A-Za-z][A-Za-z0-9_]{3,31}$")
 _GROUP_TYPES = (enums.ChatType.GROUP, enums.ChatType.SUPERGROUP, enums.ChatType.FORUM)
-
-
-
-
 
 
 @dataclass
@@ -43,7 +38,7 @@ class Connection:
     """A connected gateway plus the one extra question the commands ask: a chat's id and title."""
 
     gateway: object
-    chat_info: Callable[[object], tuple]  # "@name" or id → (chat_id, title); raises TgsyncError
+    chat_info: Callable[[object], Tuple[int, str]]  # "@name" or id → (chat_id, title); raises TgsyncError
 
 
 Connector = Callable[[Settings], ContextManager[Connection]]
@@ -131,7 +126,7 @@ async def _cancel_others() -> None:
         await asyncio.wait(tasks, timeout=1.0)
 
 
-def chat_info(gateway: PyrogramGateway, chat) -> tuple:
+def chat_info(gateway: PyrogramGateway, chat) -> Tuple[int, str]:
     """(chat_id, title) of a group from Telegram; refuses users and channels."""
     async def get():
         return await gateway.client.get_chat(chat)
@@ -147,27 +142,6 @@ def chat_info(gateway: PyrogramGateway, chat) -> tuple:
     return c.id, c.title or str(c.id)
 
 
-# -- CHAT ----------------------------------------------------------------------------------------
-def parse_chat(chat: str) -> str:
-    """Refuse what can never be a group before anything is opened."""
-    text = (chat or "").strip()
-    if _NUMERIC.match(text):
-        if int(text) >= 0:
-            raise InputError(f"CHAT {text}: a group's chat id is negative (-100… for a supergroup)")
-        return text
-    if _USERNAME.match(text):
-        return text
-    raise InputError(f"CHAT {chat!r}: expected a numeric chat id (-100…) or an @username")
-
-
-
-
-
-
-
-
-# -- the commands' cores ---------------------------------------------------------------------------
-
-
-
-
+def parse_chat(chat: str) -> ChatArg:
+    """Refuse what can never be a group before anything is opened (Telegram knows no club ids)."""
+    return chat_ids.parse_chat(chat, club_ids=False)

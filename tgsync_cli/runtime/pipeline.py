@@ -36,11 +36,11 @@ What `serve` shows an operator (all cheap, callable from any thread):
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import queue
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from tgsync_cli.core.codec import from_dict, to_dict
@@ -236,7 +236,7 @@ class Pipeline:
                 continue
             self._head = item
             self.observer.applying(item)
-            outcome = self._with_retry(lambda: self.engine.handle(item), type(item).__name__)
+            outcome = self._with_retry(functools.partial(self.engine.handle, item), type(item).__name__)
             if outcome is False:
                 return  # abandoned at shutdown: the head stays for the spool
             self._head = None
@@ -391,8 +391,3 @@ class Pipeline:
         self._checkpointed = seen_times(self.engine.seen)
         return len(self._replay)
 
-
-def scrub_spool(path: Path, telegram_id: int) -> int:
-    """Drop the spooled lines (and `.bad` lines) that name one person (`forget`): otherwise the
-    next start would apply them and bring the person back. Returns how many were dropped."""
-    return scrub(path, telegram_id)

@@ -84,6 +84,12 @@ class RedisMemberCache:
                                       health_check_interval=30)
         return cls(client, ttl_seconds, **kwargs)
 
+    def is_active_local(self, club_id: str, telegram_id: int) -> bool:
+        """This process's near copy only, never Redis (safe on the update loop): False when it
+        does not know."""
+        exp = self._near.get((club_id, telegram_id))
+        return exp is not None and exp > self._clock()
+
     def _key(self, club_id: str, telegram_id: int) -> str:
         return f"{self.prefix}:{club_id}:{telegram_id}"
 

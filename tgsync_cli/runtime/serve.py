@@ -33,6 +33,7 @@ from tgsync_cli.core.events import BotStatusRecheck
 from tgsync_cli.core.engine import ClubInfo, Engine
 from tgsync_cli.core.errors import ConfigError
 from tgsync_cli.runtime.config import Settings
+from tgsync_cli.runtime.fast_path import install as install_fast_path
 from tgsync_cli.runtime.live import start_client
 from tgsync_cli.runtime.pipeline import SPOOL_NAME, Pipeline
 from tgsync_cli.runtime.telegram_client import (
@@ -105,8 +106,9 @@ class Runtime:
 
     def __init__(self, *, client, loop: asyncio.AbstractEventLoop, engine: Engine, pipeline,
                  bot_id: int, on_started: Optional[Callable[[StartupReport], None]] = None,
-                 drain_timeout: float = 30.0):
+                 drain_timeout: float = 30.0, fast_path: bool = True):
         self.client = client
+        self.fast_path = fast_path  # known members' messages skip pyrogram's parse (fast_path.py)
         self.loop = loop
         self.engine = engine
         self.pipeline = pipeline
@@ -132,9 +134,9 @@ class Runtime:
     async def on_member_updated(self, client, update) -> None:
         await self._take(events_from_chat_member_updated, update, "chat_member")
 
-    async def on_disconnect(self, client) -> None:
+    async def on_disconnect(self, client, session=None) -> None:
         """pyrogram reconnects by itself and fetches what it can, but a bot-status change in that
-        gap may never arrive: the bot's status in every club is asked again (SPEC §3) before the
+        gap may never arrive: the bot's status in every club is asked again (as at start) before the
         next update is applied."""
         if self.accepting and not self._stop_requested:
             self.recheck_pending = True
@@ -202,6 +204,8 @@ class Runtime:
         try:
             for h in self.handlers():  # before start(): updates recovered at start reach us too
                 self.client.add_handler(h)
+            if self.fast_path:
+                install_fast_path(self.client, self)
             if not await self._connect_unless_stopped():
                 log.info("stopped while connecting: nothing was taken from Telegram",
                          extra={"event": "stopped"})
@@ -210,8 +214,9 @@ class Runtime:
             me = await self.client.get_me()
             self.engine.bot_username = self.engine.bot_username or me.username
             self.engine.bot_id = self.engine.bot_id or me.id
-            # SPEC §3 start-up check, before the worker applies the first update; the engine
-            # calls Telegram synchronously through the gateway, so never on this loop
+            # the start-up check (the bot's own status in every club), before the worker applies
+            # the first update; the engine calls Telegram synchronously through the gateway, so
+            # never on this loop
             await self.loop.run_in_executor(None, self._startup_check)
             pipeline_started = True
             replayed = self.pipeline.start()
@@ -267,7 +272,7 @@ class Runtime:
         return False
 
     def _install_signals(self) -> list:
-        installed = []
+        installed: list = []
         if threading.current_thread() is not threading.main_thread():
             return installed
         for sig in (signal.SIGINT, signal.SIGTERM):

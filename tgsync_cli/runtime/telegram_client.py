@@ -11,7 +11,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Dict, Optional, Union
 
 from pyrogram import Client
 from pyrogram.storage import SQLiteStorage
@@ -47,8 +47,11 @@ def check_credentials(api_id, api_hash, bot_token) -> int:
     return int(text)
 
 
-def bot_id_from_token(bot_token: str) -> int:
-    """The bot's user id is the token's numeric prefix (no call needed)."""
+def bot_id_from_token(bot_token: Optional[str]) -> int:
+    """The bot's user id is the token's numeric prefix (no call needed); check_credentials has
+    refused a missing or malformed token before this is asked."""
+    if not bot_token:
+        raise ConfigError(f"telegram.bot_token is missing ({_where('bot_token')})")
     return int(bot_token.split(":", 1)[0])
 
 
@@ -112,7 +115,7 @@ def make_client(api_id, api_hash, bot_token, session_dir: Union[str, os.PathLike
     api_id = check_credentials(api_id, api_hash, bot_token)
     if not SESSION_NAME_RE.match(name or ""):
         raise ConfigError("telegram.session_name must be 1-64 letters, digits, '.', '_' or '-'")
-    kwargs = {}
+    kwargs: Dict[str, Any] = {}
     if sleep_threshold is not None:
         kwargs["sleep_threshold"] = sleep_threshold
     if loop is not None:

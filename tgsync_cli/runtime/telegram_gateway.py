@@ -9,10 +9,11 @@ FloodWait is waited out (logged, capped by `max_flood_wait`), in the caller's th
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
-from typing import Awaitable, Callable, Iterator, List, Optional, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, Iterator, List, Optional, Sequence, TypeVar
 
 from pyrogram import enums, errors, raw, types
 
@@ -49,7 +50,7 @@ class BackgroundLoop:
         self._thread = threading.Thread(target=self.loop.run_forever, name="tgsync-loop", daemon=True)
         self._thread.start()
 
-    def run(self, coro: Awaitable[T]) -> T:
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def close(self) -> None:
@@ -91,7 +92,7 @@ class PyrogramGateway:
                 raise TelegramUnavailable(f"Telegram is not reachable ({what}): "
                                           f"{type(e).__name__}") from None
             except (errors.FloodWait, errors.FloodPremiumWait) as e:
-                wait = int(e.value or 0)
+                wait = int(e.value or 0) if isinstance(e.value, (int, str)) else 0
                 if wait > self.max_flood_wait:
                     raise TelegramError(
                         f"Telegram asks to wait {wait} s before {what}, more than max_flood_wait "
@@ -178,7 +179,7 @@ class PyrogramGateway:
         offset = 0
         while True:
             page = self._chat_call("listing members", chat_id,
-                                   lambda: self._participants(peer, offset))
+                                   functools.partial(self._participants, peer, offset))
             if not page:
                 return
             offset += len(page)

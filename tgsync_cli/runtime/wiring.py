@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
+from tgsync_cli.core.documents import ClubDoc
 from tgsync_cli.core.cache import MemoryMemberCache
 from tgsync_cli.core.engine import Engine
-from tgsync_cli.core.errors import InputError, TgsyncError
+from tgsync_cli.core.chat_ids import parse_chat
+from tgsync_cli.core.errors import TgsyncError
 from tgsync_cli.core.rules import iso
 from tgsync_cli.runtime.config import Settings
 from tgsync_cli.core.store import Store
@@ -55,8 +57,8 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def club_view(doc: dict, full: bool = False) -> Dict[str, Any]:
-    keys = ("telegram_id", "role", "status", "source")
+def club_view(doc: ClubDoc, full: bool = False) -> Dict[str, Any]:
+    keys: Tuple[str, ...] = ("telegram_id", "role", "status", "source")
     if full:
         keys += ("username", "first_name", "joined_at", "last_seen", "status_at")
     return {"club_id": doc["_id"], "telegram_group_id": doc.get("telegram_group_id"),
@@ -64,7 +66,7 @@ def club_view(doc: dict, full: bool = False) -> Dict[str, Any]:
             "members": [_member_view(m, keys) for m in doc.get("members", [])]}
 
 
-def _member_view(m: dict, keys) -> Dict[str, Any]:
+def _member_view(m: Mapping[str, Any], keys) -> Dict[str, Any]:
     """A member; one the app added itself (no Telegram id) is marked, with the app's user_id so
     a person can find them (tgsync never changes them)."""
     out = {k: _plain(m.get(k)) for k in keys}
@@ -73,20 +75,17 @@ def _member_view(m: dict, keys) -> Dict[str, Any]:
     return out
 
 
-def find_club(store: Store, chat: str) -> dict:
+def find_club(store: Store, chat: str) -> ClubDoc:
     """CHAT is a numeric chat id, an @username, or a club _id."""
-    chat = chat.strip()
-    doc = None
-    if chat.lstrip("-").isdigit():
-        doc = store.club_by_group(int(chat))
-    elif chat.startswith("club_"):
-        doc = store.club_by_id(chat)
-    elif chat.startswith("@"):
-        doc = store.club_by_username(chat[1:])
+    arg = parse_chat(chat)
+    if arg.chat_id is not None:
+        doc = store.club_by_group(arg.chat_id)
+    elif arg.username is not None:
+        doc = store.club_by_username(arg.username)
     else:
-        raise InputError(f"CHAT {chat!r}: expected a numeric chat id, an @username or a club_ id")
+        doc = store.club_by_id(arg.text)
     if doc is None:
-        raise TgsyncError(f"no club for {chat} in {store.uri_label}")
+        raise TgsyncError(f"no club for {arg.text} in {store.uri_label}")
     return doc
 
 

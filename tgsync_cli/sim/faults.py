@@ -28,7 +28,7 @@ import threading
 import time
 from collections import Counter
 from datetime import datetime
-from typing import Any, Callable, FrozenSet, List, Optional, Sequence, Set
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Set
 
 from tgsync_cli.core.errors import StoreUnavailable
 from tgsync_cli.core.evidence import Observation, Outcome
@@ -36,8 +36,37 @@ from tgsync_cli.core.store import Store
 
 # The protocol's calls that reach the database: each passes the fault checks (`close` does not).
 STORE_CALLS: FrozenSet[str] = frozenset(
-    name for name, value in vars(Store).items()
+    name for part in Store.__mro__ if part.__module__ == Store.__module__  # and its part protocols
+    for name, value in vars(part).items()
     if callable(value) and not name.startswith("_") and name != "close")
+
+
+class _Schedule:
+    """When a fault is due: at given call numbers, on the next n calls (of some methods only),
+    or at random. The same for a failure before a call and a reply lost after it."""
+
+    def __init__(self, at: str, next_: str, randomly: str) -> None:
+        self.kinds = (at, next_, randomly)
+        self.clear()
+
+    def clear(self) -> None:
+        self.at: Set[int] = set()
+        self.next = 0
+        self.only: Optional[Set[str]] = None
+        self.p = 0.0
+        self.rng = random.Random(0)
+
+    def due(self, call: int, name: str) -> Optional[str]:
+        if call in self.at:
+            self.at.discard(call)
+            return self.kinds[0]
+        if self.next > 0 and (self.only is None or name in self.only):
+            self.next -= 1
+            return self.kinds[1]
+        return None
+
+    def due_randomly(self) -> Optional[str]:
+        return self.kinds[2] if self.p and self.rng.random() < self.p else None
 
 
 class FaultyStore:
@@ -51,18 +80,10 @@ class FaultyStore:
         self.calls = 0
         self.injected: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._next = 0
+        self._before = _Schedule("at", "next", "random")
+        self._after = _Schedule("reply_lost_at", "reply_lost", "reply_lost_random")
         self._until: Optional[float] = None
-        self._p = 0.0
-        self._rng = random.Random(0)
-        self._only: Optional[Set[str]] = None
         self._bulk_prefix: Optional[int] = None
-        self._at: Set[int] = set()
-        self._after_next = 0
-        self._after_only: Optional[Set[str]] = None
-        self._after_p = 0.0
-        self._after_at: Set[int] = set()
-        self._after_rng = random.Random(0)
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self.store, name)
@@ -98,12 +119,12 @@ class FaultyStore:
     # -- modes --------------------------------------------------------------------------------
     def fail_next(self, n: int, only: Optional[Set[str]] = None) -> "FaultyStore":
         """The next `n` calls (of the named methods only, if given) fail."""
-        self._next, self._only = n, set(only) if only else None
+        self._before.next, self._before.only = n, set(only) if only else None
         return self
 
     def fail_at(self, *numbers: int) -> "FaultyStore":
         """The calls with these 1-based numbers, counted from now, fail (exhaustive single faults)."""
-        self._at = {self.calls + n for n in numbers}
+        self._before.at = {self.calls + n for n in numbers}
         return self
 
     def fail_for(self, seconds: float) -> "FaultyStore":
@@ -113,7 +134,7 @@ class FaultyStore:
 
     def fail_randomly(self, p: float, seed: int = 0) -> "FaultyStore":
         """Each call fails with probability `p`; a seed makes the run reproducible."""
-        self._p, self._rng = p, random.Random(seed)
+        self._before.p, self._before.rng = p, random.Random(seed)
         return self
 
     def fail_mid_bulk(self, applied: int) -> "FaultyStore":
@@ -125,23 +146,23 @@ class FaultyStore:
     def lose_reply_next(self, n: int, only: Optional[Set[str]] = None) -> "FaultyStore":
         """The next `n` calls (of the named methods only, if given) reach the database and are
         applied, then fail as if the reply was lost on the way back."""
-        self._after_next, self._after_only = n, set(only) if only else None
+        self._after.next, self._after.only = n, set(only) if only else None
         return self
 
     def lose_reply_at(self, *numbers: int) -> "FaultyStore":
         """The calls with these 1-based numbers, counted from now, are applied, then fail."""
-        self._after_at = {self.calls + n for n in numbers}
+        self._after.at = {self.calls + n for n in numbers}
         return self
 
     def lose_replies_randomly(self, p: float, seed: int = 0) -> "FaultyStore":
         """Each call is applied, then fails with probability `p` (seeded)."""
-        self._after_p, self._after_rng = p, random.Random(seed)
+        self._after.p, self._after.rng = p, random.Random(seed)
         return self
 
     def heal(self) -> "FaultyStore":
-        self._next, self._until, self._p, self._bulk_prefix, self._only = 0, None, 0.0, None, None
-        self._at = set()
-        self._after_next, self._after_only, self._after_p, self._after_at = 0, None, 0.0, set()
+        self._until, self._bulk_prefix = None, None
+        self._before.clear()
+        self._after.clear()
         return self
 
     @property
@@ -152,20 +173,14 @@ class FaultyStore:
     def _before_call(self, name: str) -> None:
         with self._lock:
             self.calls += 1
-            kind = None
-            if self.calls in self._at:
-                self._at.discard(self.calls)
-                kind = "at"
-            elif self._next > 0 and (self._only is None or name in self._only):
-                self._next -= 1
-                kind = "next"
-            elif self._until is not None:
+            kind = self._before.due(self.calls, name)
+            if kind is None and self._until is not None:
                 if self.clock() < self._until:
                     kind = "outage"
                 else:
                     self._until = None
-            elif self._p and self._rng.random() < self._p:
-                kind = "random"
+            elif kind is None:
+                kind = self._before.due_randomly()
             if kind is None:
                 return
             self.injected[kind] += 1
@@ -173,15 +188,7 @@ class FaultyStore:
 
     def _after_call(self, name: str) -> None:
         with self._lock:
-            kind = None
-            if self.calls in self._after_at:
-                self._after_at.discard(self.calls)
-                kind = "reply_lost_at"
-            elif self._after_next > 0 and (self._after_only is None or name in self._after_only):
-                self._after_next -= 1
-                kind = "reply_lost"
-            elif self._after_p and self._after_rng.random() < self._after_p:
-                kind = "reply_lost_random"
+            kind = self._after.due(self.calls, name) or self._after.due_randomly()
             if kind is None:
                 return
             self.injected[kind] += 1
@@ -280,7 +287,7 @@ def soak_updates(n: int, seed: int = 1, clubs: int = 40, people: int = 60):
     bot = {"id": 9000, "is_bot": True, "first_name": "Soak", "username": "soak_bot"}
     chats = [{"id": -1009000000 - i, "type": "supergroup", "title": f"Club {i}"} for i in range(clubs)]
     t = 1_740_000_000
-    out = []
+    out: List[Dict[str, Any]] = []
     for c in chats:
         t += 1
         out.append({"my_chat_member": {"chat": c, "from": _soak_user(1), "date": t,
@@ -304,7 +311,7 @@ def soak_updates(n: int, seed: int = 1, clubs: int = 40, people: int = 60):
                                     "text": f"/start join_{c['id']}"}})
         else:
             new = rng.choice(statuses)
-            member = {"user": _soak_user(uid), "status": new}
+            member: Dict[str, Any] = {"user": _soak_user(uid), "status": new}
             if new == "restricted":
                 member["is_member"] = rng.random() < 0.5
             out.append({"chat_member": {"chat": c, "from": _soak_user(uid), "date": date,

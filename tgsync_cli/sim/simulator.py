@@ -1,4 +1,4 @@
-"""The Telegram simulator (SPEC §5): a world that plays a timeline like Telegram would.
+"""The Telegram simulator (`simulate`): a world that plays a timeline like Telegram would.
 
 It delivers to the bot exactly the updates Telegram delivers, as Bot API `Update` JSON that
 goes through the same adapter as `replay`, and answers the engine's gateway calls from the
@@ -49,6 +49,7 @@ class Simulator:
 
     # -- delivery ---------------------------------------------------------------------------
     def _ts(self) -> int:
+        assert self.world.now is not None, "a step runs at a time"
         return int(self.world.now.replace(tzinfo=timezone.utc).timestamp())
 
     def _deliver(self, update: Dict[str, Any]) -> None:
@@ -77,7 +78,7 @@ class Simulator:
 
     @staticmethod
     def _member(user: Dict[str, Any], state: MemberState) -> Dict[str, Any]:
-        d = {"user": user, "status": state.status}
+        d: Dict[str, Any] = {"user": user, "status": state.status}
         if state.status == "restricted":
             d["is_member"] = state.is_member
         return d
@@ -203,7 +204,7 @@ class Simulator:
 
     # -- messages ---------------------------------------------------------------------------------
     def _reaches_bot(self, chat: SimChat, text: str, reply_to_bot: bool = False) -> bool:
-        """SPEC §5 / Telegram's privacy mode: a non-admin bot with privacy on gets commands that
+        """Telegram's privacy mode: a non-admin bot with privacy on gets commands that
         name it (`/cmd@bot`) and replies to its own messages; not mentions, not a bare `/cmd`."""
         if not self.world.privacy_mode or self.world.bot_admin(chat.id) or reply_to_bot:
             return True

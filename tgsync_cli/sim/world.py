@@ -1,4 +1,4 @@
-"""The simulated Telegram's state, and the gateway that answers the engine from it (SPEC §5).
+"""The simulated Telegram's state, and the gateway that answers the engine from it.
 
 `World` holds users, chats, statuses, privacy mode and the bot's rights at the current time;
 `SimGateway` answers the engine's TelegramGateway calls from it — refusing them the way

@@ -14,13 +14,12 @@ from tgsync_cli.core.events import (
     BotStatusChanged,
     ChatMigrated,
     ChatRef,
-    DeepLinkStart,
     MemberState,
     MemberStatusChanged,
     MessageSeen,
     Person,
 )
-from tgsync_cli.core.rules import NOT_START, TELEGRAM_STATUSES, from_unix, removal_status, start_payload
+from tgsync_cli.core.rules import TELEGRAM_STATUSES, from_unix, outside_groups, removal_status
 
 _STATUS_ALIASES = {"owner": "creator", "banned": "kicked"}
 # service messages that say nothing about membership (what pyrogram marks `service` too):
@@ -178,13 +177,9 @@ def parse_message(msg: Any, path: str, edited: bool = False) -> List[object]:
         # MTProto, which names no user at all; no person is behind it
         sender = None
     text = _get(msg, "text", path, str, False)
-    if c.type == "private":
-        payload = start_payload(text)
-        if sender is None or payload is NOT_START:
-            return []
-        return [DeepLinkStart(user=sender, payload=payload, at=at)]
-    if c.type == "channel":
-        return []  # a channel is never a club; its posts are no one's activity
+    direct = outside_groups(c.type, sender, text, at)
+    if direct is not None:
+        return list(direct)
     events: List[object] = []
     if "migrate_to_chat_id" in msg:
         events.append(ChatMigrated(c.id, _get(msg, "migrate_to_chat_id", path, int), at, c.title))

@@ -1,4 +1,4 @@
-"""Read a Telegram Desktop chat export (`result.json`) into each user's last evidence (SPEC §4).
+"""Read a Telegram Desktop chat export (`result.json`) into each user's last evidence (route 7).
 
 Why streaming: exports of busy groups reach hundreds of MB, so the file is read as a stream of
 JSON events (ijson, its C backend `yajl2_c` when built) and only one message plus one Evidence
@@ -126,7 +126,8 @@ def scan_export(path: str | os.PathLike, progress=None) -> ExportScan:
 
 def _walk(events, scan: ExportScan, label: str) -> None:
     """Track depth by hand; only the top object, `messages` and each message's own fields matter."""
-    depth, key, in_msgs, seen = 0, None, False, set()
+    depth, in_msgs, seen = 0, False, set()
+    key: Optional[str] = None
     msg: dict = {}
     fld = members = None
     idx = -1
@@ -161,7 +162,7 @@ def _walk(events, scan: ExportScan, label: str) -> None:
                 if ev != "start_array":
                     raise InputError(f'{label}: not a Telegram Desktop chat export ("messages" is not an array)')
                 in_msgs = True
-            elif depth == 2 and key in _HEAD:
+            elif depth == 2 and key is not None and key in _HEAD:
                 raise InputError(f'{label}: field "{key}" is not a {_HEAD[key]}: an object or array')
             elif depth == 3 and in_msgs:
                 idx, scan.messages_read = scan.messages_read, scan.messages_read + 1
@@ -194,7 +195,7 @@ def _head(scan: ExportScan, key: str, val, label: str) -> None:
         return
     if not isinstance(val, str if key != "id" else int) or isinstance(val, bool):
         raise InputError(f'{label}: field "{key}" is not a {_HEAD[key]}: {_show(val)}')
-    if key == "id" and not 0 < val < 10**12:  # so that -(10^12 + id) stays unambiguous
+    if isinstance(val, int) and not 0 < val < 10**12:  # so that -(10^12 + id) stays unambiguous
         raise InputError(f'{label}: field "id" is not a Telegram chat id: {_show(val)}')
     setattr(scan, {"name": "chat_name", "type": "chat_type", "id": "bare_id"}[key], val)
 

@@ -21,14 +21,13 @@ from tgsync_cli.core.events import (
     BotStatusChanged,
     ChatMigrated,
     ChatRef,
-    DeepLinkStart,
     Event,
     MemberState,
     MemberStatusChanged,
     MessageSeen,
     Person,
 )
-from tgsync_cli.core.rules import NOT_START, from_unix, removal_status, start_payload
+from tgsync_cli.core.rules import from_unix, outside_groups, removal_status
 
 _STATUS = {
     enums.ChatMemberStatus.OWNER: "creator",
@@ -141,13 +140,9 @@ def events_from_message(message, bot_id: int) -> List[Event]:
         return []
     text = message.text or message.caption
     text = str(text) if text is not None else None
-    if chat.type == "private":
-        payload = start_payload(text)
-        if actor is None or payload is NOT_START:
-            return []
-        return [DeepLinkStart(user=actor, payload=payload, at=at)]
-    if chat.type == "channel":
-        return []  # a channel is never a club; its posts are no one's activity
+    direct = outside_groups(chat.type, actor, text, at)
+    if direct is not None:
+        return list(direct)
     return [MessageSeen(chat=chat, sender=actor, at=at,
                         sender_chat_id=sender_chat_id,
                         is_automatic_forward=bool(getattr(message, "automatic_forward", False)),

@@ -1,4 +1,4 @@
-"""Scenario files (SPEC §5): checked whole before anything runs; the first fault names its JSON path."""
+"""Scenario files (`simulate`): checked whole before anything runs; the first fault names its JSON path."""
 
 from __future__ import annotations
 

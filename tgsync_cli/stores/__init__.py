@@ -26,9 +26,12 @@ def open_store(uri: str, database: Optional[str] = None, *, create: bool = True,
         from tgsync_cli.stores.sqlite_schema import connect
 
         conn, lock, label, owns = connect(uri, database, create)
-        store = SqliteStore(conn, label, lock)
-        store._owns_conn = owns
-        return store
+        checkpointer = None
+        if owns and uri.startswith("file:"):  # WAL checkpoints off the writers' path
+            from tgsync_cli.stores.sqlite_busy import start_checkpointer
+
+            checkpointer = start_checkpointer(conn)
+        return SqliteStore(conn, label, lock, owns_conn=owns, checkpointer=checkpointer)
     raise ConfigError("store.uri must start with mongodb://, mongodb+srv://, file: or be memory: "
                       f"(got {redact_uri(uri)!r})")
 

@@ -1,4 +1,4 @@
-"""The MongoDB backend: the seed's documents exactly (SPEC §2 `clubs` with embedded members,
+"""The MongoDB backend: the seed's documents exactly (`clubs` with embedded members,
 `users`, `membership_log`, `departures`), for the Ayda Run app that reads them.
 
 Each observation is decided by the same pure rule as the SQLite backend (`core.store.decide`) on
@@ -15,13 +15,20 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, cast, overload
 
+from tgsync_cli.core.documents import (
+    ClubDoc,
+    ClubRef,
+    DepartureDoc,
+    Documents,
+    ForgetReport,
+    UserDoc,
+)
 from tgsync_cli.core.errors import ConfigError, StoreConflict, StoreError, StoreUnavailable
 from tgsync_cli.core.events import Person
-from tgsync_cli.core.evidence import Observation, Outcome
 from tgsync_cli.core.store import ClubIndex, account_fields, forgotten_key
-from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, Counted, member_doc, new_id, redact_uri
+from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, PartsStore, member_doc, new_id, redact_uri
 from tgsync_cli.stores.mongo_db import MongoDb, cause  # noqa: F401 (cause re-exported)
 from tgsync_cli.stores.mongo_insights import MongoInsights
 from tgsync_cli.stores.mongo_members import RETRIES, MongoMembers
@@ -38,17 +45,19 @@ from tgsync_cli.stores.mongo_shapes import (
 
 
 # Club-document fields only this backend reads: the re-warm version, the departure-note ids and
-# the membership_log outbox (mongo_members.py). Reads render the SPEC §2 document without them.
+# the membership_log outbox (mongo_members.py). Reads render the club document without them.
 INTERNAL_CLUB_KEYS = ("version", "departed_ids", "log_pending")
 
 
-class MongoStore(Counted):
+class MongoStore(PartsStore):
     """Made of parts: `db` (the collections, every round trip counted), `members` (member writes,
     the outbox, the last_seen flush) and `insights` (log, activity, reconcile figures)."""
 
+    members: MongoMembers
+    insights: MongoInsights
+
     def __init__(self, db: Any, label: str, client: Any = None) -> None:
         self.uri_label = label
-        self.embedded = False
         self.atomic_listings = False  # a listing is written member by member: a prefix may land
         self.db = MongoDb(db, label)
         self._db = db
@@ -65,7 +74,7 @@ class MongoStore(Counted):
         self.forms: Dict[str, TimeForm] = self.db.forms
         self.index_warning: Optional[str] = None  # set when tgsync's indexes are not there
 
-    @property  # type: ignore[override]
+    @property
     def ops(self) -> int:
         return self.db.ops
 
@@ -73,48 +82,8 @@ class MongoStore(Counted):
     def ops(self, value: int) -> None:
         self.db.ops = value
 
-    # -- members and insights: the parts above ----------------------------------------------------
-    def member(self, club_id: str, tid: int) -> Optional[dict]:
-        return self.members.member(club_id, tid)
-
-    def observe(self, club_id: str, obs: Observation) -> Outcome:
-        return self.members.observe(club_id, obs)
-
-    def observe_many(self, club_id: str, observations: Sequence[Observation],
-                     complete_at: Optional[datetime] = None, complete_source: str = "member_import"
-                     ) -> List[Outcome]:
-        return self.members.observe_many(club_id, observations, complete_at, complete_source)
-
-    def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
-                        first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
-                        active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
-        return self.members.flush_last_seen(seen, first_seen, active_since)
-
-    def active_count(self, club_id: str) -> int:
-        return self.members.active_count(club_id)
-
-    def app_only_active(self, club_id: str) -> int:
-        return self.members.app_only_active(club_id)
-
     def settle(self) -> None:
         self.members.settle()
-
-    def membership_log(self, club_id: Optional[str] = None, telegram_id: Optional[int] = None,
-                       since: Optional[datetime] = None) -> List[dict]:
-        return self.insights.membership_log(club_id, telegram_id, since)
-
-    def writers_by_week(self, club_id: str) -> Dict[str, int]:
-        return self.insights.writers_by_week(club_id)
-
-    def record_reconcile(self, club_id: str, at: datetime, telegram: Optional[int], active: int,
-                         drift: Optional[int]) -> None:
-        self.insights.record_reconcile(club_id, at, telegram, active, drift)
-
-    def reconcile_history(self, club_id: str) -> List[dict]:
-        return self.insights.reconcile_history(club_id)
-
-    def memberships_of(self, tid: int) -> List[dict]:
-        return self.insights.memberships_of(tid)
 
     def pending_log(self, flt: Optional[dict] = None) -> List[dict]:
         return self.insights.pending_log(flt)
@@ -138,8 +107,14 @@ class MongoStore(Counted):
                 pass
 
     # -- clubs -------------------------------------------------------------------------------------
+    @overload
     @staticmethod
-    def _render(doc: Optional[dict]) -> Optional[dict]:
+    def _render(doc: dict) -> ClubDoc: ...
+    @overload
+    @staticmethod
+    def _render(doc: None) -> None: ...
+    @staticmethod
+    def _render(doc: Optional[dict]) -> Optional[ClubDoc]:
         if doc is None:
             return None
         out = {k: v for k, v in doc.items() if k not in INTERNAL_CLUB_KEYS}
@@ -148,22 +123,22 @@ class MongoStore(Counted):
             out["telegram_group_id"] = as_tid(out["telegram_group_id"])
         if "sync" in out:
             out["sync"] = read_sync(out["sync"])
-        return out
+        return cast(ClubDoc, out)
 
-    def club_by_group(self, chat_id: int) -> Optional[dict]:
+    def club_by_group(self, chat_id: int) -> Optional[ClubDoc]:
         return self._render(self._call("club_by_group", self.clubs.find_one, {"$or": [
             {"telegram_group_id": tid_match(chat_id)}, {"previous_group_ids": chat_id}]}))
 
-    def club_by_id(self, club_id: str) -> Optional[dict]:
+    def club_by_id(self, club_id: str) -> Optional[ClubDoc]:
         return self._render(self._call("club_by_id", self.clubs.find_one, {"_id": club_id}))
 
-    def club_by_username(self, username: str) -> Optional[dict]:
+    def club_by_username(self, username: str) -> Optional[ClubDoc]:
         # Telegram usernames are case-insensitive (so is the embedded backend's look-up)
         name = re.escape(username.lstrip("@"))
         return self._render(self._call("club_by_username", self.clubs.find_one,
                                        {"username": {"$regex": f"^{name}$", "$options": "i"}}))
 
-    def all_clubs(self) -> List[dict]:
+    def all_clubs(self) -> List[ClubDoc]:
         docs = [self._render(d) for d in self._call(  # a club with no Telegram group is the app's
             "all_clubs", lambda: list(self.clubs.find({"telegram_group_id": {"$nin": [None]}})))]
         return sorted((d for d in docs if d is not None and d.get("telegram_group_id") is not None),
@@ -195,7 +170,8 @@ class MongoStore(Counted):
             tids = [(as_tid(m.get("telegram_id")), m) for m in member_entries(d)]
             self.members.remember(d["_id"], {t for t, _ in tids if t is not None})
             out.clubs.append({"_id": d["_id"], "telegram_group_id": gid,
-                              "name": d.get("name"), "username": d.get("username"), "previous_group_ids": d.get("previous_group_ids") or [],
+                              "name": d.get("name"), "username": d.get("username"),
+                              "previous_group_ids": d.get("previous_group_ids") or [],
                               "sync": d.get("sync") or {}, "version": d.get("version", 0),
                               "active": [t for t, m in tids if t is not None and m.get("status") == "active"]})
         if known:
@@ -203,7 +179,7 @@ class MongoStore(Counted):
         return out
 
     def create_club(self, chat_id: int, name: str, created_by: Optional[str], sync: Dict[str, Any],
-                    username: Optional[str] = None) -> Tuple[dict, bool]:
+                    username: Optional[str] = None) -> Tuple[ClubDoc, bool]:
         form = self.forms["clubs"]
         doc = {"_id": new_id("club"), "name": name, "telegram_group_id": chat_id,
                "created_by": created_by, "members": [], "sync": {k: form.out(v) for k, v in sync.items()},
@@ -215,11 +191,11 @@ class MongoStore(Counted):
             return existing, False
         try:
             self._call("create_club", self.clubs.insert_one, doc)
-            return self._render(doc) or doc, True
+            return self._render(doc), True
         except StoreConflict:
             existing = self.club_by_group(chat_id)
             if existing is None:  # pragma: no cover - a delete raced us
-                raise StoreError(f"club for chat {chat_id} vanished while being created")
+                raise StoreError(f"club for chat {chat_id} vanished while being created") from None
             return existing, False
 
     def update_sync(self, club_id: str, fields: Dict[str, Any], guard_at: Optional[datetime] = None) -> bool:
@@ -232,7 +208,7 @@ class MongoStore(Counted):
 
     def claim_welcome(self, club_id: str, token: Optional[str] = None) -> bool:
         """True for the one caller who should post the welcome, and again for the same token: a
-        retry whose first claim reached the store but whose reply was lost (issue 12.6)."""
+        retry whose first claim reached the store but whose reply was lost."""
         sets: Dict[str, Any] = {"sync.welcome_posted": True}
         if token is not None:
             sets["sync.welcome_claim"] = token
@@ -292,8 +268,9 @@ class MongoStore(Counted):
     def upsert_user(self, p: Person, at: datetime) -> str:
         return self._upsert_account(p, at)
 
-    def user_by_telegram_id(self, tid: int) -> Optional[dict]:
-        return read_user(self._call("user_by_telegram_id", self.users.find_one, {"telegram_id": tid_match(tid)}))
+    def user_by_telegram_id(self, tid: int) -> Optional[UserDoc]:
+        doc = read_user(self._call("user_by_telegram_id", self.users.find_one, {"telegram_id": tid_match(tid)}))
+        return cast(Optional[UserDoc], doc)
 
     def set_dm_blocked(self, tid: int, blocked: bool, at: datetime) -> bool:
         r = self._call("set_dm_blocked", self.users.update_one, {"telegram_id": tid_match(tid)},
@@ -309,7 +286,7 @@ class MongoStore(Counted):
 
 
     # -- departures, log, erasure --------------------------------------------------------------------
-    def departures_for(self, club_id: str, tids: Iterable[int]) -> Dict[int, dict]:
+    def departures_for(self, club_id: str, tids: Iterable[int]) -> Dict[int, DepartureDoc]:
         want = set(tids)
         rows = self._call("departures_for", lambda: list(self.departures.find({"club_id": club_id})))
         return {d["telegram_id"]: d for d in rows if d["telegram_id"] in want}
@@ -318,8 +295,9 @@ class MongoStore(Counted):
         return self._call("prune_departures", self.departures.delete_many,
                           {"at": {"$lt": now - timedelta(days=TOMBSTONE_DAYS)}}).deleted_count
 
-    def forget_preview(self, tid: int) -> Dict[str, Any]:
-        clubs = [{"club_id": d["_id"], "name": d.get("name"), "telegram_group_id": as_tid(d.get("telegram_group_id"))}
+    def forget_preview(self, tid: int) -> ForgetReport:
+        clubs: List[ClubRef] = [{"club_id": d["_id"], "name": d.get("name"),
+                                 "telegram_group_id": as_tid(d.get("telegram_group_id"))}
                  for d in self._call("forget_preview", lambda: list(self.clubs.find(
                      {"members.telegram_id": tid_match(tid)}, {"name": 1, "telegram_group_id": 1})))]
         users = self._call("forget_preview", lambda: list(self.users.find({"telegram_id": tid_match(tid)})))
@@ -331,7 +309,7 @@ class MongoStore(Counted):
         return {"clubs": clubs, "accounts": len(users), "departures": deps, "created_by_cleared": created,
                 "app_account_kept": kept[0] if kept else None}
 
-    def forget(self, tid: int) -> Dict[str, Any]:
+    def forget(self, tid: int) -> ForgetReport:
         self.settle()  # this process's outbox entries first, so the collection holds them
         self.members.forget_hint(tid)
         rep = self.forget_preview(tid)
@@ -339,7 +317,7 @@ class MongoStore(Counted):
         for user in self._call("forget", lambda: list(self.users.find({"telegram_id": tid_match(tid)}))):
             if app_account(user):  # the app's account: only its Telegram fields go
                 self._call("forget", self.users.update_one, {"_id": user["_id"]},
-                           {"$unset": {k: "" for k in TELEGRAM_ACCOUNT_KEYS}})
+                           {"$unset": dict.fromkeys(TELEGRAM_ACCOUNT_KEYS, "")})
                 continue
             self._call("forget", self.clubs.update_many, {"created_by": user["_id"],
                                                           "telegram_group_id": {"$type": "number"}},
@@ -397,7 +375,7 @@ class MongoStore(Counted):
                     "reconciles": self.reconciles.count_documents({})}
         return self._call("counts", run)
 
-    def export(self) -> Dict[str, List[dict]]:
+    def export(self) -> Documents:
         from tgsync_cli.stores.mongo_copy import export_all
 
         return export_all(self)
@@ -418,7 +396,7 @@ TELEGRAM_ACCOUNT_KEYS = ("telegram_id", "username", "first_name", "last_name", "
 TGSYNC_ACCOUNT_KEYS = ("_id", *TELEGRAM_ACCOUNT_KEYS, "created_at", "updated_at")
 
 
-def app_account(user: Optional[dict]) -> bool:
+def app_account(user: Optional[Mapping[str, Any]]) -> bool:
     """An account that holds the app's fields too (an email, a phone): forget keeps it."""
     return user is not None and any(k not in TGSYNC_ACCOUNT_KEYS for k in user)
 

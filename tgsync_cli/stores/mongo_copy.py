@@ -108,7 +108,8 @@ def merge_club(store, c: dict, accounts: Dict[int, str]) -> int:
         if m.get("telegram_id") in accounts:
             m["user_id"] = accounts[m["telegram_id"]]
         members.append(m)
-    existing = store.clubs.find_one({"$or": [{"_id": c["_id"]}, {"telegram_group_id": tid_match(c["telegram_group_id"])}]})
+    existing = store.clubs.find_one({"$or": [{"_id": c["_id"]},
+                                             {"telegram_group_id": tid_match(c["telegram_group_id"])}]})
     if existing is None:
         doc = {k: v for k, v in c.items() if k not in INTERNAL_CLUB_KEYS}
         doc["sync"] = {k: form.out(v) for k, v in (c.get("sync") or {}).items()}

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, cast
 
+from tgsync_cli.core.documents import LogEntry, MembershipOf, ReconcileRecord
 from tgsync_cli.core.insights import activity_rows
 from tgsync_cli.stores.mongo_db import MongoDb
 from tgsync_cli.stores.mongo_shapes import as_tid, read_log_entry, tid_match
@@ -48,7 +49,7 @@ class MongoInsights:
         self.db.bulk("flush_activity", self.db.activity, ops)
 
     def membership_log(self, club_id: Optional[str] = None, telegram_id: Optional[int] = None,
-                       since: Optional[datetime] = None) -> List[dict]:
+                       since: Optional[datetime] = None) -> List[LogEntry]:
         flt: Dict[str, Any] = {}
         if club_id is not None:
             flt["club_id"] = club_id
@@ -71,20 +72,20 @@ class MongoInsights:
                    {"club_id": club_id, "at": at, "total_members_telegram": telegram, "active": active,
                     "drift": drift})
 
-    def reconcile_history(self, club_id: str) -> List[dict]:
+    def reconcile_history(self, club_id: str) -> List[ReconcileRecord]:
         rows = self.db.call("reconcile_history", lambda: list(
             self.db.reconciles.find({"club_id": club_id}, {"_id": 0}).sort([("at", 1), ("_id", 1)])))
         return rows
 
-    def memberships_of(self, tid: int) -> List[dict]:
+    def memberships_of(self, tid: int) -> List[MembershipOf]:
         from tgsync_cli.stores.mongo_shapes import as_tid, read_member, tid_match
 
         docs = self.db.call("memberships_of", lambda: list(self.db.clubs.find(
             {"members.telegram_id": tid_match(tid)},
             {"name": 1, "telegram_group_id": 1, "members": {"$elemMatch": {"telegram_id": tid_match(tid)}}})))
-        out = []
+        out: List[MembershipOf] = []
         for d in docs:
             for m in d.get("members") or []:
-                out.append({**read_member(m), "club_id": d["_id"], "club_name": d.get("name"),
-                            "telegram_group_id": as_tid(d.get("telegram_group_id"))})
+                out.append(cast(MembershipOf, {**read_member(m), "club_id": d["_id"], "club_name": d.get("name"),
+                                               "telegram_group_id": as_tid(d.get("telegram_group_id"))}))
         return out

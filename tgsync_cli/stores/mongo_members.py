@@ -23,6 +23,7 @@ import threading
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
+from tgsync_cli.core.documents import MemberDoc
 from tgsync_cli.core.errors import StoreConflict, StoreUnavailable
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.evidence import ACTIVE, AFTER_MESSAGES, MESSAGES, Observation, Outcome, decide
@@ -105,7 +106,7 @@ class MongoMembers:
             self._known.setdefault(club_id, set()).add(tid)
         return True, (ms[0] if ms else None), tid in (doc.get("departed_ids") or ())
 
-    def member(self, club_id: str, tid: int) -> Optional[dict]:
+    def member(self, club_id: str, tid: int) -> Optional[MemberDoc]:
         _, m, _ = self._raw_member(club_id, tid)
         return member_doc(read_member(m)) if m else None
 
@@ -324,9 +325,11 @@ class MongoMembers:
         when that is after their last member event (status_at > since > hard_at also says the
         member is active by messages alone, so no field is compared with another)."""
         form = self.db.forms["clubs"]
-        ops = [({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid_match(tid), "$or": before("last_seen", at)}}},
-                {"$set": {"members.$.last_seen": form.out(at)}}, False) for (cid, tid), at in seen.items()]
-        ops += [({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid_match(tid), "$or": before("proof_at", at)}}},
+        ops: List[Tuple[dict, dict, bool]] = [
+            ({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid_match(tid), "$or": before("last_seen", at)}}},
+             {"$set": {"members.$.last_seen": form.out(at)}}, False) for (cid, tid), at in seen.items()]
+        ops += [({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid_match(tid),
+                                                         "$or": before("proof_at", at)}}},
                  {"$set": {"members.$.proof_at": form.out(at)}}, False) for (cid, tid), at in seen.items()]
         ops += [({"_id": cid, "members": {"$elemMatch": {
                     "telegram_id": tid_match(tid), "status": "active", "$and": [
@@ -349,7 +352,8 @@ class MongoMembers:
                     elem["status"] = was or {"$ne": "active"}
                     if was:
                         elem["role"] = role
-                    upd: Dict[str, Any] = {"$set": {"members.$.status": "active", "members.$.status_at": form.out(status_at),
+                    upd: Dict[str, Any] = {"$set": {"members.$.status": "active",
+                                                    "members.$.status_at": form.out(status_at),
                                                     "members.$.proof_at": form.out(last)}, "$inc": {"version": 1}}
                     if was and role:
                         upd["$push"] = {"log_pending": self._entry({

@@ -1,10 +1,11 @@
 """The embedded store on SQLite (`file:PATH`, the default, and `memory:`).
 
-Relational inside (clubs, memberships, users, departures, membership_log), rendered as the SPEC §2
+Relational inside (clubs, memberships, users, departures, membership_log), rendered as the MongoDB
 documents on every read. Every protocol call is one transaction — BEGIN IMMEDIATE for writes, so
 the write lock is taken before anything is read and the guards (`decide`) run on what no other
-process can change under them. WAL lets readers run beside the one writer; `busy_timeout` makes a
-second process wait its turn instead of failing. So several processes (serve, a cron reconcile, an
+process can change under them. WAL lets readers run beside the one writer; a second writer waits
+its turn in sub-millisecond steps (`sqlite_busy.begin`) instead of failing, and checkpoints run on
+a thread of their own (`sqlite_busy.Checkpointer`). So several processes (serve, a cron reconcile, an
 admin's import) converge, and a member write costs O(1), whatever the club's size.
 """
 
@@ -16,13 +17,23 @@ import sqlite3
 import threading
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, cast
 
+from tgsync_cli.core.documents import (
+    ClubDoc,
+    ClubIndexEntry,
+    ClubRef,
+    DepartureDoc,
+    Documents,
+    ForgetReport,
+    MemberDoc,
+    UserDoc,
+)
 from tgsync_cli.core.errors import StoreConflict, StoreError, StoreUnavailable
 from tgsync_cli.core.events import Person
-from tgsync_cli.core.evidence import Observation, Outcome
 from tgsync_cli.core.store import ClubIndex, forgotten_key
-from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, Counted, new_id
+from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, PartsStore, new_id
+from tgsync_cli.stores.sqlite_busy import Checkpointer, begin
 from tgsync_cli.stores.sqlite_insights import SqliteInsights
 from tgsync_cli.stores.sqlite_members import SqliteMembers, member_row, upsert_account
 from tgsync_cli.stores.sqlite_schema import (
@@ -37,15 +48,17 @@ from tgsync_cli.stores.sqlite_schema import (
 
 
 
-class SqliteStore(Counted):
-    def __init__(self, conn: sqlite3.Connection, label: str, lock: threading.RLock):
+class SqliteStore(PartsStore):
+    def __init__(self, conn: sqlite3.Connection, label: str, lock: threading.RLock, owns_conn: bool = True,
+                 checkpointer: Optional[Checkpointer] = None):
         self.ops = 0
         self.uri_label = label
-        self.embedded = True
         self.atomic_listings = True  # a listing's write is one transaction: all of it or none
         self._conn = conn
         self._lock = lock
         self._closed = False
+        self._owns_conn = owns_conn  # a shared `memory:NAME` connection outlives this store
+        self._checkpointer = checkpointer  # a file store's WAL checkpoints, off the writers' path
         self.members = SqliteMembers(self._tx)
         self.insights = SqliteInsights(self._tx)
 
@@ -56,7 +69,7 @@ class SqliteStore(Counted):
             self.ops += 1
             cur = self._conn.cursor()
             try:
-                cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                begin(cur, write)  # the write lock with sub-millisecond retries
                 yield cur
                 cur.execute("COMMIT")
             except BaseException as exc:
@@ -72,50 +85,13 @@ class SqliteStore(Counted):
             finally:
                 cur.close()
 
-    # -- members and insights: the parts above, one transaction per call --------------------------
-    def member(self, club_id: str, tid: int) -> Optional[dict]:
-        return self.members.member(club_id, tid)
-
-    def observe(self, club_id: str, obs: Observation) -> Outcome:
-        return self.members.observe(club_id, obs)
-
-    def observe_many(self, club_id: str, observations: Sequence[Observation],
-                     complete_at: Optional[datetime] = None, complete_source: str = "member_import"
-                     ) -> List[Outcome]:
-        return self.members.observe_many(club_id, observations, complete_at, complete_source)
-
-    def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
-                        first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
-                        active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
-        return self.members.flush_last_seen(seen, first_seen, active_since)
-
-    def active_count(self, club_id: str) -> int:
-        return self.members.active_count(club_id)
-
-    def app_only_active(self, club_id: str) -> int:
-        return self.members.app_only_active(club_id)
-
-    def membership_log(self, club_id: Optional[str] = None, telegram_id: Optional[int] = None,
-                       since: Optional[datetime] = None) -> List[dict]:
-        return self.insights.membership_log(club_id, telegram_id, since)
-
-    def writers_by_week(self, club_id: str) -> Dict[str, int]:
-        return self.insights.writers_by_week(club_id)
-
-    def record_reconcile(self, club_id: str, at: datetime, telegram: Optional[int], active: int,
-                         drift: Optional[int]) -> None:
-        self.insights.record_reconcile(club_id, at, telegram, active, drift)
-
-    def reconcile_history(self, club_id: str) -> List[dict]:
-        return self.insights.reconcile_history(club_id)
-
-    def memberships_of(self, tid: int) -> List[dict]:
-        return self.insights.memberships_of(tid)
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            if getattr(self, "_owns_conn", True):
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
+            if self._owns_conn:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.close()
 
@@ -123,12 +99,12 @@ class SqliteStore(Counted):
         """Nothing is ever deferred here: the log entry is in the change's transaction."""
 
     # -- clubs -----------------------------------------------------------------------------------
-    def _club_doc(self, cur, row) -> dict:
+    def _club_doc(self, cur, row) -> ClubDoc:
         cid, gid, name, username, created_by, sync, prev, _version = row
         members = [member_row(r) for r in cur.execute(
             f"SELECT {', '.join(MEMBER_COLS)} FROM memberships WHERE club_id = ? ORDER BY seq", (cid,))]
-        doc = {"_id": cid, "name": name, "telegram_group_id": gid, "created_by": created_by,
-               "members": members, "sync": sync_out(sync)}
+        doc: ClubDoc = {"_id": cid, "name": name, "telegram_group_id": gid, "created_by": created_by,
+                        "members": cast(List[MemberDoc], members), "sync": sync_out(sync)}
         prev = json.loads(prev or "[]")
         if prev:
             doc["previous_group_ids"] = prev
@@ -144,28 +120,28 @@ class SqliteStore(Counted):
             row = cur.execute("SELECT club_id FROM club_aliases WHERE old_group_id = ?", (chat_id,)).fetchone()
         return row[0] if row else None
 
-    def _one_club(self, cur, where: str, arg) -> Optional[dict]:
+    def _one_club(self, cur, where: str, arg) -> Optional[ClubDoc]:
         row = cur.execute(f"{self._CLUB} WHERE {where}", (arg,)).fetchone()
         return self._club_doc(cur, row) if row else None
 
-    def club_by_group(self, chat_id: int) -> Optional[dict]:
+    def club_by_group(self, chat_id: int) -> Optional[ClubDoc]:
         with self._tx("club_by_group", write=False) as cur:
             cid = self._club_id_for_group(cur, chat_id)
             return self._one_club(cur, "id = ?", cid) if cid else None
 
-    def club_by_id(self, club_id: str) -> Optional[dict]:
+    def club_by_id(self, club_id: str) -> Optional[ClubDoc]:
         with self._tx("club_by_id", write=False) as cur:
             return self._one_club(cur, "id = ?", club_id)
 
-    def club_by_username(self, username: str) -> Optional[dict]:
+    def club_by_username(self, username: str) -> Optional[ClubDoc]:
         with self._tx("club_by_username", write=False) as cur:
             return self._one_club(cur, "username = ? COLLATE NOCASE", username.lstrip("@"))
 
-    def all_clubs(self) -> List[dict]:
+    def all_clubs(self) -> List[ClubDoc]:
         with self._tx("all_clubs", write=False) as cur:
             return self._all_clubs(cur)
 
-    def _all_clubs(self, cur) -> List[dict]:
+    def _all_clubs(self, cur) -> List[ClubDoc]:
         rows = cur.execute(f"{self._CLUB} ORDER BY telegram_group_id").fetchall()
         return [self._club_doc(cur, r) for r in rows]
 
@@ -175,7 +151,7 @@ class SqliteStore(Counted):
         with self._tx("club_index", write=False) as cur:
             rows = cur.execute(self._CLUB).fetchall()
             out = ClubIndex()
-            changed = []
+            changed: List[ClubIndexEntry] = []
             for cid, gid, name, username, _cb, sync, prev, version in rows:
                 if known is not None and known.get(cid) == version:
                     continue
@@ -200,7 +176,7 @@ class SqliteStore(Counted):
             return out
 
     def create_club(self, chat_id: int, name: str, created_by: Optional[str], sync: Dict[str, Any],
-                    username: Optional[str] = None) -> Tuple[dict, bool]:
+                    username: Optional[str] = None) -> Tuple[ClubDoc, bool]:
         with self._tx("create_club") as cur:
             cid = self._club_id_for_group(cur, chat_id)
             created = cid is None
@@ -209,7 +185,9 @@ class SqliteStore(Counted):
                 cur.execute("INSERT INTO clubs (id, telegram_group_id, name, username, created_by, sync)"
                             " VALUES (?, ?, ?, ?, ?, ?)",
                             (cid, chat_id, name, username, created_by, sync_in(dict(sync))))
-            return self._one_club(cur, "id = ?", cid), created
+            doc = self._one_club(cur, "id = ?", cid)
+            assert doc is not None, "found or written in this transaction"
+            return doc, created
 
     def update_sync(self, club_id: str, fields: Dict[str, Any], guard_at: Optional[datetime] = None) -> bool:
         """Set sync.* fields; with guard_at, only if sync.bot_status_at is not newer. True when the
@@ -229,7 +207,7 @@ class SqliteStore(Counted):
 
     def claim_welcome(self, club_id: str, token: Optional[str] = None) -> bool:
         """True for the one caller who should post the welcome, and again for the same token: a
-        retry whose first claim committed but whose reply was lost (issue 12.6)."""
+        retry whose first claim committed but whose reply was lost."""
         with self._tx("claim_welcome") as cur:
             row = cur.execute("SELECT sync FROM clubs WHERE id = ?", (club_id,)).fetchone()
             if row is None:
@@ -287,8 +265,8 @@ class SqliteStore(Counted):
             return upsert_account(cur, p, at)
 
     @staticmethod
-    def _user_doc(row) -> dict:
-        d = dict(zip(USER_COLS, row))
+    def _user_doc(row) -> UserDoc:
+        d = dict(zip(USER_COLS, row, strict=True))
         d["_id"] = d.pop("id")
         for k in ("created_at", "updated_at"):
             d[k] = dt_out(d[k])
@@ -296,9 +274,9 @@ class SqliteStore(Counted):
             d.pop("dm_blocked", None)
         else:
             d["dm_blocked"] = bool(d["dm_blocked"])
-        return d
+        return cast(UserDoc, d)
 
-    def user_by_telegram_id(self, tid: int) -> Optional[dict]:
+    def user_by_telegram_id(self, tid: int) -> Optional[UserDoc]:
         with self._tx("user_by_telegram_id", write=False) as cur:
             row = cur.execute(f"SELECT {', '.join(USER_COLS)} FROM users WHERE telegram_id = ?",
                               (tid,)).fetchone()
@@ -310,7 +288,7 @@ class SqliteStore(Counted):
                                (int(blocked), dt_in(at), tid)).rowcount > 0
 
     # -- departures, log, erasure ----------------------------------------------------------------
-    def departures_for(self, club_id: str, tids: Iterable[int]) -> Dict[int, dict]:
+    def departures_for(self, club_id: str, tids: Iterable[int]) -> Dict[int, DepartureDoc]:
         want = set(tids)
         with self._tx("departures_for", write=False) as cur:
             rows = cur.execute("SELECT telegram_id, status, at FROM departures WHERE club_id = ?", (club_id,))
@@ -322,13 +300,13 @@ class SqliteStore(Counted):
             return cur.execute("DELETE FROM departures WHERE at < ?",
                                (dt_in(now - timedelta(days=TOMBSTONE_DAYS)),)).rowcount
 
-    def forget_preview(self, tid: int) -> Dict[str, Any]:
+    def forget_preview(self, tid: int) -> ForgetReport:
         with self._tx("forget_preview", write=False) as cur:
             return self._preview(cur, tid)
 
     @staticmethod
-    def _preview(cur, tid: int) -> Dict[str, Any]:
-        clubs = [{"club_id": c, "name": n, "telegram_group_id": g} for c, n, g in cur.execute(
+    def _preview(cur, tid: int) -> ForgetReport:
+        clubs: List[ClubRef] = [{"club_id": c, "name": n, "telegram_group_id": g} for c, n, g in cur.execute(
             "SELECT c.id, c.name, c.telegram_group_id FROM memberships m JOIN clubs c ON c.id = m.club_id"
             " WHERE m.telegram_id = ? ORDER BY m.seq", (tid,))]
         user = cur.execute("SELECT id FROM users WHERE telegram_id = ?", (tid,)).fetchone()
@@ -339,7 +317,7 @@ class SqliteStore(Counted):
         return {"clubs": clubs, "accounts": 1 if user else 0, "departures": deps,
                 "created_by_cleared": created}
 
-    def forget(self, tid: int) -> Dict[str, Any]:
+    def forget(self, tid: int) -> ForgetReport:
         """One transaction: a writer beside it either ran before (and is erased) or after."""
         with self._tx("forget") as cur:
             rep = self._preview(cur, tid)
@@ -379,7 +357,7 @@ class SqliteStore(Counted):
                     for t in ("clubs", "memberships", "users", "departures", "membership_log", "activity",
                               "reconciles")}
 
-    def export(self) -> Dict[str, List[dict]]:
+    def export(self) -> Documents:
         from tgsync_cli.stores.sqlite_copy import export_all
 
         return export_all(self)

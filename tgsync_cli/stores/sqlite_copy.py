@@ -1,6 +1,6 @@
 """Whole-store export and import for the SQLite backend (`tgsync store copy`).
 
-Export renders the SPEC §2 documents; import writes them idempotently: clubs by `_id` (or their
+Export renders the documents every read shows; import writes them idempotently: clubs by `_id` (or their
 `telegram_group_id`), memberships by (club, telegram_id), accounts by telegram_id, departures by
 (club, telegram_id), log entries by their whole content — so copying twice changes nothing.
 """
@@ -8,7 +8,7 @@ Export renders the SPEC §2 documents; import writes them idempotently: clubs by
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List
+from typing import Any, Dict, List, cast
 
 from tgsync_cli.stores.sqlite_insights import LOG_COLS
 from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, USER_COLS, dt_in, dt_out, sync_in
@@ -120,7 +120,7 @@ def _merged(cur, cid: str, m: dict) -> bool:
                       (cid, m["telegram_id"])).fetchone()
     if row is None:
         return False
-    change = merge_member({k: (dt_out(v) if k in _TIMES else v) for k, v in zip(MEMBER_COLS, row)}, m)
+    change = merge_member({k: (dt_out(v) if k in _TIMES else v) for k, v in zip(MEMBER_COLS, row, strict=False)}, m)
     change = {k: v for k, v in change.items() if k in MEMBER_COLS}
     if change:
         cur.execute(f"UPDATE memberships SET {', '.join(f'{k} = ?' for k in change)}"
@@ -132,4 +132,5 @@ def _merged(cur, cid: str, m: dict) -> bool:
 def _log_rows(cur) -> List[Dict[str, Any]]:
     from tgsync_cli.stores.sqlite_insights import SqliteInsights
 
-    return SqliteInsights._log(cur, f"SELECT {LOG_COLS} FROM membership_log ORDER BY seq", ())
+    rows = SqliteInsights._log(cur, f"SELECT {LOG_COLS} FROM membership_log ORDER BY seq", ())
+    return cast(List[Dict[str, Any]], rows)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
-from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple, cast
 
+from tgsync_cli.core.documents import MemberDoc
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.store import account_fields
 from tgsync_cli.stores.common import member_doc, new_id
-from tgsync_cli.core.evidence import AFTER_MESSAGES, MESSAGES, Observation, Outcome, decide
-from tgsync_cli.core.insights import iso_week
+from tgsync_cli.core.evidence import MESSAGES, Observation, Outcome, decide
+from tgsync_cli.stores.sqlite_flush import WeekLedger, flush_rows
+from tgsync_cli.stores.sqlite_flush import write as write_flush
 from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, dt_in, dt_out
 
 _TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at")
@@ -19,10 +21,10 @@ _TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at
 
 def member_row(r: Sequence[Any], raw: bool = False) -> Dict[str, Any]:
     """A memberships row as the document shows it (`raw`: with this store's guard fields)."""
-    m = dict(zip(MEMBER_COLS, r))
+    m = dict(zip(MEMBER_COLS, r, strict=False))
     for k in _TIMES:
         m[k] = dt_out(m[k])
-    return m if raw else member_doc(m)
+    return m if raw else dict(member_doc(m))
 
 
 def upsert_account(cur: sqlite3.Cursor, p: Person, at: datetime, keep_names: bool = False) -> str:
@@ -53,15 +55,16 @@ class SqliteMembers:
 
     def __init__(self, tx: Tx) -> None:
         self._tx = tx
+        self._activity_ledger = WeekLedger()  # who this process already wrote in which week
 
-    def member(self, club_id: str, tid: int) -> Optional[dict]:
+    def member(self, club_id: str, tid: int) -> Optional[MemberDoc]:
         with self._tx("member", write=False) as cur:
             return self._member(cur, club_id, tid)
 
-    def _member(self, cur, club_id: str, tid: int, raw: bool = False) -> Optional[dict]:
+    def _member(self, cur, club_id: str, tid: int, raw: bool = False) -> Optional[MemberDoc]:
         row = cur.execute(f"SELECT {', '.join(MEMBER_COLS)} FROM memberships WHERE club_id = ? AND telegram_id = ?",
                           (club_id, tid)).fetchone()
-        return member_row(row, raw) if row else None
+        return cast(MemberDoc, member_row(row, raw)) if row else None
 
     def _departure(self, cur, club_id: str, tid: int) -> Optional[dict]:
         row = cur.execute("SELECT status, at FROM departures WHERE club_id = ? AND telegram_id = ?",
@@ -134,73 +137,24 @@ class SqliteMembers:
                         first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
                         active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
         """One transaction, one indexed update per member that wrote: O(members changed), never
-        backwards. `first_seen` is message evidence for `source`/`joined_at` (SPEC §2)."""
+        backwards. `first_seen` is message evidence for `source`/`joined_at` (the earliest evidence decides)."""
         if not seen and not first_seen:
             return 0
-        first_seen, active_since = first_seen or {}, active_since or {}
-        rows: List[Tuple[Any, ...]] = []
-        weeks: Dict[Any, Optional[str]] = {}
-
-        def week(at):  # a flush holds a few days at most: one isocalendar per day, not per member
-            if at is None:
-                return None
-            d = at.date()
-            w = weeks.get(d)
-            if w is None:
-                w = weeks[d] = iso_week(at)
-            return w
-
-        for key in set(seen) | set(first_seen):
-            last, first, since = seen.get(key), first_seen.get(key), active_since.get(key)
-            wl, wf = week(last), week(first)
-            rows.append((key[0], key[1], dt_in(first), dt_in(last), dt_in(since),
-                         None if wf == wl else wf, wl))
+        rows = flush_rows(seen, first_seen or {}, active_since or {})
+        ledger = self._activity_ledger
         with self._tx("flush_last_seen") as cur:
-            # the batch goes into a temporary table, then set-based statements join it to
-            # memberships by primary key: per member one insert, whatever the club's size
-            cur.execute("CREATE TEMP TABLE IF NOT EXISTS flush_batch (club_id TEXT, telegram_id INTEGER,"
-                        " first TEXT, last TEXT, since TEXT, wk_first TEXT, wk_last TEXT,"
-                        " PRIMARY KEY (club_id, telegram_id)) WITHOUT ROWID")
-            cur.execute("DELETE FROM flush_batch")
-            cur.executemany("INSERT INTO flush_batch VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-            # who wrote in which ISO week (stats' active writers): ids per week, nothing more
-            cur.execute("INSERT OR IGNORE INTO activity (club_id, week, telegram_id)"
-                        " SELECT club_id, wk_last, telegram_id FROM flush_batch WHERE wk_last IS NOT NULL"
-                        " UNION ALL SELECT club_id, wk_first, telegram_id FROM flush_batch WHERE wk_first IS NOT NULL")
-            # one pass: last_seen and proof_at only forwards; joined_at/source by the earliest
-            # evidence (SPEC §2); a member active by messages alone is active since the earliest
-            # one after their last member event, whichever message reached the store first
-            after = ", ".join(f"'{r}'" for r in AFTER_MESSAGES)
-            earlier = ("k.first IS NOT NULL AND (m.joined_at IS NULL OR m.joined_at > k.first OR (m.joined_at = k.first"
-                       f" AND m.source IN ({after})))")
-            cur.execute(
-                "UPDATE memberships AS m SET"
-                " last_seen = CASE WHEN k.last IS NOT NULL AND (m.last_seen IS NULL OR m.last_seen < k.last)"
-                " THEN k.last ELSE m.last_seen END,"
-                " proof_at = CASE WHEN k.last IS NOT NULL AND (m.proof_at IS NULL OR m.proof_at < k.last)"
-                " THEN k.last ELSE m.proof_at END,"
-                f" joined_at = CASE WHEN {earlier} THEN k.first ELSE m.joined_at END,"
-                f" source = CASE WHEN {earlier} THEN '{MESSAGES}' ELSE m.source END,"
-                " status_at = CASE WHEN k.since IS NOT NULL AND m.status = 'active' AND m.status_at > k.since"
-                " AND (m.hard_at IS NULL OR (m.status_at > m.hard_at AND k.since > m.hard_at))"
-                " THEN k.since ELSE m.status_at END"
-                " FROM flush_batch AS k WHERE m.club_id = k.club_id AND m.telegram_id = k.telegram_id"
-                # (the IN makes SQLite walk the batch and probe memberships by key, never scan them)
-                " AND (m.club_id, m.telegram_id) IN (SELECT club_id, telegram_id FROM flush_batch)")
-            back = cur.execute(
-                "SELECT m.club_id, m.telegram_id, COALESCE(k.first, k.last), k.last FROM flush_batch k CROSS JOIN memberships m"
-                " ON m.club_id = k.club_id AND m.telegram_id = k.telegram_id WHERE k.last IS NOT NULL"
-                " AND m.status <> 'active' AND (m.hard_at IS NULL OR m.hard_at < k.last)").fetchall()
+            back, written = write_flush(cur, rows, ledger)
             if back:
                 self._reactivate(cur, {(c, t): dt_out(last) for c, t, _f, last in back},
                                  {(c, t): dt_out(first) for c, t, first, _l in back})
+        ledger.written(written)  # only once committed
         return len(seen)
 
     @staticmethod
     def _reactivate(cur, seen, first_seen) -> None:
         """A message newer than the member event that made someone inactive proves them back
-        (SPEC §3), also when another process applied that event while this one had the member
-        cached: the message never reached the store until now."""
+        (a message proves membership), also when another process applied that event while this
+        one had the member cached: the message never reached the store until now."""
         for (cid, tid), last in seen.items():
             first = dt_in(first_seen.get((cid, tid), last))
             last_s = dt_in(last)

@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, overload
 
 from tgsync_cli.core.errors import ConfigError, StoreError
 
@@ -75,6 +75,10 @@ def dt_in(v: Optional[datetime]) -> Optional[str]:
     return v.isoformat(sep=" ", timespec="microseconds")  # fixed width: compares as text
 
 
+@overload
+def dt_out(v: str) -> datetime: ...
+@overload
+def dt_out(v: None) -> None: ...
 def dt_out(v: Optional[str]) -> Optional[datetime]:
     if v is None:
         return None
@@ -98,6 +102,7 @@ _MEMORY_LOCK = threading.Lock()
 def connect(uri: str, database: str, create: bool) -> Tuple[sqlite3.Connection, threading.RLock, str, bool]:
     """(connection, lock, label, owns_connection). `memory:` is a fresh database each time;
     `memory:NAME` is shared by every store opened with that name in this process."""
+    conn: Optional[sqlite3.Connection]
     if uri.startswith("memory:"):
         name = uri[len("memory:"):]
         if name:
