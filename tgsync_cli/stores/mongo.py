@@ -159,8 +159,8 @@ class MongoStore(PartsStore):
             changed = [d["_id"] for d in heads if known.get(d["_id"]) != d.get("version", 0)]
             docs = []
             if changed:
-                docs = self._call("club_index", lambda: list(self.clubs.find(
-                    {"_id": {"$in": changed}}, self.db.fields({**head, "members.telegram_id": 1, "members.status": 1}))))
+                fields = self.db.fields({**head, "members.telegram_id": 1, "members.status": 1})
+                docs = self._call("club_index", lambda: list(self.clubs.find({"_id": {"$in": changed}}, fields)))
             have = {d["_id"] for d in heads}
         out = ClubIndex()
         for d in docs:
@@ -364,7 +364,8 @@ class MongoStore(PartsStore):
     # -- whole store ---------------------------------------------------------------------------------
     def counts(self) -> Dict[str, int]:
         def run():
-            members = sum(len(member_entries(d)) for d in self.clubs.find({}, self.db.fields({"members.telegram_id": 1})))
+            members = sum(len(member_entries(d))
+                          for d in self.clubs.find({}, self.db.fields({"members.telegram_id": 1})))
             pending = [e["_id"] for d in self.clubs.find({"log_pending.0": {"$exists": True}}, {"log_pending._id": 1})
                        for e in d.get("log_pending") or []]
             moved = self.log.count_documents({"_id": {"$in": pending}}) if pending else 0

@@ -157,6 +157,7 @@ def merge_into(store, cid: str, raw: dict, m: dict, tries: int = 3) -> None:
         if r.matched_count:
             return
         doc = store.clubs.find_one({"_id": cid, "members.telegram_id": tid_match(m["telegram_id"])})
-        raw = next((e for e in member_entries(doc) if as_tid(e.get("telegram_id")) == m["telegram_id"]), None)
-        if raw is None:
+        found = [e for e in member_entries(doc) if as_tid(e.get("telegram_id")) == m["telegram_id"]]
+        if not found:
             return
+        raw = found[0]
