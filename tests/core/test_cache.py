@@ -18,7 +18,7 @@ from tgsync_cli.core.cache import MemoryMemberCache
 from tgsync_cli.core.engine import Engine
 from tgsync_cli.core.events import ChatRef, MemberState, MemberStatusChanged, MessageSeen, Person
 from tgsync_cli.core.gateway import OfflineGateway
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 
 T = datetime(2025, 3, 3, 9, 0)
 

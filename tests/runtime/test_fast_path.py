@@ -22,7 +22,7 @@ from tgsync_cli.runtime.fast_path import FastPath
 from tgsync_cli.runtime.wiring import make_engine
 from tgsync_cli.sim.simulator import Simulator
 from tgsync_cli.sources.scenario import load_scenario
-from tgsync_cli.stores.documents import open_store
+from tgsync_cli.stores import open_store
 
 
 class StandInRuntime:
@@ -145,7 +145,7 @@ def _cached_member_world():
     from tests.pyrogram_offline import basic_group, supergroup, user
     from tgsync_cli.core.engine import Engine
     from tgsync_cli.core.gateway import OfflineGateway
-    from tgsync_cli.stores.documents import open_store as open_docs
+    from tgsync_cli.stores import open_store as open_docs
 
     store = open_docs("memory:")
     store.import_documents({"clubs": [
