@@ -3,7 +3,7 @@ current flush against, in the same run on the same store (a copy of the old code
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Dict, Optional, Tuple
 
 from tgsync_cli.core.insights import iso_week
@@ -19,9 +19,11 @@ def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
     if not seen and not first_seen:
         return 0
     first_seen, active_since = first_seen or {}, active_since or {}
-    rows, weeks = [], {}
+    rows: list[tuple] = []
+    weeks: Dict[date, str] = {}
 
-    def week(at):  # a flush holds a few days at most: one isocalendar per day, not per member
+    # a flush holds a few days at most: one isocalendar per day, not per member
+    def week(at: Optional[datetime]) -> Optional[str]:
         if at is None:
             return None
         d = at.date()
@@ -67,7 +69,8 @@ def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
             # (the IN makes SQLite walk the batch and probe memberships by key, never scan them)
             " AND (m.club_id, m.telegram_id) IN (SELECT club_id, telegram_id FROM flush_batch)")
         back = cur.execute(
-            "SELECT m.club_id, m.telegram_id, COALESCE(k.first, k.last), k.last FROM flush_batch k CROSS JOIN memberships m"
+            "SELECT m.club_id, m.telegram_id, COALESCE(k.first, k.last), k.last"
+            " FROM flush_batch k CROSS JOIN memberships m"
             " ON m.club_id = k.club_id AND m.telegram_id = k.telegram_id WHERE k.last IS NOT NULL"
             " AND m.status <> 'active' AND (m.hard_at IS NULL OR m.hard_at < k.last)").fetchall()
         if back:

@@ -11,12 +11,12 @@ The issue's targets are printed beside the figures; nothing here is asserted by 
 from __future__ import annotations
 
 import functools
-import json
 import shutil
 import tempfile
 import time
+from array import array
 from datetime import datetime, timedelta
-from typing import Callable, Dict, Iterable, List, Tuple
+from typing import Callable, Dict, Iterable, List, Tuple, TypedDict, cast
 
 from tgsync_cli.bench import writers
 from tgsync_cli.bench.stats import spread
@@ -68,6 +68,39 @@ def _timed_each(handle: Callable[[Event], None], events: Iterable[Event]) -> flo
     for ev in events:
         handle(ev)
     return time.perf_counter() - t
+
+
+class ClubsRow(TypedDict):
+    """One line of `per_clubs`: seconds unless the name says otherwise; *_s lists are
+    (min, median, max) of the rounds."""
+
+    clubs: int
+    members: int
+    start_s: float
+    start_query_s: float
+    start_queries: int
+    flush_30_per_club_s: float
+    flush_steady_s: List[float]
+    flush_baseline_s: List[float]
+    flush_ratio_vs_baseline: List[float]
+    rewarm_unchanged_s: float
+    rewarm_query_s: float
+    rewarm_tenth_changed_s: float
+    unknown_chat_ms: float
+
+
+# the timed bodies of `cache_scale`, passed their cache and clubs so each size times its own
+def _rewarm_tenth(cache: MemoryMemberCache, tenth: Dict[str, array], ids: Dict[str, array]) -> None:
+    cache.warm_clubs(tenth, unchanged=list(ids))
+
+
+def _hits(cache: MemoryMemberCache, clubs: List[str], n_clubs: int, size: int, ops: int) -> List[bool]:
+    return [cache.is_active(clubs[i % n_clubs], 10**9 + i * 7 % size) for i in range(ops)]
+
+
+def _add_newcomers(cache: MemoryMemberCache, clubs: List[str], n_clubs: int, ops: int) -> None:
+    for i in range(ops):
+        cache.add(clubs[i % n_clubs], 5 + i)
 
 
 def _rewarm_query(store: Store, e: Engine) -> ClubIndex:
@@ -132,8 +165,8 @@ def flush_rounds(e: Engine, store, docs, rounds: int = 3, hour: int = 2):
     return steady, base
 
 
-def per_clubs(root: str, counts=(10, 100, 1_000), members: int = 300) -> List[Dict[str, float]]:
-    rows = []
+def per_clubs(root: str, counts=(10, 100, 1_000), members: int = 300) -> List[ClubsRow]:
+    rows: List[ClubsRow] = []
     for n in counts:
         store = open_store(f"file:{root}/clubs{n}")
         docs = _club_docs(n, members)
@@ -162,7 +195,7 @@ def per_clubs(root: str, counts=(10, 100, 1_000), members: int = 300) -> List[Di
                      "start_queries": start_ops,
                      "flush_30_per_club_s": flush, "flush_steady_s": spread(steady),
                      "flush_baseline_s": spread(base),
-                     "flush_ratio_vs_baseline": spread([n / b for n, b in zip(steady, base)]),
+                     "flush_ratio_vs_baseline": spread([n / b for n, b in zip(steady, base, strict=True)]),
                      "rewarm_unchanged_s": warm_same, "rewarm_query_s": warm_query,
                      "rewarm_tenth_changed_s": warm_tenth, "unknown_chat_ms": 1000 * unknown})
         store.close()
@@ -174,7 +207,6 @@ def cache_scale(sizes=(100_000, 1_000_000, 2_000_000), per_club: int = 1_000) ->
     a warm of every club, a re-warm with a tenth of the clubs changed, a newcomer's add and a
     hit, each at `sizes` members in clubs of `per_club`."""
     import tracemalloc
-    from array import array
 
     rows = []
     for size in sizes:
@@ -188,12 +220,12 @@ def cache_scale(sizes=(100_000, 1_000_000, 2_000_000), per_club: int = 1_000) ->
         after = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
         cache = MemoryMemberCache()  # timed apart: tracemalloc slows every allocation
-        warm = _timed(lambda: cache.warm_clubs(ids))
+        warm = _timed(functools.partial(cache.warm_clubs, ids))
         tenth = {cid: v for i, (cid, v) in enumerate(ids.items()) if i % 10 == 0}
-        rewarm = _timed(lambda: cache.warm_clubs(tenth, unchanged=list(ids)))
+        rewarm = _timed(functools.partial(_rewarm_tenth, cache, tenth, ids))
         clubs = list(ids)
-        add = _timed(lambda: [cache.add(clubs[i % n_clubs], 5 + i) for i in range(OPS * 10)])
-        hit = _timed(lambda: [cache.is_active(clubs[i % n_clubs], 10**9 + i * 7 % size) for i in range(OPS * 10)])
+        add = _timed(functools.partial(_add_newcomers, cache, clubs, n_clubs, OPS * 10))
+        hit = _timed(functools.partial(_hits, cache, clubs, n_clubs, size, OPS * 10))
         rows.append({"members": size, "clubs": n_clubs, "bytes_per_member": (after - before) / size,
                      "warm_s": warm, "rewarm_tenth_s": rewarm, "newcomer_add_us": 1e6 * add / (OPS * 10),
                      "hit_us": 1e6 * hit / (OPS * 10)})
@@ -238,25 +270,27 @@ def main(json_out: bool = False, quick: bool = False) -> Tuple[int, Dict[str, ob
     for col in ("clubs", "members", "cold start", "its query", "queries", "flush 30/club",
                 "re-warm, none changed", "its query", "re-warm, 1/10 changed", "unknown chat ms"):
         t.add_column(col, justify="right")
-    for r in b:
-        t.add_row(f"{r['clubs']:,}", f"{r['members']:,}", f"{r['start_s']:.3f}", f"{r['start_query_s']:.3f}",
-                  str(r["start_queries"]),
-                  f"{r['flush_30_per_club_s']:.3f}", f"{r['rewarm_unchanged_s']:.3f}", f"{r['rewarm_query_s']:.4f}",
-                  f"{r['rewarm_tenth_changed_s']:.3f}", f"{r['unknown_chat_ms']:.3f}")
+    for row in b:
+        t.add_row(f"{row['clubs']:,}", f"{row['members']:,}", f"{row['start_s']:.3f}",
+                  f"{row['start_query_s']:.3f}", str(row["start_queries"]),
+                  f"{row['flush_30_per_club_s']:.3f}", f"{row['rewarm_unchanged_s']:.3f}",
+                  f"{row['rewarm_query_s']:.4f}", f"{row['rewarm_tenth_changed_s']:.3f}",
+                  f"{row['unknown_chat_ms']:.3f}")
     con.print(t)
 
     t = Table(title="last_seen flush of 30 writers a club, same week: now vs the temp-table flush it "
                     "replaced, alternating (s, median (min–max) of 3 each)")
     for col in ("clubs", "first of the week", "now", "before", "now / before"):
         t.add_column(col, justify="right")
-    for r in b:
-        f = r["flush_steady_s"]
-        o = r["flush_baseline_s"]
-        q = r["flush_ratio_vs_baseline"]
-        t.add_row(f"{r['clubs']:,}", f"{r['flush_30_per_club_s']:.3f}", f"{f[1]:.3f} ({f[0]:.3f}–{f[2]:.3f})",
+    for row in b:
+        f = row["flush_steady_s"]
+        o = row["flush_baseline_s"]
+        q = row["flush_ratio_vs_baseline"]
+        t.add_row(f"{row['clubs']:,}", f"{row['flush_30_per_club_s']:.3f}", f"{f[1]:.3f} ({f[0]:.3f}–{f[2]:.3f})",
                   f"{o[1]:.3f} ({o[0]:.3f}–{o[2]:.3f})", f"{q[1]:.2f} ({q[0]:.2f}–{q[2]:.2f})")
     con.print(t)
-    one, two, q = wr["one_writer_events_per_s"], wr["two_writers_events_per_s"], wr["two_writers_ratio_runs"]
+    one, two, q = (cast(List[float], wr[k]) for k in ("one_writer_events_per_s", "two_writers_events_per_s",
+                                                          "two_writers_ratio_runs"))
     con.print(f"writers: one replay process {one[1]:,} events/s ({one[0]:,}–{one[2]:,}); two at once on "
               f"the same store {two[1]:,} ({two[0]:,}–{two[2]:,}) → {q[1]:.2f}× ({q[0]:.2f}–{q[2]:.2f}; "
               f"target ≥1.3×: {'[green]met[/]' if q[1] >= 1.3 else '[red]missed[/]'}), "

@@ -8,7 +8,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from cachetools import TTLCache
 
@@ -106,7 +106,7 @@ class Result:
         if not self.lat_ns:
             return 0.0
         ops = self.lat_ops or [0] * len(self.lat_ns)
-        s = sorted(n / 1000.0 + k * latency_ms * 1000.0 for n, k in zip(self.lat_ns, ops))
+        s = sorted(n / 1000.0 + k * latency_ms * 1000.0 for n, k in zip(self.lat_ns, ops, strict=True))
         return s[min(len(s) - 1, int(q * len(s)))]
 
     @property

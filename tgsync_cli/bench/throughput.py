@@ -174,7 +174,9 @@ def run_once(quick: bool = False, clubs: Optional[int] = None, members: Optional
         mongo = results.pop() if (mongodb or real) else None
         if mongo is not None:
             problems_mongo = check_rosters(mongo, w)
-            sides[-1].drop()
+            mongo_side = sides[-1]
+            assert isinstance(mongo_side, OursSide)  # the MongoDB side is ours, appended last
+            mongo_side.drop()
         ours, seed = results[0], results[1]
         nocache = results[2] if include_nocache else None
         plain = results[-1] if len(results) > 2 + bool(include_nocache) else None
@@ -238,6 +240,7 @@ def run_once(quick: bool = False, clubs: Optional[int] = None, members: Optional
         out["roster_check_mongodb"] = "ok" if not problems_mongo else "; ".join(problems_mongo)
         out["_rows"].append(mongo)
     if real:  # measured on the server: the wall time both sides actually took
+        assert mongo is not None  # a real server always runs our MongoDB side
         out["wall_s_measured_mongodb"] = round(mongo.seconds + mongo.flush_seconds, 4)
         out["wall_s_measured_seed"] = round(seed.seconds, 4)
         out["wall_ratio_vs_seed_measured"] = round(seed.seconds / max(mongo.seconds + mongo.flush_seconds, 1e-9), 2)
@@ -344,7 +347,8 @@ def connect(uri: str):
     try:
         import pymongo
 
-        client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000)
+        client: pymongo.MongoClient[Dict[str, Any]] = pymongo.MongoClient(
+            uri, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000)
         client.admin.command("ping")
     except Exception as exc:
         raise BenchError(f"--mongodb-uri {redact_uri(uri)}: cannot reach the server "

@@ -13,7 +13,7 @@ codec (sessions, server selection, socket writes) is not charged: a choice in th
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import bson
 
@@ -85,9 +85,9 @@ def modelled_wall(cpu_seconds: float, round_trips: int, latency_ms: float) -> fl
     return cpu_seconds + round_trips * latency_ms / 1000.0
 
 
-def wall_table(sides: List[tuple], latencies=LATENCIES_MS) -> Dict[str, Dict[str, Optional[float]]]:
+def wall_table(sides: List[tuple], latencies=LATENCIES_MS) -> Dict[str, Dict[str, float]]:
     """{latency label: {side name: modelled seconds}} for (name, cpu_seconds, round_trips) rows."""
-    out: Dict[str, Dict[str, Optional[float]]] = {}
+    out: Dict[str, Dict[str, float]] = {}
     for lat in latencies:
         out[f"{lat:g}ms"] = {name: modelled_wall(cpu, ops, lat) for name, cpu, ops in sides}
     return out

@@ -91,7 +91,7 @@ def _check(uri: str, people: int) -> None:
 
     store = open_store(uri, create=False)
     try:
-        rows = store._conn.execute(  # type: ignore[attr-defined]
+        rows = store._conn.execute(
             "SELECT status, COUNT(*) FROM memberships GROUP BY status").fetchall()
     finally:
         store.close()
