@@ -16,12 +16,17 @@ from pyrogram import raw, types
 from tests.pyrogram_offline import wire
 from tgsync_cli.sources.pyrogram_updates import (events_from_bot_stopped,
                                                  events_from_chat_member_updated,
+                                                 events_from_join_request,
                                                  events_from_message)
 
 P = raw.types
 SUPER = 10**12
 RIGHTS = P.ChatAdminRights(change_info=True, delete_messages=True, ban_users=True,
                            invite_users=True, pin_messages=True)
+
+
+NO_INVITE = P.ChatAdminRights(change_info=True, delete_messages=True, ban_users=True,
+                              pin_messages=True)
 
 
 class NotRepresentable(Exception):
@@ -70,6 +75,7 @@ class Renderer:
     # -- chat members ---------------------------------------------------------------------------
     def _participant(self, chat, member, actor: int, date: int):
         uid, status = self._user(member["user"]), member["status"]
+        rights = RIGHTS if member.get("can_invite_users", True) else NO_INVITE
         if chat["type"] == "group":
             if status == "creator":
                 return P.ChatParticipantCreator(user_id=uid)
@@ -84,7 +90,7 @@ class Renderer:
             return P.ChannelParticipantCreator(user_id=uid, admin_rights=RIGHTS)
         if status == "administrator":
             return P.ChannelParticipantAdmin(user_id=uid, promoted_by=actor, date=date,
-                                             admin_rights=RIGHTS)
+                                             admin_rights=rights)
         if status == "member":
             return P.ChannelParticipant(user_id=uid, date=date)
         if status in ("restricted", "kicked"):
@@ -111,11 +117,9 @@ class Renderer:
         if prev is None and new is None:
             raise NotRepresentable("neither side is a participant")
         uid = upd["new_chat_member"]["user"]["id"]
-        invite = None
-        if upd.get("invite_link"):
-            link = upd["invite_link"]
-            invite = P.ChatInviteExported(link=link["invite_link"], admin_id=self._user(link["creator"]),
-                                          date=date, title=link.get("name"))
+        invite = self._invite(upd, date)
+        if invite is None and upd.get("via_join_request"):
+            invite = P.ChatInvitePublicJoinRequests()  # approved with no link: how MTProto says it
         if chat["type"] == "group":
             update = P.UpdateChatParticipant(chat_id=raw_id(chat), date=date, actor_id=actor,
                                              user_id=uid, qts=1, prev_participant=prev,
@@ -126,6 +130,25 @@ class Renderer:
                                                 new_participant=new, invite=invite)
         parsed = _run(types.ChatMemberUpdated._parse(self.client, wire(update), self.users, self.chats))
         return events_from_chat_member_updated(parsed, self.bot_id)
+
+    def _invite(self, upd: Dict[str, Any], date: int):
+        link = upd.get("invite_link")
+        if not link:
+            return None
+        return P.ChatInviteExported(link=link["invite_link"], admin_id=self._user(link["creator"]),
+                                    date=date, title=link.get("name"),
+                                    request_needed=link.get("creates_join_request") or None)
+
+    def join_request(self, upd: Dict[str, Any]):
+        """UpdateBotChatInviteRequester: MTProto has no user_chat_id (the user's peer is it)."""
+        chat = upd["chat"]
+        self._chat(chat)
+        uid = self._user(upd["from"])
+        update = P.UpdateBotChatInviteRequester(
+            peer=peer(chat), date=upd["date"], user_id=uid, about=upd.get("bio") or "",
+            invite=self._invite(upd, upd["date"]) or P.ChatInvitePublicJoinRequests(), qts=1)
+        parsed = _run(types.ChatJoinRequest._parse(self.client, wire(update), self.users, self.chats))
+        return events_from_join_request(parsed)
 
     # -- messages -----------------------------------------------------------------------------------
     def message(self, msg: Dict[str, Any], post: bool = False):
@@ -175,6 +198,8 @@ class Renderer:
             return self.message(upd["message"])
         if "channel_post" in upd:
             return self.message(upd["channel_post"], post=True)
+        if "chat_join_request" in upd:
+            return self.join_request(upd["chat_join_request"])
         raise AssertionError(f"no MTProto form written for {sorted(upd)}")
 
 

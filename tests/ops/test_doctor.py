@@ -156,3 +156,19 @@ def test_a_store_not_created_yet_is_a_warning_and_doctor_creates_nothing(tmp_pat
     assert checks["store"].level == "warn"
     assert not (tmp_path / "nowhere").exists()
 
+
+
+def test_an_admin_bot_without_the_right_to_add_members_is_told_join_requests_need_it(tmp_path, monkeypatch):
+    store_dir = tmp_path / "store"
+    store = open_store(f"file:{store_dir}")
+    gw = play(Story().then("add_bot", by=1, as_="administrator", can_invite_users=False)
+              .then("policy", join="roster"), store)
+    store.close()
+    cfg = write_config(tmp_path, f"file:{store_dir}")
+    monkeypatch.setattr(ops_cmd, "GATEWAY_FACTORY", lambda settings: connected(gw))
+
+    res = CliRunner().invoke(app, ["doctor", "--json", "--config", str(cfg)])
+
+    club = {c["name"]: c for c in json.loads(res.stdout)}[f"club Sunday Long Run ({CHAT})"]
+    assert club["level"] == "warn" and "can_invite_users" in club["detail"]
+    assert "join policy roster" in club["detail"] and "Invite users" in club["fix"]

@@ -135,7 +135,7 @@ def test_while_a_reconnect_check_is_pending_the_full_path_runs(client):  # noqa:
     rig = mtproto.Rig(w, tempfile.mkdtemp(), fast=True)
     rig.runtime.recheck_pending = True
     rig.loop.run_until_complete(rig._pass(mtproto.packets(w, 3)))
-    names = [type(e).__name__ for e in rig.pipeline._q.queue]
+    names = [type(e).__name__ for _seq, e in rig.pipeline._q.queue]  # (journal sequence, event)
     assert names[0] == "BotStatusRecheck" and names.count("MessageSeen") == 3
     rig.close()
 

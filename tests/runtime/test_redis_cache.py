@@ -125,7 +125,7 @@ def _other_process(url, prefix, store_uri, go, done, out):
         if not c.is_active(club, ANNA.id):
             ok = True
             break
-        time.sleep(0.02)  # not done.wait: done is set by now, so that returned at once
+        time.sleep(0.02)  # `done` is already set: waiting on it would not wait at all
     ops = store.ops
     e.handle(MessageSeen(CHAT, ANNA, T0 - timedelta(hours=1)))  # older than the leave: stays left
     out.put(("after", not ok, store.ops > ops))

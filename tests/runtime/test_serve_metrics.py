@@ -315,7 +315,7 @@ def test_status_reads_a_running_serve_for_a_person_and_for_a_script(served, upda
     until(lambda: get(s.port, "/readyz")[0] == 200)
     out = json.loads(CliRunner().invoke(app, ["status", "--json", "--metrics", address]).stdout)
     assert (out["ready"], out["healthy"], out["backlog"], out["redis"]) == (True, True, 0, None)
-    assert out["updates"] == {"bot_stopped": 0, "chat_member": 1, "message": 1}
+    assert out["updates"] == {"bot_stopped": 0, "chat_join_request": 0, "chat_member": 1, "message": 1}
     assert out["events"]["message_activity"] == {"applied": 1}
     assert out["up_since"].endswith("Z") and out["last_update"].endswith("Z")
     assert out["store"]["up"] is True and out["store"]["round_trips"] > 0

@@ -87,7 +87,7 @@ def test_it_satisfies_the_core_protocol(rig):
     argument would only show on the first live Telegram call of that kind)."""
     gw: TelegramGateway = rig.gw
     wanted = [n for n, v in vars(TelegramGateway).items() if callable(v) and not n.startswith("_")]
-    assert len(wanted) == 8
+    assert len(wanted) == 12  # the join-request and removal calls included
     for name in wanted:
         want = list(inspect.signature(getattr(TelegramGateway, name)).parameters)[1:]  # minus self
         assert list(inspect.signature(getattr(gw, name)).parameters) == want, name
@@ -350,3 +350,30 @@ def test_a_supergroup_names_the_basic_group_it_came_from(rig):
         chats=[rig.tl.supergroup(1006, "SRG Almaty", "srg_almaty")], users=[]))
     info = rig.gw.chat_info(SG)
     assert (info.id, info.type, info.username, info.migrated_from) == (SG, "supergroup", "srg_almaty", -55)
+
+
+@pytest.mark.parametrize("error, typed", [
+    (errors.HideRequesterMissing(), "JoinRequestMissing"),
+    (errors.UserAlreadyParticipant(), "AlreadyParticipant"),
+    (errors.ChatAdminRequired(), "AdminRequired")])
+def test_telegram_s_answers_to_an_approval_become_typed_errors(rig, error, typed):
+    from tgsync_cli.core import errors as core_errors
+
+    rig.fake.on("HideChatJoinRequest", lambda q: error)
+    with pytest.raises(getattr(core_errors, typed)):
+        rig.gw.approve_join_request(SG, 2)
+    [asked] = rig.fake.named("HideChatJoinRequest")
+    assert asked.approved is True
+
+
+def test_a_ban_of_an_admin_is_cannot_remove_and_a_remove_is_ban_then_unban(rig):
+    from tgsync_cli.core.errors import CannotRemove
+
+    rig.fake.on("EditBanned", lambda q: errors.UserAdminInvalid())
+    with pytest.raises(CannotRemove, match="USER_ADMIN_INVALID"):
+        rig.gw.ban_member(SG, 2)
+    rig.fake.on("EditBanned", lambda q: P.Updates(updates=[], users=[], chats=[], date=T0, seq=0))
+    rig.gw.ban_member(SG, 3)
+    rig.gw.unban_member(SG, 3)
+    banned, lifted = rig.fake.named("EditBanned")[-2:]
+    assert banned.banned_rights.view_messages and not lifted.banned_rights.view_messages

@@ -105,7 +105,8 @@ def test_when_aida_adds_the_bot_as_admin_it_is_a_bot_status_change(world):
     [e] = world.member(9000, 1, new=P.ChannelParticipantAdmin(user_id=9000, promoted_by=1, date=T0_,
                                                               admin_rights=ADMIN_RIGHTS))
     assert e == BotStatusChanged(chat=SG, actor=AIDA, old=MemberState("left"),
-                                 new=MemberState("administrator"), at=AT, bot=BOT)
+                                 new=MemberState("administrator"), at=AT, bot=BOT,
+                                 can_invite_users=True)
 
 
 def test_when_the_bot_is_removed_it_is_a_bot_status_change_to_kicked(world):

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from tgsync_cli.core.documents import ClubDoc
 from tgsync_cli.core.errors import TgsyncError
-from tgsync_cli.core.insights import WeekStats, change_kind, weekly_stats
+from tgsync_cli.core.insights import WeekStats, change_kind, count_join_requests, weekly_stats
 from tgsync_cli.core.rules import iso
 from tgsync_cli.runtime.wiring import _plain, find_club
 
@@ -37,7 +37,16 @@ def club_history(store, chat: str, since: Optional[datetime] = None) -> Dict[str
     entries = store.membership_log(club_id=doc["_id"], since=since)
     return {"club_id": doc["_id"], "telegram_group_id": doc["telegram_group_id"], "name": doc.get("name"),
             "since": iso(since) if since else None,
-            "entries": [_entry_view(e, names) for e in entries]}
+            "entries": [_entry_view(e, names) for e in entries],
+            "requests": [_request_view(r, names) for r in store.requests_of(doc["_id"], since=since)]}
+
+
+def _request_view(r: Dict[str, Any], names: Dict[int, str]) -> Dict[str, Any]:
+    """A request as history shows it: what was asked, by whom, and what came of it."""
+    v = {k: _plain(r.get(k)) for k in ("at", "telegram_id", "action", "requested_by", "origin", "state",
+                                       "outcome", "reason", "done_at", "done_by")}
+    v["name"] = names.get(r["telegram_id"]) if r.get("telegram_id") is not None else None
+    return v
 
 
 def member_view(store, telegram_id: int) -> Dict[str, Any]:
@@ -63,5 +72,6 @@ def club_stats(store, chat: str, weeks: int, now: datetime) -> Dict[str, Any]:
     rows: List[WeekStats] = weekly_stats(store.membership_log(club_id=doc["_id"]),
                                          store.writers_by_week(doc["_id"]),
                                          store.reconcile_history(doc["_id"]), weeks, now)
+    count_join_requests(rows, store.requests_of(doc["_id"]))
     return {"club_id": doc["_id"], "telegram_group_id": doc["telegram_group_id"], "name": doc.get("name"),
             "weeks": [r.as_json() for r in rows]}

@@ -12,10 +12,12 @@ from typing import Any, Dict, List, Optional, Tuple
 from tgsync_cli.core.cache import MemoryMemberCache
 from tgsync_cli.core.errors import InputError
 from tgsync_cli.core.gateway import OfflineGateway
+from tgsync_cli.core.join_policy import policy_of
 from tgsync_cli.runtime.config import Settings
 from tgsync_cli.runtime.wiring import club_view, find_club, make_engine
 from tgsync_cli.sim.simulator import Simulator
 from tgsync_cli.runtime.pipeline import is_race
+from tgsync_cli.runtime.forget_filter import ForgetFilter
 from tgsync_cli.sources.botapi import parse_json_line, parse_update
 from tgsync_cli.sources.scenario import load_scenario
 from tgsync_cli.core.store import Store
@@ -69,6 +71,7 @@ def replay(path: str | Path, store: Store, settings: Optional[Settings] = None,
     except OSError as exc:
         raise InputError(f"{p}: cannot read ({exc.strerror or exc})") from exc
     engine = make_engine(store, gateway or OfflineGateway(), settings)
+    watch = ForgetFilter(engine)  # a `forget` run meanwhile wins over the file's events
     report = ReplayReport()
     with fh:
         for n, line in enumerate(fh, 1):
@@ -80,10 +83,15 @@ def replay(path: str | Path, store: Store, settings: Optional[Settings] = None,
                 report.invalid.append((n, str(exc)[:MAX_ERROR]))
                 continue
             for event in events:
-                _handle(engine, event)
+                kept = watch.keep(event)
+                if kept is not None:
+                    _handle(engine, kept)
+                    watch.applied(kept)
                 report.events += 1
             report.applied += 1
+    watch.poll()
     engine.flush()
+    watch.poll()
     report.notes = engine.notes
     return report
 
@@ -116,5 +124,6 @@ def clubs(store: Store) -> List[Dict[str, Any]]:
         v["active_members"] = sum(1 for m in members if m["status"] == "active")
         v["members_total"] = len(members)
         v["drift"] = v["sync"].get("drift")
+        v["join_policy"] = policy_of(doc)
         out.append(v)
     return out

@@ -1,10 +1,12 @@
 """The soak with real processes: a serve-like process killed with SIGKILL midway and restarted,
 a Redis outage, `forget` run from another process, and store faults before and after the write.
 
-Why a cursor file: Telegram redelivers what a bot has not acknowledged. The serve-like child
-acknowledges (writes the cursor) only up to the updates whose every effect is on disk
-(`Pipeline.durable`: in the store or in the spool, last_seen included), so kill -9 loses
-nothing and the restart re-receives the rest, which the engine's time guards make harmless.
+Why a cursor file: Telegram redelivers what a bot has not acknowledged. The cursor models
+kurigram, which saves the update state when an update arrives, before any handler ran, held
+back by tgsync's update-state gate until the journal has fsynced the update's events into the
+spool (`Pipeline.durable_marks`). So the child acknowledges an update as soon as its events
+are journaled, applied or not; kill -9 must then lose nothing, because the restart replays the
+spool first and re-receives only what comes after the cursor.
 
     python -m tgsync_cli.bench.soak child STORE SPOOL UPDATES START CURSOR POSTS REDIS RATE SEED
 
@@ -77,18 +79,16 @@ def child(store_uri: str, spool: str, updates: str, start: int, cursor: str, pos
     faults.lose_replies_randomly(rate, seed=seed + 1)
     pipe = Pipeline(engine, max_pending=200, spool_path=spool, backoff=(0.001, 0.01), checkpoint_seconds=0.1,
                     forget_poll_seconds=0.2, flush_seconds=2.0)
-    replayed = pipe.start()
+    pipe.start()
     cum: List[int] = []
-    total = 0
     with open(updates, "rb") as fh:
         lines = fh.read().splitlines()[start:]
     for k, line in enumerate(lines):
         for ev in parse_update(json.loads(line)):
             pipe.submit(ev)
-            total += 1
-        cum.append(total)
+        cum.append(pipe.durable_marks()[0])  # the journal sequence of this update's last event
         if k % 100 == 99:
-            durable = max(0, pipe.durable - replayed)
+            durable = pipe.durable_marks()[1]  # what the update-state gate would release
             acked = start + bisect.bisect_right(cum, durable)
             _write_cursor(cursor, acked)
             print(f"at {acked}", flush=True)  # acknowledged, not merely submitted

@@ -11,7 +11,7 @@ from tgsync_cli.cli.args import use_command_class
 from tgsync_cli.cli.base import Terminated, app
 
 # Command areas register themselves on `app` when imported; optional ones may be absent.
-for _area in ("offline", "live", "ops", "scale", "store", "insights", "status"):
+for _area in ("offline", "live", "ops", "scale", "store", "insights", "status", "requests"):
     try:
         importlib.import_module(f"tgsync_cli.cli.{_area}")
     except ModuleNotFoundError as exc:  # an area not built yet is simply not offered

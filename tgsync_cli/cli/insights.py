@@ -40,6 +40,8 @@ def history(chat: Annotated[str, typer.Argument(help="chat id, @username or club
         render.print_json(view)
     else:
         render.console.print(render_insights.history_table(view))
+        if view.get("requests"):
+            render.console.print(render_insights.requests_table(view))
 
 
 @app.command()

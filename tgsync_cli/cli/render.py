@@ -98,7 +98,8 @@ def roster_csv(club: Dict[str, Any]) -> str:
 
 
 CLUB_COLUMNS = ["club_id", "telegram_group_id", "name", "active_members", "members_total",
-                "bot_is_admin", "bot_present", "total_members_telegram", "drift", "last_sync"]
+                "bot_is_admin", "bot_present", "total_members_telegram", "drift", "last_sync",
+                "join_policy"]
 
 
 def clubs_csv(rows: List[Dict[str, Any]]) -> str:
@@ -138,8 +139,13 @@ def clubs_table(rows: List[Dict[str, Any]]) -> Table:
         bot = "admin" if s.get("bot_is_admin") else ("member" if s.get("bot_present") else "absent")
         out.append([c["club_id"], c["telegram_group_id"], c.get("name") or "", c["active_members"], bot,
                     _s(s.get("total_members_telegram")), _s(c.get("drift")), _s(s.get("last_sync"))])
-    return table("Clubs", ("club", "chat", "name", "active", "bot", "telegram", "drift", "last sync"),
-                 out, keep=("club", "chat", "last sync"))
+    t = table("Clubs", ("club", "chat", "name", "active", "bot", "telegram", "drift", "last sync"),
+              out, keep=("club", "chat", "last sync"))
+    gated = [str(c["telegram_group_id"]) for c in rows if c.get("join_policy") == "roster"]
+    if gated:
+        # said below the table, not in a column: the table must stay readable at 80 columns
+        t.caption = "join requests answered by the roster in: " + ", ".join(gated)
+    return t
 
 
 EMPTY_STORE = ("no clubs in {store} yet: add the bot to a group while `tgsync serve` runs, or run "

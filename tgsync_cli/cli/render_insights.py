@@ -47,6 +47,26 @@ def history_table(view: Dict[str, Any]) -> Table:
     return t
 
 
+def requests_table(view: Dict[str, Any]) -> Table:
+    """Join requests answered and the app's requests, with who asked: the app's text shown literally."""
+    t = Table(title="Requests (join requests and the app's)")
+    t.add_column("time (UTC)", no_wrap=True)
+    t.add_column("member", overflow="fold")
+    t.add_column("asked", overflow="fold")
+    t.add_column("by", overflow="fold")
+    t.add_column("outcome", overflow="fold")
+    for r in view.get("requests") or []:
+        asked = "join" if r.get("origin") == "telegram" else str(r.get("action") or "")
+        who = str(r.get("requested_by") if r.get("requested_by") is not None else "")
+        if r.get("done_by") is not None and r.get("origin") == "telegram":
+            who = f"{who}; answered by {r['done_by']}"
+        outcome = r.get("outcome") or r.get("state") or ""
+        if r.get("reason"):
+            outcome = f"{outcome}: {r['reason']}"
+        t.add_row(r.get("at") or "", _who(r), asked, plain(who), plain(outcome))
+    return t
+
+
 def member_parts(view: Dict[str, Any]) -> List[Any]:
     acc = view.get("account") or {}
     head = Table(title=f"Telegram user {view['telegram_id']}", show_header=False)
@@ -82,7 +102,17 @@ def stats_parts(view: Dict[str, Any]) -> List[Any]:
         links = plain(", ".join(f"{k}: {v}" for k, v in sorted(r["joins_by_link"].items())))
         t.add_row(r["week"], str(r["joined"]), str(r["left"]), str(r["kicked"]), f"{r['net']:+d}",
                   str(r["active_writers"]), "—" if r["drift"] is None else str(r["drift"]), links)
-    return [t, chart(rows)]
+    parts: List[Any] = [t]
+    if any(r.get("requests_approved") or r.get("requests_declined") or r.get("requests_pending")
+           for r in rows):
+        jr = Table(title="join requests per week")
+        for col in ("week", "approved", "declined", "pending at week's end"):
+            jr.add_column(col, justify="left" if col == "week" else "right", no_wrap=col == "week")
+        for r in rows:
+            jr.add_row(r["week"], str(r.get("requests_approved", 0)), str(r.get("requests_declined", 0)),
+                       str(r.get("requests_pending", 0)))
+        parts.append(jr)
+    return [*parts, chart(rows)]
 
 
 def chart(rows: List[Dict[str, Any]], width: int = 40) -> Table:

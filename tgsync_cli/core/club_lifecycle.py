@@ -53,6 +53,8 @@ class BotStatusHandler:
         was_present = club_status(ev.old) == ACTIVE
         was_admin = ev.old.status in ADMIN_STATUSES
         fields: Dict[str, Any] = {"bot_is_admin": admin, "bot_present": present, "bot_status_at": ev.at}
+        if ev.can_invite_users is not None or not admin:
+            fields["bot_can_invite_users"] = bool(ev.can_invite_users) if admin else False
         info = self.clubs.club(ev.chat.id)
         if info is None:
             if not present:
@@ -73,6 +75,8 @@ class BotStatusHandler:
             if ev.chat.username is not None and ev.chat.username != info.username:
                 self.clubs.note_username(info, ev.chat.username)
         self.clubs.set_bot_status(info, admin, present)
+        if "bot_can_invite_users" in fields:
+            info.bot_can_invite = fields["bot_can_invite_users"]
         # whatever creates the club imports its admins: a promotion of a bot that was already in
         # the group, with no "added" event ever seen, included
         if present and (created or not was_present or (admin and not was_admin)):

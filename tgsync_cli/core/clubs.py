@@ -2,9 +2,11 @@
 
 Clubs are found by their current group id and by any id the group had before it became a
 supergroup, so deep links posted with the old id keep working. A chat with no club is asked of
-the store (and of Telegram: is it the supergroup a known basic group became while the bot was not
-looking?) at most once a minute. Any Telegram call naming a club's group goes through `tg`, which
-follows a migration Telegram reports and makes the call once more at the new id.
+the store every time (another process may have created its club a moment ago: no negative
+answer is kept that its write could make wrong), and of Telegram (is it the supergroup a known
+basic group became while the bot was not looking?) at most once a minute. Any Telegram call
+naming a club's group goes through `tg`, which follows a migration Telegram reports and makes the
+call once more at the new id.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, TypeVar
 from tgsync_cli.core.cache import MemberCache
 from tgsync_cli.core.errors import ChatMigratedError, TelegramError
 from tgsync_cli.core.gateway import TelegramGateway
+from tgsync_cli.core.join_policy import policy_of
 from tgsync_cli.core.models import ClubInfo
 from tgsync_cli.core.store import Store
 
@@ -40,7 +43,7 @@ class ClubDirectory:
         self.cache = cache
         self.note = note
         self._by_chat: Dict[int, ClubInfo] = {}
-        self._unknown: Dict[int, float] = {}     # chat id → until when it is not asked again
+        self._unknown: Dict[int, float] = {}     # chat id → until when Telegram is not asked again
         self._versions: Dict[str, int] = {}      # club id → version read by the last start()
         self._active: Dict[str, List[int]] = {}  # club id → active ids read with that version
 
@@ -75,6 +78,8 @@ class ClubDirectory:
         info = ClubInfo(doc["_id"], doc["telegram_group_id"], doc.get("name", ""),
                         bool(sync.get("bot_is_admin")), bool(sync.get("bot_present")),
                         doc.get("username") or sync.get("username"))
+        info.join_policy = policy_of(doc)
+        info.bot_can_invite = sync.get("bot_can_invite_users")
         self._by_chat[info.chat_id] = info
         for old in doc.get("previous_group_ids") or ():
             self._by_chat[old] = info
@@ -86,20 +91,21 @@ class ClubDirectory:
         return self._by_chat.get(chat_id)
 
     def club(self, chat_id: int, discover: bool = True) -> Optional[ClubInfo]:
-        """From memory; unknown chats are asked of the store, and of Telegram (is it a supergroup
-        whose basic group we knew, migrated while we were not looking?), at most once a minute."""
+        """From memory; unknown chats are asked of the store (every time: a club another
+        process created must be found at once), and of Telegram (is it a supergroup whose basic
+        group we knew, migrated while we were not looking?) at most once a minute."""
         info = self._by_chat.get(chat_id)
         if info is not None:
             return info
-        until = self._unknown.get(chat_id)
-        if until is not None and until > time.monotonic():
-            return None
         doc = self.store.club_by_group(chat_id)
-        if doc is None:
-            # marked before asking Telegram, so following the migration cannot ask again
-            self._unknown[chat_id] = time.monotonic() + UNKNOWN_CLUB_TTL
-            return self.discover_migration(chat_id) if discover else None
-        return self.remember(doc)
+        if doc is not None:
+            return self.remember(doc)
+        until = self._unknown.get(chat_id)
+        if not discover or (until is not None and until > time.monotonic()):
+            return None
+        # marked before asking Telegram, so following the migration cannot ask again
+        self._unknown[chat_id] = time.monotonic() + UNKNOWN_CLUB_TTL
+        return self.discover_migration(chat_id)
 
     def clubs(self) -> List[ClubInfo]:
         seen, out = set(), []

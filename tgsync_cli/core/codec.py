@@ -14,7 +14,7 @@ from tgsync_cli.core.errors import InputError
 
 _TYPES = {cls.__name__: cls for cls in (
     ev.BotStatusChanged, ev.MemberStatusChanged, ev.MessageSeen, ev.DeepLinkStart,
-    ev.ChatMigrated, ev.RosterObserved, ev.BotStatusRecheck)}
+    ev.ChatMigrated, ev.RosterObserved, ev.BotStatusRecheck, ev.JoinRequested, ev.RequestsDue)}
 _NESTED = {"chat": ev.ChatRef, "actor": ev.Person, "old": ev.MemberState, "new": ev.MemberState,
            "bot": ev.Person, "user": ev.Person, "sender": ev.Person, "person": ev.Person,
            "state": ev.MemberState}

@@ -17,6 +17,7 @@ import logging
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional
 
+from tgsync_cli.core.app_requests import RequestDesk
 from tgsync_cli.core.cache import MemberCache
 from tgsync_cli.core.club_lifecycle import BotStatusHandler
 from tgsync_cli.core.clubs import BotSelf, ClubDirectory
@@ -26,11 +27,14 @@ from tgsync_cli.core.events import (
     BotStatusRecheck,
     ChatMigrated,
     DeepLinkStart,
+    JoinRequested,
     MemberStatusChanged,
     MessageSeen,
+    RequestsDue,
     RosterObserved,
 )
 from tgsync_cli.core.gateway import TelegramGateway
+from tgsync_cli.core.join_requests import JoinRequestHandler
 from tgsync_cli.core.member_changes import MemberStatusHandler
 from tgsync_cli.core.messages import MessageHandler
 from tgsync_cli.core.models import ACTIVE, ClubInfo, ReconcileReport, RosterResult  # noqa: F401 (re-exported)
@@ -59,11 +63,14 @@ class Engine:
         self.roster = RosterSync(self.directory, store, cache, gateway, self.me, self.note)
         self.welcome = Welcome(self.directory, store, gateway, self.me, self.note)
         self.messages = MessageHandler(self.directory, self.seen, store, cache, self.me)
+        self.join_requests = JoinRequestHandler(self.directory, store, gateway, self.me, self.note)
         self.members = MemberStatusHandler(self.directory, self.seen, store, cache, gateway, self.me,
-                                           dm_blocked, welcome_dm)
+                                           dm_blocked, self.join_requests, welcome_dm)
         self.bot_status = BotStatusHandler(self.directory, store, gateway, self.me, self.roster,
                                            self.welcome, dm_blocked, self.note)
-        self.deep_links = DeepLinkHandler(self.directory, store, cache, gateway, self.me, self.note)
+        self.deep_links = DeepLinkHandler(self.directory, store, cache, gateway, self.me, self.note,
+                                          self.join_requests)
+        self.desk = RequestDesk(self.directory, store, gateway, self.me, self.join_requests, self.note)
         self.handlers: Dict[type, Handler] = {
             MessageSeen: self.messages,
             MemberStatusChanged: self.members,
@@ -72,6 +79,8 @@ class Engine:
             ChatMigrated: self._on_migrated,
             RosterObserved: self.roster,
             BotStatusRecheck: self._on_recheck,
+            JoinRequested: self.join_requests,
+            RequestsDue: self._on_requests_due,
         }
 
     # -- the bot's identity, as configured or learnt from Telegram --------------------------------
@@ -120,6 +129,9 @@ class Engine:
 
     def _on_migrated(self, ev: ChatMigrated) -> None:
         self.directory.migrate(ev.old_chat_id, ev.new_chat_id)
+
+    def _on_requests_due(self, ev: RequestsDue) -> None:
+        self.desk.poll(ev.at)
 
     def _on_recheck(self, ev: BotStatusRecheck) -> None:
         self.bot_status.startup_check(ev.at)

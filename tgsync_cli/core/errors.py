@@ -71,3 +71,17 @@ class ChatMigratedError(TelegramError):
         super().__init__(f"chat {old_chat_id} was upgraded to supergroup {new_chat_id}")
         self.old_chat_id = old_chat_id
         self.new_chat_id = new_chat_id
+
+
+class JoinRequestMissing(TelegramError):
+    """There is no pending join request from this user any more (HIDE_REQUESTER_MISSING): an
+    admin answered it, the user withdrew it, or it was never made."""
+
+
+class AlreadyParticipant(TelegramError):
+    """The user is already in the group (USER_ALREADY_PARTICIPANT): approving them is done."""
+
+
+class CannotRemove(TelegramError):
+    """Telegram will not ban this member: the group's creator, or an admin the bot did not
+    promote (USER_ADMIN_INVALID)."""

@@ -49,6 +49,8 @@ class BotStatusChanged:
     new: MemberState
     at: datetime
     bot: Optional[Person] = None  # the bot as Telegram describes it (username for deep links)
+    # an admin bot's right to add members (and answer join requests); None: not said
+    can_invite_users: Optional[bool] = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,23 @@ class MemberStatusChanged:
     via: str = "chat_member_event"  # or "service_message"
     invite_link: Optional[str] = None  # the link's name (or URL) when Telegram says one was used
     invited_by: Optional[int] = None  # the link's creator
+    via_join_request: bool = False  # an approved join request brought them in
+
+
+@dataclass(frozen=True)
+class JoinRequested:
+    """chat_join_request: someone asked to join a group that approves its members.
+
+    `user_chat_id` is the private chat the bot may write to for the next five minutes (or until
+    the request is answered), even if they never opened the bot; it is not assumed to be the
+    user's id."""
+
+    chat: ChatRef
+    user: Person
+    user_chat_id: int
+    at: datetime
+    invite_link: Optional[str] = None
+    bio: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +131,14 @@ class BotStatusRecheck:
 
 
 @dataclass(frozen=True)
+class RequestsDue:
+    """Time to apply the app's pending requests: serve queues it every few seconds, so they are
+    applied by the engine's own worker, in order with the updates."""
+
+    at: datetime
+
+
+@dataclass(frozen=True)
 class RosterObserved:
     """A listing of members (route 1 admins, route 6 import, reconcile) taken at `at`.
 
@@ -125,4 +152,5 @@ class RosterObserved:
     complete: bool = False
 
 
-Event = BotStatusChanged | MemberStatusChanged | MessageSeen | DeepLinkStart | ChatMigrated | RosterObserved
+Event = (BotStatusChanged | MemberStatusChanged | MessageSeen | DeepLinkStart | ChatMigrated
+         | RosterObserved | JoinRequested)

@@ -50,7 +50,7 @@ class Observation:
     seen_at: Optional[datetime] = None
     evidence_at: Optional[datetime] = None
     last_seen: Optional[datetime] = None
-    actor: Optional[int] = None
+    actor: Optional[Any] = None  # a Telegram id, or who asked (the app's id for its user)
     invited_by: Optional[int] = None
     invite_link: Optional[str] = None
     keep_names: bool = False

@@ -17,6 +17,8 @@ from tgsync_cli.core.events import MemberState, Person
 class ChatMemberInfo:
     person: Person
     state: MemberState
+    # an admin's right to add members (and so to approve join requests); None: not said
+    can_invite_users: Optional[bool] = None
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,21 @@ class TelegramGateway(Protocol):
     def send_group_message(self, chat_id: int, text: str, button_text: Optional[str] = None,
                            button_url: Optional[str] = None) -> None: ...
 
-    def send_private(self, user_id: int, text: str) -> bool:
-        """False (not an exception) when the user never opened the bot."""
+    def send_private(self, user_id: int, text: str, button_text: Optional[str] = None,
+                     button_url: Optional[str] = None) -> bool:
+        """False (not an exception) when the user never opened the bot (and has no join
+        request the bot may still answer)."""
+
+    def approve_join_request(self, chat_id: int, user_id: int) -> None:
+        """Raises JoinRequestMissing, AlreadyParticipant, or AdminRequired (no can_invite_users)."""
+
+    def decline_join_request(self, chat_id: int, user_id: int) -> None: ...
+
+    def ban_member(self, chat_id: int, user_id: int) -> None:
+        """Raises CannotRemove for the creator or an admin, AdminRequired for a non-admin bot."""
+
+    def unban_member(self, chat_id: int, user_id: int) -> None:
+        """Lifts a ban only if there is one (a member is not removed by it)."""
 
 
 class OfflineGateway:
@@ -98,5 +113,17 @@ class OfflineGateway:
     def send_group_message(self, chat_id, text, button_text=None, button_url=None):
         self._no("posting to the group")
 
-    def send_private(self, user_id, text):
+    def send_private(self, user_id, text, button_text=None, button_url=None):
         self._no("sending a private message")
+
+    def approve_join_request(self, chat_id, user_id):
+        self._no("approving a join request")
+
+    def decline_join_request(self, chat_id, user_id):
+        self._no("declining a join request")
+
+    def ban_member(self, chat_id, user_id):
+        self._no("removing a member")
+
+    def unban_member(self, chat_id, user_id):
+        self._no("lifting a ban")

@@ -36,6 +36,9 @@ class WeekStats:
     drift: Optional[int] = None
     joins_by_link: Dict[str, int] = field(default_factory=dict)
     joins_by_inviter: Dict[str, int] = field(default_factory=dict)
+    requests_approved: int = 0   # join requests let in this week (by tgsync, an admin or the app)
+    requests_declined: int = 0   # declined, or gone unanswered by tgsync (an admin declined it)
+    requests_pending: int = 0    # still waiting at the week's end
 
     @property
     def net(self) -> int:
@@ -45,7 +48,9 @@ class WeekStats:
         return {"week": self.week, "joined": self.joined, "left": self.left, "kicked": self.kicked,
                 "net": self.net, "active_writers": self.active_writers, "drift": self.drift,
                 "joins_by_link": dict(self.joins_by_link),
-                "joins_by_inviter": dict(self.joins_by_inviter)}
+                "joins_by_inviter": dict(self.joins_by_inviter),
+                "requests_approved": self.requests_approved,
+                "requests_declined": self.requests_declined, "requests_pending": self.requests_pending}
 
 
 def change_kind(entry: Mapping[str, Any]) -> Optional[str]:
@@ -89,6 +94,30 @@ def weekly_stats(log: Iterable[Mapping[str, Any]], writers_by_week: Mapping[str,
         if row is not None:
             row.drift = r.get("drift")  # the week's last reconcile stands for it
     return list(rows.values())
+
+
+def count_join_requests(rows: List[WeekStats], requests: Iterable[Mapping[str, Any]]) -> None:
+    """Join requests per week from the requests ledger: approved and declined in the week they
+    were answered; pending in every week whose end finds them unanswered. Telegram tells a bot
+    nothing of an admin's decline, so a request that is gone unanswered counts as declined."""
+    if not rows:
+        return
+    ends = {r.week: datetime.strptime(r.week + "-1", "%G-W%V-%u") + timedelta(weeks=1) for r in rows}
+    by_week = {r.week: r for r in rows}
+    for q in requests:
+        if q.get("action") != "approve" or q.get("at") is None:
+            continue
+        outcome, done = q.get("outcome"), q.get("done_at")
+        if done is not None and q.get("state") == "done":
+            row = by_week.get(iso_week(done))
+            if row is not None and outcome == "approved":
+                row.requests_approved += 1
+            elif row is not None and outcome in ("declined", "gone"):
+                row.requests_declined += 1
+        for r in rows:
+            end = ends[r.week]
+            if q["at"] < end and (q.get("state") == "waiting" or (done is not None and done >= end)):
+                r.requests_pending += 1
 
 
 def link_totals(rows: Iterable[WeekStats]) -> Counter:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from tgsync_cli.core.cache import MemberCache, cache_status
 from tgsync_cli.core.clubs import BotSelf, ClubDirectory
@@ -11,7 +11,9 @@ from tgsync_cli.core.errors import TelegramError
 from tgsync_cli.core.events import MemberStatusChanged, Person
 from tgsync_cli.core.evidence import ACTIVE, Observation
 from tgsync_cli.core.gateway import TelegramGateway
+from tgsync_cli.core.join_requests import JoinRequestHandler
 from tgsync_cli.core.models import ClubInfo
+from tgsync_cli.core.requests import APPLYING, DONE, ROUTE
 from tgsync_cli.core.rules import club_role, club_status, is_person
 from tgsync_cli.core.seen import SeenBuffer
 from tgsync_cli.core.store import Store
@@ -22,8 +24,9 @@ RECENT_CHANGES = 10000  # member events remembered so their service-message echo
 class MemberStatusHandler:
     def __init__(self, clubs: ClubDirectory, seen: SeenBuffer, store: Store, cache: MemberCache,
                  gateway: TelegramGateway, me: BotSelf, dm_blocked: Dict[int, bool],
-                 welcome_dm: bool = False) -> None:
+                 join_requests: JoinRequestHandler, welcome_dm: bool = False) -> None:
         self.clubs = clubs
+        self.join_requests = join_requests
         self.seen = seen
         self.store = store
         self.cache = cache
@@ -48,14 +51,29 @@ class MemberStatusHandler:
         if ev.via == "service_message" and self.recent_changes.get(key) == (status, ev.at):
             return  # the member event of this very change was applied here: nothing to add
         role = None if ev.via == "service_message" and status == ACTIVE else club_role(ev.new)
-        created = self.apply_status(info, ev.user, status, role, ev.at, ev.via, actor=ev.actor,
-                                    invited_by=ev.invited_by, invite_link=ev.invite_link)
+        source, asker = ev.via, None
+        if status != ACTIVE and ev.actor is not None and ev.actor.id == self.me.id:
+            asker = self._request_behind(info, ev.user.id, ev.at)
+            if asker is not None:
+                source = ROUTE  # the bot acted on a request: the log names who asked
+        created = self.apply_status(info, ev.user, status, role, ev.at, source, actor=ev.actor,
+                                    invited_by=ev.invited_by, invite_link=ev.invite_link,
+                                    asker=asker)
+        if ev.via_join_request and status == ACTIVE and (ev.actor is None or ev.actor.id != self.me.id):
+            self.join_requests.note_admin_answer(info, ev.user.id, ev.actor.id if ev.actor else None, ev.at)
         if ev.via == "chat_member_event":  # applied (a store failure raised above): remember it
             if len(self.recent_changes) >= RECENT_CHANGES:
                 self.recent_changes.clear()  # a memo of the last few, not a record
             self.recent_changes[key] = (status, ev.at)
         if created and self.welcome_dm:
             self._welcome_dm(info, ev.user)
+
+    def _request_behind(self, info: ClubInfo, tid: int, at: datetime) -> Optional[Any]:
+        """Who asked for the removal, ban or unban the bot just made (None: nobody did — an
+        operator used the bot's account some other way)."""
+        asked = [r for r in self.store.requests_of(info.club_id, states=(APPLYING, DONE), telegram_id=tid)
+                 if r["action"] in ("remove", "ban", "unban") and r["at"] is not None and r["at"] <= at]
+        return asked[-1]["requested_by"] if asked else None
 
     def _welcome_dm(self, info: ClubInfo, user: Person) -> None:
         blocked = self.dm_blocked.get(user.id)
@@ -72,7 +90,7 @@ class MemberStatusHandler:
     def apply_status(self, info: ClubInfo, person: Person, status: str, role: Optional[str],
                      at: datetime, source: str, strictly_newer: bool = False,
                      actor: Optional[Person] = None, invited_by: Optional[int] = None,
-                     invite_link: Optional[str] = None) -> bool:
+                     invite_link: Optional[str] = None, asker: Optional[Any] = None) -> bool:
         """Set a member's status as of `at`; create them if active and unknown. True if created.
 
         One store call: the store creates the account and membership, or applies the guards,
@@ -82,7 +100,7 @@ class MemberStatusHandler:
         out = self.store.observe(cid, Observation(
             person, status, role, at, source, strictly_newer=strictly_newer,
             seen_at=self.seen.newest((cid, tid)) if status != ACTIVE else None,
-            actor=actor.id if actor is not None else None,
+            actor=asker if asker is not None else actor.id if actor is not None else None,
             invited_by=invited_by, invite_link=invite_link))
         cache_status(self.cache, cid, tid, out.status)
         return out.created and out.status == ACTIVE

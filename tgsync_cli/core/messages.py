@@ -39,8 +39,11 @@ class MessageHandler:
         if self.cache.is_active(info.club_id, s.id):  # hot path: no store, no network
             self.seen.note(key, ev.at)
             return
+        # last_seen travels with the observation: a message that does not make them active (they
+        # left after it) is still when they were last seen, whatever order the two arrive in,
+        # and a rerun after a crash finds it again
         out = self.store.observe(info.club_id, Observation(
-            s, ACTIVE, None, ev.at, MESSAGES, strictly_newer=True))
+            s, ACTIVE, None, ev.at, MESSAGES, strictly_newer=True, last_seen=ev.at))
         if out.status == ACTIVE:
             self.cache.add(info.club_id, s.id)
             # this message made them active (later ones count from it), or is evidence of it

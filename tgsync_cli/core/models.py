@@ -18,6 +18,8 @@ class ClubInfo:
     bot_is_admin: bool = False
     bot_present: bool = False
     username: Optional[str] = None  # the public group's @username, for `roster @name`
+    join_policy: str = "open"  # as last read: the join-request handler reads the store again
+    bot_can_invite: Optional[bool] = None  # the admin right join requests need; None: not known
 
 
 @dataclass

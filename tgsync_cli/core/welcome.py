@@ -57,6 +57,9 @@ class Welcome:
         if welcome and not info.bot_is_admin:
             text += (" Make me an admin so that joins, leaves and promotions reach the roster"
                      " and everyone already here can be added at once.")
+        elif welcome and info.bot_can_invite is False:
+            text += (" Give me the right to add members (invite users) so that join requests can"
+                     " be answered from the club's roster.")
         return text
 
     def post_invite(self, info: ClubInfo, welcome: bool = False) -> bool:

@@ -14,6 +14,7 @@ from tgsync_cli.core.errors import (
     TelegramError,
     TgsyncError,
 )
+from tgsync_cli.core.join_policy import policy_of
 from tgsync_cli.core.rules import club_status
 from tgsync_cli.ops.common import ACTIVE, GatewayFactory
 from tgsync_cli.core.store import Store
@@ -203,8 +204,10 @@ def _club_checks(store: Store, gw, me) -> List[Check]:
     for doc in store.all_clubs():
         chat_id, name = doc["telegram_group_id"], doc.get("name") or ""
         label = f"club {name} ({chat_id})"
+        can_invite = None
         try:
-            state = gw.get_member(chat_id, me.id).state
+            bot = gw.get_member(chat_id, me.id)
+            state, can_invite = bot.state, bot.can_invite_users
             in_group = club_status(state) == ACTIVE
         except BotNotInChat:
             in_group, state = False, None
@@ -223,9 +226,15 @@ def _club_checks(store: Store, gw, me) -> List[Check]:
             out.append(Check(label, "warn", f"bot is a member, not admin; works here: {routes}{stale}",
                              "promote the bot to admin for join/leave events and roster import"
                              " (and message activity with privacy on)"))
+        elif can_invite is False:
+            policy = policy_of(doc)
+            out.append(Check(label, "warn",
+                             f"bot is admin without the right to add members (can_invite_users): join "
+                             f"requests cannot be answered (join policy {policy}); works here: {routes}{stale}",
+                             "give the bot the admin right \"Invite users via link\" (add members)"))
         else:
             out.append(Check(label, "ok" if not stale else "warn",
-                             f"bot is admin; works here: {routes}{stale}",
+                             f"bot is admin; join policy {policy_of(doc)}; works here: {routes}{stale}",
                              "run `tgsync reconcile --all` to refresh sync.*" if stale else ""))
     return out
 

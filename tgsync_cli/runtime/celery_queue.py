@@ -40,6 +40,7 @@ from tgsync_cli.core.errors import (
     TgsyncError,
 )
 from tgsync_cli.core.events import MessageSeen
+from tgsync_cli.runtime.club_wait import CLUB_WAIT_SECONDS, RECHECK_SECONDS, waits_for_club
 from tgsync_cli.runtime.config import Settings, load_settings
 from tgsync_cli.runtime.spool import SeenNote, Spool, merge_note, seen_docs
 
@@ -174,7 +175,7 @@ RETRIED = (StoreUnavailable, StoreConflict)
 def apply_event(self, event_dict: dict) -> str:
     """Apply one event; safe to run twice or out of order (its Telegram time decides)."""
     try:
-        event = from_dict(event_dict)
+        event = from_dict({k: v for k, v in event_dict.items() if k != "_club_wait"})
     except InputError as exc:
         log.error("dropped a malformed task: %s", exc)  # retrying cannot make it valid
         _tell("skipped", None)
@@ -194,6 +195,13 @@ def apply_event(self, event_dict: dict) -> str:
             return "refused"
         raise
     _tell("applied", event)
+    waited = (event_dict.get("_club_wait") or 0) if isinstance(event_dict, dict) else 0
+    if waited < CLUB_WAIT_SECONDS and waits_for_club(engine, event):
+        # no club yet: another worker may be writing it from "bot added" right now; asked again
+        # shortly (a new task, so the wait does not count against store-outage retries)
+        apply_event.apply_async(args=[{**event_dict, "_club_wait": waited + RECHECK_SECONDS * 4}],
+                                queue=QUEUE, countdown=RECHECK_SECONDS * 4)
+        return "waiting for its club"
     return type(event).__name__
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from tgsync_cli.core.errors import ConfigError
+from tgsync_cli.stores.uri_redaction import uri_holds_secrets, uri_secrets
 
 SECRETS = {("telegram", "api_hash"), ("telegram", "bot_token")}
 
@@ -228,6 +229,7 @@ def load_settings(path: Optional[str] = None, env: Optional[Mapping[str, str]] =
     if file.exists():
         source = str(file)
         raw = _read_toml(file)
+        refuse_if_anyone_can_change(file, raw)
         for section, table in raw.items():
             if not isinstance(table, dict):
                 raise ConfigError(f"{file}: [{section}] must be a table")
@@ -294,7 +296,20 @@ def holds_secrets(raw: dict) -> bool:
     section = raw.get("store")
     store = section if isinstance(section, dict) else {}
     return (any(k in (raw.get(s) or {}) for s, k in SECRETS if isinstance(raw.get(s), dict))
-            or "@" in str(store.get("uri", "")))
+            or uri_holds_secrets(str(store.get("uri", ""))))
+
+
+def refuse_if_anyone_can_change(file: Path, raw: dict) -> None:
+    """A config holding secrets that every user may rewrite is refused, not warned about:
+    anyone on the machine could point the store or the bot elsewhere and collect the
+    credentials (or the roster) on the next start."""
+    try:
+        mode = stat.S_IMODE(file.stat().st_mode)
+    except OSError:
+        return
+    if mode & stat.S_IWOTH and holds_secrets(raw):
+        raise ConfigError(f"{file} holds secrets and can be changed by any user (mode {mode:o}); "
+                          f"run: chmod 600 {file}")
 
 
 def permission_verdict(file: Path, raw: Optional[dict] = None) -> Optional[Tuple[str, str]]:
@@ -331,13 +346,8 @@ def remember_secrets(settings: Settings) -> None:
         v = settings.value(section, key)
         if v and len(str(v)) >= 4:
             _KNOWN_SECRETS.add(str(v))
-    uri = settings.store.uri
-    if "://" in uri and "@" in uri.split("://", 1)[1]:
-        creds = uri.split("://", 1)[1].rsplit("@", 1)[0]
-        password = creds.split(":", 1)[1] if ":" in creds else ""
-        for part in (creds, password):  # the user name is not a secret (and may be a common word)
-            if len(part) >= 4:
-                _KNOWN_SECRETS.add(part)
+    # the password and every query value not known to be harmless (key-file passwords, tokens)
+    _KNOWN_SECRETS.update(uri_secrets(str(settings.store.uri or "")))
 
 
 def forget_secrets() -> None:

@@ -11,6 +11,7 @@ applied.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Set, Tuple
@@ -45,7 +46,7 @@ class HeldWork(Protocol):
     watch needs it: to read whom it names, and to drop a forgotten person's events."""
 
     def held(self) -> Iterable[Any]: ...
-    def discard(self, drop: Callable[[Any], bool]) -> None: ...
+    def discard(self, keep: Callable[[Any], Any]) -> None: ...
     def scrub_spool(self, telegram_id: int) -> None: ...
     def count_retry(self) -> None: ...
 
@@ -103,7 +104,7 @@ class ForgetWatch:
                 self.engine.cache.evict(info.club_id, tid)
             except TgsyncError:
                 pass
-        self.work.discard(self.is_forgotten)
+        self.work.discard(self.without_forgotten)
         self.work.scrub_spool(tid)
         if erase_again:
             # an event for them applied between the forget and this poll would have re-created
@@ -123,23 +124,59 @@ class ForgetWatch:
                 return
 
     def is_forgotten(self, item: Any) -> bool:
-        """Whether an event names an erased person and is not newer than the erasure (a new
-        message after the erasure is new contact)."""
+        """Whether an event is about an erased person (its subject) and not newer than the
+        erasure; one they only took part in is kept (see `without_forgotten`)."""
+        return self.without_forgotten(item) is None
+
+    def without_forgotten(self, item: Any) -> Any:
+        """The event as it may still be applied: None when it is about an erased person (and
+        not newer than the erasure: a new message after it is new contact), else the event
+        with an erased actor or inviter emptied. A kick by an admin who was forgotten still
+        happened: the kicked member must not stay active because of who kicked them."""
         if not self._notes or isinstance(item, SeenNote):
-            return False
-        at = getattr(item, "at", None)
-        for tid in people_of(item):
-            until = self._forgotten.get(tid)
-            if until is None:
-                for salt, key, noted in self._notes:
-                    if forgotten_key(salt, tid) == key:
-                        until = self._forgotten[tid] = noted
-                        break
-            if until is not None and (at is None or at <= until):
-                if tid not in self._erased_here:
-                    # another process (one killed before it polled, say) may have applied their
-                    # events after the erasure: erase once more from here, at the next poll
-                    self._erased_here.add(tid)
-                    self._erase_pending.add(tid)
-                return True
+            return item
+        inviter = getattr(item, "invited_by", None)
+        for tid in people_of(item) | ({inviter} if isinstance(inviter, int) else set()):
+            if self._forgotten_at(tid, getattr(item, "at", None)):
+                item = without_person(item, tid)
+                if item is None:
+                    return None
+        return item
+
+    def _forgotten_at(self, tid: int, at: Any) -> bool:
+        """Whether `tid` was erased at or after `at` (by a note this process has heard of)."""
+        until = self._forgotten.get(tid)
+        if until is None:
+            for salt, key, noted in self._notes:
+                if forgotten_key(salt, tid) == key:
+                    until = self._forgotten[tid] = noted
+                    break
+        if until is not None and (at is None or at <= until):
+            if tid not in self._erased_here:
+                # another process (one killed before it polled, say) may have applied their
+                # events after the erasure: erase once more from here, at the next poll
+                self._erased_here.add(tid)
+                self._erase_pending.add(tid)
+            return True
         return False
+
+
+def without_person(event: Any, tid: int) -> Any:
+    """`event` with one person erased: None when they are its subject (the member whose status
+    changed, the writer, who pressed the button), else their role in it (actor, inviter, an
+    entry of a listing) emptied."""
+    subject = getattr(event, "user", None) or getattr(event, "sender", None)
+    if subject is not None and getattr(subject, "id", None) == tid:
+        return None
+    changes: Dict[str, Any] = {}
+    actor = getattr(event, "actor", None)
+    if actor is not None and actor.id == tid:
+        changes["actor"] = None
+    if getattr(event, "invited_by", None) == tid:
+        changes.update(invited_by=None, invite_link=None)
+    entries = getattr(event, "entries", None)
+    if entries and any(e.person.id == tid for e in entries):
+        changes["entries"] = tuple(e for e in entries if e.person.id != tid)
+    if not changes:
+        return None if tid in people_of(event) else event
+    return dataclasses.replace(event, **changes)

@@ -47,12 +47,15 @@ from tgsync_cli.core.codec import from_dict, to_dict
 from tgsync_cli.core.errors import StoreConflict, StoreUnavailable, TgsyncError
 from tgsync_cli.core.seen import SeenTimes
 from tgsync_cli.runtime.forget_watch import ForgetWatch, people_of  # noqa: F401 (re-exported)
-from tgsync_cli.runtime.spool import SeenNote, Spool, merge_note, scrub, seen_buffer_docs, seen_times
+from tgsync_cli.runtime.club_wait import CLUB_WAIT_SECONDS, RECHECK_SECONDS, club_now, waits_for_club
+from tgsync_cli.runtime.journal import Journal
+from tgsync_cli.runtime.spool import SeenNote, Spool, erase_person, merge_note, scrub, seen_buffer_docs, seen_times
 
 log = logging.getLogger("tgsync.pipeline")
 SPOOL_NAME = "pending-events.jsonl"  # in the session directory: private and per bot
 _FLUSH = object()
 ATTEMPTS = 3  # an event failing for another reason than the store is tried this often, then spooled
+COMPACT_LINES = 20_000  # journal lines between compactions (at least twice the last rewrite)
 RACE_ATTEMPTS = 20  # a unique-key race resolves on the next try; this only bounds a broken store
 
 
@@ -78,7 +81,7 @@ class Pipeline:
                  spool_path: Optional[str] = None, backoff: tuple = (0.2, 30.0),
                  sleep: Optional[Callable[[float], None]] = time.sleep,
                  rewarm_seconds: Optional[float] = None, checkpoint_seconds: float = 5.0,
-                 forget_poll_seconds: float = 5.0):
+                 forget_poll_seconds: float = 5.0, journal: bool = True):
         self.engine = engine
         # Re-reading the member cache from the store (one query) every half TTL keeps active
         # members' entries from expiring, so a quiet member's next message stays on the hot path.
@@ -92,13 +95,25 @@ class Pipeline:
         self._forget_poll_seconds = forget_poll_seconds
         self.forget = ForgetWatch(engine, self)
         self._spool = Spool(spool_path) if spool_path else None
+        self._spool_lock = threading.RLock()
+        # every accepted event goes to the spool within milliseconds (group commit), before
+        # kurigram may save the update state past it (runtime/update_gate.py)
+        self._journal = (Journal(self._spool.append, self._spool_lock,
+                                 max_pending=max_pending) if self._spool and journal else None)
+        self._head_seq = 0                   # the journal sequence of the head (0: from the spool)
+        self.unsaved = 0                     # at stop: events that reached no disk (exit 1)
+        self._pending_stop: List[Any] = []   # gathered at stop, kept until the spool has them
+        self._pending_seen: List[dict] = []
+        self._compact_after = COMPACT_LINES
+        self._waiting: Deque[Tuple[float, Any]] = collections.deque()  # (give up at, event)
+        self._next_wait_check = 0.0
+        self.gave_up = 0  # events dropped after waiting in vain for their club
         self._backoff = backoff
         # The default sleep is interruptible, so `stop` does not wait out a 30 s backoff.
         self._sleep = self._wait if sleep in (None, time.sleep) else sleep
         self._thread: Optional[threading.Thread] = None
         self._draining = threading.Event()   # stop asked: finish what is queued, then exit
         self._abandon = threading.Event()    # stop's timeout passed: stop retrying, spool the rest
-        self._spool_lock = threading.RLock()
         self._head: Any = None               # the event being applied (or waiting for the store)
         self._closed = False
         self.accepted = 0
@@ -116,16 +131,22 @@ class Pipeline:
 
     # -- what the forget watch reads and drops ---------------------------------------------------
     def held(self) -> List[Any]:
-        """Events held besides the queue: replayed from the spool, or parked after failing."""
-        return list(self._replay) + self._parked
+        """Events held besides the queue: replayed from the spool, parked after failing, or
+        waiting for their club."""
+        return list(self._replay) + self._parked + [e for _, e in self._waiting]
 
-    def discard(self, drop: Callable[[Any], bool]) -> None:
-        self._replay = collections.deque(e for e in self._replay if not drop(e))
-        self._parked = [e for e in self._parked if not drop(e)]
+    def discard(self, keep: Callable[[Any], Any]) -> None:
+        """`keep(event)` is the event as it may still be applied, or None to drop it."""
+        self._replay = collections.deque(e for e in map(keep, self._replay) if e is not None)
+        self._parked = [e for e in map(keep, self._parked) if e is not None]
+        self._waiting = collections.deque((t, k) for t, e in self._waiting for k in [keep(e)]
+                                          if k is not None)
 
     def scrub_spool(self, telegram_id: int) -> None:
         if self._spool is not None:
-            with self._spool_lock:
+            with self._spool_lock:  # the journal writes under this lock: nothing slips between
+                if self._journal is not None:
+                    self._journal.without(lambda doc: erase_person(doc, telegram_id))
                 scrub(self._spool.path, telegram_id)
 
     def count_retry(self) -> None:
@@ -134,13 +155,44 @@ class Pipeline:
     # -- producer side ----------------------------------------------------------------------------
     def submit(self, event: Any, timeout: Optional[float] = None) -> None:
         """Accept an event; blocks (backpressure) while the queue is full (queue.Full on timeout).
+        The event is journaled to the spool too (fsynced within milliseconds, see `durable_marks`).
         After `stop`, an event still arriving goes straight to the spool, so it is not lost."""
         if self._closed:
             self._append_spool([event])
             self.accepted += 1
             return
-        self._q.put(event, timeout=timeout)
+        try:
+            doc = to_dict(event) if self._journal is not None else None
+        except Exception:  # not an event: nothing could replay it; the worker reports it
+            doc = None
+        if doc is None:
+            self._q.put((0, event), timeout=timeout)
+            self.accepted += 1
+            return
+        if self._q.full():  # backpressure before journaling: a refused event is not accepted
+            self._wait_for_room(timeout)
+        journal = self._journal
+        assert journal is not None  # a doc is made only when there is a journal
+        try:
+            seq = journal.add(doc, timeout=timeout)
+        except TimeoutError:
+            raise queue.Full from None
+        self._q.put((seq, event))
         self.accepted += 1
+
+    def _wait_for_room(self, timeout: Optional[float]) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._q.full():
+            if deadline is not None and time.monotonic() >= deadline:
+                raise queue.Full
+            time.sleep(0.005)
+
+    def durable_marks(self) -> tuple:
+        """(accepted, durable) journal sequence numbers: every event up to `durable` is fsynced
+        in the spool. Without a spool nothing is durable here and both are the accepted count."""
+        if self._journal is None or self._closed:
+            return self.accepted, self.accepted
+        return self._journal.marks()
 
     def backlog(self) -> int:
         return self._q.qsize() + len(self._replay) + (1 if self._head is not None else 0)
@@ -153,6 +205,7 @@ class Pipeline:
         return {"accepted": self.accepted, "applied": self.applied, "failed": len(self.failed),
                 "retries": self.retries, "replayed": self.replayed, "spooled": self.spooled,
                 "backlog": self.backlog(), "store_down": self.store_down,
+                "waiting_for_club": len(self._waiting), "gave_up": self.gave_up,
                 "parked": len(self._parked)}
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -160,6 +213,8 @@ class Pipeline:
         """Replay the spool from the last shutdown first, then run the worker. Returns replayed count."""
         self.replayed = self._load_spool()
         self.forget.poll()  # erasures noted while we were down filter the replay too
+        if self._journal is not None:
+            self._journal.start()
         self._thread = threading.Thread(target=self._run, name="tgsync-worker", daemon=True)
         self._thread.start()
         return self.replayed
@@ -176,26 +231,61 @@ class Pipeline:
         self._abandon.set()
         self._closed = True
         self.forget.poll()  # a forget that ran while we drained must not be undone by the spool
-        try:
-            self.engine.flush()
-        except TgsyncError as exc:  # the engine kept them: they go to the spool below
-            log.warning("last_seen not flushed at shutdown (%s): spooled for the next start", exc)
-        self.spooled = self._write_spool()
+        for attempt in range(3):  # a reply lost once is not an outage: asked twice more
+            try:
+                self.engine.flush()
+                break
+            except TgsyncError as exc:  # the engine kept them: they go to the spool below
+                if attempt == 2:
+                    log.warning("last_seen not flushed at shutdown (%s): spooled for the next start", exc)
+        unwritten = self._journal.stop(0.0) if self._journal is not None else []
+        self.spooled = self._spool_at_stop(unwritten, timeout)
         return self.spooled
+
+    def _spool_at_stop(self, unwritten: List[dict], timeout: float) -> int:
+        """The final rewrite of the spool. When the disk refuses it (full), what is pending stays
+        in memory and the write is tried again until `timeout`; then one line says how many
+        events reached no disk (`unsaved`, and serve exits 1). The journal already holds every
+        event it wrote, so only `unwritten` (and last_seen not yet checkpointed) can be lost."""
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            try:
+                return self._write_spool()
+            except OSError as exc:
+                reason = exc.strerror or type(exc).__name__
+                if time.monotonic() >= deadline:
+                    break
+                log.warning("spool not written at shutdown (%s); trying again", reason)
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 2, 1.0)
+        seen = len(self._pending_seen) if self._pending_seen else 0
+        self.unsaved = len(unwritten) + seen
+        assert self._spool is not None
+        if self.unsaved:
+            log.error("%d accepted events and %d last_seen could not be written to %s (%s): "
+                      "they are lost when this process exits", len(unwritten), seen,
+                      self._spool.path, reason)
+        else:
+            log.warning("spool not compacted at shutdown (%s): the next start replays events "
+                        "already applied, which changes nothing", reason)
+        return 0
 
     def flush_soon(self) -> None:
         """Ask the worker to write buffered last_seen now (e.g. on SIGHUP)."""
         try:
-            self._q.put_nowait(_FLUSH)
+            self._q.put_nowait((0, _FLUSH))
         except queue.Full:
             pass
 
     # -- worker -----------------------------------------------------------------------------------
     def _next(self) -> Any:
         if self._replay:
+            self._head_seq = 0
             return self._replay.popleft()
         try:
-            return self._q.get(timeout=min(0.2, self._flush_seconds))
+            self._head_seq, item = self._q.get(timeout=min(0.2, self._flush_seconds))
+            return item
         except queue.Empty:
             return None
 
@@ -207,6 +297,8 @@ class Pipeline:
         next_forget = now + self._forget_poll_seconds
         while not self._abandon.is_set():
             item = self._next()
+            if item is not None and item is not _FLUSH:
+                self._head = item  # taken: a compaction before it is applied must keep it
             now = time.monotonic()
             if self._rewarm_seconds and now >= next_warm:
                 if not self._with_retry(self.engine.start, "cache re-warm"):
@@ -228,12 +320,19 @@ class Pipeline:
             elif now >= next_checkpoint:
                 self._checkpoint()
                 next_checkpoint = time.monotonic() + self._checkpoint_seconds
+            if self._waiting and now >= self._next_wait_check:
+                self._recheck_waiting(now)
+            if self._journal is not None and self._journal.appended > self._compact_after:
+                self._compact_spool()  # the journal's applied lines go; what is pending stays
             if item is None or item is _FLUSH:
                 continue
-            if self.forget.is_forgotten(item):
+            kept = self.forget.without_forgotten(item)
+            if kept is None:
+                self._head = None
                 self.done += 1
                 self.observer.skipped(item)
                 continue
+            item = kept
             self._head = item
             self.observer.applying(item)
             outcome = self._with_retry(functools.partial(self.engine.handle, item), type(item).__name__)
@@ -245,9 +344,31 @@ class Pipeline:
                 self.applied += 1
                 self.forget.note_applied(item)
                 self.observer.applied(item)
+                if waits_for_club(self.engine, item):  # another process may be creating it
+                    self._waiting.append((time.monotonic() + CLUB_WAIT_SECONDS, item))
             else:
                 self._park(item, outcome)
                 self.observer.failed(item, outcome)
+
+    def _recheck_waiting(self, now: float) -> None:
+        """Events that found no club: those whose club exists now go to the head of the line;
+        those that waited `CLUB_WAIT_SECONDS` in vain are dropped, as before any wait."""
+        self._next_wait_check = now + RECHECK_SECONDS
+        still: Deque[Tuple[float, Any]] = collections.deque()
+        ready = []
+        for until, event in self._waiting:
+            try:
+                found = club_now(self.engine, event)
+            except TgsyncError:  # the store is down: asked again at the next check
+                found = False
+            if found:
+                ready.append(event)
+            elif now >= until:
+                self.gave_up += 1
+            else:
+                still.append((until, event))
+        self._waiting = still
+        self._replay.extendleft(reversed(ready))
 
     def _with_retry(self, fn: Callable[[], Any], what: str):
         """True once `fn` went through; False if abandoned at stop; else the reason it kept
@@ -289,14 +410,11 @@ class Pipeline:
         log.error("event %s not applied: %s; kept in the spool for the next start",
                   type(item).__name__, reason)
         try:
-            doc = to_dict(item)
+            to_dict(item)
         except Exception:  # not an event at all: nothing could ever apply it
             log.error("%r is not an event and cannot be spooled", type(item).__name__)
             return
-        self._parked.append(item)
-        if self._spool is not None:
-            with self._spool_lock:
-                self._spool.append([doc])
+        self._parked.append(item)  # the journal (or the spool it was replayed from) holds it
 
     def _wait(self, seconds: float) -> None:
         self._abandon.wait(seconds)
@@ -327,15 +445,30 @@ class Pipeline:
             if not self._spool.exists():
                 self._checkpointed = {}
                 return
-            docs = [to_dict(e) for e in list(self._replay) + self._parked]
+            durable = self._journal.durable if self._journal is not None else 0
+            with self._q.mutex:  # events the journal wrote and the worker has not applied yet
+                queued = [e for seq, e in self._q.queue if 0 < seq <= durable and e is not _FLUSH]
+            head = ([self._head] if self._head is not None
+                    and (self._head_seq == 0 or self._head_seq <= durable) else [])
+            waiting = [e for _, e in self._waiting]
+            docs = [to_dict(e) for e in head + list(self._replay) + self._parked + waiting + queued]
             docs += seen_buffer_docs(self.engine.seen)
-            self._spool.rewrite(docs)
+            try:
+                written = self._spool.rewrite(docs)
+            except OSError as exc:  # a full disk: the spool stays as it was (a superset)
+                log.warning("spool not compacted (%s): it keeps applied events a while longer",
+                            exc.strerror or type(exc).__name__)
+                return
+            if self._journal is not None:
+                self._journal.appended = 0
+                self._compact_after = max(COMPACT_LINES, 2 * written)
             self._checkpointed = seen_times(self.engine.seen)
 
     def _write_spool(self) -> int:
         """Everything not applied, in order: the head, the rest of the replay, the queue, the
-        parked events, then the last_seen the store did not take."""
-        items = []
+        parked events, then the last_seen the store did not take. What it gathers stays in
+        `_pending_stop` until the write went through (a full disk: tried again)."""
+        items = self._pending_stop
         if self._head is not None:
             items.append(self._head)
             self._head = None
@@ -343,20 +476,22 @@ class Pipeline:
         self._replay.clear()
         while True:
             try:
-                item = self._q.get_nowait()
+                _, item = self._q.get_nowait()
             except queue.Empty:
                 break
             if item is not _FLUSH:
                 items.append(item)
-        items = [e for e in items if not self.forget.is_forgotten(e)]
-        items.extend(self._parked)
+        items.extend(e for _, e in self._waiting)
+        self._waiting.clear()
+        items[:] = [kept for kept in map(self.forget.without_forgotten, items) if kept is not None]
+        items = items + self._parked
         docs = []
         for item in items:
             try:
                 docs.append(to_dict(item))
             except Exception:
                 log.error("%r is not an event and cannot be spooled", type(item).__name__)
-        seen = seen_buffer_docs(self.engine.seen)
+        seen = self._pending_seen = seen_buffer_docs(self.engine.seen)
         if self._spool is None:
             if docs or seen:
                 log.error("%d events and %d last_seen pending at shutdown and no spool file "
@@ -364,6 +499,7 @@ class Pipeline:
             return len(docs) + len(seen)
         with self._spool_lock:
             n = self._spool.rewrite(docs + seen)
+        self._pending_stop, self._pending_seen = [], []
         if n:
             log.warning("%d pending events and %d last_seen spooled to %s", len(docs), len(seen),
                         self._spool.path)

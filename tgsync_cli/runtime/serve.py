@@ -27,9 +27,15 @@ from typing import Callable, List, Optional, Tuple
 
 from pyrogram import filters
 from pyrogram import raw
-from pyrogram.handlers import ChatMemberUpdatedHandler, DisconnectHandler, MessageHandler, RawUpdateHandler
+from pyrogram.handlers import (
+    ChatJoinRequestHandler,
+    ChatMemberUpdatedHandler,
+    DisconnectHandler,
+    MessageHandler,
+    RawUpdateHandler,
+)
 
-from tgsync_cli.core.events import BotStatusRecheck
+from tgsync_cli.core.events import BotStatusRecheck, RequestsDue
 from tgsync_cli.core.engine import ClubInfo, Engine
 from tgsync_cli.core.errors import ConfigError
 from tgsync_cli.runtime.config import Settings
@@ -44,9 +50,11 @@ from tgsync_cli.runtime.telegram_client import (
 )
 from tgsync_cli.runtime.telegram_gateway import PyrogramGateway
 from tgsync_cli.runtime.wiring import make_engine, store_from, utcnow
+from tgsync_cli.runtime.update_gate import UpdateStateGate
 from tgsync_cli.sources.pyrogram_updates import (
     events_from_bot_stopped,
     events_from_chat_member_updated,
+    events_from_join_request,
     events_from_message,
 )
 
@@ -55,6 +63,10 @@ log = logging.getLogger("tgsync.serve")
 # ordinary and service messages in groups, and private messages (deep links); channel posts are
 # never a person's activity, and the bot's own outgoing messages are nothing to apply
 MESSAGES = (filters.group | filters.private) & filters.incoming
+# how often the app's requests (removals, bans, approvals) are looked for: polling, also on a
+# MongoDB that offers change streams (one query every few seconds is cheap, and it is the same
+# code on every backend)
+REQUESTS_POLL_SECONDS = 5.0
 
 
 @dataclass
@@ -122,8 +134,10 @@ class Runtime:
         self._stop_requested = False
         self._stop = asyncio.Event()
         self.recheck_pending = False  # the connection dropped: updates may have been missed
+        self.requests_poll_seconds = REQUESTS_POLL_SECONDS
+        self.gate: Optional[UpdateStateGate] = None  # holds kurigram's update state back
         # plain integers and times for /metrics: the update loop pays no lock for them
-        self.received = {"message": 0, "chat_member": 0, "bot_stopped": 0}
+        self.received = {"message": 0, "chat_member": 0, "bot_stopped": 0, "chat_join_request": 0}
         self.last_update: Optional[float] = None  # Unix time the newest update arrived
         self.serving_since: Optional[float] = None
 
@@ -133,6 +147,9 @@ class Runtime:
 
     async def on_member_updated(self, client, update) -> None:
         await self._take(events_from_chat_member_updated, update, "chat_member")
+
+    async def on_join_request(self, client, request) -> None:
+        await self._take(lambda r, _bot: events_from_join_request(r), request, "chat_join_request")
 
     async def on_disconnect(self, client, session=None) -> None:
         """pyrogram reconnects by itself and fetches what it can, but a bot-status change in that
@@ -150,6 +167,7 @@ class Runtime:
     def handlers(self) -> list:
         return [MessageHandler(self.on_message, MESSAGES),
                 ChatMemberUpdatedHandler(self.on_member_updated),
+                ChatJoinRequestHandler(self.on_join_request),
                 RawUpdateHandler(self.on_raw),
                 DisconnectHandler(self.on_disconnect)]
 
@@ -228,7 +246,11 @@ class Runtime:
                 self.on_started(report)
             self.serving_since = time.time()
             self.started.set()
-            await self._stop.wait()
+            poller = asyncio.ensure_future(self._poll_requests())
+            try:
+                await self._stop.wait()
+            finally:
+                poller.cancel()
         finally:
             self.accepting = False
             # the worker may still need Telegram (admin lists, deep-link checks): keep the loop free.
@@ -241,12 +263,27 @@ class Runtime:
                     await self.client.stop()
                 except Exception as exc:  # the work is drained; a failed disconnect is not fatal
                     log.warning("disconnect failed: %s", type(exc).__name__)
+            if self.gate is not None:
+                self.gate.close()
             for s in signals:
                 self.loop.remove_signal_handler(s)
         log.info("stopped: %s events applied, %d spooled for the next start, %d arrived while "
                  "stopping", getattr(self.pipeline, "applied", "?"), self.spooled, self.late,
                  extra={"event": "stopped", "backlog": self.spooled})
-        return 0
+        # events that reached no disk (a full one): said in one line by the pipeline; exit 1
+        return 1 if getattr(self.pipeline, "unsaved", 0) else 0
+
+    async def _poll_requests(self) -> None:
+        """Every few seconds, the engine's worker looks for the app's pending requests (queued
+        like an update, so it runs in order with them, in the engine's own thread)."""
+        while self.accepting:
+            await asyncio.sleep(self.requests_poll_seconds)
+            if not self.accepting:
+                return
+            try:
+                self.pipeline.submit(RequestsDue(utcnow()), timeout=0)
+            except queue_mod.Full:
+                pass  # busy with updates: the next tick asks again
 
     def _startup_check(self) -> None:
         try:
@@ -319,8 +356,12 @@ def build_runtime(settings: Settings, queue: Optional[str] = None,
     pipeline = pipeline_cls(engine, max_pending=settings.queue.max_pending,
                             flush_seconds=settings.sync.last_seen_flush_seconds,
                             spool_path=str(spool), **extra)
-    return Runtime(client=client, loop=loop, engine=engine, pipeline=pipeline, bot_id=bot_id,
-                   on_started=on_started)
+    runtime = Runtime(client=client, loop=loop, engine=engine, pipeline=pipeline, bot_id=bot_id,
+                      on_started=on_started)
+    # kurigram saves the update state before our handlers run: hold it until the spool has them
+    runtime.gate = UpdateStateGate(getattr(pipeline, "durable_marks", lambda: (0, 0)))
+    runtime.gate.install(client)
+    return runtime
 
 
 def serve(settings: Settings, queue: Optional[str] = None,

@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tu
 
 from tgsync_cli.core.seen import SeenBuffer, SeenTimes
 from tgsync_cli.sources.botapi import parse_json_line
+from tgsync_cli.stores.private import make_private_dirs
 
 log = logging.getLogger("tgsync.spool")
 
@@ -117,7 +118,7 @@ def _flocked(spool_path: Path):
         entry = _LOCKS.setdefault(key, [threading.RLock(), None, 0])
     with entry[0]:
         if entry[2] == 0:
-            spool_path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(str(spool_path.parent))
             if entry[1] is None:
                 entry[1] = os.open(key, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(entry[1], fcntl.LOCK_EX)
@@ -148,12 +149,20 @@ class Spool:
         if not data:
             return 0
         created = not self.path.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(str(self.path.parent))
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
+            size = os.fstat(fd).st_size
             os.fchmod(fd, 0o600)
-            _write_all(fd, data)
-            os.fsync(fd)
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            except OSError:  # a full disk: no half line is left for the next append to follow
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                    if created and size == 0:
+                        self.path.unlink()
+                raise
         finally:
             os.close(fd)
         if created:
@@ -174,16 +183,21 @@ class Spool:
                 self.path.unlink()
                 _fsync_dir(self.path.parent)
             return 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(str(self.path.parent))
         tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.fchmod(fd, 0o600)
-            _write_all(fd, b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.fchmod(fd, 0o600)
+                _write_all(fd, b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+        except OSError:  # a full disk: the old spool stays whole, and no .tmp is left behind
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
         _fsync_dir(self.path.parent)
         return len(lines)
 
@@ -218,7 +232,7 @@ class Spool:
     def keep_bad(self, bad: List[Tuple[int, bytes]]) -> None:
         """Append lines to `.bad`, each prefixed with its line number and a tab."""
         created = not self.bad_path.exists()
-        self.bad_path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(str(self.bad_path.parent))
         fd = os.open(self.bad_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.fchmod(fd, 0o600)
@@ -257,6 +271,8 @@ def names_person(doc: Any, telegram_id: int) -> bool:
             return True
         if doc.get("id") == telegram_id and "is_bot" in doc:  # a Person
             return True
+        if doc.get("invited_by") == telegram_id:  # whose invite link was used
+            return True
         return any(names_person(v, telegram_id) for v in doc.values())
     if isinstance(doc, list):
         return any(names_person(v, telegram_id) for v in doc)
@@ -269,8 +285,9 @@ def line_mentions(line: bytes, telegram_id: int) -> bool:
 
 
 def scrub(path: os.PathLike | str, telegram_id: int) -> int:
-    """Drop every line of the spool and of its `.bad` naming one person. A line that cannot be
-    read is dropped when the id appears in it as a number; never raises on content."""
+    """Erase one person from every line of the spool and of its `.bad`: a line about them goes,
+    a line they only took part in keeps its subject with their fields emptied. A line that
+    cannot be read is dropped when the id appears in it as a number; never raises on content."""
     sp = Spool(path)
     with _flocked(sp.path):
         return _scrub(sp, telegram_id)
@@ -289,21 +306,70 @@ def line_names(line: bytes, telegram_id: int, readable: bool) -> bool:
     return bool(hit if hit is not None else line_mentions(line, telegram_id))
 
 
+def _is(person: Any, telegram_id: int) -> bool:
+    return isinstance(person, dict) and person.get("id") == telegram_id
+
+
+def erase_person(doc: Any, telegram_id: int) -> Optional[Any]:
+    """A spooled event with one person erased (`forget`): None when the event is about them
+    (its subject, their last_seen), else the event with the fields naming them emptied. An
+    event about someone else that they only took part in (the admin who kicked, the inviter)
+    keeps its subject: dropping it would undo a kick, keeping it whole would name them again."""
+    if not isinstance(doc, dict):
+        return None if names_person(doc, telegram_id) else doc
+    kind = doc.get("type")
+    if kind == SEEN_TYPE:
+        return None if doc.get("telegram_id") == telegram_id else doc
+    out = dict(doc)
+    for subject in ("user", "sender"):
+        if _is(out.get(subject), telegram_id):
+            return None
+    if _is(out.get("actor"), telegram_id):
+        out["actor"] = None
+    if out.get("invited_by") == telegram_id:
+        out["invited_by"] = None
+        out["invite_link"] = None  # their link: its name often names them
+    if isinstance(out.get("entries"), list):
+        out["entries"] = [e for e in out["entries"]
+                          if not (isinstance(e, dict) and _is(e.get("person"), telegram_id))]
+    return None if names_person(out, telegram_id) else out
+
+
+def scrub_line(line: bytes, telegram_id: int, readable: bool) -> Optional[bytes]:
+    """The line with the person erased, the same line if it never named them, None to drop it.
+    A line that cannot be read is dropped when the id appears in it as a number."""
+    if readable:
+        try:
+            doc = loads_line(line.rstrip(b"\n"))
+        except Exception:
+            doc = _UNREADABLE
+        if doc is not _UNREADABLE:
+            if not names_person(doc, telegram_id):
+                return line
+            kept = erase_person(doc, telegram_id)
+            return None if kept is None else (json.dumps(kept) + "\n").encode("utf-8")
+    return None if line_mentions(line, telegram_id) else line
+
+
+_UNREADABLE = object()
+
+
 def _scrub(sp: Spool, telegram_id: int) -> int:
-    dropped = 0
+    """Returns how many lines named the person (dropped, or kept with them erased)."""
+    changed = 0
     for target, readable in ((sp.path, True), (sp.bad_path, False)):
         if not target.exists():
             continue
-        kept, before = [], 0
+        kept, touched = [], False
         for line in lines_of(target.read_bytes()):
             if not line.strip():
                 continue
-            before += 1
-            if line_names(line, telegram_id, readable):
-                dropped += 1
-            else:
-                kept.append(line)
-        if len(kept) != before:
+            new = scrub_line(line, telegram_id, readable)
+            if new is not line:
+                changed += 1
+                touched = True
+            if new is not None:
+                kept.append(new)
+        if touched:
             Spool(target)._rewrite_raw(kept)  # .bad is only written under the spool lock
-    return dropped
-
+    return changed

@@ -17,6 +17,7 @@ from pyrogram import Client
 from pyrogram.storage import SQLiteStorage
 
 from tgsync_cli.core.errors import ConfigError
+from tgsync_cli.stores.private import make_private_dirs
 
 API_HASH_RE = re.compile(r"^[0-9a-fA-F]{32}$")
 BOT_TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{35}$")
@@ -100,7 +101,7 @@ def _owner_only(path: Path) -> None:
 def prepare_session_dir(session_dir: Union[str, os.PathLike]) -> Path:
     d = Path(session_dir).expanduser()
     try:
-        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dirs(str(d))
         os.chmod(d, stat.S_IRWXU)
     except OSError as e:
         raise ConfigError(f"telegram.session_dir {d} cannot be created or secured: "

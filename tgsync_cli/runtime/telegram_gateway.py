@@ -19,8 +19,11 @@ from pyrogram import enums, errors, raw, types
 
 from tgsync_cli.core.errors import (
     AdminRequired,
+    AlreadyParticipant,
     BotNotInChat,
+    CannotRemove,
     ChatMigratedError,
+    JoinRequestMissing,
     PeerUnknown,
     TelegramError,
     TelegramUnavailable,
@@ -207,16 +210,55 @@ class PyrogramGateway:
         self._chat_call("posting a message", chat_id, lambda: self.client.send_message(
             chat_id, text, parse_mode=enums.ParseMode.DISABLED, reply_markup=markup))
 
-    def send_private(self, user_id: int, text: str) -> bool:
+    def send_private(self, user_id: int, text: str, button_text: Optional[str] = None,
+                     button_url: Optional[str] = None) -> bool:
+        markup = None
+        if button_url:
+            markup = types.InlineKeyboardMarkup(
+                [[types.InlineKeyboardButton(button_text or button_url, url=button_url)]])
         try:
             self._call("sending a private message", lambda: self.client.send_message(
-                user_id, text, parse_mode=enums.ParseMode.DISABLED))
+                user_id, text, parse_mode=enums.ParseMode.DISABLED, reply_markup=markup))
         except _DM_REFUSED as e:
             log.info("private message to %s not delivered: %s", user_id, _code(e))
             return False
         except errors.RPCError as e:
             raise TelegramError(f"Telegram refused a private message to {user_id}: {_code(e)}") from None
         return True
+
+
+    # -- join requests and removals ---------------------------------------------------------------
+    def approve_join_request(self, chat_id: int, user_id: int) -> None:
+        self._join_answer("approving a join request", chat_id, user_id,
+                          lambda: self.client.approve_chat_join_request(chat_id, user_id))
+
+    def decline_join_request(self, chat_id: int, user_id: int) -> None:
+        self._join_answer("declining a join request", chat_id, user_id,
+                          lambda: self.client.decline_chat_join_request(chat_id, user_id))
+
+    def _join_answer(self, what: str, chat_id: int, user_id: int, factory) -> None:
+        try:
+            self._call(what, factory)
+        except errors.HideRequesterMissing:
+            raise JoinRequestMissing(f"no join request from {user_id} is pending in chat {chat_id}") from None
+        except errors.UserAlreadyParticipant:
+            raise AlreadyParticipant(f"user {user_id} is already in chat {chat_id}") from None
+        except (errors.RPCError, ValueError) as e:
+            raise _typed(e, what, chat_id, f"chat {chat_id} or user {user_id}") from None
+
+    def ban_member(self, chat_id: int, user_id: int) -> None:
+        try:
+            self._call("removing a member", lambda: self.client.ban_chat_member(chat_id, user_id))
+        except (errors.UserAdminInvalid, errors.UserCreator) as e:
+            raise CannotRemove(f"Telegram will not ban user {user_id} in chat {chat_id}: {_code(e)}") from None
+        except (errors.RPCError, ValueError) as e:
+            raise _typed(e, "removing a member", chat_id, f"chat {chat_id} or user {user_id}") from None
+
+    def unban_member(self, chat_id: int, user_id: int) -> None:
+        try:
+            self._call("lifting a ban", lambda: self.client.unban_chat_member(chat_id, user_id))
+        except (errors.RPCError, ValueError) as e:
+            raise _typed(e, "lifting a ban", chat_id, f"chat {chat_id} or user {user_id}") from None
 
 
 async def _in_loop(factory):
@@ -246,7 +288,13 @@ def _is_basic_group(chat_id: int) -> bool:
 
 
 def _info(member) -> ChatMemberInfo:
-    return ChatMemberInfo(person_from_user(member.user), state_from_member(member))
+    rights = getattr(member, "privileges", None)
+    can_invite = None
+    if member.status == enums.ChatMemberStatus.OWNER:
+        can_invite = True
+    elif rights is not None:
+        can_invite = bool(getattr(rights, "can_invite_users", False))
+    return ChatMemberInfo(person_from_user(member.user), state_from_member(member), can_invite)
 
 
 def _code(e: Exception) -> str:

@@ -276,8 +276,16 @@ class SoakTelegram:
     def send_group_message(self, chat_id, text, button_text=None, button_url=None):
         self.posts.append(chat_id)
 
-    def send_private(self, user_id, text):
+    def send_private(self, user_id, text, button_text=None, button_url=None):
         return True
+
+    def _no_requests(self, *args):
+        from tgsync_cli.core.errors import AdminRequired
+
+        raise AdminRequired("no join requests or removals in a soak")
+
+    approve_join_request = decline_join_request = _no_requests
+    ban_member = unban_member = _no_requests
 
 
 def soak_updates(n: int, seed: int = 1, clubs: int = 40, people: int = 60):

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import itertools
 import zlib
-from datetime import timezone
-from typing import Any, Callable, Dict, Optional
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, List, Optional
 
 from tgsync_cli.core.errors import TelegramError
-from tgsync_cli.core.events import MemberState
+from tgsync_cli.core.events import MemberState, RequestsDue
+from tgsync_cli.core.join_policy import set_policy
+from tgsync_cli.core.requests import new_request
 from tgsync_cli.core.rules import ANONYMOUS_ADMIN_ID, parse_iso
 from tgsync_cli.sim.world import ADMINS, PAGE, Sent, SimChat, SimGateway, World, _present  # noqa: F401
 from tgsync_cli.sources.botapi import parse_update
@@ -32,6 +34,11 @@ class Simulator:
         self.delivered = 0
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
+        # updates about what the bot's own calls changed, delivered once the current one is handled
+        self._echoes: List[Callable[[], None]] = []
+        self._draining = False
+        self._declines = False  # a club declines old join requests: looked at every step
+        self.gateway.on_change = self._echo
 
     def run(self) -> None:
         for step in self.timeline:
@@ -46,6 +53,9 @@ class Simulator:
             self.engine.flush()
         self.world.now = now
         getattr(self, "do_" + step["do"])(step)
+        self._drain()
+        if self._declines:
+            self.engine.join_requests.decline_stale(now)
 
     # -- delivery ---------------------------------------------------------------------------
     def _ts(self) -> int:
@@ -60,6 +70,32 @@ class Simulator:
         self.delivered += 1
         for event in parse_update(update):
             self.engine.handle(event)
+        self._drain()
+
+    def _drain(self) -> None:
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self._echoes:
+                self._echoes.pop(0)()
+        finally:
+            self._draining = False
+
+    def _echo(self, chat: SimChat, uid: int, old: MemberState, new: MemberState, kind: str) -> None:
+        """What Telegram sends after the bot approved, banned or unbanned someone: the member
+        event (to an admin bot, which it is) and the service message, as for anyone else's act."""
+        bot = self.world.bot.id
+
+        link = self._link(chat, chat.request_links.pop(uid, None), None) if kind == "approved" else None
+
+        def deliver() -> None:
+            self._member_event(chat, uid, old, new, bot, link, via_join_request=kind == "approved" and link is None)
+            if kind == "approved":
+                self._message(chat, uid, new_chat_members=[self._user(uid)])
+            elif kind == "banned" and _present(old):
+                self._message(chat, bot, left_chat_member=self._user(uid))
+        self._echoes.append(deliver)
 
     def _user(self, uid: int) -> Dict[str, Any]:
         p = self.world.users[uid] if uid != self.world.bot.id else self.world.bot
@@ -92,7 +128,7 @@ class Simulator:
         return owner[0] if owner else next(iter(chat.members), self.world.bot.id)
 
     def _member_event(self, chat: SimChat, uid: int, old: MemberState, new: MemberState, actor: int,
-                      link: Optional[Dict[str, Any]] = None):
+                      link: Optional[Dict[str, Any]] = None, via_join_request: bool = False):
         """A chat_member update: Telegram sends these only to an admin bot."""
         if self.world.bot_admin(chat.id):
             update = {"chat": self._chat(chat), "from": self._user(actor), "date": self._ts(),
@@ -100,13 +136,17 @@ class Simulator:
                       "new_chat_member": self._member(self._user(uid), new)}
             if link is not None:
                 update["invite_link"] = link
+            if via_join_request:
+                update["via_join_request"] = True
             self._deliver({"chat_member": update})
 
     def _bot_event(self, chat: SimChat, old: MemberState, new: MemberState, actor: int):
         self._deliver({"my_chat_member": {
             "chat": self._chat(chat), "from": self._user(actor), "date": self._ts(),
             "old_chat_member": self._member(self._user(self.world.bot.id), old),
-            "new_chat_member": self._member(self._user(self.world.bot.id), new)}})
+            "new_chat_member": {**self._member(self._user(self.world.bot.id), new),
+                                **({"can_invite_users": chat.bot_can_invite}
+                                   if new.status == "administrator" else {})}}})
 
     def _message(self, chat: SimChat, sender: Optional[int], **fields):
         """A group message or service message; only delivered while the bot is in the chat.
@@ -127,15 +167,17 @@ class Simulator:
         self._deliver({"message": msg})
 
     def _set(self, chat: SimChat, uid: int, new: MemberState, actor: int,
-             link: Optional[Dict[str, Any]] = None) -> MemberState:
+             link: Optional[Dict[str, Any]] = None, via_join_request: bool = False) -> MemberState:
         old = chat.state(uid)
         chat.members[uid] = new
-        self._member_event(chat, uid, old, new, actor, link)
+        self._member_event(chat, uid, old, new, actor, link, via_join_request)
         return old
 
     # -- the bot's own membership -----------------------------------------------------------------
     def _set_bot(self, step, status: str) -> None:
         chat = self.world.chat(step["chat"])
+        if step.get("can_invite_users") is not None:
+            chat.bot_can_invite = step["can_invite_users"]
         old, new = chat.bot, MemberState(status)
         chat.bot = new
         actor = self._actor(step, chat)
@@ -309,6 +351,66 @@ class Simulator:
                                       allow_mass_departure=bool(step.get("yes")))
             except TelegramError as exc:
                 self.engine.note(f"reconcile {step['chat']}: {exc}")
+
+    # -- join requests and the app's requests ----------------------------------------------------
+    def _now(self) -> datetime:
+        assert self.world.now is not None, "a step runs at a time"
+        return self.world.now
+
+    def _link(self, chat: SimChat, name: Optional[str], creator: Optional[int]) -> Optional[Dict[str, Any]]:
+        if name is None:
+            return None
+        tail = zlib.crc32(f"{chat.id}/{name}".encode()) % 10**8
+        return {"invite_link": f"https://t.me/+{tail:08d}…", "creator": self._user(creator or self._actor({}, chat)),
+                "creates_join_request": True, "is_primary": False, "is_revoked": False, "name": name}
+
+    def do_request_join(self, step):
+        """The user asks to join through a join-request link. Someone already in, or banned, cannot
+        (Telegram answers them itself); asking again while pending changes nothing."""
+        chat, uid = self.world.chat(step["chat"]), step["user"]
+        state = chat.state(uid)
+        if chat.migrated_to is not None or _present(state) or state.status == "kicked" or uid in chat.requests:
+            return
+        chat.requests[uid] = self._now()
+        if self.world.bot_may_invite(chat.id):  # only such a bot is told of join requests
+            request = {"chat": self._chat(chat), "from": self._user(uid), "user_chat_id": uid,
+                       "date": self._ts()}
+            link = self._link(chat, step.get("link"), None)
+            if link is not None:
+                request["invite_link"] = link
+                chat.request_links[uid] = step["link"]
+            self._deliver({"chat_join_request": request})
+
+    def do_approve_request(self, step):
+        chat, uid = self.world.chat(step["chat"]), step["user"]
+        if chat.requests.pop(uid, None) is None or _present(chat.state(uid)):
+            return  # HIDE_REQUESTER_MISSING / USER_ALREADY_PARTICIPANT in the admin's app
+        link = self._link(chat, chat.request_links.pop(uid, None), None)
+        self._set(chat, uid, MemberState("member"), self._actor(step, chat), link,
+                  via_join_request=link is None)
+        self._message(chat, uid, new_chat_members=[self._user(uid)])
+
+    def do_decline_request(self, step):
+        """An admin declines: the request is gone, and Telegram tells the bot nothing."""
+        chat = self.world.chat(step["chat"])
+        chat.requests.pop(step["user"], None)
+        chat.request_links.pop(step["user"], None)
+
+    def do_policy(self, step):
+        info = self._club(step)
+        if info is not None:
+            set_policy(self.engine.store, info.club_id, step["join"], step.get("decline_after"), info)
+            self._declines = self._declines or step.get("decline_after") is not None
+
+    def do_app(self, step):
+        """The app writes a request; a running serve applies it at its next poll (here, now)."""
+        info = self._club(step)
+        if info is None:
+            return
+        self.engine.store.add_request(new_request(
+            info.club_id, step["user"], step["action"], step.get("by"), self._now(),
+            force=bool(step.get("force")), yes=bool(step.get("yes"))))
+        self.engine.handle(RequestsDue(self._now()))
 
     def do_restart_bot(self, step):
         self.engine.flush()  # a graceful restart writes what it buffered

@@ -8,13 +8,16 @@ Telegram does (not in the chat, not an admin, a basic group that has migrated).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Set
+from datetime import datetime, timedelta
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set
 
 from tgsync_cli.core.errors import (
     AdminRequired,
+    AlreadyParticipant,
     BotNotInChat,
+    CannotRemove,
     ChatMigratedError,
+    JoinRequestMissing,
     TelegramError,
 )
 from tgsync_cli.core.events import MemberState, Person
@@ -23,6 +26,8 @@ from tgsync_cli.core.rules import ANONYMOUS_ADMIN_ID
 
 PAGE = 200
 ADMINS = ("creator", "administrator")
+# how long a bot may write to a join requester who never opened it (Bot API 5.5)
+REQUEST_DM_WINDOW = timedelta(minutes=5)
 
 
 @dataclass
@@ -35,6 +40,9 @@ class SimChat:
     migrated_to: Optional[int] = None
     migrated_from: Optional[int] = None
     username: Optional[str] = None
+    bot_can_invite: bool = True  # the admin right approving join requests needs
+    requests: Dict[int, datetime] = field(default_factory=dict)  # pending join requests: user → when
+    request_links: Dict[int, str] = field(default_factory=dict)  # the link a request came through
 
     def state(self, uid: int) -> MemberState:
         return self.members.get(uid, MemberState("left"))
@@ -78,6 +86,17 @@ class World:
     def bot_admin(self, chat_id: int) -> bool:
         return self.bot_in(chat_id) and self.chats[chat_id].bot.status in ADMINS
 
+    def bot_may_invite(self, chat_id: int) -> bool:
+        """An admin bot with can_invite_users: it sees and answers join requests."""
+        return self.bot_admin(chat_id) and self.chats[chat_id].bot_can_invite
+
+    def may_write_requester(self, uid: int) -> bool:
+        """A join requester may be written to for five minutes, or until the request is answered,
+        by a bot that can answer it, even if they never opened the bot."""
+        return self.now is not None and any(
+            uid in c.requests and self.now - c.requests[uid] <= REQUEST_DM_WINDOW
+            and self.bot_may_invite(c.id) for c in self.chats.values())
+
 
 def _present(state: MemberState) -> bool:
     return state.status in ("creator", "administrator", "member") or (
@@ -98,6 +117,9 @@ class SimGateway:
         self.world = world
         self.sent: List[Sent] = []
         self.calls: List[str] = []
+        # told of every change the bot's own calls make (chat, user, old, new), so the simulator
+        # delivers the updates Telegram sends for them once the current step is handled
+        self.on_change: Optional[Callable[[SimChat, int, MemberState, MemberState, str], None]] = None
 
     def _in(self, chat_id: int) -> SimChat:
         chat = self.world.chats.get(chat_id)
@@ -136,7 +158,8 @@ class SimGateway:
         self.calls.append("get_member")
         chat = self._in(chat_id)
         if user_id == self.world.bot.id:  # Telegram answers the bot about itself too
-            return ChatMemberInfo(self.world.bot, chat.bot)
+            can_invite = chat.bot_can_invite if chat.bot.status in ADMINS else False
+            return ChatMemberInfo(self.world.bot, chat.bot, can_invite)
         return self._info(user_id, chat.state(user_id))
 
     def iter_member_pages(self, chat_id: int) -> Iterator[Sequence[ChatMemberInfo]]:
@@ -159,9 +182,63 @@ class SimGateway:
             raise TelegramError(f"bot may not write in chat {chat_id} (CHAT_WRITE_FORBIDDEN)")
         self.sent.append(Sent(chat_id, text, (button_url,) if button_url else ()))
 
-    def send_private(self, user_id: int, text: str) -> bool:
+    def send_private(self, user_id: int, text: str, button_text: Optional[str] = None,
+                     button_url: Optional[str] = None) -> bool:
         self.calls.append("send_private")
-        if user_id not in self.world.started or user_id in self.world.blocked:
-            return False  # Telegram refuses: never opened the bot, or blocked it
-        self.sent.append(Sent(user_id, text))
+        if user_id in self.world.blocked:
+            return False  # Telegram refuses: they blocked the bot
+        if user_id not in self.world.started and not self.world.may_write_requester(user_id):
+            return False  # never opened the bot, and no join request it may answer in private
+        self.sent.append(Sent(user_id, text, (button_url,) if button_url else ()))
         return True
+
+    # -- join requests and removals: refused as Telegram refuses ---------------------------------
+    def _inviter(self, chat_id: int, what: str) -> SimChat:
+        chat = self._in(chat_id)
+        if chat.bot.status not in ADMINS or not chat.bot_can_invite:
+            raise AdminRequired(f"{what} in chat {chat_id} needs an admin bot with can_invite_users "
+                                "(CHAT_ADMIN_REQUIRED)")
+        return chat
+
+    def _change(self, chat: SimChat, uid: int, new: MemberState, kind: str) -> None:
+        old = chat.state(uid)
+        chat.members[uid] = new
+        if self.on_change is not None:
+            self.on_change(chat, uid, old, new, kind)
+
+    def approve_join_request(self, chat_id: int, user_id: int) -> None:
+        self.calls.append("approve_join_request")
+        chat = self._inviter(chat_id, "approving a join request")
+        if _present(chat.state(user_id)):
+            chat.requests.pop(user_id, None)
+            raise AlreadyParticipant(f"user {user_id} is already in chat {chat_id} (USER_ALREADY_PARTICIPANT)")
+        if chat.requests.pop(user_id, None) is None:
+            raise JoinRequestMissing(f"no join request from {user_id} in chat {chat_id} (HIDE_REQUESTER_MISSING)")
+        self._change(chat, user_id, MemberState("member"), "approved")
+
+    def decline_join_request(self, chat_id: int, user_id: int) -> None:
+        self.calls.append("decline_join_request")
+        chat = self._inviter(chat_id, "declining a join request")
+        chat.request_links.pop(user_id, None)
+        if chat.requests.pop(user_id, None) is None:
+            raise JoinRequestMissing(f"no join request from {user_id} in chat {chat_id} (HIDE_REQUESTER_MISSING)")
+
+    def ban_member(self, chat_id: int, user_id: int) -> None:
+        self.calls.append("ban_member")
+        chat = self._in(chat_id)
+        if chat.bot.status not in ADMINS:
+            raise AdminRequired(f"removing a member of chat {chat_id} needs admin rights (CHAT_ADMIN_REQUIRED)")
+        if user_id == self.world.bot.id or chat.state(user_id).status in ADMINS:
+            raise CannotRemove(f"Telegram will not ban user {user_id} in chat {chat_id} (USER_ADMIN_INVALID)")
+        chat.requests.pop(user_id, None)
+        chat.request_links.pop(user_id, None)
+        if chat.state(user_id).status != "kicked":  # banning the banned succeeds and changes nothing
+            self._change(chat, user_id, MemberState("kicked"), "banned")
+
+    def unban_member(self, chat_id: int, user_id: int) -> None:
+        self.calls.append("unban_member")
+        chat = self._in(chat_id)
+        if chat.bot.status not in ADMINS:
+            raise AdminRequired(f"lifting a ban in chat {chat_id} needs admin rights (CHAT_ADMIN_REQUIRED)")
+        if chat.state(user_id).status == "kicked":  # only_if_banned: a member is left alone
+            self._change(chat, user_id, MemberState("left"), "unbanned")

@@ -14,6 +14,7 @@ from tgsync_cli.core.events import (
     BotStatusChanged,
     ChatMigrated,
     ChatRef,
+    JoinRequested,
     MemberState,
     MemberStatusChanged,
     MessageSeen,
@@ -129,8 +130,10 @@ def parse_update(update: Any, path: str = "update") -> List[object]:
     for key in ("my_chat_member", "chat_member"):
         if key in update:
             return [parse_chat_member(update[key], f"{path}.{key}", mine=key == "my_chat_member")]
+    if "chat_join_request" in update:
+        return parse_join_request(update["chat_join_request"], f"{path}.chat_join_request")
     known = ("channel_post", "edited_channel_post", "callback_query", "inline_query",
-             "chat_join_request", "message_reaction", "poll", "poll_answer")
+             "message_reaction", "poll", "poll_answer")
     if any(k in update for k in known):
         return []
     raise InputError(f"{path}: no update field this bot handles")
@@ -148,17 +151,50 @@ def parse_chat_member(obj: Any, path: str, mine: bool) -> object:
     if mine:
         # in a private chat it is the user blocking/unblocking us: nothing to learn about the bot
         # (MTProto's UpdateBotStopped does not describe it either)
+        can_invite = None
+        if new.status == "creator":
+            can_invite = True
+        elif new.status == "administrator":
+            can_invite = bool(_get(new_obj, "can_invite_users", f"{path}.new_chat_member", bool, False))
         return BotStatusChanged(chat=c, actor=actor, old=old, new=new, at=at,
-                                bot=None if c.type == "private" else user)
+                                bot=None if c.type == "private" else user,
+                                can_invite_users=None if c.type == "private" else can_invite)
+    name, invited_by = _invite_link(obj, path)
+    # an approved join request: without a link Telegram says via_join_request; through a link
+    # that needs approval, the link says creates_join_request
     link = _get(obj, "invite_link", path, dict, False)
-    name = invited_by = None
-    if link is not None:
-        lp = f"{path}.invite_link"
-        name = _get(link, "name", lp, str, False) or _get(link, "invite_link", lp, str, False)
-        creator = _get(link, "creator", lp, dict, False)
-        invited_by = person(creator, f"{lp}.creator").id if creator is not None else None
+    via_request = bool(_get(obj, "via_join_request", path, bool, False)) or bool(
+        link is not None and _get(link, "creates_join_request", f"{path}.invite_link", bool, False))
     return MemberStatusChanged(chat=c, user=user, new=new, at=at, actor=actor, old=old,
-                               invite_link=name, invited_by=invited_by)
+                               invite_link=name, invited_by=invited_by, via_join_request=via_request)
+
+
+def _invite_link(obj: Any, path: str) -> tuple:
+    """(the link's name or URL, its creator's id) of an update's `invite_link`, or (None, None)."""
+    link = _get(obj, "invite_link", path, dict, False)
+    if link is None:
+        return None, None
+    lp = f"{path}.invite_link"
+    name = _get(link, "name", lp, str, False) or _get(link, "invite_link", lp, str, False)
+    creator = _get(link, "creator", lp, dict, False)
+    return name, (person(creator, f"{lp}.creator").id if creator is not None else None)
+
+
+MAX_BIO = 140  # Telegram's own limit on a bio; a longer one is cut, never trusted
+
+
+def parse_join_request(obj: Any, path: str) -> List[object]:
+    """A chat_join_request. `user_chat_id` arrived in Bot API 6.5; an older update lacks it,
+    and then (only then) the requester's id stands in for it."""
+    c = chat(_get(obj, "chat", path, dict), f"{path}.chat")
+    user = person(_get(obj, "from", path, dict), f"{path}.from")
+    at = _date(obj, path)
+    user_chat_id = _get(obj, "user_chat_id", path, int, False)
+    bio = _get(obj, "bio", path, str, False)
+    name, _ = _invite_link(obj, path)
+    return [JoinRequested(chat=c, user=user, at=at,
+                          user_chat_id=user.id if user_chat_id is None else user_chat_id,
+                          invite_link=name, bio=bio[:MAX_BIO] if bio else None)]
 
 
 def parse_message(msg: Any, path: str, edited: bool = False) -> List[object]:

@@ -22,6 +22,7 @@ from tgsync_cli.core.events import (
     ChatMigrated,
     ChatRef,
     Event,
+    JoinRequested,
     MemberState,
     MemberStatusChanged,
     MessageSeen,
@@ -87,8 +88,14 @@ def events_from_chat_member_updated(update, bot_id: int) -> List[Event]:
         # says `kicked` for a removal by someone else (the service message agrees)
         new = MemberState("kicked")
     if user.id == bot_id or user.is_self:
+        can_invite = None
+        if new.status == "creator":
+            can_invite = True
+        elif new.status == "administrator":
+            rights = getattr(update.new_chat_member, "privileges", None)
+            can_invite = bool(rights is not None and rights.can_invite_users)
         return [BotStatusChanged(chat=chat, actor=actor, old=old, new=new, at=at,
-                                 bot=person_from_user(user))]
+                                 bot=person_from_user(user), can_invite_users=can_invite)]
     link = getattr(update, "invite_link", None)
     name = invited_by = None
     if link is not None:
@@ -96,7 +103,28 @@ def events_from_chat_member_updated(update, bot_id: int) -> List[Event]:
         invited_by = link.creator.id if link.creator else None
     return [MemberStatusChanged(chat=chat, user=person_from_user(user), new=new, at=at,
                                 actor=actor, old=old, via="chat_member_event",
-                                invite_link=name, invited_by=invited_by)]
+                                invite_link=name, invited_by=invited_by,
+                                via_join_request=bool(getattr(update, "via_join_request", False)
+                                                      or (link is not None and link.creates_join_request)))]
+
+
+MAX_BIO = 140  # as the Bot API adapter: a bio is cut to Telegram's own limit, never trusted
+
+
+def events_from_join_request(request) -> List[Event]:
+    """A pyrogram ChatJoinRequest (MTProto `UpdateBotChatInviteRequester`) → JoinRequested.
+
+    MTProto has no `user_chat_id`: a bot writes to a user through the user's own peer, so the
+    private chat is the requester's id (what the Bot API's user_chat_id names as well)."""
+    user = request.from_user
+    if user is None or request.chat is None:
+        return []
+    link = getattr(request, "invite_link", None)
+    name = (link.name or link.invite_link) if link is not None else None
+    bio = request.bio or None  # MTProto's `about` is always there; empty means none
+    return [JoinRequested(chat=chat_ref(request.chat), user=person_from_user(user),
+                          user_chat_id=user.id, at=_at(request.date), invite_link=name,
+                          bio=str(bio)[:MAX_BIO] if bio is not None else None)]
 
 
 def events_from_bot_stopped(update, users) -> List[Event]:

@@ -7,14 +7,16 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from tgsync_cli.core.errors import InputError
+from tgsync_cli.core.join_policy import POLICIES
+from tgsync_cli.core.requests import ACTIONS as REQUEST_ACTIONS
 from tgsync_cli.core.rules import TELEGRAM_STATUSES, parse_iso
 from tgsync_cli.sources.botapi import bounded_int
 
 CHAT_TYPES = ("group", "supergroup", "channel")  # a channel is never a club, but a bot may be added
 ACTIONS: Dict[str, tuple] = {
     # action: (required fields, optional fields)
-    "add_bot": (("chat", "as"), ("by",)),
-    "promote_bot": (("chat",), ("by",)),
+    "add_bot": (("chat", "as"), ("by", "can_invite_users")),
+    "promote_bot": (("chat",), ("by", "can_invite_users")),
     "demote_bot": (("chat",), ("by",)),
     "remove_bot": (("chat",), ("by",)),
     "join": (("chat", "user"), ("by", "link", "link_by")),
@@ -33,6 +35,11 @@ ACTIONS: Dict[str, tuple] = {
     "reconcile": (("chat",), ("by", "yes")),
     "block_bot": (("user",), ("by",)),  # the user blocks the bot (a private my_chat_member)
     "unblock_bot": (("user",), ("by",)),
+    "policy": (("chat", "join"), ("by", "decline_after")),  # an organizer sets the join policy
+    "request_join": (("chat", "user"), ("by", "link")),  # through a join-request link
+    "approve_request": (("chat", "user"), ("by",)),  # an admin answers a join request
+    "decline_request": (("chat", "user"), ("by",)),
+    "app": (("action", "chat", "user"), ("by", "force", "yes")),  # the app writes a request
     "restart_bot": ((), ("by",)),
     "bot_offline": ((), ("by",)),
     "bot_online": ((), ("by",)),
@@ -175,6 +182,8 @@ def _validate_timeline(timeline: List[Any], users: dict, chats: dict, bot_id: in
             if cid not in known_chats:
                 _fail(f"{p}.chat", f"unknown chat {cid}")
         for key in ("user", "by", "link_by"):
+            if key == "by" and action == "app" and isinstance(step.get("by"), str):
+                continue  # the app names its own user (an account id), not a Telegram one
             if key in step and step[key] is not None:
                 uid = _int(step[key], f"{p}.{key}")
                 if uid not in users:
@@ -191,6 +200,13 @@ def _validate_timeline(timeline: List[Any], users: dict, chats: dict, bot_id: in
         for key in ("text", "payload", "link"):
             if key in step and step[key] is not None:
                 _str(step[key], f"{p}.{key}")
-        for key in ("yes", "reply_to_bot"):
+        if action == "policy":
+            if step["join"] not in POLICIES:
+                _fail(f"{p}.join", f"expected one of {', '.join(POLICIES)}")
+            if step.get("decline_after") is not None and _int(step["decline_after"], f"{p}.decline_after") <= 0:
+                _fail(f"{p}.decline_after", "expected a positive number of days")
+        if action == "app" and step["action"] not in REQUEST_ACTIONS:
+            _fail(f"{p}.action", f"expected one of {', '.join(REQUEST_ACTIONS)}")
+        for key in ("yes", "reply_to_bot", "force", "can_invite_users"):
             if key in step and not isinstance(step[key], bool):
                 _fail(f"{p}.{key}", "expected true or false")

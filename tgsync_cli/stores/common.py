@@ -11,6 +11,8 @@ if TYPE_CHECKING:  # types only: the core's store module is imported lazily belo
     from tgsync_cli.core.evidence import Observation, Outcome
     from tgsync_cli.core.store import InsightStore, MemberStore
 
+from tgsync_cli.stores.uri_redaction import redact_uri  # noqa: F401 (re-exported)
+
 DEFAULT_DB = "ayda_run"
 TOMBSTONE_DAYS = 7
 FORGOTTEN_KEEP_SECONDS = 3600  # a forget note lives an hour: serves poll it every few seconds
@@ -18,14 +20,6 @@ FORGOTTEN_KEEP_SECONDS = 3600  # a forget note lives an hour: serves poll it eve
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
-
-
-def redact_uri(uri: str) -> str:
-    """mongodb://user:secret@host → mongodb://***@host: credentials never reach output."""
-    if "://" in uri and "@" in uri.split("://", 1)[1]:
-        scheme, rest = uri.split("://", 1)
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-    return uri
 
 
 class Counted:

@@ -8,9 +8,11 @@ after it was interrupted — ends with the same target."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-CHUNK = 500
+from tgsync_cli.stores.copy_forget import ForgetGuard
+
+CHUNK = 1000
 
 
 @dataclass
@@ -24,29 +26,47 @@ class CopyReport:
     departures: int = 0
     activity: int = 0
     reconciles: int = 0
+    forgotten: int = 0  # people erased by `forget` while the copy ran: not carried over
 
     def as_json(self) -> Dict[str, object]:
         return asdict(self)
 
 
 def copy_store(source, target, progress: Optional[Callable[[int, int], None]] = None) -> CopyReport:
-    """`progress(done, total)` after each chunk, counted in documents."""
-    docs = source.export()
+    """`progress(done, total)` after each chunk, counted in documents.
+
+    Linear in the size of the store: a source that pages (`export_chunks`) is read a chunk at a
+    time, so memory holds one chunk; each imported entry is looked up by index in the target,
+    never by re-reading what the target holds. `forget` run on either store during the copy wins
+    (stores/copy_forget.py)."""
     rep = CopyReport(source.uri_label, target.uri_label)
-    parts: List[tuple] = []
-    for name in ("users", "clubs", "membership_log", "departures", "activity", "reconciles"):
-        items = docs.get(name, [])
-        parts += [(name, items[i:i + CHUNK]) for i in range(0, len(items), CHUNK)]
-    total = sum(len(items) for _, items in parts)
+    guard = ForgetGuard(source, target)
+    counts = source.counts() if hasattr(source, "export_chunks") else None
+    if counts is not None:
+        total = sum(counts.get(k, 0) for k in ("users", "clubs", "membership_log", "departures",
+                                                "activity", "reconciles"))
+        parts: Iterable[Tuple[str, List[dict]]] = source.export_chunks(CHUNK)
+    else:
+        docs = source.export()
+        whole: List[Tuple[str, List[dict]]] = []
+        for name in ("users", "clubs", "membership_log", "departures", "activity", "reconciles"):
+            items = docs.get(name, [])
+            whole += [(name, items[i:i + CHUNK]) for i in range(0, len(items), CHUNK)]
+        total = sum(len(items) for _, items in whole)
+        parts = whole
     done = 0
     if progress is not None:
         progress(0, total)
     for name, items in parts:
-        target.import_documents({name: items})
+        guard.poll()
+        kept = guard.filter(name, items)
+        target.import_documents({name: kept})
         done += len(items)
         if name == "clubs":
-            rep.members += sum(len(c.get("members") or []) for c in items)
-        setattr(rep, name, getattr(rep, name) + len(items))
+            rep.members += sum(len(c.get("members") or []) for c in kept)
+        setattr(rep, name, getattr(rep, name) + len(kept))
         if progress is not None:
             progress(done, total)
+    guard.poll()  # a forget between the last poll and the last chunk's import
+    rep.forgotten = len(guard.forgotten)
     return rep

@@ -32,6 +32,7 @@ from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, Par
 from tgsync_cli.stores.mongo_db import MongoDb, cause  # noqa: F401 (cause re-exported)
 from tgsync_cli.stores.mongo_insights import MongoInsights
 from tgsync_cli.stores.mongo_members import RETRIES, MongoMembers
+from tgsync_cli.stores.mongo_requests import MongoRequests
 from tgsync_cli.stores.mongo_shapes import (
     TimeForm,
     as_tid,
@@ -69,6 +70,14 @@ class MongoStore(PartsStore):
         self.forgotten = self.db.forgotten
         self.insights = MongoInsights(self.db)
         self.members = MongoMembers(self.db, self._upsert_account, self.insights)
+        self.requests = MongoRequests(self.db)
+        # the requests ledger, as the store protocol names it
+        self.add_request = self.requests.add_request
+        self.requests_of = self.requests.requests_of
+        self.claim_request = self.requests.claim_request
+        self.finish_request = self.requests.finish_request
+        self.open_join_request = self.requests.open_join_request
+        self.close_join_requests = self.requests.close_join_requests
         # how times are written per collection (the app's form, found at open: mongo_shapes.detect);
         # one dict shared with the parts through `db`
         self.forms: Dict[str, TimeForm] = self.db.forms
@@ -332,6 +341,7 @@ class MongoStore(PartsStore):
         self._call("forget", self.departures.delete_many, {"telegram_id": tid})
         self._call("forget", self.log.delete_many, {"telegram_id": tid_match(tid)})
         self._call("forget", self.activity.delete_many, {"telegram_id": tid})
+        self._call("forget", self.db.requests.delete_many, {"telegram_id": tid})
         self._call("forget", self.log.update_many, {"actor": tid}, {"$set": {"actor": None}})
         # again, last: another process moving its outbox read the person's entry before the pull
         # above and inserts it a round trip later (it reads the outbox, not its memory, so only

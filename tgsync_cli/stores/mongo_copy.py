@@ -4,13 +4,23 @@ telegram_id), log entries by their whole content."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Dict, List
 
 from tgsync_cli.stores.mongo import INTERNAL_CLUB_KEYS
 
 from tgsync_cli.stores.copy_merge import OWN, merge_member, merge_sync
 from tgsync_cli.stores.mongo_insights import merge_log
-from tgsync_cli.stores.mongo_shapes import as_tid, member_entries, read_member, read_sync, read_user, tid_match, written
+from tgsync_cli.stores.mongo_shapes import (
+    as_tid,
+    member_entries,
+    read_member,
+    read_sync,
+    read_user,
+    tid_match,
+    time_cmp,
+    written,
+)
 from tgsync_cli.stores.sqlite_copy import log_key
 
 ACCOUNT_KEYS = ("username", "first_name", "last_name", "language_code", "updated_at", "dm_blocked")
@@ -50,11 +60,17 @@ def import_all(store, docs: Dict[str, List[dict]]) -> Dict[str, int]:
         for c in docs.get("clubs", []):
             n["members"] += merge_club(store, c, accounts)
             n["clubs"] += 1
-        have = {log_key(e) for e in store.log.find({}, {"_id": 0})}
-        have |= {log_key(e) for d in store.clubs.find({"log_pending.0": {"$exists": True}}, {"log_pending": 1})
-                 for e in d.get("log_pending") or []}
+        entries = docs.get("membership_log", [])
+        have = set()
+        if entries:  # only what this chunk could repeat: its clubs, its span of time (indexed)
+            query = _span(entries)
+            have = {log_key(e) for e in store.log.find(query, {"_id": 0})}
+            have |= {log_key(e) for d in store.clubs.find({"_id": {"$in": query["club_id"]["$in"]},
+                                                          "log_pending.0": {"$exists": True}},
+                                                         {"log_pending": 1})
+                     for e in d.get("log_pending") or []}
         fresh = []
-        for e in docs.get("membership_log", []):
+        for e in entries:
             if log_key(e) not in have:
                 have.add(log_key(e))
                 fresh.append(dict(e))
@@ -161,3 +177,14 @@ def merge_into(store, cid: str, raw: dict, m: dict, tries: int = 3) -> None:
         if not found:
             return
         raw = found[0]
+
+
+def _span(entries: List[dict]) -> dict:
+    """The target's log entries a chunk could repeat: same clubs, within the chunk's times (an
+    indexed range), so importing a log of any size reads each target entry about once."""
+    query: dict = {"club_id": {"$in": sorted({e["club_id"] for e in entries})}}
+    ats = [a for a in (e.get("at") for e in entries) if isinstance(a, datetime)]
+    if ats and len(ats) == len(entries):  # either stored form of a time
+        query["$and"] = [{"$or": time_cmp("at", "$gte", min(ats))},
+                         {"$or": time_cmp("at", "$lte", max(ats))}]
+    return query

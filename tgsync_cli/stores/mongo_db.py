@@ -19,6 +19,7 @@ class MongoDb:
         self.log, self.departures = db["membership_log"], db["departures"]
         self.activity, self.reconciles = db["activity"], db["reconciles"]
         self.forgotten = db["forgotten"]
+        self.requests = db["requests"]  # tgsync's own: what the app asks, join requests answered
         # how times are written per collection: the app's form, found at open (mongo_shapes.detect)
         from tgsync_cli.stores.mongo_shapes import TimeForm
 

@@ -65,6 +65,8 @@ WANTED: Sequence[Want] = (
     Want("activity", _k("telegram_id")),
     Want("reconciles", _k("club_id", "at")),
     Want("forgotten", _k("at")),
+    Want("requests", _k("state", "at")),
+    Want("requests", _k("club_id", "telegram_id")),
 )
 
 

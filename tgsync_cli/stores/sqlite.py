@@ -36,6 +36,7 @@ from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, Par
 from tgsync_cli.stores.sqlite_busy import Checkpointer, begin
 from tgsync_cli.stores.sqlite_insights import SqliteInsights
 from tgsync_cli.stores.sqlite_members import SqliteMembers, member_row, upsert_account
+from tgsync_cli.stores.sqlite_requests import SqliteRequests
 from tgsync_cli.stores.sqlite_schema import (
     MEMBER_COLS,
     SCHEMA_VERSION,
@@ -61,6 +62,14 @@ class SqliteStore(PartsStore):
         self._checkpointer = checkpointer  # a file store's WAL checkpoints, off the writers' path
         self.members = SqliteMembers(self._tx)
         self.insights = SqliteInsights(self._tx)
+        self.requests = SqliteRequests(self._tx)
+        # the requests ledger, as the store protocol names it
+        self.add_request = self.requests.add_request
+        self.requests_of = self.requests.requests_of
+        self.claim_request = self.requests.claim_request
+        self.finish_request = self.requests.finish_request
+        self.open_join_request = self.requests.open_join_request
+        self.close_join_requests = self.requests.close_join_requests
 
     # -- transactions ----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -330,6 +339,7 @@ class SqliteStore(PartsStore):
             cur.execute("DELETE FROM users WHERE telegram_id = ?", (tid,))
             cur.execute("DELETE FROM departures WHERE telegram_id = ?", (tid,))
             cur.execute("DELETE FROM membership_log WHERE telegram_id = ?", (tid,))
+            cur.execute("DELETE FROM requests WHERE telegram_id = ?", (tid,))
             cur.execute("DELETE FROM activity WHERE telegram_id = ?", (tid,))
             cur.execute("UPDATE membership_log SET actor = NULL WHERE actor = ?", (tid,))
             cur.execute("UPDATE memberships SET invited_by = NULL WHERE invited_by = ?", (tid,))
@@ -361,6 +371,11 @@ class SqliteStore(PartsStore):
         from tgsync_cli.stores.sqlite_copy import export_all
 
         return export_all(self)
+
+    def export_chunks(self, chunk: int) -> Iterator[Tuple[str, List[dict]]]:
+        from tgsync_cli.stores.sqlite_copy import export_chunks
+
+        return export_chunks(self, chunk)
 
     def import_documents(self, docs: Dict[str, List[dict]]) -> Dict[str, int]:
         from tgsync_cli.stores.sqlite_copy import import_all

@@ -8,7 +8,7 @@ Export renders the documents every read shows; import writes them idempotently: 
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, cast
+from typing import Any, Callable, Dict, Iterator, List, Tuple, cast
 
 from tgsync_cli.stores.sqlite_insights import LOG_COLS
 from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, USER_COLS, dt_in, dt_out, sync_in
@@ -80,11 +80,9 @@ def import_all(store, docs: Dict[str, List[dict]]) -> Dict[str, int]:
                             f"(?, {', '.join('?' * len(MEMBER_COLS))}) ON CONFLICT(club_id, telegram_id)"
                             f" DO UPDATE SET {sets}", [cid, *vals])
                 n["members"] += 1
-        have = {log_key(e) for e in _log_rows(cur)}
         for e in docs.get("membership_log", []):
-            if log_key(e) in have:
-                continue
-            have.add(log_key(e))
+            if _log_present(cur, e):
+                continue  # copied before (inserted rows are seen by the next look-up too)
             fr = e.get("from") or {}
             cur.execute(f"INSERT INTO membership_log ({LOG_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                         (e["club_id"], e["telegram_id"], dt_in(e.get("at")), fr.get("status"), fr.get("role"),
@@ -134,3 +132,78 @@ def _log_rows(cur) -> List[Dict[str, Any]]:
 
     rows = SqliteInsights._log(cur, f"SELECT {LOG_COLS} FROM membership_log ORDER BY seq", ())
     return cast(List[Dict[str, Any]], rows)
+
+
+def export_chunks(store, chunk: int) -> Iterator[Tuple[str, List[dict]]]:
+    """The same documents as `export_all`, a page at a time (keyset paging, one short read
+    transaction per page): copying a store of any size holds one page in memory, never the whole
+    store, and never keeps a read snapshot open for the length of the copy."""
+    club_page = max(1, chunk // 50)  # a club carries its members
+    yield from _pages(store, chunk, "users", f"SELECT {', '.join(USER_COLS)} FROM users"
+                      " WHERE telegram_id > ? ORDER BY telegram_id LIMIT ?",
+                      lambda r: (r[1],), (-(2**63),), store._user_doc)
+    last: tuple = (-(2**63),)
+    while True:
+        with store._tx("export", write=False) as cur:
+            rows = cur.execute(f"{store._CLUB} WHERE telegram_group_id > ? ORDER BY telegram_group_id"
+                               " LIMIT ?", (*last, club_page)).fetchall()
+            docs = [store._club_doc(cur, r) for r in rows]
+        if not rows:
+            break
+        last = (rows[-1][1],)
+        yield "clubs", docs
+    while_log = f"SELECT seq, {LOG_COLS} FROM membership_log WHERE seq > ? ORDER BY seq LIMIT ?"
+    last = (0,)
+    while True:
+        with store._tx("export", write=False) as cur:
+            rows = cur.execute(while_log, (*last, chunk)).fetchall()
+        if not rows:
+            break
+        last = (rows[-1][0],)
+        yield "membership_log", [_log_doc(r[1:]) for r in rows]
+    yield from _pages(store, chunk, "departures", "SELECT club_id, telegram_id, status, at FROM departures"
+                      " WHERE (club_id, telegram_id) > (?, ?) ORDER BY club_id, telegram_id LIMIT ?",
+                      lambda r: (r[0], r[1]), ("", -(2**63)),
+                      lambda r: {"club_id": r[0], "telegram_id": r[1], "status": r[2], "at": dt_out(r[3])})
+    yield from _pages(store, chunk, "activity", "SELECT club_id, week, telegram_id FROM activity"
+                      " WHERE (club_id, week, telegram_id) > (?, ?, ?) ORDER BY club_id, week, telegram_id"
+                      " LIMIT ?", lambda r: tuple(r), ("", "", -(2**63)),
+                      lambda r: {"club_id": r[0], "week": r[1], "telegram_id": r[2]})
+    yield from _pages(store, chunk, "reconciles", "SELECT club_id, at, telegram, active, drift, seq FROM"
+                      " reconciles WHERE seq > ? ORDER BY seq LIMIT ?", lambda r: (r[5],), (0,),
+                      lambda r: {"club_id": r[0], "at": dt_out(r[1]), "total_members_telegram": r[2],
+                                 "active": r[3], "drift": r[4]})
+
+
+def _pages(store, chunk: int, name: str, sql: str, key: Callable[[Any], tuple], start: tuple,
+           doc: Callable[[Any], dict]) -> Iterator[Tuple[str, List[dict]]]:
+    last = start
+    while True:
+        with store._tx("export", write=False) as cur:
+            rows = cur.execute(sql, (*last, chunk)).fetchall()
+        if not rows:
+            return
+        last = key(rows[-1])
+        yield name, [doc(r) for r in rows]
+
+
+def _log_doc(r) -> dict:
+    c, t, a, fs, fr, ts, tr, s, ac, il, ib = r
+    return {"club_id": c, "telegram_id": t, "at": dt_out(a),
+            "from": None if fs is None and fr is None else {"status": fs, "role": fr},
+            "to": {"status": ts, "role": tr}, "source": s, "actor": ac, "invite_link": il,
+            "invited_by": ib}
+
+
+_SAME_LOG = ("SELECT 1 FROM membership_log WHERE club_id = ? AND at IS ? AND telegram_id = ?"
+             " AND from_status IS ? AND from_role IS ? AND to_status IS ? AND to_role IS ?"
+             " AND source IS ? AND actor IS ? AND invite_link IS ? LIMIT 1")
+
+
+def _log_present(cur, e: dict) -> bool:
+    """Whether the target holds this entry already (what `log_key` compares), by the (club, at)
+    index: one short look-up per entry, so a copy is linear in the size of the log."""
+    fr, to = e.get("from") or {}, e.get("to") or {}
+    return cur.execute(_SAME_LOG, (e["club_id"], dt_in(e.get("at")), e["telegram_id"], fr.get("status"),
+                                   fr.get("role"), to.get("status"), to.get("role"), e.get("source"),
+                                   e.get("actor"), e.get("invite_link"))).fetchone() is not None

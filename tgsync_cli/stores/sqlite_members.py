@@ -27,21 +27,28 @@ def member_row(r: Sequence[Any], raw: bool = False) -> Dict[str, Any]:
     return m if raw else dict(member_doc(m))
 
 
+_ACCOUNT_TIMES = (" created_at = MIN(COALESCE(users.created_at, excluded.created_at), excluded.created_at),"
+                  " updated_at = MAX(COALESCE(users.updated_at, excluded.updated_at), excluded.updated_at)")
+
+
 def upsert_account(cur: sqlite3.Cursor, p: Person, at: datetime, keep_names: bool = False) -> str:
     """The account of a person a membership is created for: names kept when asked."""
     f = account_fields(p, at)
     uid = new_id("user")
+    # An account met again (a membership in another club, or made by another process a moment
+    # ago) keeps the earliest created_at and the newest updated_at and names, in any order.
     if keep_names:
         cur.execute("INSERT INTO users (id, telegram_id, username, first_name, last_name, language_code,"
                     " created_at, updated_at) VALUES (?, ?, NULL, ?, NULL, NULL, ?, ?)"
-                    " ON CONFLICT(telegram_id) DO NOTHING",
+                    " ON CONFLICT(telegram_id) DO UPDATE SET" + _ACCOUNT_TIMES,
                     (uid, p.id, p.first_name, dt_in(at), dt_in(at)))
     else:
+        newer = "excluded.updated_at >= COALESCE(users.updated_at, excluded.updated_at)"
+        names = ", ".join(f" {k} = CASE WHEN {newer} THEN excluded.{k} ELSE users.{k} END"
+                          for k in ("username", "first_name", "last_name", "language_code"))
         cur.execute("INSERT INTO users (id, telegram_id, username, first_name, last_name, language_code,"
                     " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT(telegram_id) DO UPDATE SET username = excluded.username,"
-                    " first_name = excluded.first_name, last_name = excluded.last_name,"
-                    " language_code = excluded.language_code, updated_at = excluded.updated_at",
+                    " ON CONFLICT(telegram_id) DO UPDATE SET" + names + "," + _ACCOUNT_TIMES,
                     (uid, p.id, f["username"], f["first_name"], f["last_name"], f["language_code"],
                      dt_in(at), dt_in(at)))
     return cur.execute("SELECT id FROM users WHERE telegram_id = ?", (p.id,)).fetchone()[0]

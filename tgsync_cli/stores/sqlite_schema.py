@@ -6,6 +6,7 @@ them correctly; `sync` is JSON with times tagged. Files are the owner's only (07
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -15,8 +16,10 @@ from datetime import datetime, timezone
 from typing import Any, Dict, Optional, Tuple, overload
 
 from tgsync_cli.core.errors import ConfigError, StoreError
+from tgsync_cli.stores.private import make_private_dirs
 
 SCHEMA_VERSION = 1
+APPLICATION_ID = 0x54475359  # "TGSY" in the file's header: this SQLite file is a tgsync store
 DB_FILE = "{database}.sqlite3"
 MEMBER_COLS = ("user_id", "telegram_id", "username", "first_name", "role", "status", "joined_at",
                "last_seen", "source", "status_at", "role_at", "invited_by", "invite_link", "hard_at", "proof_at")
@@ -64,6 +67,15 @@ CREATE TABLE IF NOT EXISTS reconciles (
 CREATE INDEX IF NOT EXISTS reconciles_club ON reconciles (club_id, at);
 CREATE TABLE IF NOT EXISTS forgotten (salt TEXT NOT NULL, key TEXT NOT NULL, at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS forgotten_at ON forgotten (at);
+"""
+
+REQUESTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, club_id TEXT,
+    telegram_id INTEGER, action TEXT, state TEXT NOT NULL, at TEXT, claim TEXT, claimed_at TEXT,
+    doc TEXT NOT NULL DEFAULT '{}');
+CREATE INDEX IF NOT EXISTS requests_state ON requests (state, at);
+CREATE INDEX IF NOT EXISTS requests_member ON requests (club_id, telegram_id)
 """
 
 
@@ -121,13 +133,13 @@ def connect(uri: str, database: str, create: bool) -> Tuple[sqlite3.Connection, 
     if not path:
         raise ConfigError("store.uri 'file:' needs a path, e.g. file:./tgsync-data")
     path = os.path.expanduser(path)
-    db = os.path.join(path, DB_FILE.format(database=database))
+    db = os.path.join(path, DB_FILE.format(database=plain_database_name(database)))
     if os.path.exists(path) and not os.path.isdir(path):
         raise StoreError(f"store {uri} is damaged: {path} is a file, not the store's directory")
     if not os.path.exists(db):
         if not create:
             raise StoreError(f"no store at {uri} (nothing was created; check store.uri or --store)")
-        os.makedirs(path, mode=0o700, exist_ok=True)
+        make_private_dirs(path)
         try:
             os.close(os.open(db, os.O_CREAT | os.O_WRONLY, 0o600))
         except OSError as exc:
@@ -146,6 +158,7 @@ def connect(uri: str, database: str, create: bool) -> Tuple[sqlite3.Connection, 
             if mode.lower() != "wal":  # pragma: no cover - a filesystem without shared memory
                 conn.execute("PRAGMA journal_mode = DELETE")
             conn.execute("PRAGMA synchronous = NORMAL")
+            check_integrity(conn, uri)
             break
         except sqlite3.OperationalError as exc:
             if conn is not None:
@@ -154,7 +167,13 @@ def connect(uri: str, database: str, create: bool) -> Tuple[sqlite3.Connection, 
                 raise StoreError(f"store {uri} is busy or damaged ({exc})") from None
             time.sleep(0.05)
         except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
             raise StoreError(f"store {uri} is damaged or not a tgsync store ({exc})") from None
+        except StoreError:
+            if conn is not None:
+                conn.close()
+            raise
     _init(conn, uri, create)
     return conn, threading.RLock(), uri, True
 
@@ -164,29 +183,114 @@ def _memory_conn() -> sqlite3.Connection:
 
 
 def _init(conn: sqlite3.Connection, uri: str, create: bool = True) -> None:
+    """Create tgsync's tables in an empty file, accept a file that is ours, refuse any other.
+
+    Ours means the header's application_id is tgsync's (or, for a store written before it was
+    stamped, the `meta` table holds tgsync's schema version). A SQLite file that holds other
+    tables (another program's database under the store's name) is never written into, whatever
+    the command: adding tgsync's tables to it would corrupt someone else's data."""
     try:
-        have = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-    except sqlite3.OperationalError:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
         have = None
+        if tables:
+            try:
+                have = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            except sqlite3.OperationalError:
+                have = None
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"store {uri} is damaged or not a tgsync store ({exc})") from None
+    if app_id not in (0, APPLICATION_ID):
+        raise StoreError(f"store {uri} is not a tgsync store (another program's SQLite file, "
+                         f"application_id {app_id}); refusing to write into it")
     if have is not None:
         if int(have[0]) > SCHEMA_VERSION:
             raise StoreError(f"store {uri} was written by a newer tgsync (schema {have[0]})")
+        if app_id == 0 and create:
+            _stamp(conn, uri)
+        if create:
+            _add_requests(conn, uri)  # a store made before the requests table gets it now
         return
+    if tables:
+        what = "its schema marker is missing" if app_id == APPLICATION_ID else "it holds another program's tables"
+        raise StoreError(f"store {uri} is damaged or not a tgsync store ({what}); refusing to write into it")
     if not create:
-        tables = conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
-        if tables:
-            raise StoreError(f"store {uri} is damaged or not a tgsync store (no schema version)")
+        raise StoreError(f"store {uri} is damaged or not a tgsync store (no schema version)")
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"store {uri} is damaged or not a tgsync store ({exc})") from None
     try:
-        for stmt in filter(str.strip, SCHEMA.split(";")):
+        if conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] and not _has_meta(conn):
+            raise StoreError(f"store {uri} is not a tgsync store (another program's tables); "
+                             "refusing to write into it")
+        for stmt in filter(str.strip, (SCHEMA + ";" + REQUESTS_SCHEMA).split(";")):
             conn.execute(stmt)
         conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.DatabaseError):
+            raise StoreError(f"store {uri} is damaged or not a tgsync store ({exc})") from None
+        raise
+
+
+def _has_meta(conn: sqlite3.Connection) -> bool:
+    try:
+        return conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() is not None
+    except sqlite3.OperationalError:
+        return False
+
+
+def _stamp(conn: sqlite3.Connection, uri: str) -> None:
+    """A store written before the header was stamped gets the stamp (one header write)."""
+    try:
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except sqlite3.OperationalError:  # busy: the next command stamps it; the meta row suffices
+        pass
+
+
+def check_integrity(conn: sqlite3.Connection, uri: str) -> None:
+    """`PRAGMA quick_check` before any command reads or writes: a file with zeroed or torn
+    pages is refused whole, rather than written into around the damage (which makes it worse
+    and hides it). Reads every page once: tens of milliseconds per 10 MB, once per command."""
+    try:
+        rows = conn.execute("PRAGMA quick_check(3)").fetchall()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise
+        raise StoreError(f"store {uri} is damaged ({exc}); restore it from a backup") from None
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"store {uri} is damaged ({exc}); restore it from a backup") from None
+    problems = [str(r[0]) for r in rows if r and r[0] != "ok"]
+    if problems:
+        first = " ".join(problems[0].split())[:120]
+        raise StoreError(f"store {uri} is damaged (integrity check: {first}); restore it from a backup")
+
+
+def plain_database_name(database: str) -> str:
+    """The database name becomes a file name in the store's directory, so it must be a plain
+    name: a path separator or `..` would put the store (and its writes) anywhere on disk."""
+    if (not database or len(database) > 64 or any(c in database for c in "/\\\0:")
+            or database.startswith(".") or not database.isprintable()):
+        shown = repr(database[:40])
+        raise ConfigError(f"store.database must be a plain name (letters, digits, _ - .; no path "
+                          f"separators), got {shown}")
+    return database
+
+
+def _add_requests(conn: sqlite3.Connection, uri: str) -> None:
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'requests'").fetchone():
+        return
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for stmt in filter(str.strip, REQUESTS_SCHEMA.split(";")):
+            conn.execute(stmt)
         conn.execute("COMMIT")
     except sqlite3.DatabaseError as exc:
-        conn.execute("ROLLBACK")
-        raise StoreError(f"store {uri} is damaged or not a tgsync store ({exc})") from None
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise StoreError(f"store {uri}: cannot add the requests table ({exc})") from None
