@@ -120,3 +120,21 @@ def test_fresh_telegram_evidence_after_the_apps_removal_brings_the_member_back(s
     m = member(app, PLAIN)
     assert m is not None and m["status"] == "active" and m["last_seen"] == "2024-12-10T09:00:00Z"
     assert sum(1 for x in app.db.clubs.find_one({"_id": CLUB})["members"] if x.get("telegram_id") == PLAIN) == 1
+
+
+def test_store_copy_merging_a_member_keeps_a_newer_status_the_app_wrote_meanwhile(setup, tmp_path):
+    from tgsync_cli.stores import open_store
+    from tgsync_cli.stores.copy import copy_store
+    from tgsync_cli.core.rules import parse_iso
+
+    app, store, window = setup
+    src = open_store(f"file:{tmp_path}/src")
+    cid = src.create_club(-1001777000, "SRG", None, {"bot_present": True})[0]["_id"]
+    src.observe(cid, join(PLAIN, parse_iso("2024-12-04T00:00:00Z")))
+    src.observe(cid, leave(PLAIN, parse_iso("2024-12-05T00:00:00Z")))  # newer than the app's entry
+    window.arm(app_sets(PLAIN, status="kicked", status_at="2024-12-20T00:00:00Z", city="Astana"))
+    copy_store(src, store)
+    src.close()
+    assert window.fired == 1
+    m = member(app, PLAIN)
+    assert (m["status"], m["status_at"], m["city"], m["pace"]) == ("kicked", "2024-12-20T00:00:00Z", "Astana", "5:30")

@@ -15,7 +15,7 @@ CHANGE_STYLE = {"joined": "green", "left": "yellow", "kicked": "red", "promoted"
 
 
 def _state(s: Any) -> str:
-    return "—" if not s else f"{s.get('status')}/{s.get('role')}"
+    return "—" if not isinstance(s, dict) else f"{s.get('status')}/{s.get('role')}"
 
 
 def _who(e: Dict[str, Any]) -> str:
@@ -30,7 +30,7 @@ HISTORY_COLUMNS = ("time (UTC)", "member", "change", "from → to", "route", "by
 
 
 def history_rows(view: Dict[str, Any]) -> List[List[Any]]:
-    return [[e["at"], _who(e), e["change"], f"{_state(e['from'])} → {_state(e['to'])}",
+    return [[e["at"], _who(e), e["change"], f"{_state(e.get('from'))} → {_state(e.get('to'))}",
              e.get("source") or "", "" if e.get("actor") in (None, e["telegram_id"]) else str(e["actor"]),
              str(e.get("invite_link") or "")] for e in view["entries"]]
 
@@ -52,13 +52,13 @@ LOG_COLUMNS = ("time (UTC)", "club", "change", "from → to", "route")
 
 
 def membership_rows(view: Dict[str, Any]) -> List[List[Any]]:
-    return [[m.get("club_name") or m["club_id"], m.get("telegram_group_id"), m["role"], m["status"],
-             m["source"], m.get("joined_at") or "", m.get("status_at") or ""] for m in view["memberships"]]
+    return [[m.get("club_name") or m["club_id"], m.get("telegram_group_id"), m.get("role"), m.get("status"),
+             m.get("source"), m.get("joined_at") or "", m.get("status_at") or ""] for m in view["memberships"]]
 
 
 def log_rows(view: Dict[str, Any]) -> List[List[Any]]:
     return [[e["at"], e.get("club") or e["club_id"], e["change"],
-             f"{_state(e['from'])} → {_state(e['to'])}", e.get("source") or ""] for e in view["log"]]
+             f"{_state(e.get('from'))} → {_state(e.get('to'))}", e.get("source") or ""] for e in view["log"]]
 
 
 def requests_table(view: Dict[str, Any]) -> FitTable:

@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any, Dict, List, Optional
 
-from tgsync_cli.stores.mongo_shapes import MEMBER_TIME_KEYS, USER_TIME_KEYS, as_tid
+from tgsync_cli.stores.mongo_shapes import MEMBER_TIME_KEYS, USER_TIME_KEYS, as_tid, member_entries
 
 MAX_EXAMPLE = 60
 
@@ -49,7 +49,7 @@ def inspect_shape(db) -> Dict[str, Tally]:
                 gids[number] += 1
                 gid_example.setdefault(number, c["_id"])
         seen: Counter = Counter()
-        for m in c.get("members") or []:
+        for m in member_entries(c):
             if not isinstance(m, dict):
                 continue
             tid = as_tid(m.get("telegram_id"))

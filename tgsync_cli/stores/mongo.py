@@ -36,6 +36,7 @@ from tgsync_cli.stores.mongo_requests import MongoRequests
 from tgsync_cli.stores.mongo_shapes import (
     TimeForm,
     as_tid,
+    member_entries,
     read_member,
     read_sync,
     read_user,
@@ -126,7 +127,7 @@ class MongoStore(PartsStore):
         if doc is None:
             return None
         out = {k: v for k, v in doc.items() if k not in INTERNAL_CLUB_KEYS}
-        out["members"] = [member_doc(read_member(m)) for m in doc.get("members") or [] if isinstance(m, dict)]
+        out["members"] = [member_doc(read_member(m)) for m in member_entries(doc)]
         if "telegram_group_id" in out:
             out["telegram_group_id"] = as_tid(out["telegram_group_id"])
         if "sync" in out:
@@ -158,7 +159,7 @@ class MongoStore(PartsStore):
         head = {"telegram_group_id": 1, "previous_group_ids": 1, "name": 1, "username": 1, "sync": 1, "version": 1}
         if known is None:  # also the outbox a stopped process left: moved at the next flush
             docs = self._call("club_index", lambda: list(self.clubs.find(
-                {}, {**head, "members.telegram_id": 1, "members.status": 1, "log_pending._id": 1})))
+                {}, self.db.fields({**head, "members.telegram_id": 1, "members.status": 1, "log_pending._id": 1}))))
             for d in docs:
                 if d.get("log_pending"):
                     self.members.touched(d["_id"])
@@ -167,9 +168,9 @@ class MongoStore(PartsStore):
             changed = [d["_id"] for d in heads if known.get(d["_id"]) != d.get("version", 0)]
             docs = []
             if changed:
-                docs = self._call("club_index", lambda: list(self.clubs.find(
-                    {"_id": {"$in": changed}}, {**head, "members.telegram_id": 1, "members.status": 1,
-                                                "log_pending._id": 1})))
+                fields = self.db.fields({**head, "members.telegram_id": 1, "members.status": 1,
+                                         "log_pending._id": 1})
+                docs = self._call("club_index", lambda: list(self.clubs.find({"_id": {"$in": changed}}, fields)))
                 for d in docs:  # entries another writer (or a flush's reactivation) left
                     if d.get("log_pending"):
                         self.members.touched(d["_id"])
@@ -179,7 +180,7 @@ class MongoStore(PartsStore):
             gid = as_tid(d.get("telegram_group_id"))
             if gid is None:  # the app's club, with no Telegram group (yet)
                 continue
-            tids = [(as_tid(m.get("telegram_id")), m) for m in d.get("members") or [] if isinstance(m, dict)]
+            tids = [(as_tid(m.get("telegram_id")), m) for m in member_entries(d)]
             self.members.remember(d["_id"], {t for t, _ in tids if t is not None})
             out.clubs.append({"_id": d["_id"], "telegram_group_id": gid,
                               "name": d.get("name"), "username": d.get("username"),
@@ -312,43 +313,44 @@ class MongoStore(PartsStore):
                                  "telegram_group_id": as_tid(d.get("telegram_group_id"))}
                  for d in self._call("forget_preview", lambda: list(self.clubs.find(
                      {"members.telegram_id": tid_match(tid)}, {"name": 1, "telegram_group_id": 1})))]
-        user = self.user_by_telegram_id(tid)
+        users = self._call("forget_preview", lambda: list(self.users.find({"telegram_id": tid_match(tid)})))
         deps = self._call("forget_preview", self.departures.count_documents, {"telegram_id": tid})
-        kept = app_account(user)
+        kept = [u["_id"] for u in users if app_account(u)]
+        gone = [u["_id"] for u in users if not app_account(u)]
         created = self._call("forget_preview", self.clubs.count_documents,
-                             {"created_by": user["_id"], "telegram_group_id": {"$type": "number"}}) \
-            if user and not kept else 0
-        return {"clubs": clubs, "accounts": 1 if user else 0, "departures": deps, "created_by_cleared": created,
-                "app_account_kept": user["_id"] if user is not None and kept else None}
+                             {"created_by": {"$in": gone}, "telegram_group_id": {"$type": "number"}}) if gone else 0
+        return {"clubs": clubs, "accounts": len(users), "departures": deps, "created_by_cleared": created,
+                "app_account_kept": kept[0] if kept else None}
 
     def forget(self, tid: int) -> ForgetReport:
         self.settle()  # this process's outbox entries first, so the collection holds them
         self.members.forget_hint(tid)
         rep = self.forget_preview(tid)
-        user = self.user_by_telegram_id(tid)
-        if user is not None and app_account(user):  # the app's account: only its Telegram fields go
-            self._call("forget", self.users.update_one, {"_id": user["_id"]},
-                       {"$unset": dict.fromkeys(TELEGRAM_ACCOUNT_KEYS, "")})
-        elif user is not None:
+        # every account holding the id, in any stored form (the app may hold two: 1 and "1")
+        for user in self._call("forget", lambda: list(self.users.find({"telegram_id": tid_match(tid)}))):
+            if app_account(user):  # the app's account: only its Telegram fields go
+                self._call("forget", self.users.update_one, {"_id": user["_id"]},
+                           {"$unset": dict.fromkeys(TELEGRAM_ACCOUNT_KEYS, "")})
+                continue
             self._call("forget", self.clubs.update_many, {"created_by": user["_id"],
                                                           "telegram_group_id": {"$type": "number"}},
                        {"$set": {"created_by": None}})
+            self._call("forget", self.users.delete_one, {"_id": user["_id"]})
         self._call("forget", self.clubs.update_many, {"$or": [
             {"members.telegram_id": tid_match(tid)}, {"departed_ids": tid}, {"log_pending.telegram_id": tid}]},
             {"$pull": {"members": {"telegram_id": tid_match(tid)}, "departed_ids": tid,
                        "log_pending": {"telegram_id": tid}}, "$inc": {"version": 1}})
         for d in self._call("forget", lambda: list(self.clubs.find({"log_pending.actor": tid}, {"_id": 1}))):
             self._actor_erased(d["_id"], tid)
-        self._call("forget", self.users.delete_many, {"telegram_id": tid_match(tid)})
         self._call("forget", self.departures.delete_many, {"telegram_id": tid})
-        self._call("forget", self.log.delete_many, {"telegram_id": tid})
+        self._call("forget", self.log.delete_many, {"telegram_id": tid_match(tid)})
         self._call("forget", self.activity.delete_many, {"telegram_id": tid})
         self._call("forget", self.db.requests.delete_many, {"telegram_id": tid})
         self._call("forget", self.log.update_many, {"actor": tid}, {"$set": {"actor": None}})
         # again, last: another process moving its outbox read the person's entry before the pull
         # above and inserts it a round trip later (it reads the outbox, not its memory, so only
         # that far behind)
-        self._call("forget", self.log.delete_many, {"telegram_id": tid})
+        self._call("forget", self.log.delete_many, {"telegram_id": tid_match(tid)})
         return rep
 
     def _actor_erased(self, club_id: str, tid: int) -> None:
@@ -376,7 +378,8 @@ class MongoStore(PartsStore):
     # -- whole store ---------------------------------------------------------------------------------
     def counts(self) -> Dict[str, int]:
         def run():
-            members = sum(len(d.get("members") or []) for d in self.clubs.find({}, {"members.telegram_id": 1}))
+            members = sum(len(member_entries(d))
+                          for d in self.clubs.find({}, self.db.fields({"members.telegram_id": 1})))
             pending = [e["_id"] for d in self.clubs.find({"log_pending.0": {"$exists": True}}, {"log_pending._id": 1})
                        for e in d.get("log_pending") or []]
             moved = self.log.count_documents({"_id": {"$in": pending}}) if pending else 0

@@ -11,7 +11,16 @@ from tgsync_cli.stores.mongo import INTERNAL_CLUB_KEYS
 
 from tgsync_cli.stores.copy_merge import OWN, merge_member, merge_sync
 from tgsync_cli.stores.mongo_insights import merge_log
-from tgsync_cli.stores.mongo_shapes import as_tid, read_member, read_sync, read_user, tid_match, time_cmp, written
+from tgsync_cli.stores.mongo_shapes import (
+    as_tid,
+    member_entries,
+    read_member,
+    read_sync,
+    read_user,
+    tid_match,
+    time_cmp,
+    written,
+)
 from tgsync_cli.stores.sqlite_copy import log_key
 
 ACCOUNT_KEYS = ("username", "first_name", "last_name", "language_code", "updated_at", "dm_blocked")
@@ -125,7 +134,7 @@ def merge_club(store, c: dict, accounts: Dict[int, str]) -> int:
         store.clubs.insert_one(doc)
         return len(members)
     cid = existing["_id"]
-    have = {as_tid(m.get("telegram_id")): m for m in existing.get("members") or [] if isinstance(m, dict)}
+    have = {as_tid(m.get("telegram_id")): m for m in member_entries(existing)}
     sets: Dict[str, object] = {f"sync.{k}": form.out(v)
                                for k, v in merge_sync(read_sync(existing.get("sync")), c.get("sync") or {}).items()}
     if c.get("username") and not existing.get("username"):
@@ -145,11 +154,29 @@ def merge_club(store, c: dict, accounts: Dict[int, str]) -> int:
                                    {"$push": {"members": written({k: v for k, v in m.items()
                                                                   if k in OWN or k == "telegram_id"}, form)}})
             continue
-        change = merge_member(read_member(raw), m)
-        if change:  # positionally, tgsync's fields only: the app's on the entry stay
-            store.clubs.update_one({"_id": cid, "members": {"$elemMatch": {"telegram_id": raw.get("telegram_id")}}},
-                                   {"$set": {f"members.$.{k}": v for k, v in written(change, form).items()}})
+        merge_into(store, cid, raw, m)
     return len(members)
+
+
+def merge_into(store, cid: str, raw: dict, m: dict, tries: int = 3) -> None:
+    """One member merged positionally, tgsync's fields only (the app's on the entry stay), and
+    guarded on the values it decided from: when the app changed one of them meanwhile, the
+    entry is read and decided again; when the app removed the member, nothing is written."""
+    form = store.forms["clubs"]
+    for _ in range(tries):
+        change = merge_member(read_member(raw), m)
+        if not change:
+            return
+        guard = {"telegram_id": raw.get("telegram_id"), **{k: raw.get(k) for k in change}}
+        r = store.clubs.update_one({"_id": cid, "members": {"$elemMatch": guard}},
+                                   {"$set": {f"members.$.{k}": v for k, v in written(change, form).items()}})
+        if r.matched_count:
+            return
+        doc = store.clubs.find_one({"_id": cid, "members.telegram_id": tid_match(m["telegram_id"])})
+        found = [e for e in member_entries(doc) if as_tid(e.get("telegram_id")) == m["telegram_id"]]
+        if not found:
+            return
+        raw = found[0]
 
 
 def _span(entries: List[dict]) -> dict:

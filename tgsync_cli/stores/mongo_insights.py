@@ -11,13 +11,16 @@ from typing import Any, Dict, List, Optional, Tuple, cast
 from tgsync_cli.core.documents import LogEntry, MembershipOf, ReconcileRecord
 from tgsync_cli.core.insights import activity_rows
 from tgsync_cli.stores.mongo_db import MongoDb
+from tgsync_cli.stores.mongo_shapes import as_tid, read_log_entry, tid_match
 
 
 def merge_log(moved: List[dict], pending: List[dict], since: Optional[datetime] = None) -> List[dict]:
     """The collection's entries and the outbox's not yet moved, once each, in write order."""
     have = {r["_id"] for r in moved}
-    rows = moved + [e for e in pending if e["_id"] not in have and (since is None or e["at"] >= since)]
-    return sorted(rows, key=lambda r: r["_id"])
+    rows = [r for r in (read_log_entry(e) for e in moved + [e for e in pending if e["_id"] not in have])
+            if r is not None and (since is None or r["at"] >= since)]
+    # an _id the app chose (a string) sorts beside ObjectIds, whose hex sorts as they do
+    return sorted(rows, key=lambda r: (type(r["_id"]).__name__ != "ObjectId", str(r["_id"])))
 
 
 class MongoInsights:
@@ -50,12 +53,13 @@ class MongoInsights:
         flt: Dict[str, Any] = {}
         if club_id is not None:
             flt["club_id"] = club_id
-        if telegram_id is not None:
-            flt["telegram_id"] = telegram_id
-        if since is not None:
-            flt["at"] = {"$gte": since}
+        if telegram_id is not None:  # the app may hold the id as a string
+            flt["telegram_id"] = tid_match(telegram_id)
         rows = self.db.call("membership_log", lambda: list(self.db.log.find(flt).sort("_id", 1)))
-        rows = merge_log(rows, self.pending_log({k: v for k, v in flt.items() if k != "at"}), since)
+        pending = self.pending_log({"club_id": club_id} if club_id is not None else None)
+        if telegram_id is not None:
+            pending = [e for e in pending if as_tid(e.get("telegram_id")) == telegram_id]
+        rows = merge_log(rows, pending, since)  # `since` compared as times: the app may write strings
         return [{"invited_by": None, **{k: v for k, v in r.items() if k != "_id"}} for r in rows]
 
     def writers_by_week(self, club_id: str) -> Dict[str, int]:

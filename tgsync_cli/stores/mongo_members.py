@@ -33,7 +33,10 @@ from tgsync_cli.stores.mongo_insights import MongoInsights
 from tgsync_cli.stores.mongo_shapes import (
     app_role_kept,
     as_tid,
+    PUSHABLE,
     cas,
+    is_null,
+    member_entries,
     read_member,
     tid_match,
     time_cmp,
@@ -146,7 +149,7 @@ class MongoMembers:
             push["log_pending"] = entry
         r = self._write(club_id, entry, self.db.clubs.update_one,
                         {"_id": club_id, "members.telegram_id": {"$nin": tid_match(tid)["$in"]},
-                         "departed_ids": {"$ne": tid}, "members": {"$ne": None}},
+                         "departed_ids": {"$ne": tid}, "$or": PUSHABLE},
                         {"$push": push, "$inc": {"version": 1}})
         if not r.matched_count:
             return None
@@ -179,7 +182,7 @@ class MongoMembers:
                     m = dict(d.member)
                     m["user_id"] = self._account(obs.person, obs.at, obs.keep_names)
                     flt: Dict[str, Any] = {"_id": club_id, "members.telegram_id": {"$nin": tid_match(tid)["$in"]},
-                                           "members": {"$ne": None}}  # a push onto null fails
+                                           "$or": PUSHABLE}  # a push onto null fails
                     upd: Dict[str, Any] = {"$push": {"members": written(m, self.db.forms["clubs"])},
                                            "$inc": {"version": 1}}
                     if noted:  # the note goes below; its id with the membership, atomically
@@ -194,7 +197,7 @@ class MongoMembers:
                 r = self._write(club_id, entry, self.db.clubs.update_one, flt, upd)
                 if not r.matched_count:
                     if current is None:  # the app's club may hold `members: null`: an empty list first
-                        self.db.call("observe", self.db.clubs.update_one, {"_id": club_id, "members": None},
+                        self.db.call("observe", self.db.clubs.update_one, {"_id": club_id, "$and": is_null("members")},
                                    {"$set": {"members": []}})
                     prev = norm or prev
                     continue  # another writer changed this member first: decide again
@@ -231,7 +234,7 @@ class MongoMembers:
             return [Outcome(o.person.id) for o in observations]
         # members the app added itself (no Telegram id) are never listed, never marked left
         known: Dict[int, dict] = {}
-        for m in doc.get("members") or []:
+        for m in member_entries(doc):
             t = as_tid(m.get("telegram_id"))
             if t is not None:
                 known[t] = m
@@ -373,12 +376,12 @@ class MongoMembers:
     def app_only_active(self, club_id: str) -> int:
         """Members the app added itself with status active (or none: the app may not keep one)."""
         doc = self.db.call("app_only_active", self.db.clubs.find_one, {"_id": club_id},
-                         {"members.status": 1, "members.telegram_id": 1})
-        return sum(1 for m in (doc or {}).get("members") or []
+                         self.db.fields({"members.status": 1, "members.telegram_id": 1}))
+        return sum(1 for m in member_entries(doc)
                    if m.get("status", "active") == "active" and as_tid(m.get("telegram_id")) is None)
 
     def active_count(self, club_id: str) -> int:
         doc = self.db.call("active_count", self.db.clubs.find_one, {"_id": club_id},
-                           {"members.status": 1, "members.telegram_id": 1})
-        return sum(1 for m in (doc or {}).get("members") or []
+                           self.db.fields({"members.status": 1, "members.telegram_id": 1}))
+        return sum(1 for m in member_entries(doc)
                    if m.get("status") == "active" and as_tid(m.get("telegram_id")) is not None)

@@ -10,7 +10,8 @@ takes the form the collection already uses (`TimeForm`, detected once when the s
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import re
+from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 # member fields that hold times (tgsync's and the seed's), sync fields that do, account fields that do
@@ -39,10 +40,26 @@ def read_time(v: Any) -> Any:
     return v
 
 
+EPOCH_RANGE = (946684800, 4102444800)  # 2000 … 2100: a number there is a Unix time
+
+
+def read_epoch(v: Any) -> Any:
+    """A time some apps keep as a number: Unix seconds, or milliseconds; None when the number
+    cannot be one (a count, a flag)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    for scale in (1, 1000):
+        if EPOCH_RANGE[0] <= v / scale < EPOCH_RANGE[1]:
+            return datetime.fromtimestamp(v / scale, timezone.utc).replace(tzinfo=None)
+    return None
+
+
 def time_or_none(v: Any) -> Optional[datetime]:
     """A time field the rules compare: a time, or None when it holds anything else (text that
     is no time, a number) — unknown, so the next evidence sets it."""
     t = read_time(v)
+    if isinstance(t, (int, float)):
+        t = read_epoch(t)
     return t if isinstance(t, datetime) else None
 
 
@@ -72,15 +89,53 @@ def tid_match(tid: int) -> Dict[str, Any]:
     return {"$in": tid_forms(tid)}
 
 
+# UTC offsets the app's ISO strings end with (`+05:00`), found when a store opens. Only grows:
+# each offset adds alternatives that are exact for strings with that suffix and match nothing
+# else, so one found by another store in this process costs a little query text, never a wrong
+# answer.
+OFFSETS: set = set()
+OFFSET_RE = r"[+-]\d\d:\d\d$"
+NAIVE_END = r"(T\d\d:\d\d(:\d\d(\.\d+)?)?|^\d{4}-\d\d-\d\d)$"  # no zone: UTC
+
+
+def _in_offset(at: datetime, offset: str) -> str:
+    """`at` (naive UTC) as the ISO string the app writes with `offset` (`+05:00`)."""
+    sign = 1 if offset[0] == "+" else -1
+    delta = timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6])) * sign
+    return (at.replace(microsecond=0) + delta).isoformat() + offset
+
+
+def string_forms(at: datetime) -> List[Tuple[str, str]]:
+    """(the regex a stored string's end must match, `at` written the way such strings are):
+    `…Z`, no zone (UTC; a date alone is its midnight), and each offset known. Strings written
+    alike sort as the times they are, to the second (`…:00.5Z` sorts before `…:00Z`)."""
+    base = at.replace(microsecond=0).isoformat()
+    forms = [("Z$", base + "Z"), (NAIVE_END, base)]
+    return forms + [(re.escape(o) + "$", _in_offset(at, o)) for o in sorted(OFFSETS)]
+
+
 def time_cmp(field: str, op: str, at: datetime) -> List[Dict[str, Any]]:
-    """`field op at` for both stored forms: a date compared with a date, an ISO string with the
-    same instant's ISO string (they sort as times when written alike, `…:SSZ`). Alternatives of
-    an `$or`; MongoDB's type bracketing keeps each to its own form."""
-    return [{field: {op: at}}, {field: {op: iso_z(at)}}]
+    """`field op at` for every stored form: a date compared with a date, an ISO string with the
+    same instant written the same way (`Z`, no zone, or the string's own offset), so a string
+    is compared as the time it is, never as text in another form. Alternatives of an `$or`;
+    MongoDB's type bracketing keeps each to its own form."""
+    return [{field: {op: at}}, *({field: {op: text, "$regex": end}} for end, text in string_forms(at))]
 
 
 def time_eq(field: str, at: datetime) -> Dict[str, Any]:
-    return {field: {"$in": [at, iso_z(at)]}}
+    return {field: {"$in": [at, *(text for _, text in string_forms(at))]}}
+
+
+def find_offsets(db) -> None:
+    """The offsets the app's member times are written with (a few documents suffice: an app
+    writes one or two)."""
+    paths = [f"members.{k}" for k in MEMBER_TIME_KEYS if k in ("joined_at", "last_seen", "status_at")]
+    for doc in db["clubs"].find({"$or": [{p: {"$regex": OFFSET_RE}} for p in paths]}).limit(20):
+        for m in member_entries(doc):
+            for k in MEMBER_TIME_KEYS:
+                v = m.get(k)
+                if isinstance(v, str) and re.search(OFFSET_RE, v) and len(v) <= 40:
+                    OFFSETS.add(v[-6:])
 
 
 def iso_z(dt: datetime) -> str:
@@ -114,6 +169,13 @@ class TimeForm:
         return f"TimeForm({self.form!r})"
 
 
+def member_entries(doc: Optional[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The entries of a club's `members` that are documents: the app may leave anything there
+    (null, a string, a number, or no list at all), and tgsync reads past it and never writes it."""
+    ms = (doc or {}).get("members")
+    return [m for m in ms if isinstance(m, dict)] if isinstance(ms, list) else []
+
+
 def read_member(m: Dict[str, Any]) -> Dict[str, Any]:
     """A member entry as the rules see it: times as datetimes, telegram_id as an int."""
     out = dict(m)
@@ -144,9 +206,25 @@ def read_user(u: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     out = dict(u)
     for k in USER_TIME_KEYS:
         if k in out:
-            out[k] = read_time(out[k])
+            out[k] = time_or_none(out[k])
     if "telegram_id" in out:
         out["telegram_id"] = as_tid(out["telegram_id"])
+    return out
+
+
+def read_log_entry(e: Any) -> Optional[Dict[str, Any]]:
+    """A membership_log entry as readers use it, or None for one nobody can place (no club, no
+    Telegram id, no time): entries the app or an older tool wrote in other shapes are read, never
+    a crash. `from`/`to` that are not documents read as unknown."""
+    if not isinstance(e, dict) or not isinstance(e.get("club_id"), str):
+        return None
+    tid, at = as_tid(e.get("telegram_id")), time_or_none(e.get("at"))
+    if tid is None or at is None:
+        return None
+    out = dict(e, telegram_id=tid, at=at)
+    for k in ("from", "to"):
+        if not isinstance(out.get(k), dict):
+            out[k] = None
     return out
 
 
@@ -161,13 +239,16 @@ def detect(db, time_format: str = "auto") -> Dict[str, TimeForm]:
     if time_format not in TIME_FORMATS:
         raise ValueError(f"store.time_format must be one of {', '.join(TIME_FORMATS)}")
     if time_format != "auto":
+        find_offsets(db)
         return {"clubs": TimeForm(time_format), "users": TimeForm(time_format)}
+    find_offsets(db)
     forms = {"clubs": TimeForm("date"), "users": TimeForm("date")}
-    probes = {"clubs": ("members.joined_at", lambda d: [m.get("joined_at") for m in d.get("members") or []
-                                                         if isinstance(m, dict)]),
+    probes = {"clubs": ("members.joined_at", lambda d: [m.get("joined_at") for m in member_entries(d)]),
               "users": ("created_at", lambda d: [d.get("created_at")])}
     for name, (path, values) in probes.items():
-        doc = db[name].find_one({"$or": [{path: {"$type": "string"}}, {path: {"$type": "date"}}]}, {path: 1})
+        # the whole document: a projection into `members` fails on mongomock when the app left a
+        # non-document in the array
+        doc = db[name].find_one({"$or": [{path: {"$type": "string"}}, {path: {"$type": "date"}}]})
         for v in values(doc or {}):
             if isinstance(v, str):
                 forms[name] = TimeForm("iso")
@@ -224,6 +305,17 @@ def app_role_kept(current: Optional[Dict[str, Any]], obs):
     return dataclasses.replace(obs, role=None)
 
 
+def is_null(field: str) -> List[Dict[str, Any]]:
+    """`field` holds null itself (conditions for an `$and`). `{field: null}` alone also matches a
+    missing field and an array with a null element (`members: ["x", null]`): setting such an
+    array to [] would wipe the app's members."""
+    return [{field: None}, {field: {"$exists": True}}, {field: {"$not": {"$type": "array"}}}]
+
+
+# a `$push` into `members` works on an array or a missing field, never on a null (an `$or`)
+PUSHABLE = [{"members": {"$type": "array"}}, {"members": {"$exists": False}}]
+
+
 def null_containers(db) -> int:
     """A club with a Telegram group whose `members` or `sync` the app left null: MongoDB refuses
     to `$push` into or `$set` below a null, so they become an empty list / object (both are
@@ -231,8 +323,7 @@ def null_containers(db) -> int:
     when they open the store; returns how many documents changed."""
     n = 0
     for field, empty in (("members", []), ("sync", {})):
-        r = db["clubs"].update_many({"telegram_group_id": {"$ne": None},
-                                     "$and": [{field: None}, {field: {"$exists": True}}]},
+        r = db["clubs"].update_many({"telegram_group_id": {"$ne": None}, "$and": is_null(field)},
                                     {"$set": {field: empty}})
         n += r.modified_count
     return n

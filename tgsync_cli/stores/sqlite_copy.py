@@ -33,7 +33,7 @@ def export_all(store) -> Dict[str, List[dict]]:
 
 
 def log_key(e: dict) -> str:
-    return json.dumps([e["club_id"], e["telegram_id"], str(e.get("at")), e.get("from"), e.get("to"),
+    return json.dumps([e.get("club_id"), e.get("telegram_id"), str(e.get("at")), e.get("from"), e.get("to"),
                        e.get("source"), e.get("actor"), e.get("invite_link")], sort_keys=True, default=str)
 
 
