@@ -127,6 +127,14 @@ class Altered:
         return replacement
 
 
+def roster(store, chat: int = CHAT) -> Optional[Dict[int, tuple]]:
+    """Who the store says is in the club: {telegram id: (role, status, source)}; None: no club."""
+    doc = store.club_by_group(chat)
+    if doc is None:
+        return None
+    return {m["telegram_id"]: (m["role"], m["status"], m["source"]) for m in doc["members"]}
+
+
 def engine_with_club(store, chat: ChatRef, at: datetime, cache=None, bot_id: int = 9000) -> Engine:
     """An engine with no Telegram connection, right after its bot was added (as a plain member)
     to `chat`: the club exists, and everything else is up to the test's events."""

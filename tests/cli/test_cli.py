@@ -25,7 +25,9 @@ def test_roster_as_json_csv_and_table(tmp_path):
     club = json.loads(runner.invoke(app, ["roster", str(CHAT), "--json", "--store", store]).stdout)
     assert {m["telegram_id"]: m["status"] for m in club["members"]} == {1: "active", 2: "left", 5: "active"}
     rows = list(csv.DictReader(io.StringIO(runner.invoke(app, ["roster", str(CHAT), "--csv", "--store", store]).stdout)))
-    assert [(r["telegram_id"], r["role"], r["source"]) for r in rows][0] == ("1", "organizer", "admin_import")
+    assert [(r["telegram_id"], r["role"], r["status"], r["source"]) for r in rows] == [
+        ("1", "organizer", "active", "admin_import"), ("2", "member", "left", "message_activity"),
+        ("5", "member", "active", "chat_member_event")]
     by_id = runner.invoke(app, ["roster", club["club_id"], "--store", store])
     assert by_id.exit_code == 0 and "Asel" in by_id.stdout
 

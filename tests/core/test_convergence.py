@@ -6,12 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tgsync_cli.core.cache import MemoryMemberCache
-from tgsync_cli.core.engine import Engine
-from tgsync_cli.core.events import (BotStatusChanged, ChatRef, MemberState, MemberStatusChanged,
+from tgsync_cli.core.events import (ChatRef, MemberState, MemberStatusChanged,
                                MessageSeen, Person, RosterEntry, RosterObserved)
-from tgsync_cli.core.gateway import OfflineGateway
 from tgsync_cli.stores import open_store
+from tests import worlds
+from tests.worlds import engine_with_club
 
 CHAT = ChatRef(-100777, "supergroup", "Track Tuesdays")
 T0 = datetime(2025, 1, 1)
@@ -20,11 +19,7 @@ STATUSES = ["member", "administrator", "left", "kicked", "restricted"]
 
 def fresh_engine():
     store = open_store("memory:")
-    engine = Engine(store, OfflineGateway(), MemoryMemberCache(), bot_id=9000)
-    engine.start()
-    engine.handle(BotStatusChanged(CHAT, None, MemberState("left"), MemberState("member"), T0,
-                                   Person(9000, True, "bot", username="b")))
-    return store, engine
+    return store, engine_with_club(store, CHAT, T0)
 
 
 def member_event(uid, status, minute, is_member=True):
@@ -39,8 +34,7 @@ def message(uid, minute):
 def roster(store):
     """Who is in the club, with which role and status. (status_at is bookkeeping: a message from
     someone already active cannot know whether an older event is still on its way.)"""
-    doc = store.club_by_group(CHAT.id)
-    return sorted((m["telegram_id"], m["role"], m["status"]) for m in doc["members"])
+    return sorted((tid, role, status) for tid, (role, status, _source) in worlds.roster(store, CHAT.id).items())
 
 
 # Distinct times per event: ties are "later delivered wins" by design, so not order-free.

@@ -17,6 +17,7 @@ from tgsync_cli.core.rules import parse_iso
 from tgsync_cli.sim.simulator import Simulator
 from tgsync_cli.stores import open_store
 from tests.worlds import BOT, CHAT, Story
+from tests import worlds
 
 OLD, NEW = -1500, -1009999  # a basic group and the supergroup it becomes
 T = parse_iso("2025-03-01T08:00:00Z")
@@ -41,8 +42,7 @@ def run_with(story: Story, store=None, welcome_dm=False, offline_steps=()):
 
 
 def roster(store, chat):
-    doc = store.club_by_group(chat)
-    return {m["telegram_id"]: (m["role"], m["status"], m["source"]) for m in doc["members"]}
+    return worlds.roster(store, chat)
 
 
 # -- 1. channels are never clubs -----------------------------------------------------------------

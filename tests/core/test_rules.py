@@ -140,9 +140,13 @@ def test_deep_link_refuses_non_members_unknown_clubs_and_malformed_payloads(tmp_
            .then("start", user=8, payload="join_" + "9" * 21)
            .run(tmp_path))
     assert set(out.roster()) == {1}
-    for uid in (5, 6, 7, 8):
-        assert out.account(uid) is None
-        assert any(s["chat"] == uid for s in out.sent), f"user {uid} got no reply"
+    replies = {uid: [s["text"] for s in out.sent if s["chat"] == uid] for uid in (5, 6, 7, 8)}
+    assert replies == {
+        5: ["Join Sunday Long Run on Telegram first, then press the button again."],
+        6: ["This group is not registered with Ayda Run. Ask an organizer to add the bot."],
+        7: ["This link is not a valid club invitation. Use the button in your club's group."],
+        8: ["This link is not a valid club invitation. Use the button in your club's group."]}
+    assert all(out.account(uid) is None for uid in (5, 6, 7, 8))
 
 
 def test_deep_link_after_the_bot_was_removed_is_refused_clearly(tmp_path):

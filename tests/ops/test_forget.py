@@ -215,6 +215,15 @@ faults = FaultyStore(store)
 engine = Engine(faults, OfflineGateway(9000), MemoryMemberCache(), bot_id=9000)
 engine.start()
 pipe = Pipeline(engine, spool_path=sys.argv[2], backoff=(0.05, 0.05), forget_poll_seconds=0.05)
+import threading
+polled, real_poll = threading.Condition(), pipe.forget.poll
+polls = [0]
+def poll():  # counted, so the end below waits for polls, not for a fixed time
+    real_poll()
+    with polled:
+        polls[0] += 1
+        polled.notify_all()
+pipe.forget.poll = poll
 pipe.start()
 faults.fail_for(3600)  # the store is unreachable from this serve: its events wait in memory
 chat = ChatRef(int(sys.argv[3]), "supergroup", "Sunday Long Run")
@@ -225,8 +234,10 @@ sys.stdin.readline()
 faults.heal()
 while pipe.backlog():
     pass
-import time
-time.sleep(0.5)  # a few forget polls
+with polled:  # two forget polls after the store came back: the note is seen, the rest erased
+    target = polls[0] + 2
+    if not polled.wait_for(lambda: polls[0] >= target, timeout=30):
+        sys.exit("no forget poll")
 print(pipe.stop(timeout=10), flush=True)
 """
 

@@ -23,6 +23,7 @@ from tgsync_cli.core.events import Person
 from tgsync_cli.core.store import Observation
 from tgsync_cli.stores import open_store
 from tests.worlds import Story, connected, play
+from tests import worlds
 
 BARE = 1234567890
 CHAT = -(10**12 + BARE)
@@ -74,8 +75,7 @@ def group_story() -> Story:
 
 
 def roster(store):
-    return {m["telegram_id"]: (m["role"], m["status"], m["source"])
-            for m in store.club_by_group(CHAT)["members"]}
+    return worlds.roster(store, CHAT)
 
 
 def test_verified_import_adds_exactly_those_telegram_confirms(tmp_path, monkeypatch):

@@ -149,6 +149,40 @@ def test_all_reconciles_every_club_and_shows_a_table(tmp_path, monkeypatch):
     assert "added 1: 5" in res.stdout and "marked left 1: 3" in res.stdout
 
 
+def test_after_a_reconcile_roster_since_shows_only_whom_it_changed(tmp_path, monkeypatch):
+    """Yesterday's cron reconcile listed everyone; then the outage. Today's reconcile confirms 1
+    and 2 as they were, so their status_at stays where it was and `roster --since` today names
+    only the added, the marked left and the promoted."""
+    from datetime import datetime, timezone
+
+    store_uri = f"file:{tmp_path}/store"
+    store = open_store(store_uri)
+    story = (Story({1: "creator", 2: "member", 3: "member", 4: "member"})
+             .bot_added(as_="administrator")
+             .then("message", user=2).then("message", user=3).then("message", user=4)
+             .then("reconcile", yes=True)
+             .then("bot_offline")
+             .then("join", user=5).then("leave", user=3).then("promote", user=4)
+             .then("bot_online"))
+    gw = play(story, store)
+    before = {m["telegram_id"]: m["status_at"] for m in store.club_by_group(CHAT)["members"]}
+    store.close()
+    monkeypatch.setattr(ops_cmd, "GATEWAY_FACTORY", lambda settings: connected(gw))
+    today = datetime.now(timezone.utc).date().isoformat()
+
+    res = CliRunner().invoke(app, ["reconcile", str(CHAT), "--yes", "--store", store_uri])
+    assert res.exit_code == 0, res.output
+    roster = lambda *a: {m["telegram_id"]: m for m in json.loads(CliRunner().invoke(
+        app, ["roster", str(CHAT), "--json", "--store", store_uri, *a]).stdout)["members"]}
+
+    changed = roster("--since", today)
+    assert {t: (m["role"], m["status"]) for t, m in changed.items()} == {
+        3: ("member", "left"), 4: ("organizer", "active"), 5: ("member", "active")}
+    everyone = roster()
+    assert sorted(everyone) == [1, 2, 3, 4, 5]
+    assert [parse_iso(everyone[t]["status_at"]) for t in (1, 2)] == [before[1], before[2]]
+
+
 def test_one_club_telegram_cannot_answer_for_does_not_hide_the_others(store):
     gw = play(outage_story(), store)
     store.create_club(-1009, "Ghost Club", None, {})

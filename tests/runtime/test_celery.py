@@ -18,6 +18,7 @@ from tgsync_cli.core.events import (BotStatusChanged, ChatRef, MemberState, Memb
 from tgsync_cli.core.gateway import OfflineGateway
 from tgsync_cli.stores import open_store
 from tests.redis_server import redis_url
+from tests import worlds
 
 pytestmark = pytest.mark.redis
 
@@ -95,10 +96,7 @@ def settled_roster(pipeline, store):
 
 
 def roster(store):
-    doc = store.club_by_group(CHAT.id)
-    if doc is None:
-        return None
-    return {m["telegram_id"]: (m["role"], m["status"], m["source"]) for m in doc["members"]}
+    return worlds.roster(store, CHAT.id)
 
 
 def story():

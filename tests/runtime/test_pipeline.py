@@ -1,6 +1,7 @@
 """The work queue: the update loop hands events over; the store being down loses nothing."""
 
 import json
+import threading
 import time
 from datetime import datetime, timedelta
 
@@ -44,6 +45,17 @@ class FlakyStore:
 
 def engine_on(store):
     return engine_with_club(store, CHAT, T0)
+
+
+def handled_then(handle, events):
+    """The engine's handle, setting `events[id(event)]` once that event is applied: a barrier a
+    test waits on instead of sleeping until the worker got there."""
+    def wrapped(event):
+        handle(event)
+        done = events.get(id(event))
+        if done is not None:
+            done.set()
+    return wrapped
 
 
 def writers(n):
@@ -297,15 +309,16 @@ def test_last_seen_survives_a_store_outage_at_shutdown_through_the_spool(tmp_pat
     spool = tmp_path / "spool.jsonl"
     engine = engine_on(flaky)
     pipe = Pipeline(engine, spool_path=str(spool))
-    pipe.start()
-    for e in writers(2):
-        pipe.submit(e)
     later = MessageSeen(CHAT, Person(100, first_name="r0"), T0 + timedelta(hours=5))
-    time.sleep(0)  # the two writers are applied (slow path) before the hot-path message
+    first, second = writers(2)
+    applied = {id(e): threading.Event() for e in (second, later)}
+    engine.handle = handled_then(engine.handle, applied)
+    pipe.start()
+    pipe.submit(first)
+    pipe.submit(second)
+    assert applied[id(second)].wait(10)  # the writers are members (slow path) before the message
     pipe.submit(later)
-    deadline = time.monotonic() + 10
-    while pipe.backlog() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert applied[id(later)].wait(10)  # on the hot path: only the flush will write it
     flaky.fail_next = 10 ** 9
     pipe.stop(timeout=0.5)
     assert "LastSeen" in spool.read_text()

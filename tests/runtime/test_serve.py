@@ -27,6 +27,7 @@ from tgsync_cli.runtime.pipeline import Pipeline
 from tgsync_cli.runtime.serve import MESSAGES, Runtime, StartupReport, privacy_mode_of
 from tgsync_cli.sim.faults import FaultyStore
 from tgsync_cli.stores import open_store
+from tests import worlds
 
 P = raw.types
 SG = -1000000001006
@@ -133,8 +134,7 @@ def rig():
 
 
 def roster(store):
-    doc = store.club_by_group(SG)
-    return {m["telegram_id"]: (m["role"], m["status"], m["source"]) for m in doc["members"]} if doc else None
+    return worlds.roster(store, SG)
 
 
 def feed(runtime, handler, update):

@@ -127,6 +127,76 @@ def test_a_complete_listing_marks_the_unlisted_left_and_reports_them(store, club
     assert store.active_count(club) == 1
 
 
+def test_a_message_or_deep_link_in_the_same_second_as_a_strangers_leave_does_not_make_them_active(store, club):
+    store.observe(club, leave(7, at(10)))
+    store.observe(club, message(7, at(10)))
+    store.observe(club, leave(8, at(10), status="kicked"))
+    store.observe(club, Observation(person(8), "active", None, at(10), "manual_registration"))
+    assert [(member(store, club, t)["status"], member(store, club, t)["status_at"]) for t in (7, 8)] == [
+        ("left", at(10)), ("kicked", at(10))]
+
+
+def test_a_promotion_in_the_same_second_as_the_join_makes_an_organizer(store, club):
+    store.observe(club, join(5, at(3)))
+    store.observe(club, join(5, at(3), role="organizer"))
+    assert (member(store, club, 5)["role"], member(store, club, 5)["role_at"]) == ("organizer", at(3))
+
+
+def test_the_departure_note_goes_once_a_membership_is_made_from_it(store, club):
+    store.observe(club, leave(7, at(10)))
+    store.observe(club, join(7, at(5)))  # the older join, delivered later: a left member now
+    assert member(store, club, 7)["status"] == "left"
+    assert store.departures_for(club, [7]) == {} and store.export()["departures"] == []
+
+
+def status_times(store, cid, tid):
+    m = member(store, cid, tid)
+    return m["status"], m["role"], m["status_at"]
+
+
+def test_a_listing_that_confirms_a_member_leaves_status_at_where_the_join_set_it(store, club):
+    store.observe(club, join(5, at(1)))
+    store.observe(club, join(6, at(2), role="organizer"))
+    store.observe_many(club, [join(5, at(30), source="member_import"),
+                              join(6, at(30), role="organizer", source="member_import")])
+    store.observe(club, join(5, at(31), source="service_message"))  # a join notice says the same
+    assert status_times(store, club, 5) == ("active", "member", at(1))
+    assert status_times(store, club, 6) == ("active", "organizer", at(2))
+    assert member(store, club, 5)["hard_at"] == at(31)  # the newest confirmation still guards
+    assert store.observe(club, leave(5, at(20))).status == "active"  # older than the listing: stale
+    assert [e["to"] for e in store.membership_log(club_id=club, telegram_id=5)] == [
+        {"status": "active", "role": "member"}]
+
+
+def test_a_listing_that_changes_status_or_role_moves_status_at_to_the_listing(store, club):
+    for tid in (5, 6, 7):
+        store.observe(club, join(tid, at(1)))
+    store.observe_many(club, [join(5, at(30), source="member_import"),
+                              join(6, at(30), role="organizer", source="member_import")],
+                       complete_at=at(30))
+    assert status_times(store, club, 5) == ("active", "member", at(1))
+    assert status_times(store, club, 6) == ("active", "organizer", at(30))
+    assert status_times(store, club, 7) == ("left", "member", at(30))
+
+
+def test_the_stretch_a_listing_confirmed_is_the_same_in_any_delivery_order(store, club):
+    """A late older join confirming the listed status moves status_at back to itself; a late
+    leave between them means the status was set after that leave."""
+    store.observe_many(club, [join(5, at(30), source="member_import"),
+                              join(6, at(30), source="member_import")])
+    store.observe(club, join(5, at(3)))  # delivered after the listing
+    store.observe(club, join(6, at(3)))
+    store.observe(club, leave(6, at(10)))  # and a leave between the two, later still
+    assert status_times(store, club, 5)[2] == at(3)
+    assert status_times(store, club, 6)[2] == at(30)
+    store.observe(club, join(6, at(20)))  # the join after that leave: the stretch began there
+    assert status_times(store, club, 6)[2] == at(20)
+    store.observe(club, join(7, at(1)))
+    store.observe(club, join(7, at(30), role=None, source="service_message"))  # confirms, says no role
+    store.observe(club, leave(7, at(10)))  # a late leave whose role still applies by its clock
+    assert status_times(store, club, 7) == ("active", "member", at(30))
+
+
 def test_club_lifecycle(store, club):
     again, created = store.create_club(CHAT, "Other title", None, {})
     assert not created and again["_id"] == club

@@ -9,14 +9,12 @@ import mongomock
 import pytest
 
 from tests.stores.backends import join, leave, message
-from tgsync_cli.core.cache import MemoryMemberCache
-from tgsync_cli.core.engine import Engine
 from tgsync_cli.core.errors import StoreUnavailable
-from tgsync_cli.core.events import BotStatusChanged, ChatRef, MemberState, MemberStatusChanged, MessageSeen, Person
-from tgsync_cli.core.gateway import OfflineGateway
+from tgsync_cli.core.events import ChatRef, MemberState, MemberStatusChanged, MessageSeen, Person
 from tgsync_cli.sim.faults import FaultyStore
 from tgsync_cli.stores import open_store
 from tgsync_cli.stores.mongo import open_mongo
+from tests.worlds import engine_with_club
 
 CHAT = ChatRef(-100555, "supergroup", "Hill Repeats")
 T0 = datetime(2025, 6, 1, 6, 0)
@@ -33,10 +31,7 @@ def process(server):
 
 
 def engine_on(store):
-    engine = Engine(store, OfflineGateway(), MemoryMemberCache(), bot_id=9000)
-    engine.start()
-    engine.handle(BotStatusChanged(CHAT, None, MemberState("left"), MemberState("member"), T0))
-    return engine
+    return engine_with_club(store, CHAT, T0)
 
 
 def club_id(store):

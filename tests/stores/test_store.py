@@ -8,19 +8,17 @@ import pytest
 from tgsync_cli.core.cache import MemoryMemberCache
 from tgsync_cli.core.engine import Engine
 from tgsync_cli.core.errors import ConfigError
-from tgsync_cli.core.events import BotStatusChanged, ChatRef, MemberState, MessageSeen, Person
+from tgsync_cli.core.events import ChatRef, MemberState, MessageSeen, Person
 from tgsync_cli.core.gateway import OfflineGateway
 from tgsync_cli.stores import open_store, redact_uri
+from tests.worlds import engine_with_club
 
 CHAT = ChatRef(-100321, "supergroup", "Trail Team")
 T0 = datetime(2025, 6, 1, 6, 0)
 
 
 def club_with_bot(store):
-    engine = Engine(store, OfflineGateway(), MemoryMemberCache(), bot_id=9000)
-    engine.start()
-    engine.handle(BotStatusChanged(CHAT, None, MemberState("left"), MemberState("member"), T0))
-    return engine
+    return engine_with_club(store, CHAT, T0)
 
 
 def test_concurrent_writers_never_duplicate_a_member(tmp_path):

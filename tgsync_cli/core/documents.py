@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, TypedDict
 
 
 class MemberDoc(TypedDict, total=False):
-    """One member entry of a club (`members`); `hard_at`/`proof_at` are the store's own."""
+    """One member entry of a club (`members`); `hard_at`/`proof_at`/`prior_at`/`confirmed_at` are the store's own."""
 
     user_id: Optional[str]
     telegram_id: int
@@ -29,6 +29,8 @@ class MemberDoc(TypedDict, total=False):
     invite_link: Optional[str]
     hard_at: Optional[datetime]
     proof_at: Optional[datetime]
+    prior_at: Optional[datetime]
+    confirmed_at: Optional[List[datetime]]
 
 
 class ClubDoc(TypedDict, total=False):

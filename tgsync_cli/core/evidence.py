@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from tgsync_cli.core.events import Person
 
@@ -22,10 +22,18 @@ RANK = {r: i for i, r in enumerate(ROUTES)}
 MEMBER_KEYS = ("user_id", "telegram_id", "username", "first_name", "role", "status", "joined_at",
                "last_seen", "source", "status_at", "role_at")
 # Added fields (the schema allows them): hard_at, the newest member event's time (the status guard's
-# memory; always present, so a seed document without it can be told apart) and proof_at, the
-# newest message or deep link the store was told of (a late leave must not undo it).
+# memory; always present, so a seed document without it can be told apart), proof_at, the
+# newest message or deep link the store was told of (a late leave must not undo it), and
+# prior_at, for a member active by member events: the newest member event known to have said
+# otherwise (another status or role) before status_at, so that an older event confirming them,
+# delivered late, can tell whether it belongs to the same stretch; and confirmed_at, the earliest
+# few events since status_at that confirmed it (where the stretch resumes if a late event shows
+# it was interrupted).
 GUARD_KEYS = ("hard_at",)
-OPTIONAL_MEMBER_KEYS = ("invited_by", "invite_link", "proof_at")
+OPTIONAL_MEMBER_KEYS = ("invited_by", "invite_link", "proof_at", "prior_at", "confirmed_at")
+# Telegram resends an update for a day at most: a late event older than this many confirmations
+# (reconciles, repeated member events) does not arrive; past them status_at is the newest known.
+KEEP_CONFIRMATIONS = 8
 
 
 @dataclass(frozen=True)
@@ -103,8 +111,9 @@ def _status(m: Dict[str, Any], obs: Observation) -> bool:
 
     `hard_at` is the time of the newest member event / listing / departure seen for this member.
     Its status holds unless soft evidence (a message) came strictly after it; then the member is
-    active since the earliest such evidence. An older event than `hard_at` changes nothing.
-    Returns whether the member changed."""
+    active since the earliest such evidence. An older event than `hard_at` changes no status.
+    `status_at` is when the current status and role were set: an event that only confirms an
+    active member's status and role moves `hard_at` alone. Returns whether the rule applied."""
     s, s_at = m.get("status"), m.get("status_at")
     at, hard_at = obs.at, (m["hard_at"] if "hard_at" in m else s_at)  # no key: a seed document
     soft_active = s == ACTIVE and (hard_at is None or (s_at is not None and s_at > hard_at))
@@ -122,11 +131,20 @@ def _status(m: Dict[str, Any], obs: Observation) -> bool:
             return changed  # already active since earlier evidence
         m["status"], m["status_at"] = ACTIVE, at
         return True
+    event_active = s == ACTIVE and not soft_active and s_at is not None
     if hard_at is not None and at < hard_at:
-        return False  # stale: a newer member event is already applied
+        if event_active and s_at is not None:
+            _stale(m, obs, s_at, hard_at)
+        return False  # stale: a newer member event is already applied, its status stands
+    if event_active and obs.status == ACTIVE and (_role_kept(m, obs) or _role_blocked(m, obs)):
+        m["hard_at"] = at  # a confirmation: the status still holds, and was set when it was
+        if s_at is not None and at > s_at:
+            m["confirmed_at"] = _confirmed(m.get("confirmed_at"), at)
+        return True
     m["hard_at"] = at
+    m["prior_at"] = m["confirmed_at"] = None  # kept only while active by member events (below)
     if obs.status == ACTIVE:
-        m["status"], m["status_at"] = ACTIVE, at
+        m["status"], m["status_at"], m["prior_at"] = ACTIVE, at, hard_at
         return True
     seen = max(filter(None, (obs.seen_at, m.get("last_seen"), m.get("proof_at"))), default=None)
     if soft_active and s_at is not None and s_at > at:
@@ -136,6 +154,48 @@ def _status(m: Dict[str, Any], obs: Observation) -> bool:
         return True
     m["status"], m["status_at"] = obs.status, at
     return True
+
+
+def _stale(m: Dict[str, Any], obs: Observation, s_at: datetime, hard_at: datetime) -> None:
+    """An event older than the newest one changes no status, but tells when an active member's
+    status was set. Saying the same, after the last event known to say otherwise: the stretch
+    began no later than it (status_at moves back). Saying otherwise: it bounds the stretch from
+    below; if it falls inside it, the status was set again after it, and as the confirmations in
+    between are not kept, the newest event known (`hard_at`) stands for that time."""
+    prior, confirmed = m.get("prior_at"), m.get("confirmed_at")
+    if obs.status == ACTIVE and _role_kept(m, obs):
+        if prior is not None and obs.at <= prior:
+            return  # before the last event that said otherwise: another stretch
+        if obs.at < s_at:
+            m["status_at"], m["confirmed_at"] = obs.at, _confirmed(confirmed, s_at)
+        elif obs.at > s_at:
+            m["confirmed_at"] = _confirmed(confirmed, obs.at)
+        return
+    if obs.status == ACTIVE and not _role_blocked(m, obs):
+        return  # only the role differs, and it still applies by its own clock: decide places it
+    if obs.at >= s_at:  # the stretch resumed at the first confirmation after this event
+        resumed = min(t for t in [*(confirmed or ()), hard_at] if t > obs.at)
+        m["status_at"] = resumed
+        m["confirmed_at"] = _confirmed([t for t in confirmed or () if t > resumed])
+    if prior is None or obs.at > prior:
+        m["prior_at"] = obs.at
+
+
+def _confirmed(times: Optional[List[datetime]], add: Optional[datetime] = None) -> Optional[List[datetime]]:
+    """The earliest KEEP_CONFIRMATIONS distinct times (None: none)."""
+    out = sorted(set(times or ()) | ({add} if add is not None else set()))[:KEEP_CONFIRMATIONS]
+    return out or None
+
+
+def _role_kept(m: Dict[str, Any], obs: Observation) -> bool:
+    """The observation names no role, or the one the member has."""
+    return obs.role is None or obs.role == m.get("role")
+
+
+def _role_blocked(m: Dict[str, Any], obs: Observation) -> bool:
+    """A newer role event is already applied: this one's role changes nothing."""
+    role_at = m.get("role_at")
+    return role_at is not None and role_at > obs.at
 
 
 def decide(club_id: str, current: Optional[Mapping[str, Any]], departure: Optional[Mapping[str, Any]],
@@ -159,8 +219,11 @@ def decide(club_id: str, current: Optional[Mapping[str, Any]], departure: Option
         status, status_at, role, role_at = ACTIVE, obs.at, obs.role, (obs.at if obs.role else None)
         hard_at = None if _soft(obs) else obs.at
         dep = departure
+        prior_at = None  # an active member by a join that came after a leave: that leave
         if dep is not None:
             hard_at = max(dep["at"], hard_at or dep["at"])
+            if not _soft(obs) and dep["at"] < obs.at:
+                prior_at = dep["at"]
         if dep is not None and (dep["at"] > obs.at or (_soft(obs) and dep["at"] == obs.at)):
             # the later leave still holds, and with it the role a leave maps to
             status, status_at, role, role_at = dep["status"], dep["at"], "member", dep["at"]
@@ -173,7 +236,7 @@ def decide(club_id: str, current: Optional[Mapping[str, Any]], departure: Option
                   "first_name": p.first_name, "role": role, "status": status,
                   "joined_at": obs.evidence_at or obs.at, "last_seen": obs.last_seen,
                   "source": obs.source, "status_at": status_at, "role_at": role_at, "hard_at": hard_at,
-                  "proof_at": obs.at if _soft(obs) else None}
+                  "proof_at": obs.at if _soft(obs) else None, "prior_at": prior_at, "confirmed_at": None}
         if obs.invite_link is not None or obs.invited_by is not None:
             member["invited_by"], member["invite_link"] = obs.invited_by, obs.invite_link
         out.status, out.created, out.status_applied, out.changed = status, True, status == ACTIVE, True
@@ -192,6 +255,9 @@ def decide(club_id: str, current: Optional[Mapping[str, Any]], departure: Option
     r_at = m.get("role_at")
     do_role = obs.role is not None and (r_at is None or r_at <= obs.at)
     if do_role and (m.get("role") != obs.role or r_at != obs.at):
+        if m.get("role") != obs.role and m.get("status_at") is not None and m["status_at"] < obs.at:
+            m["status_at"] = obs.at  # a new role: status and role as they are now were set then
+            m["confirmed_at"] = _confirmed([t for t in m.get("confirmed_at") or () if t > obs.at])
         m["role"], m["role_at"], dirty = obs.role, obs.at, True
     if obs.status == ACTIVE:  # every sign of membership is evidence; the earliest names the route
         ev_at = obs.evidence_at or obs.at
@@ -204,6 +270,7 @@ def decide(club_id: str, current: Optional[Mapping[str, Any]], departure: Option
         m["invited_by"], m["invite_link"], dirty = obs.invited_by, obs.invite_link, True
     if obs.last_seen is not None and (m.get("last_seen") is None or m["last_seen"] < obs.last_seen):
         m["last_seen"], dirty = obs.last_seen, True
+    dirty = dirty or any(m.get(k) != current.get(k) for k in m)
     after = (m.get("status"), m.get("role"))
     out.status, out.status_applied = m.get("status"), do_status
     log: Optional[Dict[str, Any]] = None

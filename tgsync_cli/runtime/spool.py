@@ -154,6 +154,8 @@ class Spool:
         try:
             size = os.fstat(fd).st_size
             os.fchmod(fd, 0o600)
+            if not created and _ends_torn(self.path):
+                data = b"\n" + data  # a write cut short: its fragment stays a line of its own
             try:
                 _write_all(fd, data)
                 os.fsync(fd)
@@ -243,6 +245,16 @@ class Spool:
             os.close(fd)
         if created:
             _fsync_dir(self.bad_path.parent)
+
+
+def _ends_torn(path: Path) -> bool:
+    """The file's last line has no newline (a write cut short by a crash)."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() == 0:
+            return False
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) != b"\n"
 
 
 def _write_all(fd: int, data: bytes) -> None:

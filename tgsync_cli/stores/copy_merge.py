@@ -17,7 +17,7 @@ from tgsync_cli.core.evidence import RANK
 
 # the member fields tgsync owns (everything else on an entry is the app's)
 OWN = ("user_id", "username", "first_name", "role", "status", "joined_at", "last_seen", "source",
-       "status_at", "role_at", "hard_at", "proof_at", "invited_by", "invite_link")
+       "status_at", "role_at", "hard_at", "proof_at", "prior_at", "confirmed_at", "invited_by", "invite_link")
 
 
 def _newer(a: Optional[datetime], b: Optional[datetime]) -> bool:
@@ -27,12 +27,19 @@ def _newer(a: Optional[datetime], b: Optional[datetime]) -> bool:
     return b is None or not isinstance(b, datetime) or a > b
 
 
+def _decided_at(m: Dict[str, Any]) -> Optional[datetime]:
+    """When the member's status was last decided: status_at stays put while member events only
+    confirm it (hard_at moves on), and is after hard_at for someone active by messages alone."""
+    times = [t for t in (m.get("status_at"), m.get("hard_at")) if isinstance(t, datetime)]
+    return max(times, default=None)
+
+
 def merge_member(cur: Dict[str, Any], inc: Dict[str, Any]) -> Dict[str, Any]:
     """The fields of `cur` (the target's member, read as datetimes) that `inc` (the source's)
     changes: {} when the target already holds the newest of everything."""
     out: Dict[str, Any] = {}
-    if _newer(inc.get("status_at"), cur.get("status_at")):
-        for k in ("status", "status_at"):
+    if _newer(_decided_at(inc), _decided_at(cur)):
+        for k in ("status", "status_at", "prior_at", "confirmed_at"):
             out[k] = inc.get(k)
     if _newer(inc.get("hard_at"), cur.get("hard_at")):
         out["hard_at"] = inc.get("hard_at")

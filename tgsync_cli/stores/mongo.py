@@ -168,8 +168,12 @@ class MongoStore(PartsStore):
             changed = [d["_id"] for d in heads if known.get(d["_id"]) != d.get("version", 0)]
             docs = []
             if changed:
-                fields = self.db.fields({**head, "members.telegram_id": 1, "members.status": 1})
+                fields = self.db.fields({**head, "members.telegram_id": 1, "members.status": 1,
+                                         "log_pending._id": 1})
                 docs = self._call("club_index", lambda: list(self.clubs.find({"_id": {"$in": changed}}, fields)))
+                for d in docs:  # entries another writer (or a flush's reactivation) left
+                    if d.get("log_pending"):
+                        self.members.touched(d["_id"])
             have = {d["_id"] for d in heads}
         out = ClubIndex()
         for d in docs:

@@ -46,7 +46,7 @@ from tgsync_cli.stores.mongo_shapes import (
 
 RETRIES = 8
 _CAS_KEYS = ("status", "status_at", "role", "role_at", "joined_at", "source", "hard_at", "proof_at",
-             "last_seen", "invited_by", "invite_link")
+             "prior_at", "confirmed_at", "last_seen", "invited_by", "invite_link")
 
 # a message brings back a member who left or was kicked, whatever their role: the usual pairs
 # with the log entry of that change (SQLite logs it too), then anything else the app holds

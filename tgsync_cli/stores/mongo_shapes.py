@@ -15,7 +15,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 # member fields that hold times (tgsync's and the seed's), sync fields that do, account fields that do
-MEMBER_TIME_KEYS = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at")
+MEMBER_TIME_KEYS = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at", "prior_at")
+MEMBER_TIME_LIST_KEYS = ("confirmed_at",)  # lists of times, each in the collection's form
 SYNC_TIME_KEYS = ("last_sync", "bot_status_at")
 USER_TIME_KEYS = ("created_at", "updated_at")
 TIME_FORMATS = ("auto", "date", "iso")
@@ -156,6 +157,14 @@ class TimeForm:
             return iso_z(v)
         return v
 
+    def field(self, k: str, v: Any) -> Any:
+        """One member field as this collection stores it."""
+        if k in MEMBER_TIME_KEYS:
+            return self.out(v)
+        if k in MEMBER_TIME_LIST_KEYS and isinstance(v, list):
+            return [self.out(t) for t in v]
+        return v
+
     def __repr__(self) -> str:
         return f"TimeForm({self.form!r})"
 
@@ -173,6 +182,10 @@ def read_member(m: Dict[str, Any]) -> Dict[str, Any]:
     for k in MEMBER_TIME_KEYS:
         if k in out:
             out[k] = time_or_none(out[k])
+    for k in MEMBER_TIME_LIST_KEYS:
+        if k in out:
+            times = [t for t in map(time_or_none, out[k]) if t is not None] if isinstance(out[k], list) else []
+            out[k] = times or None
     if "telegram_id" in out:
         tid = as_tid(out["telegram_id"])
         out["telegram_id"] = tid
@@ -251,7 +264,7 @@ TELEGRAM_ROLES = ("organizer", "member")
 
 def written(member: Dict[str, Any], form: TimeForm) -> Dict[str, Any]:
     """A member entry tgsync creates, its times in the collection's form."""
-    return {k: (form.out(v) if k in MEMBER_TIME_KEYS else v) for k, v in member.items()}
+    return {k: form.field(k, v) for k, v in member.items()}
 
 
 def cas(club_id: str, raw: Dict[str, Any], new: Dict[str, Any], keys: Sequence[str], changed: bool,
@@ -270,7 +283,7 @@ def cas(club_id: str, raw: Dict[str, Any], new: Dict[str, Any], keys: Sequence[s
     stored = dict(raw)
     for k in keys:
         if new.get(k) != current.get(k) or k not in raw:
-            v = form.out(new.get(k)) if k in MEMBER_TIME_KEYS else new.get(k)
+            v = form.field(k, new.get(k))
             sets[f"members.$.{k}"] = v
             stored[k] = v
     upd: Dict[str, Any] = {"$set": sets}

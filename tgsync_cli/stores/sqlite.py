@@ -385,6 +385,6 @@ class SqliteStore(PartsStore):
                 "memberships_telegram_id", "departures_at", "log_club", "log_telegram_id", "activity",
                 "reconciles"}
         problems = [f"missing {n}" for n in sorted(want - have)]
-        if ver is None or int(ver[0]) != SCHEMA_VERSION:
+        if ver is None or int(ver[0]) > SCHEMA_VERSION:  # an older one: the next write upgrades it
             problems.append(f"schema version {ver[0] if ver else 'unknown'} (expected {SCHEMA_VERSION})")
         return problems

@@ -11,9 +11,8 @@ import json
 from typing import Any, Callable, Dict, Iterator, List, Tuple, cast
 
 from tgsync_cli.stores.sqlite_insights import LOG_COLS
-from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, USER_COLS, dt_in, dt_out, sync_in
+from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, USER_COLS, dt_in, dt_out, member_in, member_out, sync_in
 
-_TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at")
 
 
 def export_all(store) -> Dict[str, List[dict]]:
@@ -74,7 +73,7 @@ def import_all(store, docs: Dict[str, List[dict]]) -> Dict[str, int]:
                 if _merged(cur, cid, m):
                     n["members"] += 1
                     continue
-                vals = [dt_in(m.get(k)) if k in _TIMES else m.get(k) for k in MEMBER_COLS]
+                vals = [member_in(k, m.get(k)) for k in MEMBER_COLS]
                 sets = ", ".join(f"{k} = excluded.{k}" for k in MEMBER_COLS if k != "telegram_id")
                 cur.execute(f"INSERT INTO memberships (club_id, {', '.join(MEMBER_COLS)}) VALUES "
                             f"(?, {', '.join('?' * len(MEMBER_COLS))}) ON CONFLICT(club_id, telegram_id)"
@@ -118,12 +117,12 @@ def _merged(cur, cid: str, m: dict) -> bool:
                       (cid, m["telegram_id"])).fetchone()
     if row is None:
         return False
-    change = merge_member({k: (dt_out(v) if k in _TIMES else v) for k, v in zip(MEMBER_COLS, row, strict=False)}, m)
+    change = merge_member({k: member_out(k, v) for k, v in zip(MEMBER_COLS, row, strict=False)}, m)
     change = {k: v for k, v in change.items() if k in MEMBER_COLS}
     if change:
         cur.execute(f"UPDATE memberships SET {', '.join(f'{k} = ?' for k in change)}"
                     " WHERE club_id = ? AND telegram_id = ?",
-                    [dt_in(v) if k in _TIMES else v for k, v in change.items()] + [cid, m["telegram_id"]])
+                    [member_in(k, v) for k, v in change.items()] + [cid, m["telegram_id"]])
     return True
 
 

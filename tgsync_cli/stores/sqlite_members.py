@@ -14,16 +14,12 @@ from tgsync_cli.stores.common import member_doc, new_id
 from tgsync_cli.core.evidence import MESSAGES, Observation, Outcome, decide
 from tgsync_cli.stores.sqlite_flush import WeekLedger, flush_rows
 from tgsync_cli.stores.sqlite_flush import write as write_flush
-from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, dt_in, dt_out
-
-_TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at")
+from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, dt_in, dt_out, member_in, member_out
 
 
 def member_row(r: Sequence[Any], raw: bool = False) -> Dict[str, Any]:
     """A memberships row as the document shows it (`raw`: with this store's guard fields)."""
-    m = dict(zip(MEMBER_COLS, r, strict=False))
-    for k in _TIMES:
-        m[k] = dt_out(m[k])
+    m = {k: member_out(k, v) for k, v in zip(MEMBER_COLS, r, strict=False)}
     return m if raw else dict(member_doc(m))
 
 
@@ -117,7 +113,7 @@ class SqliteMembers:
             m = dict(d.member)
             if d.account:
                 m["user_id"] = upsert_account(cur, obs.person, obs.at, obs.keep_names)
-            vals = [dt_in(m.get(c)) if c in _TIMES else m.get(c) for c in MEMBER_COLS]
+            vals = [member_in(c, m.get(c)) for c in MEMBER_COLS]
             if row is None:
                 cur.execute(f"INSERT INTO memberships (club_id, {', '.join(MEMBER_COLS)}) VALUES "
                             f"(?, {', '.join('?' * len(MEMBER_COLS))})", [club_id, *vals])

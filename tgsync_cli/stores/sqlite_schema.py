@@ -18,11 +18,17 @@ from typing import Any, Dict, Optional, Tuple, overload
 from tgsync_cli.core.errors import ConfigError, StoreError
 from tgsync_cli.stores.private import make_private_dirs
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x54475359  # "TGSY" in the file's header: this SQLite file is a tgsync store
+# what a store of an older schema gains on its first writable open
+MIGRATIONS = {2: ("ALTER TABLE memberships ADD COLUMN prior_at TEXT",
+                  "ALTER TABLE memberships ADD COLUMN confirmed_at TEXT")}
 DB_FILE = "{database}.sqlite3"
 MEMBER_COLS = ("user_id", "telegram_id", "username", "first_name", "role", "status", "joined_at",
-               "last_seen", "source", "status_at", "role_at", "invited_by", "invite_link", "hard_at", "proof_at")
+               "last_seen", "source", "status_at", "role_at", "invited_by", "invite_link", "hard_at", "proof_at",
+               "prior_at", "confirmed_at")
+MEMBER_TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at", "prior_at")
+MEMBER_TIME_LISTS = ("confirmed_at",)  # JSON lists of times
 USER_COLS = ("id", "telegram_id", "username", "first_name", "last_name", "language_code",
              "created_at", "updated_at", "dm_blocked")
 
@@ -42,7 +48,7 @@ CREATE TABLE IF NOT EXISTS memberships (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, club_id TEXT NOT NULL, telegram_id INTEGER NOT NULL,
     user_id TEXT, username TEXT, first_name TEXT, role TEXT, status TEXT, joined_at TEXT,
     last_seen TEXT, source TEXT, status_at TEXT, role_at TEXT, invited_by INTEGER, invite_link TEXT,
-    hard_at TEXT, proof_at TEXT,
+    hard_at TEXT, proof_at TEXT, prior_at TEXT, confirmed_at TEXT,
     UNIQUE (club_id, telegram_id));
 CREATE INDEX IF NOT EXISTS memberships_telegram_id ON memberships (telegram_id);
 CREATE INDEX IF NOT EXISTS memberships_active ON memberships (status, club_id, telegram_id);
@@ -297,6 +303,10 @@ def _init(conn: sqlite3.Connection, uri: str, create: bool = True) -> None:
     if have is not None:
         if int(have[0]) > SCHEMA_VERSION:
             raise StoreError(f"store {uri} was written by a newer tgsync (schema {have[0]})")
+        if create and int(have[0]) < SCHEMA_VERSION:
+            _migrate(conn, uri, int(have[0]))
+        elif int(have[0]) < SCHEMA_VERSION:
+            _read_older(conn)  # a reading command leaves the file as it is
         if app_id == 0 and create:
             _stamp(conn, uri)
         if create:
@@ -385,3 +395,50 @@ def _add_requests(conn: sqlite3.Connection, uri: str) -> None:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
         raise StoreError(f"store {uri}: cannot add the requests table ({exc})") from None
+
+
+def _migrate(conn: sqlite3.Connection, uri: str, have: int) -> None:
+    """Bring a store written by an older tgsync up to this schema, in one transaction (another
+    process may be doing the same: the version is read again under the write lock)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        now = int(conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0])
+        for version in range(now + 1, SCHEMA_VERSION + 1):
+            for stmt in MIGRATIONS.get(version, ()):
+                conn.execute(stmt)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except sqlite3.DatabaseError as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise StoreError(f"store {uri} (schema {have}) could not be upgraded ({exc})") from None
+
+
+def _read_older(conn: sqlite3.Connection) -> None:
+    """A store of an older schema, opened by a command that only reads: this connection sees the
+    member columns added since as empty (a temporary view, found before the file's own table),
+    so the file is not written; the next writing command upgrades it."""
+    cols = {r[1] for r in conn.execute("PRAGMA main.table_info(memberships)")}
+    extra = [f"NULL AS {c}" for c in ("prior_at", "confirmed_at") if c not in cols]
+    if extra:
+        conn.execute("CREATE TEMP VIEW IF NOT EXISTS memberships AS SELECT *, "
+                     f"{', '.join(extra)} FROM main.memberships")
+
+
+def member_in(col: str, v: Any) -> Any:
+    """A member field as its column holds it."""
+    if col in MEMBER_TIMES:
+        return dt_in(v)
+    if col in MEMBER_TIME_LISTS:
+        return json.dumps([dt_in(t) for t in v]) if v else None
+    return v
+
+
+def member_out(col: str, v: Any) -> Any:
+    """A member field as the document shows it."""
+    if col in MEMBER_TIMES:
+        return dt_out(v)
+    if col in MEMBER_TIME_LISTS:
+        return [dt_out(t) for t in json.loads(v)] if v else None
+    return v
