@@ -54,38 +54,9 @@ def test_memory_stores_are_fresh_unless_named(tmp_path):
     assert open_store("memory:shared-here", create=False).club_by_group(-2)["name"] == "B"
 
 
-def test_a_store_written_before_status_confirmations_is_upgraded_on_open(tmp_path):
-    """A schema 1 store (no prior_at column) opens, keeps its members and takes the new rule."""
-    import sqlite3
-    from datetime import datetime
-
-    from tgsync_cli.core.events import Person
-    from tgsync_cli.core.evidence import Observation
-
-    uri = f"file:{tmp_path}/old"
-    store = open_store(uri)
-    club = store.create_club(-100, "Old", None, {})[0]["_id"]
-    store.observe(club, Observation(Person(5), "active", "member", datetime(2025, 1, 1), "chat_member_event"))
-    store.close()
-    db = next(tmp_path.joinpath("old").glob("*.sqlite3"))
-    conn = sqlite3.connect(db)
-    conn.execute("ALTER TABLE memberships DROP COLUMN prior_at")
-    conn.execute("ALTER TABLE memberships DROP COLUMN confirmed_at")
-    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
-    conn.commit()
-    conn.close()
-
-    store = open_store(uri)
-    store.observe_many(club, [Observation(Person(5), "active", "member", datetime(2025, 2, 1), "member_import")])
-    m = store.member(club, 5)
-    assert (m["status_at"], m["hard_at"]) == (datetime(2025, 1, 1), datetime(2025, 2, 1))
-    assert store.check() == []
-    store.close()
-
-
-def test_a_schema_1_store_is_read_as_it_is_and_upgraded_by_the_next_writer(tmp_path):
-    """A reading command (roster, export) on a store an older tgsync wrote shows its members and
-    leaves the file alone; the next command that writes upgrades it."""
+def schema_1_store(tmp_path):
+    """A store as a tgsync before status confirmations wrote it: one club, member 5 active since
+    2025-01-01, no prior_at/confirmed_at columns, schema 1 in meta and in the file header."""
     import sqlite3
     from datetime import datetime
 
@@ -105,6 +76,35 @@ def test_a_schema_1_store_is_read_as_it_is_and_upgraded_by_the_next_writer(tmp_p
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
+    return uri, club, db
+
+
+def test_a_store_written_before_status_confirmations_is_upgraded_on_open(tmp_path):
+    """A schema 1 store (no prior_at column) opens, keeps its members and takes the new rule."""
+    from datetime import datetime
+
+    from tgsync_cli.core.events import Person
+    from tgsync_cli.core.evidence import Observation
+
+    uri, club, _db = schema_1_store(tmp_path)
+    store = open_store(uri)
+    store.observe_many(club, [Observation(Person(5), "active", "member", datetime(2025, 2, 1), "member_import")])
+    m = store.member(club, 5)
+    assert (m["status_at"], m["hard_at"]) == (datetime(2025, 1, 1), datetime(2025, 2, 1))
+    assert store.check() == []
+    store.close()
+
+
+def test_a_schema_1_store_is_read_as_it_is_and_upgraded_by_the_next_writer(tmp_path):
+    """A reading command (roster, export) on a store an older tgsync wrote shows its members and
+    leaves the file alone; the next command that writes upgrades it."""
+    import sqlite3
+    from datetime import datetime
+
+    from tgsync_cli.core.events import Person
+    from tgsync_cli.core.evidence import Observation
+
+    uri, club, db = schema_1_store(tmp_path)
 
     reader = open_store(uri, create=False)
     assert [(m["telegram_id"], m["status"]) for m in reader.club_by_id(club)["members"]] == [(5, "active")]
