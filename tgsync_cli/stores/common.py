@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, cast
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, cast
 
 if TYPE_CHECKING:  # types only: the core's store module is imported lazily below
     from tgsync_cli.core.documents import LogEntry, MemberDoc, MembershipOf, ReconcileRecord
@@ -39,12 +39,49 @@ class Counted:
         pass
 
 
+class RequestLedger(Protocol):
+    """The requests part of a backend: join requests and the app's removals, each claimed once."""
+
+    def add_request(self, doc: Dict[str, Any]) -> Dict[str, Any]: ...
+    def requests_of(self, club_id: Optional[str] = None, states: Optional[Sequence[str]] = None,
+                    telegram_id: Optional[int] = None, since: Optional[datetime] = None,
+                    limit: int = 1000) -> List[Dict[str, Any]]: ...
+    def claim_request(self, req_id: Any, token: str, now: datetime,
+                      stale_before: datetime) -> Optional[Dict[str, Any]]: ...
+    def finish_request(self, req_id: Any, token: Optional[str], fields: Dict[str, Any]) -> bool: ...
+    def open_join_request(self, doc: Dict[str, Any]) -> Dict[str, Any]: ...
+    def close_join_requests(self, club_id: str, telegram_id: int, fields: Dict[str, Any]) -> int: ...
+
+
 class PartsStore(Counted):
     """What every backend answers by handing the call to one of its parts: `members` (member
-    writes and reads) and `insights` (log and figures). The backend builds both."""
+    writes and reads), `insights` (log and figures) and `requests` (the requests ledger). The
+    backend builds all three."""
 
     members: MemberStore
     insights: InsightStore
+    requests: RequestLedger
+
+    def add_request(self, doc: Dict[str, Any]) -> Dict[str, Any]:
+        return self.requests.add_request(doc)
+
+    def requests_of(self, club_id: Optional[str] = None, states: Optional[Sequence[str]] = None,
+                    telegram_id: Optional[int] = None, since: Optional[datetime] = None,
+                    limit: int = 1000) -> List[Dict[str, Any]]:
+        return self.requests.requests_of(club_id, states, telegram_id, since, limit)
+
+    def claim_request(self, req_id: Any, token: str, now: datetime,
+                      stale_before: datetime) -> Optional[Dict[str, Any]]:
+        return self.requests.claim_request(req_id, token, now, stale_before)
+
+    def finish_request(self, req_id: Any, token: Optional[str], fields: Dict[str, Any]) -> bool:
+        return self.requests.finish_request(req_id, token, fields)
+
+    def open_join_request(self, doc: Dict[str, Any]) -> Dict[str, Any]:
+        return self.requests.open_join_request(doc)
+
+    def close_join_requests(self, club_id: str, telegram_id: int, fields: Dict[str, Any]) -> int:
+        return self.requests.close_join_requests(club_id, telegram_id, fields)
 
     def member(self, club_id: str, tid: int) -> Optional[MemberDoc]:
         return self.members.member(club_id, tid)

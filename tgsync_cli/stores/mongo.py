@@ -71,13 +71,6 @@ class MongoStore(PartsStore):
         self.insights = MongoInsights(self.db)
         self.members = MongoMembers(self.db, self._upsert_account, self.insights)
         self.requests = MongoRequests(self.db)
-        # the requests ledger, as the store protocol names it
-        self.add_request = self.requests.add_request
-        self.requests_of = self.requests.requests_of
-        self.claim_request = self.requests.claim_request
-        self.finish_request = self.requests.finish_request
-        self.open_join_request = self.requests.open_join_request
-        self.close_join_requests = self.requests.close_join_requests
         # how times are written per collection (the app's form, found at open: mongo_shapes.detect);
         # one dict shared with the parts through `db`
         self.forms: Dict[str, TimeForm] = self.db.forms

@@ -67,13 +67,6 @@ class SqliteStore(PartsStore):
         self.members = self._member_part
         self.insights = SqliteInsights(self._tx)
         self.requests = SqliteRequests(self._tx)
-        # the requests ledger, as the store protocol names it
-        self.add_request = self.requests.add_request
-        self.requests_of = self.requests.requests_of
-        self.claim_request = self.requests.claim_request
-        self.finish_request = self.requests.finish_request
-        self.open_join_request = self.requests.open_join_request
-        self.close_join_requests = self.requests.close_join_requests
 
     # -- transactions ----------------------------------------------------------------------------
     def _counted(self) -> None:
