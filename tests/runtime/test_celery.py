@@ -50,13 +50,7 @@ def worker(tmp_path, broker):
                              "--loglevel=INFO"], cwd=tmp_path, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     yield proc, uri
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_worker(proc)
     log.close()
 
 
@@ -220,3 +214,14 @@ def test_the_celery_spool_keeps_every_line_until_the_broker_took_it(tmp_path, br
     up.stop(timeout=1)
     assert not spool.exists() and redis.Redis.from_url(broker).llen("tgsync") == len(good)
     redis.Redis.from_url(broker).delete("tgsync")
+
+
+def stop_worker(proc: subprocess.Popen) -> None:
+    """A worker is stopped as systemd stops it (SIGTERM, a warm shutdown), killed only if it hangs."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -5,7 +5,6 @@ tasks run in child processes, and their figures still add up on the one endpoint
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import sys
 import pytest
 
 from tests.redis_server import redis_url
-from tests.runtime.test_celery import CHAT, LAST, T0, roster, story, wait_for
+from tests.runtime.test_celery import CHAT, LAST, T0, roster, stop_worker, story, wait_for
 from tests.runtime.test_serve_metrics import figure, get, round_trips, scrape
 
 pytestmark = pytest.mark.redis
@@ -44,13 +43,7 @@ def worker(request, tmp_path):
                              "--metrics", f"127.0.0.1:{port}"], cwd=tmp_path, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     yield proc, uri, broker, port, tmp_path / "worker.log"
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_worker(proc)
     log.close()
 
 
