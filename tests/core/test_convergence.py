@@ -149,8 +149,6 @@ def test_restricted_maps_by_is_member():
     assert [(r[0], r[1], r[2]) for r in roster(store)] == [(5, "member", "active"), (6, "member", "left")]
 
 
-@pytest.mark.xfail(strict=True, reason="known limit: with unflushed messages on both sides of a late "
-                   "leave, status_at is the newest message after it, not the earliest (every other field converges)")
 def test_status_at_after_a_late_leave_surrounded_by_unflushed_messages():
     """Messages at 1–3, a leave at 4, messages at 6–7: the member is active since 6 in any order."""
     events = [message(1, 1), message(1, 2), message(1, 3), member_event(1, "left", 4, False),

@@ -1,7 +1,6 @@
-"""The times a user sees are functions of the events, not of the order they arrive in: last_seen
-and the account's created_at, updated_at and names, for one process given any permutation and for
-two processes sharing one store, each taking part of a shuffled stream. (status_at has one known
-limit, tests/core/test_convergence.py; every other member field is compared there and here.)"""
+"""The times a user sees are functions of the events, not of the order they arrive in: status_at,
+last_seen and the account's created_at, updated_at and names, for one process given any
+permutation and for two engines sharing one store, each taking part of a shuffled stream."""
 
 from __future__ import annotations
 
@@ -52,7 +51,8 @@ def with_club(uri):
 
 def seen_by_user(store):
     doc = store.club_by_group(CHAT.id)
-    members = {m["telegram_id"]: (m["status"], m["role"], m["source"], m["joined_at"], m["last_seen"])
+    members = {m["telegram_id"]: (m["status"], m["role"], m["source"], m["joined_at"], m["status_at"],
+                                  m["last_seen"])
                for m in doc["members"]}
     return members
 

@@ -135,3 +135,38 @@ def test_every_backend_tells_each_story_as_the_pure_rule(backend: str, story: st
         assert summary(through_store(store, steps)) == expected == summary(fold(steps))
     finally:
         close_backend(store)
+
+
+# status_at of a member active by messages alone: the earliest message after their newest member
+# event, whichever order the messages (flushed or buffered) and a late leave arrive in.
+# (story, steps, expected (status, status_at minute))
+STATUS_AT: List[Tuple[str, List[Step], Tuple[str, int]]] = [
+    ("a message after a departure note, an older one, a late leave between, then one after it",
+     [leave(TID, at(100)), message(TID, at(500)), seen(TID, at(150)), leave(TID, at(200)), seen(TID, at(300))],
+     ("active", 300)),
+    ("the newest first, then a leave, then the ones before it: active since the first after it",
+     [message(TID, at(7)), seen(TID, at(6)), leave(TID, at(4)), seen(TID, at(3)), seen(TID, at(1))],
+     ("active", 6)),
+    ("messages stored on both sides of a leave that arrives last",
+     [message(TID, at(3)), seen(TID, at(5)), seen(TID, at(6)), leave(TID, at(4))], ("active", 5)),
+    ("a leave older than every message changes nothing",
+     [message(TID, at(3)), seen(TID, at(5)), leave(TID, at(1))], ("active", 3)),
+    ("a leave newer than every message holds",
+     [message(TID, at(3)), seen(TID, at(5)), leave(TID, at(6))], ("left", 6)),
+]
+
+
+def status_since(member: Optional[Dict[str, Any]]) -> Tuple[str, int]:
+    assert member is not None, "the story made no member"
+    return (member["status"], int((member["status_at"] - T).total_seconds() // 60))
+
+
+@pytest.mark.parametrize("backend", ["sqlite-memory", "mongomock"])
+@pytest.mark.parametrize("story,steps,expected", STATUS_AT, ids=[c[0] for c in STATUS_AT])
+def test_every_form_of_the_rule_dates_a_stretch_of_messages_alike(backend: str, story: str, steps: List[Step],
+                                                                  expected: Tuple[str, int], tmp_path: Any) -> None:
+    store, _ = open_backend(backend, tmp_path)
+    try:
+        assert status_since(through_store(store, steps)) == expected == status_since(fold(steps))
+    finally:
+        close_backend(store)

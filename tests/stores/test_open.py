@@ -56,7 +56,7 @@ def test_memory_stores_are_fresh_unless_named(tmp_path):
 
 def schema_1_store(tmp_path):
     """A store as a tgsync before status confirmations wrote it: one club, member 5 active since
-    2025-01-01, no prior_at/confirmed_at columns, schema 1 in meta and in the file header."""
+    2025-01-01, no prior_at/confirmed_at/seen_times columns, schema 1 in meta and in the file header."""
     import sqlite3
     from datetime import datetime
 
@@ -72,6 +72,7 @@ def schema_1_store(tmp_path):
     conn = sqlite3.connect(db)
     conn.execute("ALTER TABLE memberships DROP COLUMN prior_at")
     conn.execute("ALTER TABLE memberships DROP COLUMN confirmed_at")
+    conn.execute("ALTER TABLE memberships DROP COLUMN seen_times")
     conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
@@ -121,6 +122,6 @@ def test_a_schema_1_store_is_read_as_it_is_and_upgraded_by_the_next_writer(tmp_p
     writer.observe(club, Observation(Person(6), "active", "member", datetime(2025, 2, 1), "chat_member_event"))
     writer.close()
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
-    assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
+    assert conn.execute("PRAGMA user_version").fetchone() == (3,)
     conn.close()

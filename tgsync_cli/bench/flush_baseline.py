@@ -4,7 +4,7 @@ current flush against, in the same run on the same store (a copy of the old code
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from tgsync_cli.core.insights import iso_week
 from tgsync_cli.stores.sqlite_schema import dt_in, dt_out
@@ -12,7 +12,8 @@ from tgsync_cli.stores.sqlite_schema import dt_in, dt_out
 
 def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
                     first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
-                    active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
+                    active_since: Optional[Dict[Tuple[str, int], datetime]] = None,
+                    message_times: Optional[Dict[Tuple[str, int], List[datetime]]] = None) -> int:
     """The flush as it was: the batch in a temporary table joined by set-based statements,
     activity rows inserted every flush (the caller turns SQLite's auto-checkpoint back on, so
     the commit pays for checkpoints as it did)."""

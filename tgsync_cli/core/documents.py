@@ -12,7 +12,8 @@ from typing import Any, Dict, List, Optional, TypedDict
 
 
 class MemberDoc(TypedDict, total=False):
-    """One member entry of a club (`members`); `hard_at`/`proof_at`/`prior_at`/`confirmed_at` are the store's own."""
+    """One member entry of a club (`members`); `hard_at`, `proof_at`, `prior_at`, `confirmed_at` and
+    `seen_times` are the store's own."""
 
     user_id: Optional[str]
     telegram_id: int
@@ -31,6 +32,7 @@ class MemberDoc(TypedDict, total=False):
     proof_at: Optional[datetime]
     prior_at: Optional[datetime]
     confirmed_at: Optional[List[datetime]]
+    seen_times: Optional[List[datetime]]
 
 
 class ClubDoc(TypedDict, total=False):

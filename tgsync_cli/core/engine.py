@@ -112,7 +112,7 @@ class Engine:
             return 0
         batch = self.seen.drain()
         try:
-            return self.store.flush_last_seen(batch.last, batch.first, batch.since)
+            return self.store.flush_last_seen(batch.last, batch.first, batch.since, batch.times)
         except Exception:
             self.seen.restore(batch)  # nothing accepted is lost: kept for the next flush
             raise

@@ -28,12 +28,16 @@ MEMBER_KEYS = ("user_id", "telegram_id", "username", "first_name", "role", "stat
 # otherwise (another status or role) before status_at, so that an older event confirming them,
 # delivered late, can tell whether it belongs to the same stretch; and confirmed_at, the earliest
 # few events since status_at that confirmed it (where the stretch resumes if a late event shows
-# it was interrupted).
+# it was interrupted); seen_times, the earliest few message times after hard_at (a member active by
+# messages alone is active since the earliest of them, whatever order they and a late leave come in).
 GUARD_KEYS = ("hard_at",)
-OPTIONAL_MEMBER_KEYS = ("invited_by", "invite_link", "proof_at", "prior_at", "confirmed_at")
+OPTIONAL_MEMBER_KEYS = ("invited_by", "invite_link", "proof_at", "prior_at", "confirmed_at", "seen_times")
 # Telegram resends an update for a day at most: a late event older than this many confirmations
 # (reconciles, repeated member events) does not arrive; past them status_at is the newest known.
 KEEP_CONFIRMATIONS = 8
+# Message times kept after the newest member event: a late leave falling after more than this many
+# of them makes the member active since the newest message known instead of the first after it.
+KEEP_SEEN_TIMES = 8
 
 
 @dataclass(frozen=True)
@@ -125,17 +129,21 @@ def _status(m: Dict[str, Any], obs: Observation) -> bool:
             m["proof_at"], changed = at, True
         if hard_at is not None and at <= hard_at:  # a member event at the same time wins
             return changed
+        kept = seen_after(m.get("seen_times"), None, at)
+        if kept != m.get("seen_times"):
+            m["seen_times"], changed = kept, True
         if s == ACTIVE and not soft_active:
             return changed  # active by a member event: a later message re-asserts nothing
         if soft_active and s_at is not None and s_at <= at:
             return changed  # already active since earlier evidence
-        m["status"], m["status_at"] = ACTIVE, at
+        m["status"], m["status_at"] = ACTIVE, min(kept or (at,))  # the earliest sign since hard_at
         return True
     event_active = s == ACTIVE and not soft_active and s_at is not None
     if hard_at is not None and at < hard_at:
         if event_active and s_at is not None:
             _stale(m, obs, s_at, hard_at)
         return False  # stale: a newer member event is already applied, its status stands
+    m["seen_times"] = seen_after(m.get("seen_times"), at)  # messages before it prove nothing now
     if event_active and obs.status == ACTIVE and (_role_kept(m, obs) or _role_blocked(m, obs)):
         m["hard_at"] = at  # a confirmation: the status still holds, and was set when it was
         if s_at is not None and at > s_at:
@@ -149,8 +157,11 @@ def _status(m: Dict[str, Any], obs: Observation) -> bool:
     seen = max(filter(None, (obs.seen_at, m.get("last_seen"), m.get("proof_at"))), default=None)
     if soft_active and s_at is not None and s_at > at:
         return True  # a message after this leave already made them active: it stands
-    if seen is not None and seen > at:
-        m["status"], m["status_at"] = ACTIVE, seen  # a newer message (maybe unflushed) proves them in
+    if seen is not None and seen > at:  # a newer message (maybe unflushed) proves them in, since
+        # the earliest one after this event that is known (the flush lowers it to an unflushed one)
+        after = [t for t in (*(m.get("seen_times") or ()), obs.seen_at, m.get("last_seen"), m.get("proof_at"))
+                 if t is not None and t > at]
+        m["status"], m["status_at"] = ACTIVE, min(after)
         return True
     m["status"], m["status_at"] = obs.status, at
     return True
@@ -179,6 +190,14 @@ def _stale(m: Dict[str, Any], obs: Observation, s_at: datetime, hard_at: datetim
         m["confirmed_at"] = _confirmed([t for t in confirmed or () if t > resumed])
     if prior is None or obs.at > prior:
         m["prior_at"] = obs.at
+
+
+def seen_after(times: Optional[List[datetime]], after: Optional[datetime],
+               add: Optional[datetime] = None) -> Optional[List[datetime]]:
+    """The earliest KEEP_SEEN_TIMES distinct message times strictly after `after` (None: none)."""
+    pool = set(times or ()) | ({add} if add is not None else set())
+    out = sorted(t for t in pool if after is None or t > after)[:KEEP_SEEN_TIMES]
+    return out or None
 
 
 def _confirmed(times: Optional[List[datetime]], add: Optional[datetime] = None) -> Optional[List[datetime]]:
@@ -236,7 +255,8 @@ def decide(club_id: str, current: Optional[Mapping[str, Any]], departure: Option
                   "first_name": p.first_name, "role": role, "status": status,
                   "joined_at": obs.evidence_at or obs.at, "last_seen": obs.last_seen,
                   "source": obs.source, "status_at": status_at, "role_at": role_at, "hard_at": hard_at,
-                  "proof_at": obs.at if _soft(obs) else None, "prior_at": prior_at, "confirmed_at": None}
+                  "proof_at": obs.at if _soft(obs) else None, "prior_at": prior_at, "confirmed_at": None,
+                  "seen_times": [obs.at] if _soft(obs) and (hard_at is None or obs.at > hard_at) else None}
         if obs.invite_link is not None or obs.invited_by is not None:
             member["invited_by"], member["invite_link"] = obs.invited_by, obs.invite_link
         out.status, out.created, out.status_applied, out.changed = status, True, status == ACTIVE, True

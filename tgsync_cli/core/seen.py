@@ -5,16 +5,22 @@ written by the next flush in one round trip. Per (club, member) three times are 
 - `last`: the newest message (the member's `last_seen`, and a late leave must not undo it);
 - `first`: the earliest message (evidence for `source`/`joined_at`);
 - `since`: the earliest message since a message last made the member active (what `status_at` is
-  for a member active by messages alone).
+  for a member active by messages alone);
+- `times`: the earliest few distinct message times, so that the store can tell which came after a
+  member event this process does not know of (another process applied it, or it arrives later).
 This is the only place those times live. The pipeline, the spool and the Celery path read,
 merge and drop them through this interface; nothing else holds them.
 """
 
 from __future__ import annotations
 
+import bisect
+
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Dict, Iterable, Optional, Set, Tuple
+from typing import Dict, Iterable, List, Optional, Set, Tuple
+
+from tgsync_cli.core.evidence import KEEP_SEEN_TIMES
 
 Key = Tuple[str, int]  # (club id, telegram id)
 Times = Dict[Key, datetime]
@@ -27,6 +33,7 @@ class SeenBatch:
     last: Times = field(default_factory=dict)
     first: Times = field(default_factory=dict)
     since: Times = field(default_factory=dict)
+    times: Dict[Key, List[datetime]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.last or self.first)
@@ -53,11 +60,22 @@ def _keep_earliest(values: Times, key: Key, at: datetime) -> None:
         values[key] = at
 
 
+def _keep_few(values: Dict[Key, List[datetime]], key: Key, at: datetime) -> None:
+    """The earliest KEEP_SEEN_TIMES distinct times: a short sorted list, so the hot path stays cheap."""
+    held = values.get(key)
+    if held is None:
+        values[key] = [at]
+    elif at not in held and (len(held) < KEEP_SEEN_TIMES or at < held[-1]):
+        bisect.insort(held, at)
+        del held[KEEP_SEEN_TIMES:]
+
+
 class SeenBuffer:
     def __init__(self) -> None:
         self._last: Times = {}
         self._first: Times = {}
         self._since: Times = {}
+        self._times: Dict[Key, List[datetime]] = {}
 
     def __len__(self) -> int:
         return len(self._last)
@@ -70,6 +88,7 @@ class SeenBuffer:
         _keep_newest(self._last, key, at)
         _keep_earliest(self._first, key, at)
         _keep_earliest(self._since, key, at)
+        _keep_few(self._times, key, at)
 
     def note_active_since(self, key: Key, at: datetime, made_active: bool) -> None:
         """A message the store just applied: if it made the member active, later messages count
@@ -92,8 +111,8 @@ class SeenBuffer:
 
     def drain(self) -> SeenBatch:
         """Everything held, handed to a flush; the buffer starts empty."""
-        batch = SeenBatch(self._last, self._first, self._since)
-        self._last, self._first, self._since = {}, {}, {}
+        batch = SeenBatch(self._last, self._first, self._since, self._times)
+        self._last, self._first, self._since, self._times = {}, {}, {}, {}
         return batch
 
     def restore(self, batch: SeenBatch) -> None:
@@ -101,6 +120,9 @@ class SeenBuffer:
         what arrived meanwhile."""
         for key, at in batch.since.items():
             _keep_earliest(self._since, key, at)
+        for key, times in batch.times.items():
+            for at in times:
+                _keep_few(self._times, key, at)
         for key, at in list(batch.last.items()) + list(batch.first.items()):
             self.note(key, at)
 
@@ -112,9 +134,12 @@ class SeenBuffer:
             _keep_earliest(self._first, key, first)
         if since is not None:
             _keep_earliest(self._since, key, since)
+        for t in (at, first, since):  # the spool keeps these three; they stand for the rest
+            if t is not None:
+                _keep_few(self._times, key, t)
 
     def drop_person(self, telegram_id: int) -> None:
         """`forget`: nothing of this person stays buffered, in any club."""
-        for values in (self._last, self._first, self._since):
+        for values in (self._last, self._first, self._since, self._times):
             for key in [k for k in values if k[1] == telegram_id]:
                 del values[key]

@@ -64,7 +64,8 @@ class MemberStore(Protocol):
                      ) -> List[Outcome]: ...
     def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
                         first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
-                        active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int: ...
+                        active_since: Optional[Dict[Tuple[str, int], datetime]] = None,
+                        message_times: Optional[Dict[Tuple[str, int], List[datetime]]] = None) -> int: ...
     def active_count(self, club_id: str) -> int: ...  # active members with a Telegram id
     # active members the app added itself (no Telegram id, only in a shared MongoDB): counted in
     # sync.total_members_ayda as the app sees the club, never in drift, never marked left

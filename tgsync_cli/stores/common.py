@@ -96,8 +96,9 @@ class PartsStore(Counted):
 
     def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
                         first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
-                        active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
-        return self.members.flush_last_seen(seen, first_seen, active_since)
+                        active_since: Optional[Dict[Tuple[str, int], datetime]] = None,
+                        message_times: Optional[Dict[Tuple[str, int], List[datetime]]] = None) -> int:
+        return self.members.flush_last_seen(seen, first_seen, active_since, message_times)
 
     def active_count(self, club_id: str) -> int:
         return self.members.active_count(club_id)

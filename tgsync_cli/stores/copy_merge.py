@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Dict, List, Optional
 
-from tgsync_cli.core.evidence import RANK
+from tgsync_cli.core.evidence import RANK, seen_after
 
 # the member fields tgsync owns (everything else on an entry is the app's)
 OWN = ("user_id", "username", "first_name", "role", "status", "joined_at", "last_seen", "source",
-       "status_at", "role_at", "hard_at", "proof_at", "prior_at", "confirmed_at", "invited_by", "invite_link")
+       "status_at", "role_at", "hard_at", "proof_at", "prior_at", "confirmed_at", "seen_times",
+       "invited_by", "invite_link")
 
 
 def _newer(a: Optional[datetime], b: Optional[datetime]) -> bool:
@@ -43,6 +44,11 @@ def merge_member(cur: Dict[str, Any], inc: Dict[str, Any]) -> Dict[str, Any]:
             out[k] = inc.get(k)
     if _newer(inc.get("hard_at"), cur.get("hard_at")):
         out["hard_at"] = inc.get("hard_at")
+    hard = max((t for t in (inc.get("hard_at"), cur.get("hard_at")) if isinstance(t, datetime)), default=None)
+    times = seen_after([t for t in (*(inc.get("seen_times") or ()), *(cur.get("seen_times") or ()))
+                        if isinstance(t, datetime)], hard)
+    if times != cur.get("seen_times"):  # the message times after the newest member event of either
+        out["seen_times"] = times
     if _newer(inc.get("role_at"), cur.get("role_at")) and inc.get("role") != cur.get("role"):
         app_role = cur.get("role") not in (None, "organizer", "member")
         if not (app_role and inc.get("role") == "member"):

@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 from tgsync_cli.core.documents import MemberDoc
 from tgsync_cli.core.errors import StoreConflict, StoreUnavailable
 from tgsync_cli.core.events import Person
-from tgsync_cli.core.evidence import ACTIVE, AFTER_MESSAGES, MESSAGES, Observation, Outcome, decide
+from tgsync_cli.core.evidence import ACTIVE, AFTER_MESSAGES, KEEP_SEEN_TIMES, MESSAGES, Observation, Outcome, decide
 from tgsync_cli.stores.common import member_doc
 from tgsync_cli.stores.mongo_db import MongoDb
 from tgsync_cli.stores.mongo_insights import MongoInsights
@@ -46,7 +46,7 @@ from tgsync_cli.stores.mongo_shapes import (
 
 RETRIES = 8
 _CAS_KEYS = ("status", "status_at", "role", "role_at", "joined_at", "source", "hard_at", "proof_at",
-             "prior_at", "confirmed_at", "last_seen", "invited_by", "invite_link")
+             "prior_at", "confirmed_at", "seen_times", "last_seen", "invited_by", "invite_link")
 
 # a message brings back a member who left or was kicked, whatever their role: the usual pairs
 # with the log entry of that change (SQLite logs it too), then anything else the app holds
@@ -318,13 +318,19 @@ class MongoMembers:
 
     def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
                         first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
-                        active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
+                        active_since: Optional[Dict[Tuple[str, int], datetime]] = None,
+                        message_times: Optional[Dict[Tuple[str, int], List[datetime]]] = None) -> int:
         """One bulk write, a few guarded updates per member that wrote: never backwards. The same
         rules as the SQLite flush: last_seen and proof_at forwards, joined_at/source by the earliest
-        evidence, and status_at of a member active by messages alone lowered to `active_since`
-        when that is after their last member event (status_at > since > hard_at also says the
-        member is active by messages alone, so no field is compared with another)."""
+        evidence, each message time after the member's last member event kept (the earliest few)
+        and status_at of a member active by messages alone lowered to the earliest of them
+        (status_at > t > hard_at also says the member is active by messages alone, so no field is
+        compared with another)."""
         form = self.db.forms["clubs"]
+        first_seen = first_seen or {}
+        times = {key: sorted(set((message_times or {}).get(key) or [
+            t for t in (first_seen.get(key), (active_since or {}).get(key), at) if t is not None]))
+            for key, at in seen.items()}
         ops: List[Tuple[dict, dict, bool]] = [
             ({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid_match(tid), "$or": before("last_seen", at)}}},
              {"$set": {"members.$.last_seen": form.out(at)}}, False) for (cid, tid), at in seen.items()]
@@ -335,16 +341,25 @@ class MongoMembers:
                     "telegram_id": tid_match(tid), "status": "active", "$and": [
                         {"$or": time_cmp("status_at", "$gt", since)}, {"$or": before("hard_at", since)}]}}},
                  {"$set": {"members.$.status_at": form.out(since)}}, False)
-                for (cid, tid), since in (active_since or {}).items()]
-        for (cid, tid), at in (first_seen or {}).items():
+                for (cid, tid), ts in times.items() for since in ts]
+        for (cid, tid), ts in times.items():  # none held yet: a new list; else one more, kept few
+            for t in ts:
+                guard: Dict[str, Any] = {"telegram_id": tid_match(tid), "$or": before("hard_at", t)}
+                ops.append(({"_id": cid, "members": {"$elemMatch": {**guard, "seen_times": None}}},
+                            {"$set": {"members.$.seen_times": [form.out(t)]}}, False))
+                ops.append(({"_id": cid, "members": {"$elemMatch": {
+                    **guard, "seen_times": {"$nin": [None, form.out(t)]}}}}, {"$push": {"members.$.seen_times": {
+                        "$each": [form.out(t)], "$sort": 1, "$slice": KEEP_SEEN_TIMES}}}, False))
+        for (cid, tid), at in first_seen.items():
             ops.append(({"_id": cid, "members": {"$elemMatch": {"telegram_id": tid_match(tid), "$or": [
                 *time_cmp("joined_at", "$gt", at), {"joined_at": None},
                 {**time_eq("joined_at", at), "source": {"$in": list(AFTER_MESSAGES)}}]}}},
                 {"$set": {"members.$.joined_at": form.out(at), "members.$.source": MESSAGES}}, False))
         logged = set()
         for (cid, tid), last in seen.items():  # a newer message proves an inactive member back
-            first = (first_seen or {}).get((cid, tid), last)
-            for since in dict.fromkeys((first, last)):  # one message: one set of ops
+            first = first_seen.get((cid, tid), last)
+            # the earliest after the member event that made them inactive: the first op to match
+            for since in sorted({first, last, *times[(cid, tid)]}):
                 status_at = since
                 for was, role in BACK_FROM:  # each with the log entry of its own change; the last
                     # (an app's role or status) whatever the earlier ones left inactive, unlogged

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 # member fields that hold times (tgsync's and the seed's), sync fields that do, account fields that do
 MEMBER_TIME_KEYS = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at", "prior_at")
-MEMBER_TIME_LIST_KEYS = ("confirmed_at",)  # lists of times, each in the collection's form
+MEMBER_TIME_LIST_KEYS = ("confirmed_at", "seen_times")  # lists of times, each in the collection's form
 SYNC_TIME_KEYS = ("last_sync", "bot_status_at")
 USER_TIME_KEYS = ("created_at", "updated_at")
 TIME_FORMATS = ("auto", "date", "iso")

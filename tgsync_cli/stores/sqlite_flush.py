@@ -17,7 +17,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
-from tgsync_cli.core.evidence import AFTER_MESSAGES, MESSAGES
+from tgsync_cli.core.evidence import AFTER_MESSAGES, KEEP_SEEN_TIMES, MESSAGES
 from tgsync_cli.core.insights import iso_week
 from tgsync_cli.stores.sqlite_schema import dt_in
 
@@ -26,6 +26,14 @@ from tgsync_cli.stores.sqlite_schema import dt_in
 _AFTER = ", ".join(f"'{r}'" for r in AFTER_MESSAGES)
 _EARLIER = ("(:first IS NOT NULL AND (joined_at IS NULL OR joined_at > :first OR (joined_at = :first"
             f" AND source IN ({_AFTER}))))")
+# the batch's message times after the member's newest member event: the earliest is when a member
+# active by messages alone is active since; the earliest few are kept with the member (a late leave
+# among them tells which comes first after it)
+_AFTER_HARD = "FROM json_each(:times) WHERE hard_at IS NULL OR value > hard_at"
+_SINCE = f"(SELECT min(value) {_AFTER_HARD})"
+_MERGED = ("(SELECT CASE WHEN count(*) THEN json_group_array(value) END FROM"
+           " (SELECT value FROM json_each(coalesce(seen_times, '[]'))"
+           f" UNION SELECT value {_AFTER_HARD} ORDER BY value LIMIT {KEEP_SEEN_TIMES}))")
 UPDATE = (
     "UPDATE memberships SET"
     " last_seen = CASE WHEN :last IS NOT NULL AND (last_seen IS NULL OR last_seen < :last)"
@@ -34,16 +42,17 @@ UPDATE = (
     " THEN :last ELSE proof_at END,"
     f" joined_at = CASE WHEN {_EARLIER} THEN :first ELSE joined_at END,"
     f" source = CASE WHEN {_EARLIER} THEN '{MESSAGES}' ELSE source END,"
-    " status_at = CASE WHEN :since IS NOT NULL AND status = 'active' AND status_at > :since"
-    " AND (hard_at IS NULL OR (status_at > hard_at AND :since > hard_at))"
-    " THEN :since ELSE status_at END"
+    f" status_at = CASE WHEN {_SINCE} IS NOT NULL AND status = 'active' AND status_at > {_SINCE}"
+    " AND (hard_at IS NULL OR status_at > hard_at)"
+    f" THEN {_SINCE} ELSE status_at END,"
+    f" seen_times = CASE WHEN :times IS NULL THEN seen_times ELSE {_MERGED} END"
     " WHERE club_id = :cid AND telegram_id = :tid")
 NOT_ACTIVE = (
     "SELECT m.club_id, m.telegram_id, m.hard_at FROM json_each(?) AS j"
     " JOIN memberships AS m ON m.club_id = json_extract(j.value, '$[0]')"
     " AND m.telegram_id = json_extract(j.value, '$[1]') WHERE m.status <> 'active'")
 
-Row = Tuple[str, int, Optional[str], Optional[str], Optional[str], Optional[str], Optional[str]]
+Row = Tuple[str, int, Optional[str], Optional[str], Optional[str], Optional[str], Optional[str], Optional[str]]
 ActivityKey = Tuple[str, str, int]  # club id, ISO week, telegram id
 _key = itemgetter(0, 1)
 
@@ -74,8 +83,10 @@ class WeekLedger:
 
 
 def flush_rows(seen: Dict[Tuple[str, int], datetime], first_seen: Dict[Tuple[str, int], datetime],
-               active_since: Dict[Tuple[str, int], datetime]) -> List[Row]:
-    """(club, telegram id, first, last, since, week of first if it differs, week of last), the
+               active_since: Dict[Tuple[str, int], datetime],
+               message_times: Optional[Dict[Tuple[str, int], List[datetime]]] = None) -> List[Row]:
+    """(club, telegram id, first, last, since, week of first if it differs, week of last, the
+    message times as a JSON list: those given, else first, since and last), the
     times as the store's text. A flush spans minutes: its few distinct seconds are converted
     once each, not once a member."""
     text: Dict[datetime, Optional[str]] = {}
@@ -102,8 +113,11 @@ def flush_rows(seen: Dict[Tuple[str, int], datetime], first_seen: Dict[Tuple[str
     for key in seen.keys() | first_seen.keys():
         last, first = seen.get(key), first_seen.get(key)
         wl, wf = week(last), week(first)
-        rows.append((key[0], key[1], conv(first), conv(last), conv(active_since.get(key)),
-                     None if wf == wl else wf, wl))
+        since = active_since.get(key)
+        given = (message_times or {}).get(key) or [t for t in (first, since, last) if t is not None]
+        times = json.dumps(sorted({conv(t) for t in given}))
+        rows.append((key[0], key[1], conv(first), conv(last), conv(since),
+                     None if wf == wl else wf, wl, times))
     return rows
 
 
@@ -118,12 +132,12 @@ def write(cur, rows: List[Row], ledger: WeekLedger) -> Tuple[List[tuple], List[A
     them, while this one had them cached), one probe finds them and they get the same update
     without that condition."""
     rows.sort(key=_key)
-    new = ledger.fresh((c, wk, t) for c, t, _f, _l, _s, wf, wl in rows for wk in (wl, wf) if wk is not None)
+    new = ledger.fresh((c, wk, t) for c, t, _f, _l, _s, wf, wl, _ts in rows for wk in (wl, wf) if wk is not None)
     if new:
         new.sort()
         cur.executemany("INSERT OR IGNORE INTO activity (club_id, week, telegram_id) VALUES (?, ?, ?)", new)
-    params = [{"cid": c, "tid": t, "first": f, "last": last, "since": s}
-              for c, t, f, last, s, _wf, _wl in rows]
+    params = [{"cid": c, "tid": t, "first": f, "last": last, "times": ts}
+              for c, t, f, last, _s, _wf, _wl, ts in rows]
     cur.executemany(UPDATE + " AND status = 'active'", params)
     back: List[tuple] = []
     if cur.rowcount == len(rows):
@@ -132,7 +146,7 @@ def write(cur, rows: List[Row], ledger: WeekLedger) -> Tuple[List[tuple], List[A
     rest = []
     for cid, tid, hard_at in cur.execute(NOT_ACTIVE, (json.dumps(list(by_key)),)).fetchall():
         r = by_key[(cid, tid)]
-        rest.append({"cid": cid, "tid": tid, "first": r[2], "last": r[3], "since": r[4]})
+        rest.append({"cid": cid, "tid": tid, "first": r[2], "last": r[3], "times": r[7]})
         if r[3] is not None and (hard_at is None or hard_at < r[3]):
             back.append((cid, tid, r[2] if r[2] is not None else r[3], r[3]))
     if rest:

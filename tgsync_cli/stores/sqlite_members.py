@@ -161,12 +161,13 @@ class SqliteMembers:
 
     def flush_last_seen(self, seen: Dict[Tuple[str, int], datetime],
                         first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
-                        active_since: Optional[Dict[Tuple[str, int], datetime]] = None) -> int:
+                        active_since: Optional[Dict[Tuple[str, int], datetime]] = None,
+                        message_times: Optional[Dict[Tuple[str, int], List[datetime]]] = None) -> int:
         """One transaction, one indexed update per member that wrote: O(members changed), never
         backwards. `first_seen` is message evidence for `source`/`joined_at` (the earliest evidence decides)."""
         if not seen and not first_seen:
             return 0
-        rows = flush_rows(seen, first_seen or {}, active_since or {})
+        rows = flush_rows(seen, first_seen or {}, active_since or {}, message_times)
         ledger = self._activity_ledger
         with self._tx("flush_last_seen") as cur:
             back, written = write_flush(cur, rows, ledger)
@@ -186,7 +187,8 @@ class SqliteMembers:
             last_s = dt_in(last)
             row = cur.execute(
                 "UPDATE memberships SET status = 'active',"
-                " status_at = CASE WHEN hard_at IS NULL OR hard_at < ? THEN ? ELSE ? END,"
+                " status_at = CASE WHEN hard_at IS NULL OR hard_at < ?"
+                " THEN coalesce((SELECT min(value) FROM json_each(seen_times)), ?) ELSE ? END,"
                 " proof_at = CASE WHEN proof_at IS NULL OR proof_at < ? THEN ? ELSE proof_at END"
                 " WHERE club_id = ? AND telegram_id = ? AND status <> 'active'"
                 " AND (hard_at IS NULL OR hard_at < ?) RETURNING status_at, role",

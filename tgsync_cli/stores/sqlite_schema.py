@@ -18,17 +18,18 @@ from typing import Any, Dict, Optional, Tuple, overload
 from tgsync_cli.core.errors import ConfigError, StoreError
 from tgsync_cli.stores.private import make_private_dirs
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x54475359  # "TGSY" in the file's header: this SQLite file is a tgsync store
 # what a store of an older schema gains on its first writable open
 MIGRATIONS = {2: ("ALTER TABLE memberships ADD COLUMN prior_at TEXT",
-                  "ALTER TABLE memberships ADD COLUMN confirmed_at TEXT")}
+                  "ALTER TABLE memberships ADD COLUMN confirmed_at TEXT"),
+              3: ("ALTER TABLE memberships ADD COLUMN seen_times TEXT",)}
 DB_FILE = "{database}.sqlite3"
 MEMBER_COLS = ("user_id", "telegram_id", "username", "first_name", "role", "status", "joined_at",
                "last_seen", "source", "status_at", "role_at", "invited_by", "invite_link", "hard_at", "proof_at",
-               "prior_at", "confirmed_at")
+               "prior_at", "confirmed_at", "seen_times")
 MEMBER_TIMES = ("joined_at", "last_seen", "status_at", "role_at", "hard_at", "proof_at", "prior_at")
-MEMBER_TIME_LISTS = ("confirmed_at",)  # JSON lists of times
+MEMBER_TIME_LISTS = ("confirmed_at", "seen_times")  # JSON lists of times
 USER_COLS = ("id", "telegram_id", "username", "first_name", "last_name", "language_code",
              "created_at", "updated_at", "dm_blocked")
 
@@ -48,7 +49,7 @@ CREATE TABLE IF NOT EXISTS memberships (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, club_id TEXT NOT NULL, telegram_id INTEGER NOT NULL,
     user_id TEXT, username TEXT, first_name TEXT, role TEXT, status TEXT, joined_at TEXT,
     last_seen TEXT, source TEXT, status_at TEXT, role_at TEXT, invited_by INTEGER, invite_link TEXT,
-    hard_at TEXT, proof_at TEXT, prior_at TEXT, confirmed_at TEXT,
+    hard_at TEXT, proof_at TEXT, prior_at TEXT, confirmed_at TEXT, seen_times TEXT,
     UNIQUE (club_id, telegram_id));
 CREATE INDEX IF NOT EXISTS memberships_telegram_id ON memberships (telegram_id);
 CREATE INDEX IF NOT EXISTS memberships_active ON memberships (status, club_id, telegram_id);
@@ -420,7 +421,7 @@ def _read_older(conn: sqlite3.Connection) -> None:
     member columns added since as empty (a temporary view, found before the file's own table),
     so the file is not written; the next writing command upgrades it."""
     cols = {r[1] for r in conn.execute("PRAGMA main.table_info(memberships)")}
-    extra = [f"NULL AS {c}" for c in ("prior_at", "confirmed_at") if c not in cols]
+    extra = [f"NULL AS {c}" for c in ("prior_at", "confirmed_at", "seen_times") if c not in cols]
     if extra:
         conn.execute("CREATE TEMP VIEW IF NOT EXISTS memberships AS SELECT *, "
                      f"{', '.join(extra)} FROM main.memberships")
