@@ -29,6 +29,7 @@ from tgsync_cli.core.errors import ConfigError, StoreConflict, StoreError, Store
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.store import ClubIndex, account_fields, forgotten_key
 from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, PartsStore, member_doc, new_id, redact_uri
+from tgsync_cli.stores.mongo_accounts import account_time_ops
 from tgsync_cli.stores.mongo_db import MongoDb, cause  # noqa: F401 (cause re-exported)
 from tgsync_cli.stores.mongo_insights import MongoInsights
 from tgsync_cli.stores.mongo_members import RETRIES, MongoMembers
@@ -261,14 +262,18 @@ class MongoStore(PartsStore):
             upd = {"$setOnInsert": {**new, **f, "username": None, "last_name": None,
                                     "language_code": None}}
         else:
-            upd = {"$set": f, "$setOnInsert": new}
+            upd = {"$setOnInsert": {**new, **f}}
         for _ in range(RETRIES):  # two processes upserting one new user: the loser retries as an update
             try:
                 doc = self._call("upsert_user", self.users.find_one_and_update, {"telegram_id": tid_match(p.id)}, upd,
-                                 upsert=True, return_document=ReturnDocument.AFTER, projection={"_id": 1})
-                return doc["_id"]
+                                 upsert=True, return_document=ReturnDocument.AFTER)
             except StoreConflict:
                 continue
+            # met again: created_at back to the earliest event, names and updated_at to the newest
+            for flt, change in account_time_ops(doc, doc["_id"] == new["_id"], at, f, form,
+                                                not app_account(doc), keep_names):
+                self._call("upsert_user", self.users.update_one, flt, change)
+            return doc["_id"]
         raise StoreUnavailable(f"{self.uri_label}: account {p.id} kept colliding")  # pragma: no cover
 
     def upsert_user(self, p: Person, at: datetime) -> str:

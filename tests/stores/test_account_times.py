@@ -1,0 +1,68 @@
+"""An account's created_at, updated_at and names are functions of the events that met it, not of
+the order they arrive in: created_at is the earliest of them, updated_at the newest, and the names
+are the newest event's. On every backend, the app's shared database (string dates) included."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, List, Tuple
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tgsync_cli.core.events import Person
+from tests.stores.backends import close_backend, open_backend
+
+T = datetime(2025, 3, 1, 8, 0)
+TID = 8_800_001  # no account of the app's has this id: tgsync makes it
+
+# (minute, first name) of each event that meets the account: distinct minutes (a tie is the
+# later delivered's, so not order-free by design)
+meetings = st.lists(st.tuples(st.integers(0, 500), st.sampled_from(["Aru", "Dana", "Erlan"])),
+                    min_size=1, max_size=6, unique_by=lambda m: m[0])
+
+
+def account_after(backend: str, tmp_path: Any, events: List[Tuple[int, str]]) -> Tuple[Any, ...]:
+    store, _ = open_backend(backend, tmp_path)
+    try:
+        for minute, name in events:
+            store.upsert_user(Person(TID, first_name=name, username=name.lower()), T + timedelta(minutes=minute))
+        u = store.user_by_telegram_id(TID)
+        return (u["created_at"], u["updated_at"], u["first_name"], u["username"])
+    finally:
+        close_backend(store)
+
+
+@pytest.mark.parametrize("backend", ["sqlite-memory", "mongomock", "mongomock-app"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=meetings, data=st.data())
+def test_any_order_of_the_events_meeting_an_account_ends_in_the_same_account(backend, tmp_path, events, data):
+    shuffled = data.draw(st.permutations(events))
+    first, last = min(events), max(events)
+    expected = (T + timedelta(minutes=first[0]), T + timedelta(minutes=last[0]), last[1], last[1].lower())
+    assert account_after(backend, tmp_path, shuffled) == expected
+
+
+def test_an_older_event_delivered_late_dates_the_account_back_and_keeps_the_newer_names(tmp_path):
+    """Given an account first met at 10:00 as Dana, when an event of 9:00 naming her Aru arrives
+    later, the account was created at 9:00 and is still Dana, updated at 10:00 (MongoDB here)."""
+    got = account_after("mongomock", tmp_path, [(120, "Dana"), (60, "Aru")])
+    assert got == (T + timedelta(minutes=60), T + timedelta(minutes=120), "Dana", "dana")
+
+
+def test_an_account_the_app_holds_keeps_its_own_created_at_and_fields(tmp_path):
+    """Given the app's account of a runner (a phone, string dates, created 2024-12-01 10:00), when
+    an event from before the app knew them arrives, created_at stays the app's; a newer one moves
+    updated_at (in the app's string form) and the Telegram names, and nothing else of the app's."""
+    from tests.app_db import PLAIN
+
+    store, _ = open_backend("mongomock-app", tmp_path)
+    try:
+        store.upsert_user(Person(PLAIN, first_name="Old", username="old"), datetime(2024, 6, 1))
+        store.upsert_user(Person(PLAIN, first_name="Plain2", username="plain2"), datetime(2025, 1, 5))
+        raw = store.users.find_one({"telegram_id": PLAIN})
+        assert raw["created_at"] == "2024-12-01T10:00:00Z" and raw["phone"] == "+7 700 000 0000"
+        assert raw["updated_at"] == "2025-01-05T00:00:00Z" and raw["first_name"] == "Plain2"
+    finally:
+        close_backend(store)
