@@ -54,7 +54,9 @@ def seen_by_user(store):
     members = {m["telegram_id"]: (m["status"], m["role"], m["source"], m["joined_at"], m["status_at"],
                                   m["last_seen"])
                for m in doc["members"]}
-    return members
+    accounts = {tid: (u["created_at"], u["updated_at"]) for tid in members
+                for u in [store.user_by_telegram_id(tid)] if u is not None}
+    return members, accounts
 
 
 def run_one(events):

@@ -66,3 +66,27 @@ def test_an_account_the_app_holds_keeps_its_own_created_at_and_fields(tmp_path):
         assert raw["updated_at"] == "2025-01-05T00:00:00Z" and raw["first_name"] == "Plain2"
     finally:
         close_backend(store)
+
+
+@pytest.mark.parametrize("backend", ["sqlite-memory", "mongomock", "mongomock-app"])
+def test_a_join_delivered_after_a_later_one_dates_the_account_back(backend, tmp_path):
+    """Given a runner first met by a join at 10:00, when their join of 9:00 in the same group
+    arrives late, the account was created and last updated at 9:00, as if delivered in order
+    (the 10:00 join met a member that existed already). In a second group they joined at 9:30:
+    updated_at stays the newest group's first evidence."""
+    from tests.stores.backends import join
+
+    store, _ = open_backend(backend, tmp_path)
+    try:
+        a, _ = store.create_club(-1009001, "A", None, {})
+        b, _ = store.create_club(-1009002, "B", None, {})
+        store.observe(a["_id"], join(TID, T + timedelta(minutes=120)))
+        store.observe(a["_id"], join(TID, T + timedelta(minutes=60)))
+        u = store.user_by_telegram_id(TID)
+        assert (u["created_at"], u["updated_at"]) == (T + timedelta(minutes=60), T + timedelta(minutes=60))
+        store.observe(b["_id"], join(TID, T + timedelta(minutes=90)))
+        store.observe(a["_id"], join(TID, T + timedelta(minutes=30)))
+        u = store.user_by_telegram_id(TID)
+        assert (u["created_at"], u["updated_at"]) == (T + timedelta(minutes=30), T + timedelta(minutes=90))
+    finally:
+        close_backend(store)

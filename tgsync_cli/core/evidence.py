@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from tgsync_cli.core.events import Person
 
@@ -89,6 +89,8 @@ class Decision:
     clear_departure: bool = False
     dirty: bool = False               # member differs from what was read
     account: bool = False             # the account must be upserted (a membership is created)
+    # earlier evidence of a member: (joined_at now, before); the account's times may follow it back
+    dated_back: Optional[Tuple[datetime, datetime]] = None
 
 
 def _earlier(at: datetime, source: str, than_at: Optional[datetime], than_source: Optional[str]) -> bool:
@@ -267,6 +269,7 @@ def decide(club_id: str, current: Optional[Mapping[str, Any]], departure: Option
         return Decision(member, out, log=created_log, clear_departure=dep is not None, dirty=True, account=True)
 
     m = dict(current)
+    dated_back: Optional[Tuple[datetime, datetime]] = None
     out.before = current.get("status")
     dirty = False
     before = (current.get("status"), current.get("role"))
@@ -282,6 +285,8 @@ def decide(club_id: str, current: Optional[Mapping[str, Any]], departure: Option
     if obs.status == ACTIVE:  # every sign of membership is evidence; the earliest names the route
         ev_at = obs.evidence_at or obs.at
         if _earlier(ev_at, obs.source, m.get("joined_at"), m.get("source")):
+            if m.get("joined_at") is not None and ev_at < m["joined_at"]:
+                dated_back = (ev_at, m["joined_at"])
             m["joined_at"], m["source"], dirty = ev_at, obs.source, True
             if obs.invite_link is not None or obs.invited_by is not None:
                 m["invited_by"], m["invite_link"] = obs.invited_by, obs.invite_link
@@ -300,4 +305,4 @@ def decide(club_id: str, current: Optional[Mapping[str, Any]], departure: Option
                "from": {"status": before[0], "role": before[1]},
                "to": {"status": after[0], "role": after[1]}, "source": obs.source,
                "actor": obs.actor, "invite_link": obs.invite_link, "invited_by": obs.invited_by}
-    return Decision(m if dirty else None, out, log=log, dirty=dirty)
+    return Decision(m if dirty else None, out, log=log, dirty=dirty, dated_back=dated_back)

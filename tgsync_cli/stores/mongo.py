@@ -29,7 +29,7 @@ from tgsync_cli.core.errors import ConfigError, StoreConflict, StoreError, Store
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.store import ClubIndex, account_fields, forgotten_key
 from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, PartsStore, member_doc, new_id, redact_uri
-from tgsync_cli.stores.mongo_accounts import account_time_ops
+from tgsync_cli.stores.mongo_accounts import account_time_ops, date_account_back
 from tgsync_cli.stores.mongo_db import MongoDb, cause  # noqa: F401 (cause re-exported)
 from tgsync_cli.stores.mongo_insights import MongoInsights
 from tgsync_cli.stores.mongo_members import RETRIES, MongoMembers
@@ -70,7 +70,7 @@ class MongoStore(PartsStore):
         self.activity, self.reconciles = self.db.activity, self.db.reconciles
         self.forgotten = self.db.forgotten
         self.insights = MongoInsights(self.db)
-        self.members = MongoMembers(self.db, self._upsert_account, self.insights)
+        self.members = MongoMembers(self.db, self._upsert_account, self.insights, self._date_account_back)
         self.requests = MongoRequests(self.db)
         # how times are written per collection (the app's form, found at open: mongo_shapes.detect);
         # one dict shared with the parts through `db`
@@ -275,6 +275,10 @@ class MongoStore(PartsStore):
                 self._call("upsert_user", self.users.update_one, flt, change)
             return doc["_id"]
         raise StoreUnavailable(f"{self.uri_label}: account {p.id} kept colliding")  # pragma: no cover
+
+    def _date_account_back(self, tid: int, joined: datetime, was: datetime) -> None:
+        date_account_back(self._call, self.users, self.clubs, {"telegram_id": tid_match(tid)}, joined, was,
+                          self.forms["users"], lambda doc: not app_account(doc))
 
     def upsert_user(self, p: Person, at: datetime) -> str:
         return self._upsert_account(p, at)

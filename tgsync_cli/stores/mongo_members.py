@@ -72,9 +72,10 @@ class MongoMembers:
     part (the flush records who wrote in which week)."""
 
     def __init__(self, db: MongoDb, account: Callable[[Person, datetime, bool], str],
-                 insights: MongoInsights) -> None:
+                 insights: MongoInsights, date_back: Callable[[int, datetime, datetime], None]) -> None:
         self.db = db
         self._account = account
+        self._date_back = date_back  # earlier evidence: the account's created_at moves back
         self.insights = insights
         self._known: Dict[str, Set[int]] = {}  # club -> telegram ids it had (a hint: see above)
         self._outbox: Dict[str, int] = {}  # clubs whose outbox to settle -> writes to it so far
@@ -142,7 +143,7 @@ class MongoMembers:
             return None
         tid = obs.person.id
         m = dict(d.member)
-        m["user_id"] = self._account(obs.person, obs.at, obs.keep_names)
+        m["user_id"] = self._account(obs.person, obs.evidence_at or obs.at, obs.keep_names)
         entry = self._entry(d.log)
         push: Dict[str, Any] = {"members": written(m, self.db.forms["clubs"])}
         if entry is not None:
@@ -180,7 +181,7 @@ class MongoMembers:
                 entry = self._entry(d.log)
                 if current is None:
                     m = dict(d.member)
-                    m["user_id"] = self._account(obs.person, obs.at, obs.keep_names)
+                    m["user_id"] = self._account(obs.person, obs.evidence_at or obs.at, obs.keep_names)
                     flt: Dict[str, Any] = {"_id": club_id, "members.telegram_id": {"$nin": tid_match(tid)["$in"]},
                                            "$or": PUSHABLE}  # a push onto null fails
                     upd: Dict[str, Any] = {"$push": {"members": written(m, self.db.forms["clubs"])},
@@ -202,6 +203,8 @@ class MongoMembers:
                     prev = norm or prev
                     continue  # another writer changed this member first: decide again
                 self._known.setdefault(club_id, set()).add(tid)
+                if d.dated_back is not None:
+                    self._date_back(tid, *d.dated_back)
             if d.clear_departure:
                 self.db.call("clear_departure", self.db.departures.delete_one, {"club_id": club_id, "telegram_id": tid})
             return d.outcome

@@ -112,7 +112,7 @@ class SqliteMembers:
         if d.member is not None:
             m = dict(d.member)
             if d.account:
-                m["user_id"] = upsert_account(cur, obs.person, obs.at, obs.keep_names)
+                m["user_id"] = upsert_account(cur, obs.person, obs.evidence_at or obs.at, obs.keep_names)
             vals = [member_in(c, m.get(c)) for c in MEMBER_COLS]
             if row is None:
                 cur.execute(f"INSERT INTO memberships (club_id, {', '.join(MEMBER_COLS)}) VALUES "

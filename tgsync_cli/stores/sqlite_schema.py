@@ -24,6 +24,23 @@ APPLICATION_ID = 0x54475359  # "TGSY" in the file's header: this SQLite file is 
 MIGRATIONS = {2: ("ALTER TABLE memberships ADD COLUMN prior_at TEXT",
                   "ALTER TABLE memberships ADD COLUMN confirmed_at TEXT"),
               3: ("ALTER TABLE memberships ADD COLUMN seen_times TEXT",)}
+# An account's times span the evidence of its person: created_at the earliest, updated_at the
+# newest, of each club's joined_at (and of what met the account outside a club). However a joined_at
+# moves back (an older event delivered late, the flush of an earlier buffered message), the account
+# follows: created_at back to it, and updated_at, when it was this club's old joined_at, to the
+# newest joined_at left. (The flush names joined_at in every row's SET: the WHEN keeps rows whose
+# joined_at did not move back from costing a probe.)
+TRIGGERS = (
+    "CREATE TRIGGER IF NOT EXISTS account_dated_back_insert AFTER INSERT ON memberships"
+    " WHEN new.joined_at IS NOT NULL BEGIN UPDATE users SET created_at = new.joined_at"
+    " WHERE telegram_id = new.telegram_id AND (created_at IS NULL OR created_at > new.joined_at); END",
+    "CREATE TRIGGER IF NOT EXISTS account_dated_back_update AFTER UPDATE OF joined_at ON memberships"
+    " WHEN new.joined_at < old.joined_at BEGIN UPDATE users SET"
+    " updated_at = CASE WHEN updated_at = old.joined_at THEN max(min(coalesce(created_at, new.joined_at),"
+    " new.joined_at), (SELECT max(joined_at) FROM memberships WHERE telegram_id = new.telegram_id))"
+    " ELSE updated_at END,"
+    " created_at = min(coalesce(created_at, new.joined_at), new.joined_at)"
+    " WHERE telegram_id = new.telegram_id; END")
 DB_FILE = "{database}.sqlite3"
 MEMBER_COLS = ("user_id", "telegram_id", "username", "first_name", "role", "status", "joined_at",
                "last_seen", "source", "status_at", "role_at", "invited_by", "invite_link", "hard_at", "proof_at",
@@ -328,6 +345,8 @@ def _init(conn: sqlite3.Connection, uri: str, create: bool = True) -> None:
                              "refusing to write into it")
         for stmt in filter(str.strip, (SCHEMA + ";" + REQUESTS_SCHEMA).split(";")):
             conn.execute(stmt)
+        for stmt in TRIGGERS:
+            conn.execute(stmt)
         conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -407,6 +426,8 @@ def _migrate(conn: sqlite3.Connection, uri: str, have: int) -> None:
         for version in range(now + 1, SCHEMA_VERSION + 1):
             for stmt in MIGRATIONS.get(version, ()):
                 conn.execute(stmt)
+        for stmt in TRIGGERS:
+            conn.execute(stmt)
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
