@@ -90,3 +90,17 @@ def test_a_join_delivered_after_a_later_one_dates_the_account_back(backend, tmp_
         assert (u["created_at"], u["updated_at"]) == (T + timedelta(minutes=30), T + timedelta(minutes=90))
     finally:
         close_backend(store)
+
+
+@pytest.mark.parametrize("backend", ["sqlite-memory", "mongomock", "mongomock-app"])
+def test_a_late_dm_block_does_not_date_the_account_back(backend, tmp_path):
+    """Given an account last updated at 10:00, when a block of the bot from 8:00 arrives late,
+    the account is blocked and still updated at 10:00."""
+    store, _ = open_backend(backend, tmp_path)
+    try:
+        store.upsert_user(Person(TID, first_name="Aru"), T + timedelta(minutes=120))
+        assert store.set_dm_blocked(TID, True, T)
+        u = store.user_by_telegram_id(TID)
+        assert (u["dm_blocked"], u["updated_at"]) == (True, T + timedelta(minutes=120))
+    finally:
+        close_backend(store)

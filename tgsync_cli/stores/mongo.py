@@ -289,7 +289,11 @@ class MongoStore(PartsStore):
 
     def set_dm_blocked(self, tid: int, blocked: bool, at: datetime) -> bool:
         r = self._call("set_dm_blocked", self.users.update_one, {"telegram_id": tid_match(tid)},
-                       {"$set": {"dm_blocked": blocked, "updated_at": self.forms["users"].out(at)}})
+                       {"$set": {"dm_blocked": blocked}})
+        if r.matched_count:  # updated_at only forwards: a late block does not date the account back
+            self._call("set_dm_blocked", self.users.update_one, {"telegram_id": tid_match(tid), "$or": [
+                *time_cmp("updated_at", "$lt", at), {"updated_at": None}]},
+                {"$set": {"updated_at": self.forms["users"].out(at)}})
         return r.matched_count > 0
 
 

@@ -280,8 +280,8 @@ class SqliteStore(PartsStore):
 
     def set_dm_blocked(self, tid: int, blocked: bool, at: datetime) -> bool:
         with self._tx("set_dm_blocked") as cur:
-            return cur.execute("UPDATE users SET dm_blocked = ?, updated_at = ? WHERE telegram_id = ?",
-                               (int(blocked), dt_in(at), tid)).rowcount > 0
+            return cur.execute("UPDATE users SET dm_blocked = ?, updated_at = max(coalesce(updated_at, ?), ?)"
+                               " WHERE telegram_id = ?", (int(blocked), dt_in(at), dt_in(at), tid)).rowcount > 0
 
     # -- departures, log, erasure ----------------------------------------------------------------
     def departures_for(self, club_id: str, tids: Iterable[int]) -> Dict[int, DepartureDoc]:
