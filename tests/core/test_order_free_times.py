@@ -70,13 +70,15 @@ def run_one(events):
 
 @settings(max_examples=150, deadline=None)
 @given(events=stream, data=st.data())
-def test_one_process_any_order_same_last_seen(events, data):
+def test_one_process_any_order_same_times(events, data):
     assert run_one(data.draw(st.permutations(events))) == run_one(events)
 
 
 @settings(max_examples=100, deadline=None)
 @given(events=stream, data=st.data())
-def test_two_processes_on_one_store_same_last_seen(events, data):
+def test_two_engines_on_one_store_same_times(events, data):
+    """Two engines (own caches and seen-buffers) in one interpreter, for breadth; real processes:
+    tests/stores/test_order_free_processes.py."""
     uri = f"memory:order-{next(_names)}"
     first = with_club(uri)
     second = engine_on(uri)  # its own cache and seen-buffer, the same store
