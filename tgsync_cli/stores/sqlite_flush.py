@@ -34,6 +34,9 @@ _SINCE = f"(SELECT min(value) {_AFTER_HARD})"
 _MERGED = ("(SELECT CASE WHEN count(*) THEN json_group_array(value) END FROM"
            " (SELECT value FROM json_each(coalesce(seen_times, '[]'))"
            f" UNION SELECT value {_AFTER_HARD} ORDER BY value LIMIT {KEEP_SEEN_TIMES}))")
+# the steady state of a member who writes often: the few kept are all older than this batch
+_FULL_BEFORE = (f"(json_array_length(seen_times) >= {KEEP_SEEN_TIMES}"
+                f" AND json_extract(seen_times, '$[{KEEP_SEEN_TIMES - 1}]') < :tmin)")
 UPDATE = (
     "UPDATE memberships SET"
     " last_seen = CASE WHEN :last IS NOT NULL AND (last_seen IS NULL OR last_seen < :last)"
@@ -42,17 +45,17 @@ UPDATE = (
     " THEN :last ELSE proof_at END,"
     f" joined_at = CASE WHEN {_EARLIER} THEN :first ELSE joined_at END,"
     f" source = CASE WHEN {_EARLIER} THEN '{MESSAGES}' ELSE source END,"
-    f" status_at = CASE WHEN {_SINCE} IS NOT NULL AND status = 'active' AND status_at > {_SINCE}"
-    " AND (hard_at IS NULL OR status_at > hard_at)"
-    f" THEN {_SINCE} ELSE status_at END,"
-    f" seen_times = CASE WHEN :times IS NULL THEN seen_times ELSE {_MERGED} END"
+    " status_at = CASE WHEN status = 'active' AND status_at > :tmin AND (hard_at IS NULL OR status_at > hard_at)"
+    f" AND status_at > {_SINCE} THEN {_SINCE} ELSE status_at END,"
+    f" seen_times = CASE WHEN :times IS NULL OR {_FULL_BEFORE} THEN seen_times ELSE {_MERGED} END"
     " WHERE club_id = :cid AND telegram_id = :tid")
 NOT_ACTIVE = (
     "SELECT m.club_id, m.telegram_id, m.hard_at FROM json_each(?) AS j"
     " JOIN memberships AS m ON m.club_id = json_extract(j.value, '$[0]')"
     " AND m.telegram_id = json_extract(j.value, '$[1]') WHERE m.status <> 'active'")
 
-Row = Tuple[str, int, Optional[str], Optional[str], Optional[str], Optional[str], Optional[str], Optional[str]]
+Row = Tuple[str, int, Optional[str], Optional[str], Optional[str], Optional[str], Optional[str], Optional[str],
+            Optional[str]]
 ActivityKey = Tuple[str, str, int]  # club id, ISO week, telegram id
 _key = itemgetter(0, 1)
 
@@ -86,7 +89,7 @@ def flush_rows(seen: Dict[Tuple[str, int], datetime], first_seen: Dict[Tuple[str
                active_since: Dict[Tuple[str, int], datetime],
                message_times: Optional[Dict[Tuple[str, int], List[datetime]]] = None) -> List[Row]:
     """(club, telegram id, first, last, since, week of first if it differs, week of last, the
-    message times as a JSON list: those given, else first, since and last), the
+    message times as a JSON list: those given, else first, since and last; the earliest of them), the
     times as the store's text. A flush spans minutes: its few distinct seconds are converted
     once each, not once a member."""
     text: Dict[datetime, Optional[str]] = {}
@@ -115,9 +118,9 @@ def flush_rows(seen: Dict[Tuple[str, int], datetime], first_seen: Dict[Tuple[str
         wl, wf = week(last), week(first)
         since = active_since.get(key)
         given = (message_times or {}).get(key) or [t for t in (first, since, last) if t is not None]
-        times = json.dumps(sorted({conv(t) for t in given}))
+        texts = sorted({x for x in map(conv, given) if x is not None})  # as text, no quotes: no encoder
         rows.append((key[0], key[1], conv(first), conv(last), conv(since),
-                     None if wf == wl else wf, wl, times))
+                     None if wf == wl else wf, wl, '["' + '","'.join(texts) + '"]', texts[0]))
     return rows
 
 
@@ -132,12 +135,13 @@ def write(cur, rows: List[Row], ledger: WeekLedger) -> Tuple[List[tuple], List[A
     them, while this one had them cached), one probe finds them and they get the same update
     without that condition."""
     rows.sort(key=_key)
-    new = ledger.fresh((c, wk, t) for c, t, _f, _l, _s, wf, wl, _ts in rows for wk in (wl, wf) if wk is not None)
+    new = ledger.fresh((c, wk, t) for c, t, _f, _l, _s, wf, wl, _ts, _tm in rows for wk in (wl, wf)
+                       if wk is not None)
     if new:
         new.sort()
         cur.executemany("INSERT OR IGNORE INTO activity (club_id, week, telegram_id) VALUES (?, ?, ?)", new)
-    params = [{"cid": c, "tid": t, "first": f, "last": last, "times": ts}
-              for c, t, f, last, _s, _wf, _wl, ts in rows]
+    params = [{"cid": c, "tid": t, "first": f, "last": last, "times": ts, "tmin": tmin}
+              for c, t, f, last, _s, _wf, _wl, ts, tmin in rows]
     cur.executemany(UPDATE + " AND status = 'active'", params)
     back: List[tuple] = []
     if cur.rowcount == len(rows):
@@ -146,7 +150,7 @@ def write(cur, rows: List[Row], ledger: WeekLedger) -> Tuple[List[tuple], List[A
     rest = []
     for cid, tid, hard_at in cur.execute(NOT_ACTIVE, (json.dumps(list(by_key)),)).fetchall():
         r = by_key[(cid, tid)]
-        rest.append({"cid": cid, "tid": tid, "first": r[2], "last": r[3], "times": r[7]})
+        rest.append({"cid": cid, "tid": tid, "first": r[2], "last": r[3], "times": r[7], "tmin": r[8]})
         if r[3] is not None and (hard_at is None or hard_at < r[3]):
             back.append((cid, tid, r[2] if r[2] is not None else r[3], r[3]))
     if rest:
