@@ -53,6 +53,12 @@ def import_all(store, docs: Dict[str, List[dict]]) -> Dict[str, int]:
                          dt_in(u.get("updated_at")),
                          None if u.get("dm_blocked") is None else int(bool(u["dm_blocked"]))))
             n["users"] += 1
+        # a copy keeps the accounts' times as they are (the memberships' triggers would date them back)
+        tids = {u["telegram_id"] for u in docs.get("users", [])} | {
+            m.get("telegram_id") for c in docs.get("clubs", []) for m in c.get("members") or ()}
+        kept = cur.execute("SELECT created_at, updated_at, telegram_id FROM users WHERE telegram_id IN"
+                           " (SELECT value FROM json_each(?))",
+                           (json.dumps(sorted(t for t in tids if isinstance(t, int))),)).fetchall()
         for c in docs.get("clubs", []):
             row = cur.execute("SELECT id FROM clubs WHERE id = ? OR telegram_group_id = ?",
                               (c["_id"], c["telegram_group_id"])).fetchone()
@@ -79,6 +85,7 @@ def import_all(store, docs: Dict[str, List[dict]]) -> Dict[str, int]:
                             f"(?, {', '.join('?' * len(MEMBER_COLS))}) ON CONFLICT(club_id, telegram_id)"
                             f" DO UPDATE SET {sets}", [cid, *vals])
                 n["members"] += 1
+        cur.executemany("UPDATE users SET created_at = ?, updated_at = ? WHERE telegram_id = ?", kept)
         for e in docs.get("membership_log", []):
             if _log_present(cur, e):
                 continue  # copied before (inserted rows are seen by the next look-up too)

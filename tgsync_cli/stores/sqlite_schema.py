@@ -33,13 +33,13 @@ MIGRATIONS = {2: ("ALTER TABLE memberships ADD COLUMN prior_at TEXT",
 TRIGGERS = (
     "CREATE TRIGGER IF NOT EXISTS account_dated_back_insert AFTER INSERT ON memberships"
     " WHEN new.joined_at IS NOT NULL BEGIN UPDATE users SET created_at = new.joined_at"
-    " WHERE telegram_id = new.telegram_id AND (created_at IS NULL OR created_at > new.joined_at); END",
+    " WHERE telegram_id = new.telegram_id AND created_at > new.joined_at; END",
     "CREATE TRIGGER IF NOT EXISTS account_dated_back_update AFTER UPDATE OF joined_at ON memberships"
     " WHEN new.joined_at < old.joined_at BEGIN UPDATE users SET"
     " updated_at = CASE WHEN updated_at = old.joined_at THEN max(min(coalesce(created_at, new.joined_at),"
     " new.joined_at), (SELECT max(joined_at) FROM memberships WHERE telegram_id = new.telegram_id))"
     " ELSE updated_at END,"
-    " created_at = min(coalesce(created_at, new.joined_at), new.joined_at)"
+    " created_at = CASE WHEN created_at > new.joined_at THEN new.joined_at ELSE created_at END"
     " WHERE telegram_id = new.telegram_id; END")
 DB_FILE = "{database}.sqlite3"
 MEMBER_COLS = ("user_id", "telegram_id", "username", "first_name", "role", "status", "joined_at",
