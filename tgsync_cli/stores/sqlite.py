@@ -63,7 +63,7 @@ class SqliteStore(PartsStore):
         self._checkpointer = checkpointer  # a file store's WAL checkpoints, off the writers' path
         self._txs = Transactions(conn, label, lock, self._counted, self._forget_ledger)
         self._tx = self._txs.tx  # one transaction per protocol call, or a savepoint in a batch
-        self._member_part = SqliteMembers(self._tx)
+        self._member_part = SqliteMembers(self._tx, self._txs.planned)
         self.members = self._member_part
         self.insights = SqliteInsights(self._tx)
         self.requests = SqliteRequests(self._tx)
