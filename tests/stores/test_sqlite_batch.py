@@ -182,3 +182,23 @@ def test_a_replay_in_batches_ends_exactly_as_one_transaction_a_call(tmp_path):
     batched, alone = run("batched", True), run("alone", False)
     assert len(batched["memberships"]) > 100 and len(batched["log"]) > 200
     assert batched == alone
+
+
+def test_a_batch_asking_for_a_busy_lock_is_told_at_once_and_keeps_its_plan(tmp_path):
+    uri = f"file:{tmp_path}/s"
+    store = open_store(uri)
+    club(store)
+    holder = sqlite3.connect(tmp_path / "s" / DB_FILE.format(database=DEFAULT_DB), isolation_level=None)
+    with store.batch():
+        store.observe("c1", joined(1))
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        started = time.monotonic()
+        assert store.try_write_lock() is False
+        assert time.monotonic() - started < 0.5  # no waiting for it
+        store.observe("c1", joined(2))  # deciding goes on meanwhile
+        holder.execute("COMMIT")
+        assert store.try_write_lock() is True  # free: the plan is written, the lock held
+        assert active_ids(uri) == []  # and committed with the batch, not before
+    assert active_ids(uri) == [1, 2]
+    holder.close()
+    store.close()

@@ -81,6 +81,11 @@ class SqliteStore(PartsStore):
         writer that can apply its events again after a crash."""
         return self._txs.batch()
 
+    def try_write_lock(self) -> bool:
+        """In a batch: write what it decided so far if no other writer holds the lock (True), or
+        say at once that one does (False), so a bulk writer can decide further meanwhile."""
+        return self._txs.try_lock()
+
 
     def close(self) -> None:
         if not self._closed:

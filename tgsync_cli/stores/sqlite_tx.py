@@ -26,7 +26,7 @@ from typing import Callable, Iterator, NoReturn, Optional, Tuple
 
 from tgsync_cli.core.errors import StoreConflict, StoreError, StoreUnavailable
 from tgsync_cli.stores.common import doing
-from tgsync_cli.stores.sqlite_busy import begin
+from tgsync_cli.stores.sqlite_busy import begin, try_begin
 from tgsync_cli.stores.sqlite_plan import Plan
 
 
@@ -148,12 +148,30 @@ class Transactions:
                 self._cur.close()
                 self._cur = None
 
-    def _lock_batch(self) -> None:
+    def try_lock(self) -> bool:
+        """In this thread's batch: take the write lock now if no other writer holds it, and
+        make the plan's writes (True: the batch may end without waiting). False: the lock is
+        busy and the caller may go on deciding, keeping the plan."""
+        with self._lock:
+            if self._batch != threading.get_ident() or self._locked or not self._plan:
+                return True
+            assert self._cur is not None
+            try:
+                self._end_read()  # the next read, if the lock is busy, takes a new snapshot
+                if not try_begin(self._cur):
+                    return False
+            except sqlite3.OperationalError as exc:
+                _typed(self._label, "batch", exc)
+            self._lock_batch(begun=True)
+            return True
+
+    def _lock_batch(self, begun: bool = False) -> None:
         """Take the write lock for the open batch and make its plan's writes."""
         assert self._cur is not None
         try:
-            self._end_read()
-            begin(self._cur, True)
+            if not begun:
+                self._end_read()
+                begin(self._cur, True)
         except sqlite3.OperationalError as exc:
             self._plan.discard()  # nothing of it can be written
             _typed(self._label, "batch", exc)
