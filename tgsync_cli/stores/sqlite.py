@@ -4,7 +4,9 @@ Relational inside (clubs, memberships, users, departures, membership_log), rende
 documents on every read. Every protocol call is one transaction (inside a bulk writer's `batch()`,
 one savepoint of a shared transaction: `sqlite_tx`) — BEGIN IMMEDIATE for writes, so
 the write lock is taken before anything is read and the guards (`decide`) run on what no other
-process can change under them. WAL lets readers run beside the one writer; a second writer waits
+process can change under them (a bulk writer's batch decides its member observations before
+taking the lock, and under it writes them only if the rows they rest on are as read:
+`sqlite_plan`). WAL lets readers run beside the one writer; a second writer waits
 its turn in sub-millisecond steps (`sqlite_busy.begin`) instead of failing, and checkpoints run on
 a thread of their own (`sqlite_busy.Checkpointer`). So several processes (serve, a cron reconcile, an
 admin's import) converge, and a member write costs O(1), whatever the club's size.
