@@ -120,12 +120,12 @@ def replay(path: str | Path, store: Store, settings: Optional[Settings] = None,
 
 
 class _Batches:
-    """Replay's batches where the store has them: one commit for at least BATCH_LINES lines, and
-    past that as soon as the write lock is free. While another writer holds it, replay decides
-    its next lines (the store plans them without the lock) instead of sleeping, up to
-    PLAN_AHEAD times as many lines or BATCH_SECONDS. A killed replay loses at most its open
-    batch, and running the file again applies every line again to the same result (each event's
-    rules are idempotent)."""
+    """Replay's batches where the store has them: one commit for BATCH_LINES lines (fewer if
+    BATCH_SECONDS passed first), and past that as soon as the write lock is free. While another
+    writer holds it, replay decides its next lines (the store plans them without the lock)
+    instead of sleeping, up to PLAN_AHEAD times as many lines or BATCH_SECONDS. A killed replay
+    loses at most its open batch, and running the file again applies every line again to the
+    same result (each event's rules are idempotent)."""
 
     def __init__(self, store: Store) -> None:
         self._make = getattr(store, "batch", None)
@@ -143,9 +143,12 @@ class _Batches:
     def line_done(self) -> None:
         self._lines += 1
         n = self._lines
-        if self._open is None or n < BATCH_LINES:
+        if self._open is None:
             return
-        if self._try is not None and n < BATCH_LINES * PLAN_AHEAD and time.monotonic() < self._until:
+        late = time.monotonic() >= self._until
+        if n < BATCH_LINES and not late:
+            return
+        if self._try is not None and n < BATCH_LINES * PLAN_AHEAD and not late:
             if (n - BATCH_LINES) % TRY_EVERY or not self._try():
                 return  # the lock is busy (or was a moment ago): decide the next lines meanwhile
         self.close()
