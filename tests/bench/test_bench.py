@@ -176,6 +176,10 @@ def test_two_replay_processes_on_one_store_both_finish_and_lose_nothing():
 
     out = writers.run(people=60, rounds=1)
     assert out["two_writers_ratio"] > 0 and out["writers_events_per_process"] == 180
+    # the machine's own two-process ceiling, measured in the same round, and the writers against it
+    assert out["machine_two_process_ratio"] > 0
+    versus = out["two_writers_ratio_runs"][1] / out["machine_two_process_ratio"]
+    assert abs(out["two_writers_vs_machine"] - versus) < 0.05 * versus + 0.01
 
 
 def test_scale_and_mtproto_print_one_json_object_with_the_figures_a_script_holds_targets_to(capsys, monkeypatch):

@@ -108,3 +108,97 @@ def test_a_replay_killed_midway_and_run_again_ends_as_one_clean_run(tmp_path):
     want = roster(clean)
     assert sum(len(v) for v in want.values()) > 100
     assert roster(killed) == want
+
+
+def left(uid, at):
+    return Observation(Person(uid, first_name=f"R{uid}"), "left", "member", at, "chat_member_event")
+
+
+def test_a_member_another_process_moved_while_the_batch_decided_is_decided_again_under_the_lock(tmp_path):
+    """A batch decides before it takes the write lock: when another writer changes what a
+    decision rested on meanwhile, the store ends as if the batch had held the lock throughout."""
+    uri = f"file:{tmp_path}/s"
+    store = open_store(uri)
+    club(store)
+    other = open_store(uri)  # a second writer: its own connection to the same file
+    with store.batch():
+        store.observe("c1", joined(1))  # decided on "no membership, no departure"
+        store.observe("c1", joined(2))
+        other.observe("c1", left(1, T.replace(hour=9)))  # a later leave lands first
+    other.close()
+    assert active_ids(uri) == [2]  # the later leave still holds: 1 joined, then left
+    with open_store(uri, create=False) as s:
+        member = {m["telegram_id"]: m for m in s.club_by_id("c1")["members"]}[1]
+        assert (member["status"], member["status_at"]) == ("left", T.replace(hour=9))
+    assert store._txs._plan.redone == 1  # the whole plan, decided again
+    store.close()
+
+
+def test_a_batch_holds_no_write_lock_while_it_only_decides(tmp_path):
+    uri = f"file:{tmp_path}/s"
+    store = open_store(uri)
+    club(store)
+    other = open_store(uri)
+    with other.batch():
+        other.observe("c1", joined(1))  # planned, not written: the lock is still free
+        store.observe("c1", joined(2))  # so this writer is not kept waiting
+        assert active_ids(uri) == [2]
+    assert active_ids(uri) == [1, 2]
+    other.close()
+    store.close()
+
+
+def test_a_replay_in_batches_ends_exactly_as_one_transaction_a_call(tmp_path):
+    """The plan's writes (decided before the lock, log entries and version bumps grouped) are
+    the writes a call on its own makes: every table ends the same."""
+    from tgsync_cli.app.offline import replay
+    from tgsync_cli.sim.faults import soak_updates
+
+    f = tmp_path / "updates.jsonl"
+    f.write_text("\n".join(json.dumps(u) for u in soak_updates(4000, seed=9, clubs=6, people=60)))
+
+    def run(name, batches):
+        store = open_store(f"file:{tmp_path}/{name}")
+        if not batches:
+            store.batch = None  # replay then makes one transaction a call
+        replay(f, store)
+        conn = store._conn
+        tables = {
+            "memberships": conn.execute("SELECT c.telegram_group_id, m.telegram_id, m.role, m.status,"
+                                        " m.joined_at, m.last_seen, m.source, m.status_at, m.role_at, m.hard_at,"
+                                        " m.proof_at, m.prior_at, m.confirmed_at, u.telegram_id FROM memberships m"
+                                        " JOIN clubs c ON c.id = m.club_id LEFT JOIN users u ON u.id = m.user_id"
+                                        " ORDER BY 1, 2").fetchall(),
+            "departures": conn.execute("SELECT c.telegram_group_id, d.telegram_id, d.status, d.at FROM departures d"
+                                       " JOIN clubs c ON c.id = d.club_id ORDER BY 1, 2").fetchall(),
+            "log": conn.execute("SELECT c.telegram_group_id, l.telegram_id, l.at, l.from_status, l.from_role,"
+                                " l.to_status, l.to_role, l.source, l.actor FROM membership_log l"
+                                " JOIN clubs c ON c.id = l.club_id ORDER BY l.seq").fetchall(),
+            "versions": conn.execute("SELECT telegram_group_id, version FROM clubs ORDER BY 1").fetchall(),
+        }
+        store.close()
+        return tables
+
+    batched, alone = run("batched", True), run("alone", False)
+    assert len(batched["memberships"]) > 100 and len(batched["log"]) > 200
+    assert batched == alone
+
+
+def test_a_batch_asking_for_a_busy_lock_is_told_at_once_and_keeps_its_plan(tmp_path):
+    uri = f"file:{tmp_path}/s"
+    store = open_store(uri)
+    club(store)
+    holder = sqlite3.connect(tmp_path / "s" / DB_FILE.format(database=DEFAULT_DB), isolation_level=None)
+    with store.batch():
+        store.observe("c1", joined(1))
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        started = time.monotonic()
+        assert store.try_write_lock() is False
+        assert time.monotonic() - started < 0.5  # no waiting for it
+        store.observe("c1", joined(2))  # deciding goes on meanwhile
+        holder.execute("COMMIT")
+        assert store.try_write_lock() is True  # free: the plan is written, the lock held
+        assert active_ids(uri) == []  # and committed with the batch, not before
+    assert active_ids(uri) == [1, 2]
+    holder.close()
+    store.close()

@@ -98,7 +98,7 @@ def replay(path: str | Path, store: Store, settings: Optional[Settings] = None,
     watch = ForgetFilter(engine)  # a `forget` run meanwhile wins over the file's events
     report = ReplayReport()
     chunk: List[List[Any]] = []
-    with fh:
+    with fh, _Batches(store) as batches:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -108,9 +108,10 @@ def replay(path: str | Path, store: Store, settings: Optional[Settings] = None,
                 report.invalid.append((n, str(exc)[:MAX_ERROR]))
                 continue
             if len(chunk) >= BATCH_LINES:
-                _apply(engine, store, watch, chunk, report)
+                _apply(engine, batches, watch, chunk, report)
                 chunk = []
-        _apply(engine, store, watch, chunk, report)
+        _apply(engine, batches, watch, chunk, report)
+        batches.close()
     watch.poll()
     engine.flush()
     watch.poll()
@@ -118,32 +119,75 @@ def replay(path: str | Path, store: Store, settings: Optional[Settings] = None,
     return report
 
 
-def _apply(engine, store: Store, watch: ForgetFilter, chunk: List[List[Any]], report: ReplayReport) -> None:
-    """Lines parsed before the write lock is asked for, then applied a batch at a time where the
-    store has batches: one commit for up to BATCH_LINES lines, the lock held at most
-    BATCH_SECONDS. A killed replay loses at most its open batch, and running the file again
-    applies every line again to the same result (each event's rules are idempotent)."""
-    batch = getattr(store, "batch", None)
-    i = 0
-    while i < len(chunk):
-        with batch() if batch is not None else contextlib.nullcontext():
-            until = time.monotonic() + BATCH_SECONDS
-            while i < len(chunk):
-                for event in chunk[i]:
-                    kept = watch.keep(event)  # a `forget` run meanwhile wins over the file's events
-                    if kept is not None:
-                        _handle(engine, kept)
-                        watch.applied(kept)
-                    report.events += 1
-                report.applied += 1
-                i += 1
-                if time.monotonic() > until:
-                    break
+class _Batches:
+    """Replay's batches where the store has them: one commit for BATCH_LINES lines (fewer if
+    BATCH_SECONDS passed first), and past that as soon as the write lock is free. While another
+    writer holds it, replay decides its next lines (the store plans them without the lock)
+    instead of sleeping, up to PLAN_AHEAD times as many lines or BATCH_SECONDS. A killed replay
+    loses at most its open batch, and running the file again applies every line again to the
+    same result (each event's rules are idempotent)."""
+
+    def __init__(self, store: Store) -> None:
+        self._make = getattr(store, "batch", None)
+        self._try = getattr(store, "try_write_lock", None)
+        self._open: Optional[contextlib.ExitStack] = None
+        self._lines = 0
+        self._until = 0.0
+
+    def open(self) -> None:
+        if self._open is None and self._make is not None:
+            stack = contextlib.ExitStack()
+            stack.enter_context(self._make())
+            self._open, self._lines, self._until = stack, 0, time.monotonic() + BATCH_SECONDS
+
+    def line_done(self) -> None:
+        self._lines += 1
+        n = self._lines
+        if self._open is None:
+            return
+        late = time.monotonic() >= self._until
+        if n < BATCH_LINES and not late:
+            return
+        if self._try is not None and n < BATCH_LINES * PLAN_AHEAD and not late:
+            if (n - BATCH_LINES) % TRY_EVERY or not self._try():
+                return  # the lock is busy (or was a moment ago): decide the next lines meanwhile
+        self.close()
+
+    def close(self, exc: Optional[BaseException] = None) -> None:
+        """Commit the open batch (with `exc`, as a block that raised it ends)."""
+        stack, self._open = self._open, None
+        if stack is not None:
+            if exc is None:
+                stack.close()
+            else:
+                stack.__exit__(type(exc), exc, exc.__traceback__)
+
+    def __enter__(self) -> "_Batches":
+        return self
+
+    def __exit__(self, et: Any, exc: Any, tb: Any) -> None:
+        self.close(exc)
+
+
+def _apply(engine, batches: _Batches, watch: ForgetFilter, chunk: List[List[Any]], report: ReplayReport) -> None:
+    """Lines parsed before any of them is applied, then applied in the open batch."""
+    for events in chunk:
+        batches.open()
+        for event in events:
+            kept = watch.keep(event)  # a `forget` run meanwhile wins over the file's events
+            if kept is not None:
+                _handle(engine, kept)
+                watch.applied(kept)
+            report.events += 1
+        report.applied += 1
+        batches.line_done()
 
 
 MAX_ERROR = 200
 BATCH_LINES = 64
 BATCH_SECONDS = 0.05
+PLAN_AHEAD = 8
+TRY_EVERY = 8  # lines between two looks at the write lock past BATCH_LINES
 RACE_ATTEMPTS = 20
 
 

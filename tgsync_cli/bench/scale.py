@@ -295,6 +295,9 @@ def main(json_out: bool = False, quick: bool = False) -> Tuple[int, Dict[str, ob
               f"the same store {two[1]:,} ({two[0]:,}–{two[2]:,}) → {q[1]:.2f}× ({q[0]:.2f}–{q[2]:.2f}; "
               f"target ≥1.3×: {'[green]met[/]' if q[1] >= 1.3 else '[red]missed[/]'}), "
               f"{wr['writers_rounds']} alternating rounds, {wr['writers_events_per_process']:,} updates a process")
+    mq = cast(List[float], wr["machine_two_process_ratio_runs"])
+    con.print(f"  the machine in the same rounds: two busy processes vs one {mq[1]:.2f}× ({mq[0]:.2f}–{mq[2]:.2f}; "
+              f"~2 when idle); the writers got {wr['two_writers_vs_machine']:.2f} of that")
 
     t = Table(title="member cache vs size (clubs of 1,000; in memory)")
     for col in ("members", "bytes/member", "warm s", "re-warm, 1/10 changed s", "newcomer add µs", "hit µs"):

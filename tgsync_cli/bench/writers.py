@@ -8,6 +8,14 @@ such files, on fresh copies of one store, and reports events a second of both ag
 processes import everything first and start together (a barrier), so start-up is not timed.
 Rounds alternate one/two so the machine's load hits both alike; the ratio is taken per round.
 
+What the machine itself allows is measured beside it, in the same rounds: one, then two processes
+doing nothing but a fixed amount of arithmetic (the same barrier and timing). On an idle
+two-core machine that ratio is ~2; on one shared with other busy processes it is whatever share
+the scheduler gives a second process, and no store can make two writers beat it. So a
+`two_writers_ratio` reads against `machine_two_process_ratio` of the same run, and
+`two_writers_vs_machine` is the one over the other, per round (1.0: the writers lose nothing to
+each other; 0.5: one waits while the other works).
+
 The updates are writes: each person joins a club (a `chat_member` update, one write), says
 something (hot path, no write) and leaves (one write); the two files name different people in
 the same clubs, so both processes contend for the one write lock all the time.
@@ -81,6 +89,31 @@ def _writer(uri: str, path: str, barrier, results) -> None:
     store.close()
 
 
+SPIN = 3_000_000  # additions: about as long as one writer's replay at the default size
+
+
+def _spin(n: int, barrier, results) -> None:
+    barrier.wait()
+    t = time.perf_counter()
+    x = 0
+    for _ in range(n):
+        x += 1
+    results.put((x, t, time.perf_counter()))
+
+
+def _machine(procs: int, n: int) -> float:
+    """Additions a second of `procs` processes started together (the machine's own ceiling)."""
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(procs), ctx.Queue()
+    ps = [ctx.Process(target=_spin, args=(n, barrier, results)) for _ in range(procs)]
+    for p in ps:
+        p.start()
+    got = [results.get(timeout=600) for _ in ps]
+    for p in ps:
+        p.join()
+    return sum(g[0] for g in got) / (max(g[2] for g in got) - min(g[1] for g in got))
+
+
 class WritersLostSomething(AssertionError):
     """Writers that went fast by dropping writes would be worthless: the bench refuses them."""
 
@@ -128,24 +161,34 @@ def run(people: int = 1500, rounds: int = 3) -> Dict[str, object]:
             with open(path, "w") as fh:
                 fh.write("\n".join(updates(w, people)) + "\n")
             files.append(path)
-        one, two, ratios = [], [], []
-        for r in range(rounds):
+        one, two, ratios, machine, versus = [], [], [], [], []
+        spin = max(SPIN * people // 1500, 100_000)
+        for r in range(rounds):  # one, two, machine 2, machine 1 | machine 1, machine 2, two, one
             if r % 2 == 0:
                 a = _round(root, files[:1], f"one{r}")
                 b = _round(root, files, f"two{r}")
+                m2 = _machine(2, spin)
+                m1 = _machine(1, spin)
             else:
+                m1 = _machine(1, spin)
+                m2 = _machine(2, spin)
                 b = _round(root, files, f"two{r}")
                 a = _round(root, files[:1], f"one{r}")
             one.append(a)
             two.append(b)
             ratios.append(b / a)
+            machine.append(m2 / m1)
+            versus.append(b / a / (m2 / m1))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return {"writers_events_per_process": people * 3, "writers_rounds": rounds,
             "one_writer_events_per_s": [round(x) for x in spread(one)],
             "two_writers_events_per_s": [round(x) for x in spread(two)],
             "two_writers_ratio_runs": [round(x, 2) for x in spread(ratios)],
-            "two_writers_ratio": round(spread(ratios)[1], 2)}
+            "two_writers_ratio": round(spread(ratios)[1], 2),
+            "machine_two_process_ratio_runs": [round(x, 2) for x in spread(machine)],
+            "machine_two_process_ratio": round(spread(machine)[1], 2),
+            "two_writers_vs_machine": round(spread(versus)[1], 2)}
 
 
 if __name__ == "__main__":  # pragma: no cover - a manual run

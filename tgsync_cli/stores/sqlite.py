@@ -4,7 +4,9 @@ Relational inside (clubs, memberships, users, departures, membership_log), rende
 documents on every read. Every protocol call is one transaction (inside a bulk writer's `batch()`,
 one savepoint of a shared transaction: `sqlite_tx`) — BEGIN IMMEDIATE for writes, so
 the write lock is taken before anything is read and the guards (`decide`) run on what no other
-process can change under them. WAL lets readers run beside the one writer; a second writer waits
+process can change under them (a bulk writer's batch decides its member observations before
+taking the lock, and under it writes them only if the rows they rest on are as read:
+`sqlite_plan`). WAL lets readers run beside the one writer; a second writer waits
 its turn in sub-millisecond steps (`sqlite_busy.begin`) instead of failing, and checkpoints run on
 a thread of their own (`sqlite_busy.Checkpointer`). So several processes (serve, a cron reconcile, an
 admin's import) converge, and a member write costs O(1), whatever the club's size.
@@ -63,7 +65,7 @@ class SqliteStore(PartsStore):
         self._checkpointer = checkpointer  # a file store's WAL checkpoints, off the writers' path
         self._txs = Transactions(conn, label, lock, self._counted, self._forget_ledger)
         self._tx = self._txs.tx  # one transaction per protocol call, or a savepoint in a batch
-        self._member_part = SqliteMembers(self._tx)
+        self._member_part = SqliteMembers(self._tx, self._txs.planned)
         self.members = self._member_part
         self.insights = SqliteInsights(self._tx)
         self.requests = SqliteRequests(self._tx)
@@ -80,6 +82,11 @@ class SqliteStore(PartsStore):
         """Several calls in one write transaction (`sqlite_tx.Transactions.batch`): for a bulk
         writer that can apply its events again after a crash."""
         return self._txs.batch()
+
+    def try_write_lock(self) -> bool:
+        """In a batch: write what it decided so far if no other writer holds the lock (True), or
+        say at once that one does (False), so a bulk writer can decide further meanwhile."""
+        return self._txs.try_lock()
 
 
     def close(self) -> None:

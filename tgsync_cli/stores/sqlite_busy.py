@@ -64,6 +64,20 @@ def begin(cur: sqlite3.Cursor, write: bool, timeout: float = BUSY_TIMEOUT_MS / 1
         cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
 
+def try_begin(cur: sqlite3.Cursor) -> bool:
+    """One attempt at a write transaction: False at once if another writer holds the lock."""
+    cur.execute("PRAGMA busy_timeout = 0")
+    try:
+        cur.execute("BEGIN IMMEDIATE")
+        return True
+    except sqlite3.OperationalError as exc:
+        if not _busy(exc):
+            raise
+        return False
+    finally:
+        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+
 class Checkpointer:
     """A daemon thread checkpointing one database file's WAL off the writers' path."""
 

@@ -3,17 +3,20 @@ inside one transaction, and the set-based last_seen flush. A part SqliteStore ho
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple, cast
+from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple, cast
 
 from tgsync_cli.core.documents import MemberDoc
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.store import account_fields
 from tgsync_cli.stores.common import member_doc, new_id
-from tgsync_cli.core.evidence import MESSAGES, Observation, Outcome, decide
+from tgsync_cli.core.evidence import MESSAGES, Decision, Observation, Outcome, decide
 from tgsync_cli.stores.sqlite_flush import WeekLedger, flush_rows
 from tgsync_cli.stores.sqlite_flush import write as write_flush
+from tgsync_cli.stores.sqlite_plan import Plan, Row, State
 from tgsync_cli.stores.sqlite_schema import MEMBER_COLS, dt_in, dt_out, member_in, member_out
 
 
@@ -67,13 +70,86 @@ def _update_changed(cur: sqlite3.Cursor, club_id: str, tid: int, old: Sequence[A
 
 
 Tx = Callable[..., ContextManager[sqlite3.Cursor]]
+Planned = Callable[[str], ContextManager[Optional[Tuple[sqlite3.Cursor, Plan]]]]
+
+
+_USER_ID = MEMBER_COLS.index("user_id")
+_MEMBER_INSERT = (f"INSERT INTO memberships (club_id, {', '.join(MEMBER_COLS)}) VALUES "
+                  f"(?, {', '.join('?' * len(MEMBER_COLS))})")
+_DEPARTURE_UPSERT = ("INSERT INTO departures (club_id, telegram_id, status, at) VALUES (?, ?, ?, ?)"
+                     " ON CONFLICT(club_id, telegram_id) DO UPDATE SET status = excluded.status,"
+                     " at = excluded.at WHERE departures.at <= excluded.at")
+_LOG_INSERT = ("INSERT INTO membership_log (club_id, telegram_id, at, from_status, from_role,"
+               " to_status, to_role, source, actor, invite_link, invited_by) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+
+
+@dataclass(frozen=True)
+class _Writes:
+    """A decision's statements with their parameters made before the write lock is taken."""
+
+    departure: Optional[Tuple[Any, ...]]  # a departure note's parameters
+    vals: Optional[List[Any]]  # the membership's columns as stored (user_id set under the lock)
+    account: bool
+    clear_departure: bool
+    log: Optional[Tuple[Any, ...]]  # a membership_log entry's parameters
+
+
+def _prepare(club_id: str, obs: Observation, d: Decision) -> _Writes:
+    tid = obs.person.id
+    dep = None if d.departure is None else (club_id, tid, d.departure["status"], dt_in(d.departure["at"]))
+    vals = None if d.member is None else [member_in(c, d.member.get(c)) for c in MEMBER_COLS]
+    log = None
+    if d.log is not None:
+        lg = d.log
+        fr = lg["from"] or {}
+        log = (club_id, tid, dt_in(lg["at"]), fr.get("status"), fr.get("role"), lg["to"]["status"],
+               lg["to"]["role"], lg["source"], lg["actor"], lg["invite_link"], lg.get("invited_by"))
+    return _Writes(dep, vals, d.account, d.clear_departure, log)
+
+
+def _write(cur: sqlite3.Cursor, club_id: str, obs: Observation, row: Row, w: _Writes) -> None:
+    """A decision's writes but its log entry and the club's version bump (`row`: the membership
+    as it stood when decided on)."""
+    tid = obs.person.id
+    if w.departure is not None:
+        cur.execute(_DEPARTURE_UPSERT, w.departure)
+    if w.vals is not None:
+        vals = w.vals
+        if w.account:
+            vals = list(vals)
+            vals[_USER_ID] = upsert_account(cur, obs.person, obs.evidence_at or obs.at, obs.keep_names)
+        if row is None:
+            cur.execute(_MEMBER_INSERT, [club_id, *vals])
+        else:
+            _update_changed(cur, club_id, tid, row, vals)
+    if w.clear_departure:
+        cur.execute("DELETE FROM departures WHERE club_id = ? AND telegram_id = ?", (club_id, tid))
+
+
+def _after(state: State, w: _Writes) -> State:
+    """The rows as a decision's writes leave them (what a later observation in the plan sees;
+    a new account's id is not known before the lock, and nothing decides on it)."""
+    row, dep = state
+    if w.vals is not None:
+        row = tuple(w.vals)
+    if w.departure is not None and (dep is None or dep[1] <= w.departure[3]):
+        dep = w.departure[2:]
+    if w.clear_departure:
+        dep = None
+    return row, dep
+
+
+@contextlib.contextmanager
+def _never_planned(name: str) -> Iterator[None]:
+    yield None
 
 
 class SqliteMembers:
     """Given the store's transactions (`tx(name, write=True)`): one transaction per call."""
 
-    def __init__(self, tx: Tx) -> None:
+    def __init__(self, tx: Tx, planned: Optional[Planned] = None) -> None:
         self._tx = tx
+        self._planned = planned or _never_planned
         self._activity_ledger = WeekLedger()  # who this process already wrote in which week
 
     def forget_written(self) -> None:
@@ -93,50 +169,55 @@ class SqliteMembers:
         return cur.execute(f"SELECT {', '.join(MEMBER_COLS)} FROM memberships WHERE club_id = ? AND telegram_id = ?",
                            (club_id, tid)).fetchone()
 
-    def _departure(self, cur, club_id: str, tid: int) -> Optional[dict]:
-        row = cur.execute("SELECT status, at FROM departures WHERE club_id = ? AND telegram_id = ?",
-                          (club_id, tid)).fetchone()
-        return {"status": row[0], "at": dt_out(row[1])} if row else None
+    def _state(self, cur, club_id: str, tid: int) -> State:
+        """What an observation of `tid` decides on: the membership row, and the departure note
+        when there is no membership (as stored)."""
+        row = self._row(cur, club_id, tid)
+        dep = None if row is not None else cur.execute(
+            "SELECT status, at FROM departures WHERE club_id = ? AND telegram_id = ?", (club_id, tid)).fetchone()
+        return row, dep
+
+    @staticmethod
+    def _decide(club_id: str, state: State, obs: Observation) -> Decision:
+        row, dep = state
+        current = member_row(row, raw=True) if row else None
+        return decide(club_id, current, {"status": dep[0], "at": dt_out(dep[1])} if dep else None, obs)
 
     def _apply(self, cur, club_id: str, obs: Observation) -> Outcome:
-        tid = obs.person.id
-        row = self._row(cur, club_id, tid)
-        current = member_row(row, raw=True) if row else None
-        dep = self._departure(cur, club_id, tid) if current is None else None
-        d = decide(club_id, current, dep, obs)
-        if d.departure is not None:
-            cur.execute("INSERT INTO departures (club_id, telegram_id, status, at) VALUES (?, ?, ?, ?)"
-                        " ON CONFLICT(club_id, telegram_id) DO UPDATE SET status = excluded.status,"
-                        " at = excluded.at WHERE departures.at <= excluded.at",
-                        (club_id, tid, d.departure["status"], dt_in(d.departure["at"])))
-        if d.member is not None:
-            m = dict(d.member)
-            if d.account:
-                m["user_id"] = upsert_account(cur, obs.person, obs.evidence_at or obs.at, obs.keep_names)
-            vals = [member_in(c, m.get(c)) for c in MEMBER_COLS]
-            if row is None:
-                cur.execute(f"INSERT INTO memberships (club_id, {', '.join(MEMBER_COLS)}) VALUES "
-                            f"(?, {', '.join('?' * len(MEMBER_COLS))})", [club_id, *vals])
-            else:
-                _update_changed(cur, club_id, tid, row, vals)
-        if d.clear_departure:
-            cur.execute("DELETE FROM departures WHERE club_id = ? AND telegram_id = ?", (club_id, tid))
-        if d.log is not None:
-            lg = d.log
-            fr = lg["from"] or {}
-            cur.execute("INSERT INTO membership_log (club_id, telegram_id, at, from_status, from_role,"
-                        " to_status, to_role, source, actor, invite_link, invited_by)"
-                        " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                        (club_id, tid, dt_in(lg["at"]), fr.get("status"), fr.get("role"),
-                         lg["to"]["status"], lg["to"]["role"], lg["source"], lg["actor"], lg["invite_link"],
-                         lg.get("invited_by")))
+        state = self._state(cur, club_id, obs.person.id)
+        d = self._decide(club_id, state, obs)
+        w = _prepare(club_id, obs, d)
+        _write(cur, club_id, obs, state[0], w)
+        if w.log is not None:
+            cur.execute(_LOG_INSERT, w.log)
         if d.outcome.changed:
             cur.execute("UPDATE clubs SET version = version + 1 WHERE id = ?", (club_id,))
         return d.outcome
 
+    def _plan(self, cur, plan: Plan, club_id: str, obs: Observation) -> Outcome:
+        """Decide now, without the write lock, and leave the writes to the batch's plan."""
+        key = (club_id, obs.person.id)
+        state = plan.state(key)
+        read = None
+        if state is None:
+            state = self._state(cur, club_id, obs.person.id)
+            read = (state, self._state)
+        d = self._decide(club_id, state, obs)
+        w = _prepare(club_id, obs, d)
+        row = state[0]
+        plan.add(key, read, _after(state, w),
+                 lambda c: _write(c, club_id, obs, row, w),
+                 lambda c: self._apply(c, club_id, obs), d.outcome.changed,
+                 (_LOG_INSERT, w.log) if w.log is not None else None)
+        return d.outcome
+
     def observe(self, club_id: str, obs: Observation) -> Outcome:
         """One transaction: account upsert (if a membership is created), guarded membership
-        write, departure note, log entry. A new member costs this one round trip."""
+        write, departure note, log entry. A new member costs this one round trip. Inside a
+        batch that has not taken the write lock yet: decided now, written with the batch."""
+        with self._planned("observe") as planned:
+            if planned is not None:
+                return self._plan(*planned, club_id, obs)
         with self._tx("observe") as cur:
             return self._apply(cur, club_id, obs)
 

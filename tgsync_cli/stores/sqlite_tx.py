@@ -9,6 +9,12 @@ it is a SAVEPOINT, rolled back alone if it fails, so an event's rules see exactl
 have seen in a transaction of its own. What a batch gives up is only the moment of durability: a
 process killed mid-batch loses that batch's events, which is why only a caller that can apply
 them again (replay reruns its file; every observation is idempotent) uses it.
+
+A batch does not take the write lock when it opens. Member observations are read and decided
+without it and kept as a plan (`sqlite_plan`), made under the lock at the end if the rows they
+rest on did not move meanwhile; the first call of any other kind takes the lock there and then
+(the plan's writes first), and the rest of the batch runs inside that one transaction as before.
+So a second writer process finds the lock free for most of the time this one spends deciding.
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from typing import Callable, Iterator, NoReturn, Optional
+from typing import Callable, Iterator, NoReturn, Optional, Tuple
 
 from tgsync_cli.core.errors import StoreConflict, StoreError, StoreUnavailable
 from tgsync_cli.stores.common import doing
-from tgsync_cli.stores.sqlite_busy import begin
+from tgsync_cli.stores.sqlite_busy import begin, try_begin
+from tgsync_cli.stores.sqlite_plan import Plan
 
 
 def _typed(label: str, name: str, exc: BaseException) -> NoReturn:
@@ -45,6 +52,10 @@ class Transactions:
         self._on_call = on_call
         self._on_rollback = on_rollback
         self._batch: Optional[int] = None  # the thread whose batch is open
+        self._plan = Plan()  # the open batch's observations, decided before the lock
+        self._locked = False  # the open batch holds the write lock (its transaction has begun)
+        self._cur: Optional[sqlite3.Cursor] = None  # the open batch's cursor
+        self._reading = False  # the open batch's read transaction (its plan's snapshot) is open
 
     @contextlib.contextmanager
     def tx(self, name: str, write: bool = True) -> Iterator[sqlite3.Cursor]:
@@ -52,6 +63,8 @@ class Transactions:
         with self._lock:
             self._on_call()
             if self._batch == threading.get_ident():
+                if not self._locked:
+                    self._lock_batch()
                 with self._in_batch(name, write) as cur:
                     yield cur
                 return
@@ -86,6 +99,28 @@ class Transactions:
             cur.close()
 
     @contextlib.contextmanager
+    def planned(self, name: str) -> Iterator[Optional[Tuple[sqlite3.Cursor, Plan]]]:
+        """Inside this thread's batch before it took the lock: a cursor in the batch's read
+        transaction and the batch's plan to add the call's writes to. Else None: the call runs as
+        `tx` runs it. One read transaction for the whole plan, not one a statement: each new one
+        after another process committed would throw away this connection's page cache."""
+        with self._lock:
+            if self._batch != threading.get_ident() or self._locked:
+                yield None
+                return
+            self._on_call()
+            cur = self._conn.cursor()
+            try:
+                if not self._reading:
+                    cur.execute("BEGIN")
+                    self._reading = True
+                yield cur, self._plan
+            except BaseException as exc:
+                _typed(self._label, name, exc)
+            finally:
+                cur.close()
+
+    @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """Calls made by this thread inside the block share one write transaction, committed at
         the end, also when the block raises: every call that returned was whole, as it would have
@@ -94,23 +129,81 @@ class Transactions:
             if self._batch == threading.get_ident():
                 yield
                 return
-            cur = self._conn.cursor()
+            self._cur = self._conn.cursor()
+            self._batch = threading.get_ident()
             try:
-                try:
-                    begin(cur, True)
-                except sqlite3.OperationalError as exc:
-                    _typed(self._label, "batch", exc)
-                self._batch = threading.get_ident()
                 try:
                     yield
                 except BaseException:
-                    self._batch = None
-                    self._end(cur, quiet=True)  # the block's own error is the one to report
+                    self._finish(quiet=True)  # the block's own error is the one to report
                     raise
-                self._batch = None
-                self._end(cur)
+                self._finish()
             finally:
-                cur.close()
+                self._batch = None
+                self._locked = False
+                if self._reading:  # only when ending it failed
+                    self._reading = False
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
+                self._cur.close()
+                self._cur = None
+
+    def try_lock(self) -> bool:
+        """In this thread's batch: take the write lock now if no other writer holds it, and
+        make the plan's writes (True: the batch may end without waiting). False: the lock is
+        busy and the caller may go on deciding, keeping the plan."""
+        with self._lock:
+            if self._batch != threading.get_ident() or self._locked or not self._plan:
+                return True
+            assert self._cur is not None
+            try:
+                self._end_read()  # the next read, if the lock is busy, takes a new snapshot
+                if not try_begin(self._cur):
+                    return False
+            except sqlite3.OperationalError as exc:
+                _typed(self._label, "batch", exc)
+            self._lock_batch(begun=True)
+            return True
+
+    def _lock_batch(self, begun: bool = False) -> None:
+        """Take the write lock for the open batch and make its plan's writes."""
+        assert self._cur is not None
+        try:
+            if not begun:
+                self._end_read()
+                begin(self._cur, True)
+        except sqlite3.OperationalError as exc:
+            self._plan.discard()  # nothing of it can be written
+            _typed(self._label, "batch", exc)
+        self._locked = True
+        try:
+            self._plan.apply(self._cur)
+        except BaseException as exc:
+            self._plan.discard()
+            self._locked = False
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            self._on_rollback()
+            _typed(self._label, "batch", exc)
+
+    def _end_read(self) -> None:
+        if self._reading:
+            self._reading = False
+            if self._conn.in_transaction:
+                self._conn.execute("COMMIT")  # a read transaction: nothing to write
+
+    def _finish(self, quiet: bool = False) -> None:
+        assert self._cur is not None
+        try:
+            self._end_read()
+            if not self._locked and self._plan:
+                self._lock_batch()
+        except BaseException:
+            if not quiet:
+                raise
+            return
+        if self._locked:
+            self._end(self._cur, quiet)
 
     def _end(self, cur: sqlite3.Cursor, quiet: bool = False) -> None:
         try:
