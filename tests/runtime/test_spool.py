@@ -6,6 +6,7 @@ A crash is simulated the way the disk would show it: the file cut back to what w
 from __future__ import annotations
 
 import json
+import logging
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,8 @@ import pytest
 
 from tgsync_cli.core.codec import from_dict, to_dict
 from tgsync_cli.core.events import ChatRef, MessageSeen, Person
-from tgsync_cli.runtime.spool import Spool
+from tgsync_cli.core.seen import SeenBuffer, SeenTimes
+from tgsync_cli.runtime.spool import Spool, merge_note, seen_buffer_docs, seen_docs
 
 CHAT = ChatRef(-100555, "supergroup", "Hill Repeats")
 T0 = datetime(2025, 5, 1, 6, 0)
@@ -125,3 +127,70 @@ def test_each_append_is_fsynced_and_so_is_the_directory_of_a_new_spool(tmp_path,
     spool.append([to_dict(event(0))])
     spool.append([to_dict(event(1))])
     assert disk.synced_paths == [str(spool.path), str(tmp_path), str(spool.path)]
+
+
+# -- last_seen notes: who wrote when, spooled at a stop and merged back at the next start ----------
+def test_the_last_seen_times_a_stop_spooled_come_back_whole_at_the_next_start(tmp_path):
+    """Newest, earliest and earliest-since-active of each writer survive the restart apart (each
+    one decides a different field of the roster); a note with only its newest time (as the
+    Celery queue spools it) comes back with nothing invented."""
+    before = SeenBuffer()
+    before.note(("club-a", 5), T0 + timedelta(minutes=1))
+    before.note(("club-a", 5), T0 + timedelta(minutes=9))
+    before.note_active_since(("club-a", 5), T0 + timedelta(minutes=4), made_active=True)
+    before.note(("club-b", 6), T0 + timedelta(minutes=2))
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.append(seen_buffer_docs(before))
+    spool.append(seen_docs({("club-c", 7): T0 + timedelta(minutes=30)}))
+
+    items, bad = spool.load(from_dict)
+    after = SeenBuffer()
+    for note in items:
+        merge_note(after, note)
+
+    assert bad == 0
+    assert after.times() == {
+        ("club-a", 5): SeenTimes(T0 + timedelta(minutes=9), T0 + timedelta(minutes=1), T0 + timedelta(minutes=4)),
+        ("club-b", 6): SeenTimes(T0 + timedelta(minutes=2), T0 + timedelta(minutes=2), T0 + timedelta(minutes=2)),
+        ("club-c", 7): SeenTimes(T0 + timedelta(minutes=30)),
+    }
+
+
+def test_a_checkpoint_spools_only_the_writers_it_is_asked_for(tmp_path):
+    buffer = SeenBuffer()
+    buffer.note(("club-a", 5), T0)
+    buffer.note(("club-a", 6), T0 + timedelta(minutes=1))
+    assert [(d["club_id"], d["telegram_id"]) for d in seen_buffer_docs(buffer, [("club-a", 6)])] == [("club-a", 6)]
+
+
+@pytest.mark.parametrize("line", [
+    pytest.param({"type": "LastSeen", "club_id": 12, "telegram_id": 5, "at": "2025-05-01T06:00:00"}, id="club id not a string"),
+    pytest.param({"type": "LastSeen", "club_id": "c", "telegram_id": True, "at": "2025-05-01T06:00:00"}, id="telegram id a boolean"),
+    pytest.param({"type": "LastSeen", "club_id": "c", "telegram_id": "5", "at": "2025-05-01T06:00:00"}, id="telegram id a string"),
+])
+def test_a_last_seen_note_naming_no_member_is_kept_aside_with_the_reason_in_the_log(tmp_path, caplog, line):
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.append([to_dict(event(0)), line, to_dict(event(1))])
+
+    with caplog.at_level(logging.ERROR, logger="tgsync.spool"):
+        assert loaded(spool) == [100, 101]
+
+    assert spool.bad_path.read_bytes() == b"2\t" + (json.dumps(line) + "\n").encode()
+    [message] = caplog.messages
+    assert message == (f"{spool.path}:2: not a spooled event, kept in spool.jsonl.bad (ValueError: "
+                       "LastSeen needs a club_id string and an integer telegram_id)")
+
+
+@pytest.mark.parametrize("value", [[1, 2], "a string", 42, None])
+def test_a_line_of_json_that_is_not_an_object_is_kept_aside(tmp_path, caplog, value):
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.append([to_dict(event(0))])
+    with open(spool.path, "ab") as f:
+        f.write((json.dumps(value) + "\n").encode())
+
+    with caplog.at_level(logging.ERROR, logger="tgsync.spool"):
+        assert loaded(spool) == [100]
+
+    assert spool.bad_path.read_bytes() == b"2\t" + (json.dumps(value) + "\n").encode()
+    assert caplog.messages == [f"{spool.path}:2: not a spooled event, kept in spool.jsonl.bad (ValueError: not an object)"]
+    assert loaded(spool) == [100] and spool.path.read_bytes() == (json.dumps(to_dict(event(0))) + "\n").encode()
