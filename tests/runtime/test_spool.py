@@ -15,9 +15,12 @@ from typing import Dict, List
 import pytest
 
 from tgsync_cli.core.codec import from_dict, to_dict
-from tgsync_cli.core.events import ChatRef, MessageSeen, Person
+from tgsync_cli.core.events import (ChatRef, MemberState, MemberStatusChanged, MessageSeen, Person, RosterEntry,
+                                    RosterObserved)
 from tgsync_cli.core.seen import SeenBuffer, SeenTimes
-from tgsync_cli.runtime.spool import Spool, merge_note, seen_buffer_docs, seen_docs
+from tgsync_cli.ops.forget import forget_preview
+from tgsync_cli.runtime.spool import Spool, merge_note, scrub, seen_buffer_docs, seen_docs
+from tgsync_cli.stores import open_store
 
 CHAT = ChatRef(-100555, "supergroup", "Hill Repeats")
 T0 = datetime(2025, 5, 1, 6, 0)
@@ -194,3 +197,60 @@ def test_a_line_of_json_that_is_not_an_object_is_kept_aside(tmp_path, caplog, va
     assert spool.bad_path.read_bytes() == b"2\t" + (json.dumps(value) + "\n").encode()
     assert caplog.messages == [f"{spool.path}:2: not a spooled event, kept in spool.jsonl.bad (ValueError: not an object)"]
     assert loaded(spool) == [100] and spool.path.read_bytes() == (json.dumps(to_dict(event(0))) + "\n").encode()
+
+
+# -- forget: what its preview counts is what its scrub erases -------------------------------------
+ADMIN = 777
+DANA = Person(ADMIN, first_name="Dana")
+ILYA = Person(780, first_name="Ilya")
+
+
+def line(ev: object) -> bytes:
+    return (json.dumps(ev if isinstance(ev, dict) else to_dict(ev)) + "\n").encode()
+
+
+def test_forget_counts_and_scrubs_the_same_lines_and_keeps_the_events_of_others(tmp_path):
+    """Their own events and notes go; a kick they made and a join by their link stay with them
+    erased; a line that only looks like them (their id as a word in a chat title, a note of
+    someone else) is kept byte for byte; a damaged line or `.bad` line is dropped only when it
+    holds their id as a number."""
+    titled = ChatRef(-100555, "supergroup", "777 Club")
+    spool_path = tmp_path / "pending-events.jsonl"
+    kick = MemberStatusChanged(CHAT, ILYA, MemberState("kicked"), T0, actor=DANA, old=MemberState("member"))
+    by_link = MemberStatusChanged(CHAT, ILYA, MemberState("member"), T0, actor=ILYA, invite_link="Dana's link",
+                                  invited_by=ADMIN)
+    listing = RosterObserved(CHAT, (RosterEntry(DANA, MemberState("administrator")),
+                                    RosterEntry(ILYA, MemberState("member"))), T0)
+    kept_as_is = [line(MessageSeen(titled, Person(100, first_name="r"), T0)),
+                  line({"type": "LastSeen", "club_id": "c", "telegram_id": 100, "at": T0.isoformat()}),
+                  b'{"damaged": 1, "by": 1777\n']
+    spool_path.write_bytes(b"".join([
+        line(MessageSeen(CHAT, DANA, T0)), kept_as_is[0], line(kick), line(by_link), kept_as_is[1],
+        line({"type": "LastSeen", "club_id": "c", "telegram_id": ADMIN, "at": T0.isoformat()}),
+        b'{"damaged": "' + b"777" + b'", \n', kept_as_is[2], line(listing)]))
+    bad_path = tmp_path / "pending-events.jsonl.bad"
+    bad_path.write_bytes(b"3\t{\"id\": 777, \n" + b"9\t{\"id\": 7770, \n")
+
+    preview = forget_preview(open_store("memory:"), ADMIN, spool=spool_path)
+    assert preview.spooled_events == 7
+    assert scrub(spool_path, ADMIN) == 7
+
+    erased = spool_path.read_bytes().splitlines(keepends=True)
+    assert erased[0:1] + erased[3:5] == kept_as_is[:2] + kept_as_is[2:]
+    assert [json.loads(x) for x in erased[1:3] + erased[5:]] == [
+        {**to_dict(kick), "actor": None},
+        {**to_dict(by_link), "invited_by": None, "invite_link": None},
+        {**to_dict(listing), "entries": [to_dict(listing)["entries"][1]]}]
+    assert bad_path.read_bytes() == b"9\t{\"id\": 7770, \n"
+    assert forget_preview(open_store("memory:"), ADMIN, spool=spool_path).spooled_events == 0
+    assert scrub(spool_path, ADMIN) == 0
+
+
+def test_a_scrub_that_empties_the_spool_removes_it_and_one_that_finds_nobody_leaves_it_untouched(tmp_path):
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.append([to_dict(MessageSeen(CHAT, DANA, T0))])
+    before = spool.path.stat().st_ino
+    assert scrub(spool.path, 12345) == 0
+    assert spool.path.stat().st_ino == before  # not rewritten
+    assert scrub(spool.path, ADMIN) == 1
+    assert not spool.path.exists() and not spool.bad_path.exists()
