@@ -254,3 +254,117 @@ def test_a_scrub_that_empties_the_spool_removes_it_and_one_that_finds_nobody_lea
     assert spool.path.stat().st_ino == before  # not rewritten
     assert scrub(spool.path, ADMIN) == 1
     assert not spool.path.exists() and not spool.bad_path.exists()
+
+
+# -- reading and writing: what the file holds, line by line ---------------------------------------
+def test_a_first_start_with_no_spool_replays_nothing_and_keeps_nothing_aside(tmp_path):
+    assert Spool(tmp_path / "never-written.jsonl").load(from_dict) == ([], 0)
+
+
+def test_blank_lines_are_skipped_and_the_events_after_them_replayed(tmp_path):
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.path.write_bytes(line(event(0)) + b"\n   \n" + line(event(1)))
+    assert spool.load(from_dict)[1] == 0
+    assert loaded(spool) == [100, 101]
+
+
+def test_a_last_line_missing_only_its_newline_is_replayed(tmp_path):
+    """An editor or a copy may drop the final newline: the event is whole, it is not a fragment."""
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.path.write_bytes(line(event(0)) + line(event(1))[:-1])
+    assert loaded(spool) == [100, 101]
+    assert not spool.bad_path.exists()
+
+
+def test_damaged_lines_go_to_bad_exactly_each_with_its_line_number(tmp_path):
+    """A carriage return inside a damaged line is not a line break (numbers agree with `wc -l`),
+    and a torn last line is kept with a newline of its own."""
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.path.write_bytes(line(event(0)) + b'{"torn\r in the middle\n' + line(event(1)) + b'not json\n'
+                           + line(event(2)) + b'{"cut short')
+    assert spool.load(from_dict)[1] == 3
+    assert spool.bad_path.read_bytes() == b'2\t{"torn\r in the middle\n4\tnot json\n6\t{"cut short\n'
+    assert spool.path.read_bytes() == line(event(0)) + line(event(1)) + line(event(2))
+    assert oct(spool.bad_path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_first_bad_line_also_syncs_the_directory_that_now_names_bad(tmp_path, monkeypatch):
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.path.write_bytes(b"not json\n" + line(event(0)))
+    disk = Durable(tmp_path)
+    monkeypatch.setattr(os, "fsync", disk.fsync)
+    spool.load(from_dict)
+    spool.path.write_bytes(b"not json either\n" + line(event(0)))
+    spool.load(from_dict)
+    bad, tmp, directory = str(spool.bad_path), str(spool.path) + ".tmp", str(tmp_path)
+    assert disk.synced_paths == [bad, directory, tmp, directory,  # .bad new: its name synced too
+                                 bad, tmp, directory]
+
+
+def test_an_append_holds_exactly_its_lines_owner_only_and_says_how_many(tmp_path):
+    spool = Spool(tmp_path / "private" / "spool.jsonl")
+    assert spool.append([]) == 0 and not spool.exists()
+    assert spool.append([to_dict(event(0)), to_dict(event(1))]) == 2
+    spool.path.chmod(0o644)  # loosened by hand: the next append closes it again
+    assert spool.append([to_dict(event(2))]) == 1
+    assert spool.path.read_bytes() == line(event(0)) + line(event(1)) + line(event(2))
+    assert oct(spool.path.stat().st_mode & 0o777) == "0o600"
+    assert oct(spool.path.parent.stat().st_mode & 0o777) == "0o700"
+
+
+def test_an_append_to_an_empty_spool_file_starts_at_its_first_line(tmp_path):
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.path.touch()
+    assert spool.append([to_dict(event(0))]) == 1
+    assert spool.path.read_bytes() == line(event(0))
+
+
+class FullDisk:
+    """The spool's writes cut short half way by ENOSPC while `full`."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import errno
+
+        from tgsync_cli.runtime import spool as spool_module
+        self.full = True
+        real = spool_module._write_all
+
+        def write_all(fd: int, data: bytes) -> None:
+            if self.full:
+                real(fd, data[: len(data) // 2])
+                raise OSError(errno.ENOSPC, "No space left on device")
+            real(fd, data)
+        monkeypatch.setattr(spool_module, "_write_all", write_all)
+
+
+def test_an_append_refused_by_a_full_disk_leaves_the_spool_as_it_was(tmp_path, monkeypatch):
+    spool = Spool(tmp_path / "spool.jsonl")
+    disk = FullDisk(monkeypatch)
+    with pytest.raises(OSError):
+        spool.append([to_dict(event(0))])
+    assert not spool.exists()  # a spool the failed append created is gone again
+    disk.full = False
+    spool.append([to_dict(event(1))])
+    disk.full = True
+    with pytest.raises(OSError):
+        spool.append([to_dict(event(2))])
+    assert spool.path.read_bytes() == line(event(1))  # no half line for the next append to follow
+    disk.full = False
+    spool.append([to_dict(event(3))])
+    assert loaded(spool) == [101, 103] and not spool.bad_path.exists()
+
+
+def test_a_rewrite_refused_by_a_full_disk_keeps_the_old_spool_whole_and_leaves_no_tmp(tmp_path, monkeypatch):
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.append([to_dict(event(0)), to_dict(event(1))])
+    disk = FullDisk(monkeypatch)
+    with pytest.raises(OSError):
+        spool.rewrite([to_dict(event(1))])
+    assert loaded(spool) == [100, 101]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spool.jsonl", "spool.jsonl.lock"]
+    disk.full = False
+    assert spool.rewrite_raw([line(event(1))[:-1], line(event(2))]) == 2  # each line ends in a newline
+    assert spool.path.read_bytes() == line(event(1)) + line(event(2))
+    assert oct(spool.path.stat().st_mode & 0o777) == "0o600"
+    assert spool.rewrite([]) == 0 and not spool.exists()
+    assert spool.rewrite([]) == 0
