@@ -335,6 +335,33 @@ def test_a_message_that_brings_a_kicked_member_back_in_the_flush_is_logged(store
     assert len(store.membership_log(club, telegram_id=5)) == 3
 
 
+def test_messages_that_reach_the_store_only_by_the_flush_bring_members_back_since_the_first_that_counts(store, club):
+    """Another process's cache still had them active. An organizer kicked at 2 who wrote at 3
+    and 6 is active since 3; a member who left at 4 and wrote at 3 and 6 is active since 6 (the
+    message at 3 came before they left); one who left at 7 stays left. Every return is logged,
+    and a cache watching the club's version sees the change."""
+    store.observe(club, join(5, at(1), role="organizer"))  # a kick makes them a plain member
+    store.observe(club, leave(5, at(2), status="kicked"))
+    for tid, left_at in ((6, 4), (7, 7)):
+        store.observe(club, join(tid, at(1)))
+        store.observe(club, leave(tid, at(left_at)))
+    known = {c["_id"]: c["version"] for c in store.club_index().clubs}
+
+    store.flush_last_seen({(club, t): at(6) for t in (5, 6, 7)}, {(club, t): at(3) for t in (5, 6, 7)})
+    store.settle()
+
+    rows = {t: member(store, club, t) for t in (5, 6, 7)}
+    assert {t: (m["status"], m["role"], m["status_at"], m["last_seen"]) for t, m in rows.items()} == {
+        5: ("active", "member", at(3), at(6)), 6: ("active", "member", at(6), at(6)),
+        7: ("left", "member", at(7), at(6))}
+    returns = [(e["telegram_id"], e["from"], e["to"], e["at"], e["source"])
+               for e in store.membership_log(club) if e["to"]["status"] == "active" and e["at"] > at(1)]
+    assert sorted(returns) == [
+        (5, {"status": "kicked", "role": "member"}, {"status": "active", "role": "member"}, at(3), "message_activity"),
+        (6, {"status": "left", "role": "member"}, {"status": "active", "role": "member"}, at(6), "message_activity")]
+    assert [c["_id"] for c in store.club_index(known).clubs] == [club]
+
+
 def test_a_club_is_found_by_its_username_in_any_case(store, club):
     store.set_club_username(club, "@SundayLong")
     assert store.club_by_username("sundaylong")["_id"] == club
