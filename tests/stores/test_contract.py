@@ -367,3 +367,59 @@ def test_a_club_is_found_by_its_username_in_any_case(store, club):
     assert store.club_by_username("sundaylong")["_id"] == club
     assert store.club_by_username("SUNDAYLONG")["_id"] == club
     assert store.club_by_username("sunday_long") is None
+
+
+# -- the embedded store's file, shared with other processes ---------------------------------------
+def _file_of(store) -> str:
+    return next(row[2] for row in store._conn.execute("PRAGMA database_list") if row[1] == "main")
+
+
+def test_roster_reads_never_wait_for_another_process_holding_the_write_lock(tmp_path):
+    """`serve` reads a member and counts the club while an import in another process writes:
+    the reads answer from what was committed, they do not queue behind the writer."""
+    import sqlite3
+    import threading
+
+    store, _ = open_backend("sqlite-file", tmp_path)
+    cid = store.create_club(CHAT, "Sunday Long Run", None, {"bot_present": True})[0]["_id"]
+    store.observe(cid, join(5, at(1)))
+    writer = sqlite3.connect(_file_of(store), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    answers: list = []
+    reader = threading.Thread(target=lambda: answers.extend(
+        [store.member(cid, 5)["status"], store.active_count(cid)]), daemon=True)
+    try:
+        reader.start()
+        reader.join(10)
+        assert answers == ["active", 1]
+    finally:
+        writer.execute("ROLLBACK")
+        reader.join(40)
+        writer.close()
+        close_backend(store)
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda s, cid: s.member(cid, 5), "reading a membership failed"),
+    (lambda s, cid: s.active_count(cid), "counting a club's active members failed"),
+    (lambda s, cid: s.observe(cid, join(6, at(2))), "saving a membership change failed"),
+    (lambda s, cid: s.observe_many(cid, [join(6, at(2))]), "saving membership changes failed"),
+    (lambda s, cid: s.flush_last_seen({(cid, 5): at(3)}), "saving when members were last seen failed"),
+])
+def test_a_member_call_on_a_damaged_file_says_what_it_was_doing(tmp_path, call, words):
+    """Someone renamed a table by hand: the one-line error says which of tgsync's calls failed."""
+    import sqlite3
+
+    from tgsync_cli.core.errors import StoreError
+
+    store, _ = open_backend("sqlite-file", tmp_path)
+    cid = store.create_club(CHAT, "Sunday Long Run", None, {"bot_present": True})[0]["_id"]
+    store.observe(cid, join(5, at(1)))
+    with sqlite3.connect(_file_of(store), isolation_level=None) as hand:
+        hand.execute("ALTER TABLE memberships RENAME TO memberships_old")
+    try:
+        with pytest.raises(StoreError) as err:
+            call(store, cid)
+        assert words in str(err.value) and "memberships" in str(err.value)
+    finally:
+        close_backend(store)
