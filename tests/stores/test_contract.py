@@ -125,6 +125,9 @@ def test_a_complete_listing_marks_the_unlisted_left_and_reports_them(store, club
     outs = store.observe_many(club, [join(1, at(5), source="member_import")], complete_at=at(5))
     assert sorted(o.telegram_id for o in outs if o.changed and o.status == "left") == [2, 3]
     assert store.active_count(club) == 1
+    store.settle()
+    assert sorted((e["telegram_id"], e["to"]["status"], e["at"], e["source"]) for e in store.membership_log(club)
+            if e["to"]["status"] == "left") == [(2, "left", at(5), "member_import"), (3, "left", at(5), "member_import")]
 
 
 def test_a_message_or_deep_link_in_the_same_second_as_a_strangers_leave_does_not_make_them_active(store, club):
