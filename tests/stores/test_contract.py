@@ -131,6 +131,13 @@ def test_a_complete_listing_marks_the_unlisted_left_and_reports_them(store, club
             if e["to"]["status"] == "left") == [(2, "left", at(5), "member_import"), (3, "left", at(5), "member_import")]
 
 
+def test_an_organizer_a_complete_listing_no_longer_names_has_left_as_a_plain_member(store, club):
+    store.observe(club, join(4, at(1), role="organizer"))
+    store.observe_many(club, [], complete_at=at(5))
+    assert status_times(store, club, 4) == ("left", "member", at(5))
+    assert member(store, club, 4)["role_at"] == at(5)
+
+
 def test_a_message_or_deep_link_in_the_same_second_as_a_strangers_leave_does_not_make_them_active(store, club):
     store.observe(club, leave(7, at(10)))
     store.observe(club, message(7, at(10)))
