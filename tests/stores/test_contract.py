@@ -245,6 +245,14 @@ def test_last_seen_moves_only_forward_and_flush_carries_message_evidence(store, 
     assert m["last_seen"] == at(20) and m["source"] == "message_activity"  # a tie goes to messages
 
 
+def test_a_flush_with_nothing_buffered_costs_no_store_call(store, club):
+    """The pipeline's timer flushes every few seconds, also when nobody wrote."""
+    ops = store.ops
+    assert store.flush_last_seen({}) == 0
+    assert store.flush_last_seen({}, {}, {}) == 0
+    assert store.ops == ops
+
+
 def test_a_member_active_by_messages_alone_is_active_since_their_earliest_message(store, club):
     """The message at 52 reached the store first; the one at 33 only the flush (hot path). A
     member event at 40 makes the earlier message count for nothing for a second member."""
