@@ -442,3 +442,20 @@ def test_a_member_call_on_a_damaged_file_says_what_it_was_doing(tmp_path, call, 
         assert words in str(err.value) and "memberships" in str(err.value)
     finally:
         close_backend(store)
+
+
+def test_writers_counted_in_a_batch_sqlite_rolled_back_itself_are_counted_again(tmp_path):
+    """A disk error makes SQLite end a batch's transaction on its own: the week's writers it held
+    are gone, so the next flush must write them again (not trust that they were written)."""
+    store, _ = open_backend("sqlite-file", tmp_path)
+    cid = store.create_club(CHAT, "Sunday Long Run", None, {"bot_present": True})[0]["_id"]
+    store.observe(cid, join(5, at(1)))
+    try:
+        with store.batch():
+            store.flush_last_seen({(cid, 5): at(10)})
+            store._conn.execute("ROLLBACK")  # what SQLite does itself on a full disk or an I/O error
+        assert store.writers_by_week(cid) == {}
+        store.flush_last_seen({(cid, 5): at(11)})
+        assert sum(store.writers_by_week(cid).values()) == 1
+    finally:
+        close_backend(store)
