@@ -276,9 +276,10 @@ def test_a_last_line_missing_only_its_newline_is_replayed(tmp_path):
     assert not spool.bad_path.exists()
 
 
-def test_damaged_lines_go_to_bad_exactly_each_with_its_line_number(tmp_path):
+def test_damaged_lines_go_to_bad_exactly_each_with_its_line_number(tmp_path, monkeypatch):
     """A carriage return inside a damaged line is not a line break (numbers agree with `wc -l`),
-    and a torn last line is kept with a newline of its own."""
+    and a torn last line is kept with a newline of its own. Nothing else appears anywhere."""
+    monkeypatch.chdir(tmp_path)
     spool = Spool(tmp_path / "spool.jsonl")
     spool.path.write_bytes(line(event(0)) + b'{"torn\r in the middle\n' + line(event(1)) + b'not json\n'
                            + line(event(2)) + b'{"cut short')
@@ -286,6 +287,7 @@ def test_damaged_lines_go_to_bad_exactly_each_with_its_line_number(tmp_path):
     assert spool.bad_path.read_bytes() == b'2\t{"torn\r in the middle\n4\tnot json\n6\t{"cut short\n'
     assert spool.path.read_bytes() == line(event(0)) + line(event(1)) + line(event(2))
     assert oct(spool.bad_path.stat().st_mode & 0o777) == "0o600"
+    assert sorted(os.listdir(tmp_path)) == ["spool.jsonl", "spool.jsonl.bad", "spool.jsonl.lock"]
 
 
 def test_the_first_bad_line_also_syncs_the_directory_that_now_names_bad(tmp_path, monkeypatch):
@@ -301,7 +303,8 @@ def test_the_first_bad_line_also_syncs_the_directory_that_now_names_bad(tmp_path
                                  bad, tmp, directory]
 
 
-def test_an_append_holds_exactly_its_lines_owner_only_and_says_how_many(tmp_path):
+def test_an_append_holds_exactly_its_lines_owner_only_and_says_how_many(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     spool = Spool(tmp_path / "private" / "spool.jsonl")
     assert spool.append([]) == 0 and not spool.exists()
     assert spool.append([to_dict(event(0)), to_dict(event(1))]) == 2
@@ -310,6 +313,9 @@ def test_an_append_holds_exactly_its_lines_owner_only_and_says_how_many(tmp_path
     assert spool.path.read_bytes() == line(event(0)) + line(event(1)) + line(event(2))
     assert oct(spool.path.stat().st_mode & 0o777) == "0o600"
     assert oct(spool.path.parent.stat().st_mode & 0o777) == "0o700"
+    assert sorted(os.listdir(tmp_path)) == ["private"]
+    spool.rewrite([to_dict(event(2))])
+    assert sorted(os.listdir(tmp_path)) == ["private"]
 
 
 def test_an_append_to_an_empty_spool_file_starts_at_its_first_line(tmp_path):
