@@ -374,3 +374,32 @@ def test_a_rewrite_refused_by_a_full_disk_keeps_the_old_spool_whole_and_leaves_n
     assert oct(spool.path.stat().st_mode & 0o777) == "0o600"
     assert spool.rewrite([]) == 0 and not spool.exists()
     assert spool.rewrite([]) == 0
+
+
+def test_a_full_disk_never_removes_a_spool_that_was_there_even_empty(tmp_path, monkeypatch):
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.path.touch()  # serve rewrote it empty a moment ago: it is not this append's to remove
+    FullDisk(monkeypatch)
+    with pytest.raises(OSError):
+        spool.append([to_dict(event(0))])
+    assert spool.exists() and spool.path.read_bytes() == b""
+
+
+def test_a_full_disk_whose_cleanup_also_fails_still_reports_the_full_disk(tmp_path, monkeypatch):
+    """Undoing the half write (truncate, remove the .tmp) can fail too; the error the caller
+    sees is still the one that says what to do: free some space."""
+    import errno
+
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.append([to_dict(event(0))])
+    FullDisk(monkeypatch)
+
+    def refuse(*_a: object) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+    monkeypatch.setattr(os, "ftruncate", refuse)
+    monkeypatch.setattr(Path, "unlink", refuse)
+    with pytest.raises(OSError) as append_error:
+        spool.append([to_dict(event(1))])
+    with pytest.raises(OSError) as rewrite_error:
+        spool.rewrite([to_dict(event(2))])
+    assert (append_error.value.errno, rewrite_error.value.errno) == (errno.ENOSPC, errno.ENOSPC)
