@@ -166,10 +166,13 @@ def test_a_checkpoint_spools_only_the_writers_it_is_asked_for(tmp_path):
     assert [(d["club_id"], d["telegram_id"]) for d in seen_buffer_docs(buffer, [("club-a", 6)])] == [("club-a", 6)]
 
 
+AT = "2025-05-01T06:00:00"
+
+
 @pytest.mark.parametrize("line", [
-    pytest.param({"type": "LastSeen", "club_id": 12, "telegram_id": 5, "at": "2025-05-01T06:00:00"}, id="club id not a string"),
-    pytest.param({"type": "LastSeen", "club_id": "c", "telegram_id": True, "at": "2025-05-01T06:00:00"}, id="telegram id a boolean"),
-    pytest.param({"type": "LastSeen", "club_id": "c", "telegram_id": "5", "at": "2025-05-01T06:00:00"}, id="telegram id a string"),
+    pytest.param({"type": "LastSeen", "club_id": 12, "telegram_id": 5, "at": AT}, id="club id not a string"),
+    pytest.param({"type": "LastSeen", "club_id": "c", "telegram_id": True, "at": AT}, id="telegram id a boolean"),
+    pytest.param({"type": "LastSeen", "club_id": "c", "telegram_id": "5", "at": AT}, id="telegram id a string"),
 ])
 def test_a_last_seen_note_naming_no_member_is_kept_aside_with_the_reason_in_the_log(tmp_path, caplog, line):
     spool = Spool(tmp_path / "spool.jsonl")
@@ -195,7 +198,8 @@ def test_a_line_of_json_that_is_not_an_object_is_kept_aside(tmp_path, caplog, va
         assert loaded(spool) == [100]
 
     assert spool.bad_path.read_bytes() == b"2\t" + (json.dumps(value) + "\n").encode()
-    assert caplog.messages == [f"{spool.path}:2: not a spooled event, kept in spool.jsonl.bad (ValueError: not an object)"]
+    assert caplog.messages == [
+        f"{spool.path}:2: not a spooled event, kept in spool.jsonl.bad (ValueError: not an object)"]
     assert loaded(spool) == [100] and spool.path.read_bytes() == (json.dumps(to_dict(event(0))) + "\n").encode()
 
 

@@ -5,15 +5,19 @@ collection. Two store objects on one mongomock client stand for two processes sh
 
 from datetime import datetime, timedelta
 
+from typing import Any, Callable
+
 import mongomock
 import pytest
+from pymongo.errors import AutoReconnect
 
 from tests.stores.backends import join, leave, message
+from tests.stores.racing import Race, Server, member_filter
 from tgsync_cli.core.errors import StoreUnavailable
 from tgsync_cli.core.events import ChatRef, MemberState, MemberStatusChanged, MessageSeen, Person
 from tgsync_cli.sim.faults import FaultyStore
 from tgsync_cli.stores import open_store
-from tgsync_cli.stores.mongo import open_mongo
+from tgsync_cli.stores.mongo import MongoStore, open_mongo
 from tests.worlds import engine_with_club
 
 CHAT = ChatRef(-100555, "supergroup", "Hill Repeats")
@@ -185,3 +189,178 @@ def test_two_processes_taking_turns_end_like_one_with_the_same_log(server):
     assert comparable(alone) == comparable(pair[1])
     assert log(alone) == log(pair[1]) and len(log(alone)) > len(range(300, 330))
     assert pair[1].log.count_documents({}) == len(log(alone)) and outbox(pair[1]) == []
+
+
+# == member writes beyond the outbox: what the roster counts, the app removing a member in the middle
+# of a write, the flush's returns and their log entries, one-line errors naming the call. Each
+# story runs on `tests.stores.racing`'s Server (mongomock; writers put in the way) ==================
+RACE_CHAT = -1007008
+
+
+def at(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+@pytest.fixture
+def racing() -> Server:
+    return Server()
+
+
+def racing_club(store: MongoStore) -> str:
+    return store.create_club(RACE_CHAT, "Track Night", None, {"bot_present": True})[0]["_id"]
+
+
+def reading_as_a_server_does(racing: Server) -> MongoStore:
+    """A store whose reads send their projections as to a real server (not the whole array)."""
+    store = racing.racing_store()
+    store.db.mock = False
+    return store
+
+
+# -- counting ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("reader", ["mongomock", "projections"])
+def test_the_roster_counts_telegram_members_and_the_apps_own_members_apart(racing, reader):
+    """The app's own members (no Telegram id) are counted apart; one with no status is active,
+    as the app treats it; left members count in neither."""
+    store = racing.store()
+    cid = racing_club(store)
+    store.observe(cid, join(5, at(1)))
+    store.observe(cid, join(6, at(1)))
+    store.observe(cid, leave(6, at(2)))
+    racing.raw.clubs.update_one({"_id": cid}, {"$push": {"members": {"$each": [
+        {"user_id": "app_1", "status": "active"}, {"user_id": "app_2"},
+        {"user_id": "app_3", "status": "inactive"}, {"user_id": "app_4", "status": "active", "telegram_id": None}]}}})
+    read = store if reader == "mongomock" else reading_as_a_server_does(racing)
+    assert (read.active_count(cid), read.app_only_active(cid)) == (1, 3)
+    assert (read.active_count("club_gone"), read.app_only_active("club_gone")) == (0, 0)
+
+
+# -- the app removes a member while a write is on its way ------------------------------------------
+@pytest.mark.parametrize("promoted_at, back", [(10, False), (12, True)],
+                         ids=["news no newer than the member held", "newer news"])
+def test_a_member_the_app_removed_during_a_write_comes_back_only_on_newer_evidence(racing, promoted_at, back):
+    other = racing.store()
+    cid = racing_club(other)
+    other.observe(cid, join(5, at(1)))
+    other.observe(cid, message(5, at(10)))  # the newest thing known of them: proof at 10
+    removal = Race("clubs", "update_one", lambda: racing.raw.clubs.update_one(
+        {"_id": cid}, {"$pull": {"members": {"telegram_id": 5}}}), when=member_filter(5))
+    mine = racing.racing_store(removal)
+
+    mine.observe(cid, join(5, at(promoted_at), role="organizer"))
+
+    assert removal.ran
+    m = mine.member(cid, 5)
+    assert (m["status"], m["role"]) == ("active", "organizer") if back else m is None
+
+
+# -- the flush brings members back --------------------------------------------------------------
+def test_a_return_the_flush_logs_is_whole_and_moved_by_the_next_settle(racing):
+    store = racing.store()
+    cid = racing_club(store)
+    store.observe(cid, join(5, at(1)))
+    store.observe(cid, leave(5, at(2), status="kicked"))
+    store.settle()
+    known = {c["_id"]: c["version"] for c in store.club_index().clubs}
+
+    store.flush_last_seen({(cid, 5): at(6)}, {(cid, 5): at(3)})
+    store.settle()
+
+    m = store.member(cid, 5)
+    assert (m["status"], m["status_at"], m["proof_at"], m["last_seen"]) == ("active", at(3), at(6), at(6))
+    [entry] = list(racing.raw.membership_log.find({"source": "message_activity"}, {"_id": 0}))
+    assert entry == {"club_id": cid, "telegram_id": 5, "at": at(3), "from": {"status": "kicked", "role": "member"},
+                     "to": {"status": "active", "role": "member"}, "source": "message_activity", "actor": None,
+                     "invite_link": None, "invited_by": None}
+    club = racing.raw.clubs.find_one({"_id": cid})
+    assert club["log_pending"] == [] and club["version"] == known[cid] + 1
+    assert sorted(club) == ["_id", "created_by", "log_pending", "members", "name", "sync", "telegram_group_id",
+                            "version"]  # nothing but the club's own fields
+
+
+def test_returns_logged_by_two_flushes_in_two_clubs_are_all_moved_by_one_settle(racing):
+    store = racing.store()
+    cids = [racing_club(store), store.create_club(RACE_CHAT - 1, "Trails", None, {"bot_present": True})[0]["_id"]]
+    for cid in cids:
+        store.observe(cid, join(5, at(1)))
+        store.observe(cid, leave(5, at(2)))
+    store.settle()
+    store.flush_last_seen({(cids[0], 5): at(6)})
+    store.flush_last_seen({(cids[1], 5): at(7)})
+    store.settle()
+    assert sorted((e["club_id"], e["at"]) for e in racing.raw.membership_log.find({"source": "message_activity"})) == \
+        sorted([(cids[0], at(6)), (cids[1], at(7))])
+    assert [c.get("log_pending") for c in racing.raw.clubs.find({"_id": {"$in": cids}})] == [[], []]
+
+
+def test_a_member_the_app_marked_otherwise_inactive_is_brought_back_by_a_newer_message(racing):
+    store = racing.store()
+    cid = racing_club(store)
+    store.observe(cid, join(5, at(1)))
+    racing.raw.clubs.update_one({"_id": cid, "members.telegram_id": 5},
+                                {"$set": {"members.$.status": "suspended"}})  # the app's own status
+    store.flush_last_seen({(cid, 5): at(6)})
+    m = store.member(cid, 5)
+    assert (m["status"], m["status_at"]) == ("active", at(6))
+
+
+def test_a_listing_that_only_confirms_leaves_nothing_to_settle(racing):
+    store = racing.store()
+    cid = racing_club(store)
+    store.observe(cid, join(5, at(1)))
+    store.settle()
+    store.observe_many(cid, [join(5, at(30), source="member_import")])
+    ops = store.ops
+    store.settle()
+    assert store.ops == ops  # no round trip: nothing of this process's waits in an outbox
+
+
+def test_someone_forgotten_who_joins_again_costs_a_newcomers_two_round_trips(racing):
+    store = racing.store()
+    cid = racing_club(store)
+    store.observe(cid, join(5, at(1)))
+    store.forget(5)
+    ops = store.ops
+    store.observe(cid, join(5, at(9)))
+    assert store.ops - ops == 2  # the account, then the guarded push: no read first
+    assert store.member(cid, 5)["status_at"] == at(9)
+
+
+# -- a failing racing: one line that says which call -----------------------------------------------
+def down() -> None:
+    raise AutoReconnect("connection refused")
+
+
+def is_departure_id(flt: Any, upd: Any = None, *a: Any, **kw: Any) -> bool:
+    return isinstance(upd, dict) and "$addToSet" in upd
+
+
+CALLS = [
+    pytest.param("clubs", "find_one", lambda s, cid: s.active_count(cid), "counting a club's active members",
+                 id="active_count"),
+    pytest.param("clubs", "find_one", lambda s, cid: s.observe_many(cid, [join(5, at(3))]), "saving membership changes",
+                 id="observe_many"),
+    pytest.param("clubs", "update_one", lambda s, cid: s.observe(cid, leave(7, at(3))), "recording a departure",
+                 id="departure id"),
+    pytest.param("departures", "insert_one", lambda s, cid: s.observe(cid, leave(7, at(3))), "recording a departure",
+                 id="departure note"),
+    pytest.param("departures", "update_one", lambda s, cid: s.observe(cid, leave(8, at(3))), "recording a departure",
+                 id="departure replaced"),
+    pytest.param("clubs", "update_one", lambda s, cid: s.flush_last_seen({(cid, 5): at(3)}),
+                 "saving when members were last seen", id="flush"),
+]
+
+
+@pytest.mark.parametrize("collection, method, call, words", CALLS)
+def test_a_server_failing_a_member_call_says_in_one_line_what_was_being_done(racing, collection, method,
+                                                                         call: Callable, words):
+    setup = racing.store()
+    cid = racing_club(setup)
+    setup.observe(cid, join(5, at(1)))
+    setup.observe(cid, leave(8, at(1)))  # a departure note to replace
+    when = is_departure_id if collection == "clubs" and method == "update_one" and "departure" in words else \
+        (lambda *a, **kw: True)
+    store = racing.racing_store(Race(collection, method, down, when=when))
+    with pytest.raises(StoreUnavailable) as err:
+        call(store, cid)
+    assert str(err.value) == f"mongodb://mongomock/race: {words} failed (AutoReconnect: connection refused)"
