@@ -244,6 +244,14 @@ def test_last_seen_moves_only_forward_and_flush_carries_message_evidence(store, 
     store.flush_last_seen({(club, 5): at(15)})
     m = member(store, club, 5)
     assert m["last_seen"] == at(20) and m["source"] == "message_activity"  # a tie goes to messages
+    assert m["proof_at"] == at(20)  # the newest sign of presence never moves back either
+
+
+def test_a_writer_whose_first_message_was_last_week_counts_in_both_weeks(store, club):
+    store.observe(club, join(5, at(0)))
+    monday = datetime(2025, 5, 5, 8, 0)
+    store.flush_last_seen({(club, 5): monday + timedelta(days=1)}, {(club, 5): monday - timedelta(days=2)})
+    assert store.writers_by_week(club) == {"2025-W18": 1, "2025-W19": 1}
 
 
 def test_a_flush_with_nothing_buffered_costs_no_store_call(store, club):

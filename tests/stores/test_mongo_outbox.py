@@ -364,3 +364,9 @@ def test_a_server_failing_a_member_call_says_in_one_line_what_was_being_done(rac
     with pytest.raises(StoreUnavailable) as err:
         call(store, cid)
     assert str(err.value) == f"mongodb://mongomock/race: {words} failed (AutoReconnect: connection refused)"
+
+
+def test_a_listing_for_a_club_the_app_deleted_changes_nothing_and_names_each_person(racing):
+    store = racing.store()
+    outs = store.observe_many("club_deleted_by_the_app", [join(5, at(1)), join(6, at(1))])
+    assert [(o.telegram_id, o.status, o.changed) for o in outs] == [(5, None, False), (6, None, False)]
