@@ -370,3 +370,102 @@ def test_a_listing_for_a_club_the_app_deleted_changes_nothing_and_names_each_per
     store = racing.store()
     outs = store.observe_many("club_deleted_by_the_app", [join(5, at(1)), join(6, at(1))])
     assert [(o.telegram_id, o.status, o.changed) for o in outs] == [(5, None, False), (6, None, False)]
+
+
+def test_a_listing_of_members_already_in_the_club_is_one_read_and_one_bulk(racing):
+    """Also when it names someone twice; its change is logged, and the next settle moves the
+    entry into membership_log."""
+    store = racing.store()
+    cid = racing_club(store)
+    for tid in (5, 6, 7):
+        store.observe(cid, join(tid, at(1)))
+    store.settle()
+    ops = store.ops
+    store.observe_many(cid, [join(5, at(30), source="member_import"), join(5, at(30), source="member_import"),
+                             join(6, at(30), role="organizer", source="member_import"),
+                             join(7, at(30), source="member_import")])
+    assert store.ops - ops == 2
+    store.settle()
+    assert [(e["telegram_id"], e["to"]) for e in racing.raw.membership_log.find({"source": "member_import"})] == [
+        (6, {"status": "active", "role": "organizer"})]
+    assert racing.raw.clubs.find_one({"_id": cid})["log_pending"] == []
+
+
+def test_a_listing_leaves_a_role_the_app_gave_unless_telegram_promotes(racing):
+    store = racing.store()
+    cid = racing_club(store)
+    for tid in (5, 6):
+        store.observe(cid, join(tid, at(1)))
+    for tid in (5, 6):
+        racing.raw.clubs.update_one({"_id": cid, "members.telegram_id": tid}, {"$set": {"members.$.role": "coach"}})
+    store.observe_many(cid, [join(5, at(30), source="member_import"),
+                             join(6, at(30), role="organizer", source="member_import")])
+    assert (store.member(cid, 5)["role"], store.member(cid, 6)["role"]) == ("coach", "organizer")
+
+
+def test_a_member_call_on_a_club_the_app_deleted_changes_nothing(racing):
+    store = racing.store()
+    out = store.observe("club_deleted_by_the_app", join(5, at(1)))
+    assert (out.telegram_id, out.status, out.changed) == (5, None, False)
+    assert store.member("club_deleted_by_the_app", 5) is None
+
+
+def test_an_entry_another_process_already_moved_does_not_stop_the_rest_from_moving(racing):
+    store = racing.store()
+    cid = racing_club(store)
+    store.observe(cid, join(5, at(1)))
+    store.observe(cid, join(6, at(2)))
+    first = racing.raw.clubs.find_one({"_id": cid})["log_pending"][0]
+    racing.raw.membership_log.insert_one(dict(first))  # moved by another process, not yet pulled
+    store.settle()
+    assert sorted(e["telegram_id"] for e in racing.raw.membership_log.find()) == [5, 6]
+    assert racing.raw.clubs.find_one({"_id": cid})["log_pending"] == []
+
+
+def test_a_log_entry_the_server_refuses_stays_in_the_outbox_and_the_settle_says_why(racing):
+    """Only an entry already moved (a duplicate key) counts as moved; any other refusal keeps the
+    entries where they are, to be moved by a later settle."""
+    from pymongo.errors import BulkWriteError
+
+    def refuse() -> None:
+        raise BulkWriteError({"writeErrors": [{"index": 0, "code": 121, "errmsg": "Document failed validation"}]})
+    setup = racing.store()
+    cid = racing_club(setup)
+    store = racing.racing_store(Race("membership_log", "insert_many", refuse))
+    store.observe(cid, join(5, at(1)))
+    with pytest.raises(StoreUnavailable) as err:
+        store.settle()
+    assert str(err.value).startswith("mongodb://mongomock/race: moving log entries to the log failed")
+    assert [e["telegram_id"] for e in racing.raw.clubs.find_one({"_id": cid})["log_pending"]] == [5]
+    store.settle()  # the server takes it now
+    assert [e["telegram_id"] for e in racing.raw.membership_log.find()] == [5]
+
+
+def pulls_outbox(flt: Any, upd: Any = None, *a: Any, **kw: Any) -> bool:
+    return isinstance(upd, dict) and "$pull" in upd and "log_pending" in upd["$pull"]
+
+
+def is_member_push(flt: Any, upd: Any = None, *a: Any, **kw: Any) -> bool:
+    return isinstance(upd, dict) and "members" in (upd.get("$push") or {})
+
+
+@pytest.mark.parametrize("collection, method, when, call, words", [
+    pytest.param("clubs", "find_one", None, lambda s, cid: s.member(cid, 5), "reading a membership", id="member"),
+    pytest.param("clubs", "find", None, lambda s, cid: s.settle(), "moving log entries to the log", id="settle read"),
+    pytest.param("clubs", "update_one", pulls_outbox, lambda s, cid: s.settle(), "moving log entries to the log",
+                 id="settle pull"),
+    pytest.param("clubs", "update_one", member_filter(5),
+                 lambda s, cid: s.observe_many(cid, [join(5, at(30), role="organizer", source="member_import")]),
+                 "saving membership changes", id="listing bulk"),
+])
+def test_a_server_failing_a_read_settle_or_listing_bulk_says_so_in_one_line(racing, collection, method, when, call,
+                                                                            words):
+    setup = racing.store()
+    cid = racing_club(setup)
+    setup.observe(cid, join(5, at(1)))
+    store = racing.racing_store()
+    store.observe(cid, join(6, at(2)))  # an entry of this process's in the club's outbox
+    racing.races_of(store).append(Race(collection, method, down, when=when or (lambda *a, **kw: True)))
+    with pytest.raises(StoreUnavailable) as err:
+        call(store, cid)
+    assert str(err.value) == f"mongodb://mongomock/race: {words} failed (AutoReconnect: connection refused)"
