@@ -254,6 +254,22 @@ def test_a_writer_whose_first_message_was_last_week_counts_in_both_weeks(store, 
     assert store.writers_by_week(club) == {"2025-W18": 1, "2025-W19": 1}
 
 
+def test_a_change_to_a_member_already_in_the_club_is_seen_by_a_cache_watching_the_version(store, club):
+    """A leave and a listing's promotion of known members each move the club's version; a
+    listing that only confirms does not (caches would reload for nothing)."""
+    for tid in (5, 6):
+        store.observe(club, join(tid, at(1)))
+    steps = [lambda: store.observe(club, leave(5, at(2))),
+             lambda: store.observe_many(club, [join(6, at(3), role="organizer", source="admin_import")]),
+             lambda: store.observe_many(club, [join(6, at(4), role="organizer", source="admin_import")])]
+    seen = []
+    for step in steps:
+        known = {c["_id"]: c["version"] for c in store.club_index().clubs}
+        step()
+        seen.append([c["_id"] for c in store.club_index(known).clubs])
+    assert seen == [[club], [club], []]
+
+
 def test_a_flush_with_nothing_buffered_costs_no_store_call(store, club):
     """The pipeline's timer flushes every few seconds, also when nobody wrote."""
     ops = store.ops
