@@ -469,3 +469,38 @@ def test_a_server_failing_a_read_settle_or_listing_bulk_says_so_in_one_line(raci
     with pytest.raises(StoreUnavailable) as err:
         call(store, cid)
     assert str(err.value) == f"mongodb://mongomock/race: {words} failed (AutoReconnect: connection refused)"
+
+
+def test_a_member_this_process_has_read_is_not_taken_for_a_newcomer(racing):
+    writer = racing.store()
+    cid = racing_club(writer)
+    writer.observe(cid, join(5, at(1)))
+    fresh = racing.store()
+    assert fresh.member(cid, 5)["status"] == "active"
+    ops = fresh.ops
+    fresh.observe(cid, join(5, at(9), role="organizer"))
+    assert fresh.ops - ops == 2  # read and compare-and-set: no account upsert, no push that must miss
+
+
+def test_a_member_the_app_removed_while_a_complete_listing_was_on_its_way_leaves_no_note(racing):
+    other = racing.store()
+    cid = racing_club(other)
+    for tid in (5, 6):
+        other.observe(cid, join(tid, at(1)))
+    removal = Race("clubs", "update_one", lambda: racing.raw.clubs.update_one(
+        {"_id": cid}, {"$pull": {"members": {"telegram_id": 6}}}), when=member_filter(6))
+    mine = racing.racing_store(removal)
+    mine.observe_many(cid, [join(5, at(30), source="member_import")], complete_at=at(30))
+    assert removal.ran
+    assert mine.member(cid, 6) is None and mine.departures_for(cid, [6]) == {}
+
+
+def test_a_club_the_app_deleted_while_its_outbox_was_settled_stays_deleted(racing):
+    store = racing.racing_store()
+    cid = racing_club(store)
+    store.observe(cid, join(5, at(1)))
+    racing.races_of(store).append(Race("clubs", "update_one",
+                                       lambda: racing.raw.clubs.delete_one({"_id": cid}), when=pulls_outbox))
+    store.settle()
+    assert racing.raw.clubs.find_one({"_id": cid}) is None
+    assert [e["telegram_id"] for e in racing.raw.membership_log.find()] == [5]
