@@ -343,6 +343,8 @@ def is_departure_id(flt: Any, upd: Any = None, *a: Any, **kw: Any) -> bool:
 CALLS = [
     pytest.param("clubs", "find_one", lambda s, cid: s.active_count(cid), "counting a club's active members",
                  id="active_count"),
+    pytest.param("clubs", "find_one", lambda s, cid: s.app_only_active(cid), "counting the app's own active members",
+                 id="app_only_active"),
     pytest.param("clubs", "find_one", lambda s, cid: s.observe_many(cid, [join(5, at(3))]), "saving membership changes",
                  id="observe_many"),
     pytest.param("clubs", "update_one", lambda s, cid: s.observe(cid, leave(7, at(3))), "recording a departure",
