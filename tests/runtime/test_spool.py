@@ -15,8 +15,8 @@ from typing import Dict, List
 import pytest
 
 from tgsync_cli.core.codec import from_dict, to_dict
-from tgsync_cli.core.events import (ChatRef, MemberState, MemberStatusChanged, MessageSeen, Person, RosterEntry,
-                                    RosterObserved)
+from tgsync_cli.core.events import (BotStatusChanged, ChatRef, MemberState, MemberStatusChanged, MessageSeen, Person,
+                                    RosterEntry, RosterObserved)
 from tgsync_cli.core.seen import SeenBuffer, SeenTimes
 from tgsync_cli.ops.forget import forget_preview
 from tgsync_cli.runtime.spool import Spool, merge_note, scrub, seen_buffer_docs, seen_docs
@@ -231,13 +231,16 @@ def test_forget_counts_and_scrubs_the_same_lines_and_keeps_the_events_of_others(
     spool_path.write_bytes(b"".join([
         line(MessageSeen(CHAT, DANA, T0)), kept_as_is[0], line(kick), line(by_link), kept_as_is[1],
         line({"type": "LastSeen", "club_id": "c", "telegram_id": ADMIN, "at": T0.isoformat()}),
-        b'{"damaged": "' + b"777" + b'", \n', kept_as_is[2], line(listing)]))
+        b'{"damaged": "' + b"777" + b'", \n', kept_as_is[2], line(listing),
+        b'[{"id": 777, "is_bot": false}]\n',  # not an event at all, but it names them
+        line(BotStatusChanged(CHAT, ILYA, MemberState("left"), MemberState("member"), T0,
+                              bot=Person(ADMIN, True, "bot")))]))  # named where no field is emptied
     bad_path = tmp_path / "pending-events.jsonl.bad"
     bad_path.write_bytes(b"3\t{\"id\": 777, \n" + b"9\t{\"id\": 7770, \n")
 
     preview = forget_preview(open_store("memory:"), ADMIN, spool=spool_path)
-    assert preview.spooled_events == 7
-    assert scrub(spool_path, ADMIN) == 7
+    assert preview.spooled_events == 9
+    assert scrub(spool_path, ADMIN) == 9
 
     erased = spool_path.read_bytes().splitlines(keepends=True)
     assert erased[0:1] + erased[3:5] == kept_as_is[:2] + kept_as_is[2:]

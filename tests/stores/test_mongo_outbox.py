@@ -281,6 +281,9 @@ def test_a_return_the_flush_logs_is_whole_and_moved_by_the_next_settle(racing):
     assert club["log_pending"] == [] and club["version"] == known[cid] + 1
     assert sorted(club) == ["_id", "created_by", "log_pending", "members", "name", "sync", "telegram_group_id",
                             "version"]  # nothing but the club's own fields
+    assert sorted(club["members"][0]) == sorted([
+        "user_id", "telegram_id", "username", "first_name", "role", "status", "joined_at", "last_seen", "source",
+        "status_at", "role_at", "hard_at", "proof_at", "prior_at", "confirmed_at", "invited_by", "invite_link"])
 
 
 def test_returns_logged_by_two_flushes_in_two_clubs_are_all_moved_by_one_settle(racing):
