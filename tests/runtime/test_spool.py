@@ -410,3 +410,15 @@ def test_a_full_disk_whose_cleanup_also_fails_still_reports_the_full_disk(tmp_pa
     with pytest.raises(OSError) as rewrite_error:
         spool.rewrite([to_dict(event(2))])
     assert (append_error.value.errno, rewrite_error.value.errno) == (errno.ENOSPC, errno.ENOSPC)
+
+
+def test_forget_scrubs_bad_without_a_spool_and_reads_past_blank_lines(tmp_path):
+    """serve replayed its spool away but kept a damaged line in .bad; a blank line (an editor's)
+    does not end the scrub: lines after it are kept or erased like the others."""
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.bad_path.write_bytes(b'4\t{"sender": {"id": 777\n')
+    assert scrub(spool.path, ADMIN) == 1
+    assert not spool.bad_path.exists()
+    spool.path.write_bytes(line(event(0)) + b"\n" + line(MessageSeen(CHAT, DANA, T0)) + line(event(1)))
+    assert scrub(spool.path, ADMIN) == 1
+    assert spool.path.read_bytes() == line(event(0)) + line(event(1))
