@@ -422,3 +422,10 @@ def test_forget_scrubs_bad_without_a_spool_and_reads_past_blank_lines(tmp_path):
     spool.path.write_bytes(line(event(0)) + b"\n" + line(MessageSeen(CHAT, DANA, T0)) + line(event(1)))
     assert scrub(spool.path, ADMIN) == 1
     assert spool.path.read_bytes() == line(event(0)) + line(event(1))
+
+
+def test_a_torn_last_line_after_a_blank_line_is_still_kept_aside(tmp_path):
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.path.write_bytes(line(event(0)) + b"\n" + b'{"cut short')
+    assert spool.load(from_dict)[1] == 1
+    assert spool.bad_path.read_bytes() == b'3\t{"cut short\n'
