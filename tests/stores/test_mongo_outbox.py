@@ -514,3 +514,29 @@ def test_a_club_the_app_deleted_while_its_outbox_was_settled_stays_deleted(racin
     store.settle()
     assert racing.raw.clubs.find_one({"_id": cid}) is None
     assert [e["telegram_id"] for e in racing.raw.membership_log.find()] == [5]
+
+
+def test_a_join_after_a_noted_leave_makes_a_whole_membership_and_clears_the_note(racing):
+    """The read-decide-write path of a newcomer (a note stops the one-push first sighting): the
+    account made at the join, the membership tied to it, the note and its id gone, and the
+    club's version moved for caches."""
+    store = racing.store()
+    cid = racing_club(store)
+    store.observe(cid, leave(5, at(1)))
+    known = {c["_id"]: c["version"] for c in store.club_index().clubs}
+    store.observe(cid, join(5, at(3)))
+    user = store.user_by_telegram_id(5)
+    m = store.member(cid, 5)
+    assert (m["status"], m["status_at"], m["user_id"]) == ("active", at(3), user["_id"])
+    assert user["created_at"] == at(3)
+    club = racing.raw.clubs.find_one({"_id": cid})
+    assert club["departed_ids"] == [] and racing.raw.departures.count_documents({}) == 0
+    assert [c["_id"] for c in store.club_index(known).clubs] == [cid]
+
+
+def test_a_club_the_app_left_with_members_null_gets_its_first_member(racing):
+    store = racing.store()
+    cid = racing_club(store)
+    racing.raw.clubs.update_one({"_id": cid}, {"$set": {"members": None}})
+    store.observe(cid, join(5, at(1)))
+    assert [m["telegram_id"] for m in racing.raw.clubs.find_one({"_id": cid})["members"]] == [5]
