@@ -540,3 +540,15 @@ def test_a_club_the_app_left_with_members_null_gets_its_first_member(racing):
     racing.raw.clubs.update_one({"_id": cid}, {"$set": {"members": None}})
     store.observe(cid, join(5, at(1)))
     assert [m["telegram_id"] for m in racing.raw.clubs.find_one({"_id": cid})["members"]] == [5]
+
+
+def test_an_entry_written_while_a_settle_runs_is_moved_by_the_next_settle(racing):
+    store = racing.racing_store()
+    cid = racing_club(store)
+    store.observe(cid, join(5, at(1)))
+    racing.races_of(store).append(Race("clubs", "update_one", lambda: store.observe(cid, join(6, at(2))),
+                                       when=pulls_outbox))
+    store.settle()  # moves 5's entry; 6 joins (another thread of this process) before the outbox is emptied
+    store.settle()
+    assert sorted(e["telegram_id"] for e in racing.raw.membership_log.find()) == [5, 6]
+    assert racing.raw.clubs.find_one({"_id": cid})["log_pending"] == []
