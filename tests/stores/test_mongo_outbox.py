@@ -12,7 +12,7 @@ import pytest
 from pymongo.errors import AutoReconnect
 
 from tests.stores.backends import join, leave, message
-from tests.stores.racing import Race, Server, member_filter
+from tests.stores.racing import Race, Server, member_filter, pushes_member
 from tgsync_cli.core.errors import StoreUnavailable
 from tgsync_cli.core.events import ChatRef, MemberState, MemberStatusChanged, MessageSeen, Person
 from tgsync_cli.sim.faults import FaultyStore
@@ -411,6 +411,8 @@ def test_a_listing_leaves_a_role_the_app_gave_unless_telegram_promotes(racing):
     store.observe_many(cid, [join(5, at(30), source="member_import"),
                              join(6, at(30), role="organizer", source="member_import")])
     assert (store.member(cid, 5)["role"], store.member(cid, 6)["role"]) == ("coach", "organizer")
+    store.observe(cid, join(5, at(40)))  # a member event one by one leaves it too
+    assert store.member(cid, 5)["role"] == "coach"
 
 
 def test_a_member_call_on_a_club_the_app_deleted_changes_nothing(racing):
@@ -552,3 +554,15 @@ def test_an_entry_written_while_a_settle_runs_is_moved_by_the_next_settle(racing
     store.settle()
     assert sorted(e["telegram_id"] for e in racing.raw.membership_log.find()) == [5, 6]
     assert racing.raw.clubs.find_one({"_id": cid})["log_pending"] == []
+
+
+def test_a_newcomer_after_a_noted_leave_racing_another_process_is_made_once(racing):
+    other = racing.store()
+    cid = racing_club(other)
+    other.observe(cid, leave(5, at(1)))
+    racer = Race("clubs", "update_one", lambda: other.observe(cid, join(5, at(2))), when=pushes_member(5), nth=2)
+    mine = racing.racing_store(racer)
+    mine.observe(cid, join(5, at(3), role="organizer"))
+    assert racer.ran
+    assert [m["telegram_id"] for m in racing.raw.clubs.find_one({"_id": cid})["members"]] == [5]
+    assert mine.member(cid, 5)["role"] == "organizer"
