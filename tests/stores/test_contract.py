@@ -270,6 +270,14 @@ def test_a_change_to_a_member_already_in_the_club_is_seen_by_a_cache_watching_th
     assert seen == [[club], [club], []]
 
 
+def test_a_newcomer_is_tied_to_an_account_made_at_their_join(store, club):
+    store.observe(club, leave(5, at(1)))  # a note first: the newcomer takes the read-decide path
+    for tid in (5, 6):
+        store.observe(club, join(tid, at(3)))
+        user = store.user_by_telegram_id(tid)
+        assert (member(store, club, tid)["user_id"], user["created_at"]) == (user["_id"], at(3))
+
+
 def test_a_flush_with_nothing_buffered_costs_no_store_call(store, club):
     """The pipeline's timer flushes every few seconds, also when nobody wrote."""
     ops = store.ops
