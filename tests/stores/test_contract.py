@@ -116,6 +116,9 @@ def test_an_invite_link_join_records_who_invited(store, club):
     store.observe(club, join(5, at(1), invited_by=1, invite_link="https://t.me/+abc"))
     m = member(store, club, 5)
     assert (m["invited_by"], m["invite_link"]) == (1, "https://t.me/+abc")
+    store.settle()
+    [entry] = store.membership_log(club, telegram_id=5)
+    assert (entry["invited_by"], entry["invite_link"]) == (1, "https://t.me/+abc")  # the log says so too
     store.observe(club, join(6, at(1)))  # no link: the document holds no invite keys at all
     assert not {"invited_by", "invite_link"} & set(member(store, club, 6))
 
