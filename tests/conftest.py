@@ -5,9 +5,37 @@ import os
 import threading
 
 import pytest
+from hypothesis import Phase, is_hypothesis_test
+from hypothesis import settings as hypothesis_settings
 
 from tgsync_cli.runtime.config import forget_secrets
 from tgsync_cli.stores import open_store
+
+# scripts/mutate runs the property stories again for every mutant they reach (all of them for a
+# survivor): a few fixed examples each keep the whole pass under half an hour, derandomized
+# examples give every run the same verdict, and a failing example is not shrunk (a mutant is
+# caught by any failure; shrinking it took a minute). It sets TGSYNC_TEST_HYPOTHESIS_PROFILE=mutation.
+MUTATION_PROFILE = "mutation"
+hypothesis_settings.register_profile(MUTATION_PROFILE, max_examples=10, derandomize=True, database=None,
+                                     deadline=None, phases=(Phase.explicit, Phase.generate))
+if os.environ.get("TGSYNC_TEST_HYPOTHESIS_PROFILE"):
+    hypothesis_settings.load_profile(os.environ["TGSYNC_TEST_HYPOTHESIS_PROFILE"])
+
+
+def pytest_collection_modifyitems(items):
+    """A story's own @settings(max_examples=...) outranks any profile: under the mutation profile
+    its count is capped at the profile's (the rest of its settings kept)."""
+    if os.environ.get("TGSYNC_TEST_HYPOTHESIS_PROFILE") != MUTATION_PROFILE:
+        return
+    cap = hypothesis_settings.get_profile(MUTATION_PROFILE).max_examples
+    for item in items:
+        test = getattr(item, "obj", None)
+        if test is None or not is_hypothesis_test(test):
+            continue
+        test = getattr(test, "__func__", test)
+        own = test._hypothesis_internal_use_settings
+        if own.max_examples > cap:
+            test._hypothesis_internal_use_settings = hypothesis_settings(own, max_examples=cap)
 
 
 @pytest.fixture(autouse=True)

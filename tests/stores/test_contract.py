@@ -116,7 +116,11 @@ def test_an_invite_link_join_records_who_invited(store, club):
     store.observe(club, join(5, at(1), invited_by=1, invite_link="https://t.me/+abc"))
     m = member(store, club, 5)
     assert (m["invited_by"], m["invite_link"]) == (1, "https://t.me/+abc")
-    assert "invite_link" not in member(store, club, 1) if member(store, club, 1) else True
+    store.settle()
+    [entry] = store.membership_log(club, telegram_id=5)
+    assert (entry["invited_by"], entry["invite_link"]) == (1, "https://t.me/+abc")  # the log says so too
+    store.observe(club, join(6, at(1)))  # no link: the document holds no invite keys at all
+    assert not {"invited_by", "invite_link"} & set(member(store, club, 6))
 
 
 def test_a_complete_listing_marks_the_unlisted_left_and_reports_them(store, club):
@@ -125,6 +129,17 @@ def test_a_complete_listing_marks_the_unlisted_left_and_reports_them(store, club
     outs = store.observe_many(club, [join(1, at(5), source="member_import")], complete_at=at(5))
     assert sorted(o.telegram_id for o in outs if o.changed and o.status == "left") == [2, 3]
     assert store.active_count(club) == 1
+    store.settle()
+    left = sorted((e["telegram_id"], e["at"], e["source"]) for e in store.membership_log(club)
+                  if e["to"]["status"] == "left")
+    assert left == [(2, at(5), "member_import"), (3, at(5), "member_import")]
+
+
+def test_an_organizer_a_complete_listing_no_longer_names_has_left_as_a_plain_member(store, club):
+    store.observe(club, join(4, at(1), role="organizer"))
+    store.observe_many(club, [], complete_at=at(5))
+    assert status_times(store, club, 4) == ("left", "member", at(5))
+    assert member(store, club, 4)["role_at"] == at(5)
 
 
 def test_a_message_or_deep_link_in_the_same_second_as_a_strangers_leave_does_not_make_them_active(store, club):
@@ -232,6 +247,46 @@ def test_last_seen_moves_only_forward_and_flush_carries_message_evidence(store, 
     store.flush_last_seen({(club, 5): at(15)})
     m = member(store, club, 5)
     assert m["last_seen"] == at(20) and m["source"] == "message_activity"  # a tie goes to messages
+    assert m["proof_at"] == at(20)  # the newest sign of presence never moves back either
+
+
+def test_a_writer_whose_first_message_was_last_week_counts_in_both_weeks(store, club):
+    store.observe(club, join(5, at(0)))
+    monday = datetime(2025, 5, 5, 8, 0)
+    store.flush_last_seen({(club, 5): monday + timedelta(days=1)}, {(club, 5): monday - timedelta(days=2)})
+    assert store.writers_by_week(club) == {"2025-W18": 1, "2025-W19": 1}
+
+
+def test_a_change_to_a_member_already_in_the_club_is_seen_by_a_cache_watching_the_version(store, club):
+    """A leave and a listing's promotion of known members each move the club's version; a
+    listing that only confirms does not (caches would reload for nothing)."""
+    for tid in (5, 6):
+        store.observe(club, join(tid, at(1)))
+    steps = [lambda: store.observe(club, leave(5, at(2))),
+             lambda: store.observe_many(club, [join(6, at(3), role="organizer", source="admin_import")]),
+             lambda: store.observe_many(club, [join(6, at(4), role="organizer", source="admin_import")])]
+    seen = []
+    for step in steps:
+        known = {c["_id"]: c["version"] for c in store.club_index().clubs}
+        step()
+        seen.append([c["_id"] for c in store.club_index(known).clubs])
+    assert seen == [[club], [club], []]
+
+
+def test_a_newcomer_is_tied_to_an_account_made_at_their_join(store, club):
+    store.observe(club, leave(5, at(1)))  # a note first: the newcomer takes the read-decide path
+    for tid in (5, 6):
+        store.observe(club, join(tid, at(3)))
+        user = store.user_by_telegram_id(tid)
+        assert (member(store, club, tid)["user_id"], user["created_at"]) == (user["_id"], at(3))
+
+
+def test_a_flush_with_nothing_buffered_costs_no_store_call(store, club):
+    """The pipeline's timer flushes every few seconds, also when nobody wrote."""
+    ops = store.ops
+    assert store.flush_last_seen({}) == 0
+    assert store.flush_last_seen({}, {}, {}) == 0
+    assert store.ops == ops
 
 
 def test_a_member_active_by_messages_alone_is_active_since_their_earliest_message(store, club):
@@ -335,8 +390,108 @@ def test_a_message_that_brings_a_kicked_member_back_in_the_flush_is_logged(store
     assert len(store.membership_log(club, telegram_id=5)) == 3
 
 
+def test_messages_that_reach_the_store_only_by_the_flush_bring_members_back_since_the_first_that_counts(store, club):
+    """Another process's cache still had them active. An organizer kicked at 2 who wrote at 3
+    and 6 is active since 3; a member who left at 4 and wrote at 3 and 6 is active since 6 (the
+    message at 3 came before they left); one who left at 7 stays left. Every return is logged,
+    and a cache watching the club's version sees the change."""
+    store.observe(club, join(5, at(1), role="organizer"))  # a kick makes them a plain member
+    store.observe(club, leave(5, at(2), status="kicked"))
+    for tid, left_at in ((6, 4), (7, 7)):
+        store.observe(club, join(tid, at(1)))
+        store.observe(club, leave(tid, at(left_at)))
+    known = {c["_id"]: c["version"] for c in store.club_index().clubs}
+
+    store.flush_last_seen({(club, t): at(6) for t in (5, 6, 7)}, {(club, t): at(3) for t in (5, 6, 7)})
+    store.settle()
+
+    rows = {t: member(store, club, t) for t in (5, 6, 7)}
+    assert {t: (m["status"], m["role"], m["status_at"], m["last_seen"]) for t, m in rows.items()} == {
+        5: ("active", "member", at(3), at(6)), 6: ("active", "member", at(6), at(6)),
+        7: ("left", "member", at(7), at(6))}
+    returns = [(e["telegram_id"], e["from"], e["to"], e["at"], e["source"])
+               for e in store.membership_log(club) if e["to"]["status"] == "active" and e["at"] > at(1)]
+    assert sorted(returns) == [
+        (5, {"status": "kicked", "role": "member"}, {"status": "active", "role": "member"}, at(3), "message_activity"),
+        (6, {"status": "left", "role": "member"}, {"status": "active", "role": "member"}, at(6), "message_activity")]
+    assert [c["_id"] for c in store.club_index(known).clubs] == [club]
+
+
 def test_a_club_is_found_by_its_username_in_any_case(store, club):
     store.set_club_username(club, "@SundayLong")
     assert store.club_by_username("sundaylong")["_id"] == club
     assert store.club_by_username("SUNDAYLONG")["_id"] == club
     assert store.club_by_username("sunday_long") is None
+
+
+# -- the embedded store's file, shared with other processes ---------------------------------------
+def _file_of(store) -> str:
+    return next(row[2] for row in store._conn.execute("PRAGMA database_list") if row[1] == "main")
+
+
+def test_roster_reads_never_wait_for_another_process_holding_the_write_lock(tmp_path):
+    """`serve` reads a member and counts the club while an import in another process writes:
+    the reads answer from what was committed, they do not queue behind the writer."""
+    import sqlite3
+    import threading
+
+    store, _ = open_backend("sqlite-file", tmp_path)
+    cid = store.create_club(CHAT, "Sunday Long Run", None, {"bot_present": True})[0]["_id"]
+    store.observe(cid, join(5, at(1)))
+    writer = sqlite3.connect(_file_of(store), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    answers: list = []
+    reader = threading.Thread(target=lambda: answers.extend(
+        [store.member(cid, 5)["status"], store.active_count(cid)]), daemon=True)
+    try:
+        reader.start()
+        reader.join(10)
+        assert answers == ["active", 1]
+    finally:
+        writer.execute("ROLLBACK")
+        reader.join(40)
+        writer.close()
+        close_backend(store)
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda s, cid: s.member(cid, 5), "reading a membership failed"),
+    (lambda s, cid: s.active_count(cid), "counting a club's active members failed"),
+    (lambda s, cid: s.observe(cid, join(6, at(2))), "saving a membership change failed"),
+    (lambda s, cid: s.observe_many(cid, [join(6, at(2))]), "saving membership changes failed"),
+    (lambda s, cid: s.flush_last_seen({(cid, 5): at(3)}), "saving when members were last seen failed"),
+])
+def test_a_member_call_on_a_damaged_file_says_what_it_was_doing(tmp_path, call, words):
+    """Someone renamed a table by hand: the one-line error says which of tgsync's calls failed."""
+    import sqlite3
+
+    from tgsync_cli.core.errors import StoreError
+
+    store, _ = open_backend("sqlite-file", tmp_path)
+    cid = store.create_club(CHAT, "Sunday Long Run", None, {"bot_present": True})[0]["_id"]
+    store.observe(cid, join(5, at(1)))
+    with sqlite3.connect(_file_of(store), isolation_level=None) as hand:
+        hand.execute("ALTER TABLE memberships RENAME TO memberships_old")
+    try:
+        with pytest.raises(StoreError) as err:
+            call(store, cid)
+        assert words in str(err.value) and "memberships" in str(err.value)
+    finally:
+        close_backend(store)
+
+
+def test_writers_counted_in_a_batch_sqlite_rolled_back_itself_are_counted_again(tmp_path):
+    """A disk error makes SQLite end a batch's transaction on its own: the week's writers it held
+    are gone, so the next flush must write them again (not trust that they were written)."""
+    store, _ = open_backend("sqlite-file", tmp_path)
+    cid = store.create_club(CHAT, "Sunday Long Run", None, {"bot_present": True})[0]["_id"]
+    store.observe(cid, join(5, at(1)))
+    try:
+        with store.batch():
+            store.flush_last_seen({(cid, 5): at(10)})
+            store._conn.execute("ROLLBACK")  # what SQLite does itself on a full disk or an I/O error
+        assert store.writers_by_week(cid) == {}
+        store.flush_last_seen({(cid, 5): at(11)})
+        assert sum(store.writers_by_week(cid).values()) == 1
+    finally:
+        close_backend(store)

@@ -24,7 +24,7 @@ RECENT_CHANGES = 10000  # member events remembered so their service-message echo
 class MemberStatusHandler:
     def __init__(self, clubs: ClubDirectory, seen: SeenBuffer, store: Store, cache: MemberCache,
                  gateway: TelegramGateway, me: BotSelf, dm_blocked: Dict[int, bool],
-                 join_requests: JoinRequestHandler, welcome_dm: bool = False) -> None:
+                 join_requests: JoinRequestHandler, welcome_dm: bool) -> None:
         self.clubs = clubs
         self.join_requests = join_requests
         self.seen = seen
@@ -88,7 +88,7 @@ class MemberStatusHandler:
             pass  # a failed welcome DM is not an error
 
     def apply_status(self, info: ClubInfo, person: Person, status: str, role: Optional[str],
-                     at: datetime, source: str, strictly_newer: bool = False,
+                     at: datetime, source: str,
                      actor: Optional[Person] = None, invited_by: Optional[int] = None,
                      invite_link: Optional[str] = None, asker: Optional[Any] = None) -> bool:
         """Set a member's status as of `at`; create them if active and unknown. True if created.
@@ -98,7 +98,7 @@ class MemberStatusHandler:
         (`seen_at`), so a late leave cannot undo what the hot path saw."""
         cid, tid = info.club_id, person.id
         out = self.store.observe(cid, Observation(
-            person, status, role, at, source, strictly_newer=strictly_newer,
+            person, status, role, at, source,
             seen_at=self.seen.newest((cid, tid)) if status != ACTIVE else None,
             actor=asker if asker is not None else actor.id if actor is not None else None,
             invited_by=invited_by, invite_link=invite_link))

@@ -142,6 +142,7 @@ def member_doc(m: Mapping[str, Any]) -> MemberDoc:
 # being done; "all_clubs failed" names a method they never called.
 _DOING = {
     "active_count": "counting a club's active members", "all_clubs": "listing the clubs",
+    "app_only_active": "counting the app's own active members",
     "check": "checking the database's indexes", "claim_welcome": "claiming a welcome post",
     "clear_departure": "clearing a departure note", "club_by_group": "looking up the club of a chat",
     "club_by_id": "looking up a club by id", "club_by_username": "looking up a club by @username",
