@@ -69,7 +69,7 @@ def histories(length: int, kinds=("join", "promote", "listed", "leave")):
     """Every history of `length` member events at distinct minutes, the first one a join."""
     for minutes in combinations(range(1, length + 2), length):
         for rest in product(kinds, repeat=length - 1):
-            yield list(zip(("join",) + rest, minutes))
+            yield list(zip(("join",) + rest, minutes, strict=True))
 
 
 def test_any_delivery_order_of_joins_promotions_listings_and_leaves_ends_in_the_same_stretch():
