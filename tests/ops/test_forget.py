@@ -303,3 +303,42 @@ def test_forget_scrubbing_the_spool_of_a_running_serve_loses_none_of_its_appends
     assert serve.wait() == 0
     scrub(spool, 2)
     assert spool.read_bytes().count(b"\n") == 1500
+
+
+def test_the_preview_counts_what_forget_would_take_from_the_spool_bad_lines_and_session_and_takes_nothing(tmp_path):
+    """Before the confirmation: Mira (777) is in two spool lines (one damaged), one `.bad` line,
+    and pyrogram's peers and usernames. The preview says 3 and 2 and leaves every file as it was;
+    with the spool gone, her `.bad` line is still counted."""
+    from tgsync_cli.ops.forget import forget_preview
+
+    session = tmp_path / "session"
+    session.mkdir()
+    spool = session / "pending-events.jsonl"
+    spool.write_bytes(_spool_line(777) + _spool_line(2, 2) + _spool_line(777, 1)[:-30] + b"\n")
+    bad = session / "pending-events.jsonl.bad"
+    bad.write_bytes(b"7\t" + _spool_line(777, 4)[:-20] + b"\n" + b"9\t\xff 12777 not them\n")
+    _pyrogram_session(session / "tgsync.session", [(777, "mira"), (3, "ivan")])
+    before = {p.name: p.read_bytes() for p in session.iterdir()}
+    store = open_store(_file_store(tmp_path))
+
+    rep = forget_preview(store, 777, spool=spool)
+
+    assert (rep.spooled_events, rep.session_entries) == (3, 2)
+    assert {p.name: p.read_bytes() for p in session.iterdir()} == before
+    spool.unlink()
+    assert forget_preview(store, 777, spool=spool).spooled_events == 1
+
+
+def test_forget_refuses_an_id_that_is_no_user_before_touching_anything(tmp_path):
+    import pytest
+
+    from tgsync_cli.core.errors import InputError
+    from tgsync_cli.ops.forget import forget
+
+    store = open_store(_file_store(tmp_path))
+    before = store.export()
+    for bad_id in (0, -1001500):
+        with pytest.raises(InputError) as exc:
+            forget(store, None, bad_id)
+        assert str(exc.value) == f"TELEGRAM_ID must be a positive user id (got {bad_id})"
+    assert store.export() == before
