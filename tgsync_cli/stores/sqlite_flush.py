@@ -13,6 +13,7 @@ one activity insert a week, not one a flush.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from operator import itemgetter
 from typing import Dict, Iterable, List, Optional, Set, Tuple
@@ -35,10 +36,11 @@ _MERGED = ("(SELECT CASE WHEN count(*) THEN json_group_array(value) END FROM"
            " (SELECT value FROM json_each(coalesce(seen_times, '[]'))"
            f" UNION SELECT value {_AFTER_HARD} ORDER BY value LIMIT {KEEP_SEEN_TIMES}))")
 # Read without parsing the JSON: a kept list is sorted, of fixed-width times each in quotes, so the
-# newest is the text before its closing '"]' and each time is two quotes. A flush updates tens of
-# thousands of rows; parsing every list made it twice as slow as the plain comparisons it replaced.
+# newest is the text before its closing '"]' and the length tells how many (29 characters a time
+# and a comma, one or two: the integer division holds either way for the few kept). A flush updates
+# tens of thousands of rows; parsing every list made it twice as slow as the comparisons it replaced.
 _KEPT_NEWEST = "substr(seen_times, -28, 26)"
-_KEPT_COUNT = "((length(seen_times) - length(replace(seen_times, '\"', ''))) / 2)"
+_KEPT_COUNT = "((length(seen_times) - 1) / 29)"
 _KEPT_NONE = "(seen_times IS NULL OR length(seen_times) < 28)"
 _BATCH_AFTER_HARD = "(hard_at IS NULL OR :tmin > hard_at)"
 # the common cases by comparison: a writer's kept times are older than this batch, so it is
@@ -48,10 +50,12 @@ _SEEN_TIMES = (
     "CASE WHEN :times IS NULL THEN seen_times"
     f" WHEN {_KEPT_NONE} THEN CASE WHEN {_BATCH_AFTER_HARD} AND :n <= {KEEP_SEEN_TIMES} THEN :times"
     f" ELSE {_MERGED} END"
-    " WHEN hard_at IS NOT NULL AND :tmax <= hard_at THEN seen_times"
-    f" WHEN {_KEPT_NEWEST} < :tmin AND {_KEPT_COUNT} >= {KEEP_SEEN_TIMES} THEN seen_times"
-    f" WHEN {_KEPT_NEWEST} < :tmin AND {_BATCH_AFTER_HARD} AND {_KEPT_COUNT} + :n <= {KEEP_SEEN_TIMES}"
+    f" WHEN {_KEPT_NEWEST} < :tmin THEN CASE"
+    f" WHEN {_KEPT_COUNT} >= {KEEP_SEEN_TIMES} THEN seen_times"
+    f" WHEN {_BATCH_AFTER_HARD} AND {_KEPT_COUNT} + :n <= {KEEP_SEEN_TIMES}"
     " THEN substr(seen_times, 1, length(seen_times) - 1) || ',' || substr(:times, 2)"
+    f" ELSE {_MERGED} END"
+    " WHEN hard_at IS NOT NULL AND :tmax <= hard_at THEN seen_times"
     f" ELSE {_MERGED} END")
 # a member active by messages alone since later than this batch: since its earliest time, or when
 # the newest member event falls among the batch's times, the earliest after it
@@ -70,6 +74,9 @@ UPDATE = (
     f" status_at = {_STATUS_AT},"
     f" seen_times = {_SEEN_TIMES}"
     " WHERE club_id = :cid AND telegram_id = :tid")
+# the statement takes a flush row as it is (no dict built per member): each name, the row's field
+_ROW_FIELD = {"cid": 1, "tid": 2, "first": 3, "last": 4, "times": 8, "tmin": 9, "tmax": 10, "n": 11}
+BY_ROW = re.sub(r":(\w+)", lambda m: f"?{_ROW_FIELD[m.group(1)]}", UPDATE)
 NOT_ACTIVE = (
     "SELECT m.club_id, m.telegram_id, m.hard_at FROM json_each(?) AS j"
     " JOIN memberships AS m ON m.club_id = json_extract(j.value, '$[0]')"
@@ -164,9 +171,7 @@ def write(cur, rows: List[Row], ledger: WeekLedger) -> Tuple[List[tuple], List[A
     if new:
         new.sort()
         cur.executemany("INSERT OR IGNORE INTO activity (club_id, week, telegram_id) VALUES (?, ?, ?)", new)
-    params = [{"cid": c, "tid": t, "first": f, "last": last, "times": ts, "tmin": tmin, "tmax": tmax, "n": n}
-              for c, t, f, last, _s, _wf, _wl, ts, tmin, tmax, n in rows]
-    cur.executemany(UPDATE + " AND status = 'active'", params)
+    cur.executemany(BY_ROW + " AND status = 'active'", rows)
     back: List[tuple] = []
     if cur.rowcount == len(rows):
         return back, new
@@ -174,10 +179,9 @@ def write(cur, rows: List[Row], ledger: WeekLedger) -> Tuple[List[tuple], List[A
     rest = []
     for cid, tid, hard_at in cur.execute(NOT_ACTIVE, (json.dumps(list(by_key)),)).fetchall():
         r = by_key[(cid, tid)]
-        rest.append({"cid": cid, "tid": tid, "first": r[2], "last": r[3], "times": r[7], "tmin": r[8],
-                     "tmax": r[9], "n": r[10]})
+        rest.append(r)
         if r[3] is not None and (hard_at is None or hard_at < r[3]):
             back.append((cid, tid, r[2] if r[2] is not None else r[3], r[3]))
     if rest:
-        cur.executemany(UPDATE, rest)
+        cur.executemany(BY_ROW, rest)
     return back, new
