@@ -36,37 +36,24 @@ _MERGED = ("(SELECT CASE WHEN count(*) THEN json_group_array(value) END FROM"
            " (SELECT value FROM json_each(coalesce(seen_times, '[]'))"
            f" UNION SELECT value {_AFTER_HARD} ORDER BY value LIMIT {KEEP_SEEN_TIMES}))")
 # Read without parsing the JSON: a kept list is sorted, of fixed-width times each in quotes, so the
-# newest is the text before its closing '"' and the length tells how many (29 characters a time
+# newest is the text before its closing '"]' and the length tells how many (29 characters a time
 # and a comma, one or two: the integer division holds either way for the few kept). A flush updates
 # tens of thousands of rows; parsing every list made it twice as slow as the comparisons it replaced.
-# The flush writes a list padded with blanks to the room a full one takes (JSON allows them before
-# the ']'): a writer's row then keeps its size as the list fills, instead of being moved to a
-# bigger cell, page splits included, at every flush. A full list takes that room anyway.
-_KEPT_TEXT = "rtrim(seen_times, ' ]')"
-_KEPT_NEWEST = f"substr({_KEPT_TEXT}, -27, 26)"
-_KEPT_COUNT = f"(length({_KEPT_TEXT}) / 29)"
-_KEPT_NONE = f"(seen_times IS NULL OR length({_KEPT_TEXT}) < 28)"
+_KEPT_NEWEST = "substr(seen_times, -28, 26)"
+_KEPT_COUNT = "((length(seen_times) - 1) / 29)"
+_KEPT_NONE = "(seen_times IS NULL OR length(seen_times) < 28)"
 _BATCH_AFTER_HARD = "(hard_at IS NULL OR :tmin > hard_at)"
-_ROOM = 29 * KEEP_SEEN_TIMES  # '[' and eight quoted times with the commas between them
-
-
-def _padded(opened: str) -> str:
-    """A list without its closing bracket, padded to the room of a full one and closed."""
-    return f"printf('%-{_ROOM}s', {opened}) || ']'"
-
-
-_APPENDED = f"{_KEPT_TEXT} || ',' || substr(:times, 2, length(:times) - 2)"
 # the common cases by comparison: a writer's kept times are older than this batch, so it is
 # either full already (untouched) or gains the batch at its end; only a batch reaching back among
 # them, or before the newest member event, merges the lists
 _SEEN_TIMES = (
     "CASE WHEN :times IS NULL THEN seen_times"
-    f" WHEN {_KEPT_NONE} THEN CASE WHEN {_BATCH_AFTER_HARD} AND :n <= {KEEP_SEEN_TIMES}"
-    f" THEN {_padded('substr(:times, 1, length(:times) - 1)')} ELSE {_MERGED} END"
+    f" WHEN {_KEPT_NONE} THEN CASE WHEN {_BATCH_AFTER_HARD} AND :n <= {KEEP_SEEN_TIMES} THEN :times"
+    f" ELSE {_MERGED} END"
     f" WHEN {_KEPT_NEWEST} < :tmin THEN CASE"
     f" WHEN {_KEPT_COUNT} >= {KEEP_SEEN_TIMES} THEN seen_times"
     f" WHEN {_BATCH_AFTER_HARD} AND {_KEPT_COUNT} + :n <= {KEEP_SEEN_TIMES}"
-    f" THEN {_padded(_APPENDED)}"
+    " THEN substr(seen_times, 1, length(seen_times) - 1) || ',' || substr(:times, 2)"
     f" ELSE {_MERGED} END"
     " WHEN hard_at IS NOT NULL AND :tmax <= hard_at THEN seen_times"
     f" ELSE {_MERGED} END")
