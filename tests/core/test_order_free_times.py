@@ -89,3 +89,25 @@ def test_two_engines_on_one_store_same_times(events, data):
     first.flush()
     second.flush()
     assert seen_by_user(first.store) == run_one(events)
+
+
+# one or two people writing often, so that the times kept with a member fill up across flushes
+busy_stream = st.lists(st.tuples(st.sampled_from(STATUSES + ["message"] * 8), st.integers(1, 2), st.booleans()),
+                       min_size=1, max_size=16).map(
+    lambda xs: [event(k, u, i + 1, b) for i, (k, u, b) in enumerate(xs)])
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=busy_stream, data=st.data())
+def test_flushing_at_any_moment_changes_no_time(events, data):
+    """serve flushes on a timer: whichever messages a flush happens to carry, and whatever the
+    store already keeps of a member's earlier ones, the roster ends the same."""
+    e = with_club(f"memory:order-{next(_names)}")
+    shuffled = data.draw(st.permutations(events))
+    flush_after = data.draw(st.lists(st.booleans(), min_size=len(events), max_size=len(events)))
+    for ev, flush in zip(shuffled, flush_after, strict=True):
+        e.handle(ev)
+        if flush:
+            e.flush()
+    e.flush()
+    assert seen_by_user(e.store) == run_one(events)

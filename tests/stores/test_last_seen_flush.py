@@ -71,6 +71,30 @@ def test_a_forget_between_the_messages_and_the_flush_is_not_undone_by_it(file_st
         assert last_seen(file_store, CHATS[0], p) == T0 + timedelta(minutes=5)
 
 
+def member_doc(store, chat, person):
+    doc = store.club_by_group(chat.id)
+    return next(m for m in doc["members"] if m["telegram_id"] == person.id)
+
+
+def test_a_late_leave_after_many_flushes_finds_the_first_message_after_it(file_store):
+    """A runner writes every few minutes, each message flushed on its own (more of them than the
+    store keeps); their leave, dated between the second and third, arrives after all of them: the
+    messages after it prove them back, active since the third, not since the newest."""
+    late_leave_after_many_flushes(file_store)
+
+
+def late_leave_after_many_flushes(store):
+    e = club_with_members(store)
+    runner = PEOPLE[0]
+    for i in range(10):
+        e.handle(MessageSeen(CHATS[0], runner, T0 + timedelta(minutes=10 * (i + 1))))
+        e.flush()
+    e.handle(MemberStatusChanged(CHATS[0], runner, MemberState("left"), T0 + timedelta(minutes=25)))
+    m = member_doc(store, CHATS[0], runner)
+    assert (m["status"], m["status_at"], m["last_seen"]) == (
+        "active", T0 + timedelta(minutes=30), T0 + timedelta(minutes=100))
+
+
 def test_the_pipeline_flushes_at_shutdown(file_store):
     e = club_with_members(file_store)
     pipeline = Pipeline(e, flush_seconds=3600)

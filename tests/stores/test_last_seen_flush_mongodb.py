@@ -8,7 +8,8 @@ import mongomock
 import pymongo
 import pytest
 
-from tests.stores.test_last_seen_flush import CHATS, PEOPLE, T0, club_with_members, last_seen
+from tests.stores.test_last_seen_flush import (CHATS, PEOPLE, T0, club_with_members, last_seen,
+                                              late_leave_after_many_flushes)
 from tgsync_cli.core.events import MessageSeen
 from tgsync_cli.stores import open_store
 from tgsync_cli.stores.mongo import MongoStore
@@ -54,3 +55,9 @@ def test_a_flush_is_two_bulk_writes_and_never_moves_last_seen_backwards(mongo_st
     assert mongo_store.ops - ops == 2  # no log entry waiting: last_seen and writers per week
     assert last_seen(mongo_store, CHATS[0], PEOPLE[0]) == T0 + timedelta(minutes=10)
     assert last_seen(mongo_store, CHATS[0], PEOPLE[1]) == T0 + timedelta(minutes=11)  # untouched
+
+
+def test_a_late_leave_after_many_flushes_finds_the_first_message_after_it(mongo_store):
+    """As on SQLite: each message flushed on its own, the leave between the second and third
+    arrives last, and the runner is active since the third."""
+    late_leave_after_many_flushes(mongo_store)
