@@ -283,7 +283,7 @@ def test_a_return_the_flush_logs_is_whole_and_moved_by_the_next_settle(racing):
                             "version"]  # nothing but the club's own fields
     assert sorted(club["members"][0]) == sorted([
         "user_id", "telegram_id", "username", "first_name", "role", "status", "joined_at", "last_seen", "source",
-        "status_at", "role_at", "hard_at", "proof_at", "prior_at", "confirmed_at", "invited_by", "invite_link"])
+        "status_at", "role_at", "hard_at", "proof_at", "prior_at", "confirmed_at", "seen_times", "invited_by", "invite_link"])
 
 
 def test_returns_logged_by_two_flushes_in_two_clubs_are_all_moved_by_one_settle(racing):
