@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from itertools import combinations, permutations, product
-from typing import Any, Dict, List, Optional, Tuple
+from typing import List, Tuple
 
+from tests.stores.backends import fold_rule as fold
 from tests.stores.backends import join, leave, message
 from tgsync_cli.core.evidence import ACTIVE, Observation, decide
 
@@ -19,19 +20,6 @@ def at(minute: int) -> datetime:
     return T + timedelta(minutes=minute)
 
 
-def fold(steps: List[Observation]) -> Optional[Dict[str, Any]]:
-    """The pure rule over the steps, with the departure note a store would keep."""
-    current: Optional[Dict[str, Any]] = None
-    departure: Optional[Dict[str, Any]] = None
-    for obs in steps:
-        d = decide("club", current, departure, obs)
-        if d.departure is not None and (departure is None or departure["at"] <= d.departure["at"]):
-            departure = d.departure
-        if d.member is not None:
-            current = d.member
-        if d.clear_departure:
-            departure = None
-    return current
 
 
 def event(kind: str, minute: int) -> Observation:

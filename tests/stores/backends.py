@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import uuid
+from typing import Any, Dict, Iterable, Optional
 
 import pytest
 
 from tgsync_cli.core.events import Person
+from tgsync_cli.core.evidence import decide
 from tgsync_cli.core.store import Observation
 from tgsync_cli.stores import open_store
 
@@ -153,3 +155,18 @@ def history(people, seed: int = 3):
             events.append(("one", message(tid, t0 + timedelta(minutes=rng.randrange(61)))))
     rng.shuffle(events)
     return events
+
+
+def fold_rule(steps: Iterable[Observation]) -> Optional[Dict[str, Any]]:
+    """The pure rule over the steps, with the departure note a store would keep, in memory."""
+    current: Optional[Dict[str, Any]] = None
+    departure: Optional[Dict[str, Any]] = None
+    for obs in steps:
+        d = decide("club", current, departure, obs)
+        if d.departure is not None and (departure is None or departure["at"] <= d.departure["at"]):
+            departure = d.departure
+        if d.member is not None:
+            current = d.member
+        if d.clear_departure:
+            departure = None
+    return current

@@ -12,9 +12,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-from tgsync_cli.core.evidence import ACTIVE, Observation, decide
+from tgsync_cli.core.evidence import ACTIVE, Observation
 from tgsync_cli.core.store import Store
-from tests.stores.backends import close_backend, join, leave, message, open_backend, person
+from tests.stores.backends import close_backend, fold_rule, join, leave, message, open_backend, person
 
 CHAT = -1005005
 T = datetime(2025, 6, 1, 9, 0)
@@ -88,17 +88,7 @@ def _as_observation(step: Step) -> Observation:
 
 def fold(steps: List[Step]) -> Optional[Dict[str, Any]]:
     """The pure rule over the story: the member and departure note kept in memory."""
-    current: Optional[Dict[str, Any]] = None
-    departure: Optional[Dict[str, Any]] = None
-    for step in steps:
-        d = decide("club", current, departure, _as_observation(step))
-        if d.departure is not None and (departure is None or departure["at"] <= d.departure["at"]):
-            departure = d.departure
-        if d.member is not None:
-            current = d.member
-        if d.clear_departure:
-            departure = None
-    return current
+    return fold_rule(_as_observation(step) for step in steps)
 
 
 def through_store(store: Store, steps: List[Step]) -> Optional[Dict[str, Any]]:
