@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from operator import itemgetter
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from tgsync_cli.core.evidence import AFTER_MESSAGES, KEEP_SEEN_TIMES, MESSAGES
@@ -85,7 +84,6 @@ NOT_ACTIVE = (
 Row = Tuple[str, int, Optional[str], Optional[str], Optional[str], Optional[str], Optional[str], str, str, str,
             int]
 ActivityKey = Tuple[str, str, int]  # club id, ISO week, telegram id
-_key = itemgetter(0, 1)
 
 
 class WeekLedger:
@@ -95,13 +93,9 @@ class WeekLedger:
         self._weeks: Dict[str, Set[Tuple[str, int]]] = {}
         self._limit = limit
 
-    def fresh(self, keys: Iterable[ActivityKey]) -> List[ActivityKey]:
-        out = []
-        for cid, wk, tid in keys:
-            done = self._weeks.get(wk)
-            if done is None or (cid, tid) not in done:
-                out.append((cid, wk, tid))
-        return out
+    def done(self, week: str) -> Set[Tuple[str, int]]:
+        """Who this process has written in `week` (read only)."""
+        return self._weeks.get(week) or set()
 
     def written(self, keys: Iterable[ActivityKey]) -> None:
         for cid, wk, tid in keys:
@@ -115,66 +109,80 @@ class WeekLedger:
 
 def flush_rows(seen: Dict[Tuple[str, int], datetime], first_seen: Dict[Tuple[str, int], datetime],
                active_since: Dict[Tuple[str, int], datetime],
-               message_times: Optional[Dict[Tuple[str, int], List[datetime]]] = None) -> List[Row]:
-    """(club, telegram id, first, last, since, week of first if it differs, week of last, the
-    message times as a JSON list: those given, else first, since and last; the earliest, the newest and
-    how many of them), the times as the store's text. A flush spans minutes: its few distinct seconds are converted
-    once each, not once a member."""
-    text: Dict[datetime, Optional[str]] = {}
-    weeks: Dict[object, str] = {}
+               message_times: Optional[Dict[Tuple[str, int], List[datetime]]] = None,
+               ledger: Optional[WeekLedger] = None) -> Tuple[List[Row], List[ActivityKey]]:
+    """The flush's rows in key order (the order `write` visits the table in), and the activity
+    keys `ledger` has not seen written. A row: (club, telegram id, first, last, since, week of
+    first if it differs, week of last, the message times as a JSON list: those given, else first,
+    since and last; the earliest, the newest and how many of them), times as the store's text.
 
-    def conv(at: Optional[datetime]) -> Optional[str]:
-        if at is None:
-            return None
-        s = text.get(at)
-        if s is None:
-            s = text[at] = dt_in(at)
-        return s
+    Why it is written this way: it runs once a flush for every member who wrote (30,000 rows at
+    1,000 busy clubs), and its Python cost was as large as the database's. A flush spans minutes:
+    its few distinct seconds are converted (text, week, a one-time list) once each, not once a
+    member; most writers sent one message, so their times are one and the same object."""
+    memo: Dict[datetime, Tuple[str, str, str]] = {}  # time -> (text, ISO week, one-time JSON list)
+    done: Dict[str, Set[Tuple[str, int]]] = {}
 
-    def week(at: Optional[datetime]) -> Optional[str]:
-        if at is None:
-            return None
-        d = at.date()
-        w = weeks.get(d)
-        if w is None:
-            w = weeks[d] = iso_week(at)
-        return w
+    def of(at: datetime) -> Tuple[str, str, str]:
+        m = memo.get(at)
+        if m is None:
+            s = dt_in(at)
+            assert s is not None
+            m = memo[at] = (s, iso_week(at), '["' + s + '"]')
+        return m
 
+    def written(week: str) -> Set[Tuple[str, int]]:
+        d = done.get(week)
+        if d is None:
+            d = done[week] = ledger.done(week) if ledger is not None else set()
+        return d
+
+    given = message_times or {}
     rows: List[Row] = []
-    for key in seen.keys() | first_seen.keys():
-        last, first = seen.get(key), first_seen.get(key)
-        wl, wf = week(last), week(first)
-        since = active_since.get(key)
-        given = (message_times or {}).get(key) or [t for t in (first, since, last) if t is not None]
-        texts: List[str] = [x for x in map(conv, given) if x is not None]  # as text, no quotes: no encoder
-        if len(texts) > 1:  # most writers in a flush sent one message, or in one second
-            texts = sorted(set(texts))
-        rows.append((key[0], key[1], conv(first), conv(last), conv(since),
-                     None if wf == wl else wf, wl, '["' + '","'.join(texts) + '"]', texts[0], texts[-1],
-                     len(texts)))
-    return rows
+    new: List[ActivityKey] = []
+    for key in sorted(seen.keys() | first_seen.keys()):
+        last, first, since = seen.get(key), first_seen.get(key), active_since.get(key)
+        lm = fm = None
+        if last is not None:
+            lm = of(last)
+            if key not in written(lm[1]):
+                new.append((key[0], lm[1], key[1]))
+        if first is not None:
+            fm = lm if first is last and lm is not None else of(first)
+            if lm is None or fm[1] != lm[1]:
+                if key not in written(fm[1]):
+                    new.append((key[0], fm[1], key[1]))
+        times = given.get(key) or [t for t in (first, since, last) if t is not None]
+        if len(times) == 1:
+            tm = lm if times[0] is last and lm is not None else of(times[0])
+            tmin, tmax, kept, n = tm[0], tm[0], tm[2], 1
+        else:  # as text, no quotes: no encoder
+            texts = sorted({of(t)[0] for t in times})
+            kept, tmin, tmax, n = '["' + '","'.join(texts) + '"]', texts[0], texts[-1], len(texts)
+        rows.append((key[0], key[1], None if fm is None else fm[0], None if lm is None else lm[0],
+                     None if since is None else (lm if since is last and lm is not None else of(since))[0],
+                     None if fm is None or lm is None or fm[1] == lm[1] else fm[1],
+                     None if lm is None else lm[1], kept, tmin, tmax, n))
+    new.sort()
+    return rows, new
 
 
-def write(cur, rows: List[Row], ledger: WeekLedger) -> Tuple[List[tuple], List[ActivityKey]]:
-    """Apply a flush batch inside the caller's transaction. Returns the members to bring back
-    (club, telegram id, first, last: a message newer than what made them inactive) and the
-    activity keys written (to record in the ledger once the transaction has committed).
+def write(cur, rows: List[Row], new: List[ActivityKey]) -> List[tuple]:
+    """Apply a flush batch inside the caller's transaction: the activity rows `new` and the
+    members' updates. Returns the members to bring back (club, telegram id, first, last: a message
+    newer than what made them inactive).
 
-    Rows go in key order, so the pages they touch are visited in turn rather than at random (a
-    batch can be larger than SQLite's page cache). The update takes active members only; when
-    it updated fewer rows than it was given (rare: someone left, or another process removed
-    them, while this one had them cached), one probe finds them and they get the same update
-    without that condition."""
-    rows.sort(key=_key)
-    new = ledger.fresh((c, wk, t) for c, t, _f, _l, _s, wf, wl, *_times in rows for wk in (wl, wf)
-                       if wk is not None)
+    Rows come in key order (as `flush_rows` gives them), so the pages they touch are visited in
+    turn rather than at random (a batch can be larger than SQLite's page cache). The update takes
+    active members only; when it updated fewer rows than it was given (rare: someone left, or
+    another process removed them, while this one had them cached), one probe finds them and they
+    get the same update without that condition."""
     if new:
-        new.sort()
         cur.executemany("INSERT OR IGNORE INTO activity (club_id, week, telegram_id) VALUES (?, ?, ?)", new)
     cur.executemany(BY_ROW + " AND status = 'active'", rows)
     back: List[tuple] = []
     if cur.rowcount == len(rows):
-        return back, new
+        return back
     by_key = {(r[0], r[1]): r for r in rows}
     rest = []
     for cid, tid, hard_at in cur.execute(NOT_ACTIVE, (json.dumps(list(by_key)),)).fetchall():
@@ -184,4 +192,4 @@ def write(cur, rows: List[Row], ledger: WeekLedger) -> Tuple[List[tuple], List[A
             back.append((cid, tid, r[2] if r[2] is not None else r[3], r[3]))
     if rest:
         cur.executemany(BY_ROW, rest)
-    return back, new
+    return back

@@ -248,10 +248,10 @@ class SqliteMembers:
         backwards. `first_seen` is message evidence for `source`/`joined_at` (the earliest evidence decides)."""
         if not seen and not first_seen:
             return 0
-        rows = flush_rows(seen, first_seen or {}, active_since or {}, message_times)
         ledger = self._activity_ledger
+        rows, written = flush_rows(seen, first_seen or {}, active_since or {}, message_times, ledger)
         with self._tx("flush_last_seen") as cur:
-            back, written = write_flush(cur, rows, ledger)
+            back = write_flush(cur, rows, written)
             if back:
                 self._reactivate(cur, {(c, t): dt_out(last) for c, t, _f, last in back},
                                  {(c, t): dt_out(first) for c, t, first, _l in back})
