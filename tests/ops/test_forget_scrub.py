@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from typer.testing import CliRunner
 
+from tgsync_cli import ops
 from tgsync_cli.cli import app
 from tgsync_cli.core.cache import MemoryMemberCache
 from tgsync_cli.core.codec import to_dict
@@ -96,3 +97,33 @@ def test_a_running_pipeline_keeps_the_kick_when_the_kicking_admin_is_forgotten(t
     assert pipe.stop(timeout=10) == 0
     assert roster(store) == {INVITED: ("kicked", None), WRITER: ("active", None)}
     assert traces(store, {ADMIN}) == []
+
+
+def test_a_forget_landing_just_before_serves_flush_leaves_no_trace_on_mongodb(tmp_path):
+    """Given a serve on the app's MongoDB holding Asel's (781) messages for the next flush, when
+    an operator's forget 781 lands after the serve last looked for forgets but before that flush,
+    the flush brings nothing of hers back: the next look erases what it wrote (her activity)."""
+    from tests.stores.backends import close_backend, open_backend
+
+    store, _ = open_backend("mongomock", tmp_path)
+    engine = Engine(store, OfflineGateway(BOT), MemoryMemberCache(), bot_id=BOT)
+    engine.start()
+    pipe = Pipeline(engine, spool_path=str(tmp_path / "spool.jsonl"), backoff=(0.02, 0.02))
+    pipe.start()
+    for event in story()[:3]:
+        pipe.submit(event)
+    pipe.submit(MessageSeen(CHAT, Person(WRITER, first_name="Asel"), T + timedelta(minutes=5)))  # held
+    real_flush, landed = engine.flush, []
+
+    def flush():
+        if not landed:
+            landed.append(ops.forget(store, None, WRITER))
+        return real_flush()
+    engine.flush = flush  # type: ignore[method-assign]
+    try:
+        assert pipe.stop(timeout=10) == 0
+        assert landed
+        assert traces(store, {WRITER}) == []
+        assert roster(store)[INVITED] == ("active", ADMIN)
+    finally:
+        close_backend(store)

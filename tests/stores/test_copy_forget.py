@@ -10,6 +10,7 @@ import threading
 import time
 from datetime import datetime, timedelta
 
+import pytest
 from typer.testing import CliRunner
 
 from tgsync_cli import ops
@@ -19,7 +20,7 @@ from tgsync_cli.stores import copy as copy_module
 from tgsync_cli.stores.copy import copy_store
 from tests import botapi_updates as U
 from tests.ops.test_forget import traces
-from tests.stores.backends import join, message
+from tests.stores.backends import close_backend, join, message, open_backend, reopen
 
 T = datetime(2025, 5, 1, 8)
 DANA, ADMIN = 7, 9
@@ -125,6 +126,46 @@ def test_replay_hears_a_forget_run_while_it_applies_the_file(tmp_path, monkeypat
     operator.join(30)
     assert traces(store, {105}) == []
     assert len(store.club_by_group(U.CHAT["id"])["members"]) == 29  # everyone else who wrote
+
+
+@pytest.mark.parametrize("backend", ["sqlite-file", "mongomock"])
+def test_a_forget_landing_after_replays_last_look_but_before_its_flush_leaves_nothing(backend, tmp_path,
+                                                                                     monkeypatch):
+    """Given a replay whose file ends with messages of 105 still buffered, when an operator's
+    forget 105 lands just after the replay last looked for forgets and before the buffer reaches
+    the store, the flush brings nothing of 105 back (no activity row, no membership)."""
+    from tgsync_cli.app import offline
+
+    t0 = 1_735_000_000
+    lines = [U.bot_added(t0)] + [U.message(t0 + i, 100 + i % 30) for i in range(1, 120)]
+    f = tmp_path / "updates.jsonl"
+    f.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    store, uri = open_backend(backend, tmp_path)
+    other = reopen(uri) if uri else store  # the operator's own connection where there is one
+    real_make = offline.make_engine
+    landed = []
+
+    def make_engine(*args, **kwargs):
+        engine = real_make(*args, **kwargs)
+        real_flush = engine.flush
+
+        def flush():
+            if not landed:
+                ops.forget(other, None, 105)
+                landed.append(1)
+            return real_flush()
+        engine.flush = flush
+        return engine
+    monkeypatch.setattr(offline, "make_engine", make_engine)
+    try:
+        offline.replay(f, store)
+        assert landed
+        assert traces(store, {105}) == []
+        assert len(store.club_by_group(U.CHAT["id"])["members"]) == 29  # everyone else who wrote
+    finally:
+        if other is not store:
+            other.close()
+        close_backend(store)
 
 
 def test_replay_cli_still_applies_a_file_when_nobody_is_forgotten(tmp_path):

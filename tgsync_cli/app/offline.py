@@ -113,6 +113,7 @@ def replay(path: str | Path, store: Store, settings: Optional[Settings] = None,
         _apply(engine, batches, watch, chunk, report)
         batches.close()
     watch.poll()
+    watch.flushing(engine.seen.people())
     engine.flush()
     watch.poll()
     report.notes = engine.notes

@@ -56,6 +56,11 @@ class ForgetFilter:
                 self.erased_again += 1
         self._recent.clear()
 
+    def flushing(self, people: Set[int]) -> None:
+        """These people's buffered times are about to reach the store: a `forget` landing after
+        the last look but before that write is undone by the next look, as for applied events."""
+        self._recent |= people
+
     def _erased_at(self, tid: int) -> Optional[datetime]:
         if tid not in self._until:
             self._until[tid] = next((at for salt, key, at in self._notes

@@ -97,6 +97,15 @@ class ForgetWatch:
             if at is not None and (prev is None or at > prev):
                 self._recent[tid] = at
 
+    def flushing(self) -> None:
+        """The buffered message times are about to reach the store. A forget landing after the
+        last poll but before that write would get the person's activity back: the next poll
+        treats them as applied here, and erases them again."""
+        for (_, tid), held in self.engine.seen.times().items():
+            prev = self._recent.get(tid)
+            if prev is None or held.last > prev:
+                self._recent[tid] = held.last
+
     def _drop_person(self, tid: int, erase_again: bool) -> None:
         self.engine.seen.drop_person(tid)
         for info in self.engine.clubs():

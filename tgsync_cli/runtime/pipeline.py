@@ -231,6 +231,7 @@ class Pipeline:
         self._abandon.set()
         self._closed = True
         self.forget.poll()  # a forget that ran while we drained must not be undone by the spool
+        self.forget.flushing()
         for attempt in range(3):  # a reply lost once is not an outage: asked twice more
             try:
                 self.engine.flush()
@@ -238,6 +239,7 @@ class Pipeline:
             except TgsyncError as exc:  # the engine kept them: they go to the spool below
                 if attempt == 2:
                     log.warning("last_seen not flushed at shutdown (%s): spooled for the next start", exc)
+        self.forget.poll()  # one that landed during that flush: erased again
         unwritten = self._journal.stop(0.0) if self._journal is not None else []
         self.spooled = self._spool_at_stop(unwritten, timeout)
         return self.spooled
@@ -311,6 +313,7 @@ class Pipeline:
                 return
             if item is _FLUSH or now >= next_flush:
                 began = time.monotonic()
+                self.forget.flushing()
                 if not self._with_retry(self.engine.flush, "last_seen flush"):
                     return
                 self.observer.flushed(time.monotonic() - began)

@@ -81,6 +81,10 @@ NOT_ACTIVE = (
     " JOIN memberships AS m ON m.club_id = json_extract(j.value, '$[0]')"
     " AND m.telegram_id = json_extract(j.value, '$[1]') WHERE m.status <> 'active'")
 
+# a week's activity row, written once a week a person
+ACTIVITY = ("INSERT OR IGNORE INTO activity (club_id, week, telegram_id) SELECT ?1, ?2, ?3"
+            " WHERE EXISTS (SELECT 1 FROM memberships WHERE club_id = ?1 AND telegram_id = ?3)")
+
 Row = Tuple[str, int, Optional[str], Optional[str], Optional[str], Optional[str], Optional[str], str, str, str,
             int]
 ActivityKey = Tuple[str, str, int]  # club id, ISO week, telegram id
@@ -177,8 +181,8 @@ def write(cur, rows: List[Row], new: List[ActivityKey]) -> List[tuple]:
     active members only; when it updated fewer rows than it was given (rare: someone left, or
     another process removed them, while this one had them cached), one probe finds them and they
     get the same update without that condition."""
-    if new:
-        cur.executemany("INSERT OR IGNORE INTO activity (club_id, week, telegram_id) VALUES (?, ?, ?)", new)
+    if new:  # only for a membership still there: `forget` may have erased the person meanwhile
+        cur.executemany(ACTIVITY, new)
     cur.executemany(BY_ROW + " AND status = 'active'", rows)
     back: List[tuple] = []
     if cur.rowcount == len(rows):
