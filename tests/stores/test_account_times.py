@@ -104,3 +104,85 @@ def test_a_late_dm_block_does_not_date_the_account_back(backend, tmp_path):
         assert (u["dm_blocked"], u["updated_at"]) == (True, T + timedelta(minutes=120))
     finally:
         close_backend(store)
+
+
+def flush_message(store, club_id: str, tid: int, at: datetime) -> None:
+    """A buffered message of `tid` written by the last_seen flush, as the pipeline hands it over."""
+    store.flush_last_seen({(club_id, tid): at}, {(club_id, tid): at}, {(club_id, tid): at}, {(club_id, tid): [at]})
+
+
+def account_times(store, tid: int = TID) -> Tuple[Any, Any]:
+    u = store.user_by_telegram_id(tid)
+    return u["created_at"], u["updated_at"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite-memory", "mongomock", "mongomock-app"])
+def test_an_old_message_flushed_after_the_join_dates_the_account_back(backend, tmp_path):
+    """Given a runner who joined at 10:00 (their account made then), when a history import
+    flushes a message of theirs from 9:00, the account was created and last updated at 9:00:
+    the 10:00 join met someone who was a member already."""
+    from tests.stores.backends import join
+
+    store, _ = open_backend(backend, tmp_path)
+    try:
+        a, _ = store.create_club(-1009001, "A", None, {})
+        store.observe(a["_id"], join(TID, T + timedelta(minutes=120)))
+        flush_message(store, a["_id"], TID, T + timedelta(minutes=60))
+        assert account_times(store) == (T + timedelta(minutes=60), T + timedelta(minutes=60))
+    finally:
+        close_backend(store)
+
+
+@pytest.mark.parametrize("backend", ["sqlite-memory", "mongomock", "mongomock-app"])
+def test_old_messages_in_two_groups_date_the_account_back_to_the_newest_groups_first_evidence(backend, tmp_path):
+    """Given a runner who joined A at 10:00 and B at 11:00, when a message in A from 9:00 is
+    flushed, the account was created at 9:00 and is still updated at 11:00 (B's join); when one
+    in B from 8:00 follows, it was created at 8:00 and updated at 9:00, A's first evidence now."""
+    from tests.stores.backends import join
+
+    store, _ = open_backend(backend, tmp_path)
+    try:
+        a, _ = store.create_club(-1009001, "A", None, {})
+        b, _ = store.create_club(-1009002, "B", None, {})
+        store.observe(a["_id"], join(TID, T + timedelta(minutes=120)))
+        store.observe(b["_id"], join(TID, T + timedelta(minutes=180)))
+        flush_message(store, a["_id"], TID, T + timedelta(minutes=60))
+        assert account_times(store) == (T + timedelta(minutes=60), T + timedelta(minutes=180))
+        flush_message(store, b["_id"], TID, T)
+        assert account_times(store) == (T, T + timedelta(minutes=60))
+    finally:
+        close_backend(store)
+
+
+def test_a_flushed_old_message_leaves_the_apps_own_account_dates_alone(tmp_path):
+    """Given the app's account of a runner (a phone, created 2024-12-01 10:00 as a string) and
+    their membership from then, when a message of theirs from 9:00 that day is flushed, the
+    membership dates back to 9:00 but the account keeps the app's created_at and updated_at."""
+    from tests.app_db import PLAIN
+
+    store, _ = open_backend("mongomock-app", tmp_path)
+    try:
+        club = store.club_by_group(-1001777000)
+        flush_message(store, club["_id"], PLAIN, datetime(2024, 12, 1, 9, 0))
+        member = next(m for m in store.club_by_group(-1001777000)["members"] if m["telegram_id"] == PLAIN)
+        assert member["joined_at"] == datetime(2024, 12, 1, 9, 0)
+        raw = store.users.find_one({"telegram_id": PLAIN})
+        assert (raw["created_at"], raw["updated_at"]) == ("2024-12-01T10:00:00Z", "2024-12-01T10:00:00Z")
+    finally:
+        close_backend(store)
+
+
+def test_a_flushed_old_message_dates_back_an_account_the_app_stored_with_string_dates(tmp_path):
+    """Given an account holding only Telegram fields, stored by the app with string dates and a
+    double telegram_id (created and updated 2024-12-01 12:00, the membership's joined_at), when
+    a message from 11:00 is flushed, the account follows in the app's own string form."""
+    from tests.app_db import DOUBLE_ID
+
+    store, _ = open_backend("mongomock-app", tmp_path)
+    try:
+        club = store.club_by_group(-1001777000)
+        flush_message(store, club["_id"], DOUBLE_ID, datetime(2024, 12, 1, 11, 0))
+        raw = store.users.find_one({"_id": "user_double"})
+        assert (raw["created_at"], raw["updated_at"]) == ("2024-12-01T11:00:00Z", "2024-12-01T11:00:00Z")
+    finally:
+        close_backend(store)

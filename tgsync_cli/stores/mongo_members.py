@@ -72,10 +72,12 @@ class MongoMembers:
     part (the flush records who wrote in which week)."""
 
     def __init__(self, db: MongoDb, account: Callable[[Person, datetime, bool], str],
-                 insights: MongoInsights, date_back: Callable[[int, datetime, datetime], None]) -> None:
+                 insights: MongoInsights, date_back: Callable[[int, datetime, datetime], None],
+                 flushed_back: Callable[[Dict[Tuple[str, int], datetime]], None]) -> None:
         self.db = db
         self._account = account
         self._date_back = date_back  # earlier evidence: the account's created_at moves back
+        self._flushed_back = flushed_back  # the same for the flush's messages, all at once
         self.insights = insights
         self._known: Dict[str, Set[int]] = {}  # club -> telegram ids it had (a hint: see above)
         self._outbox: Dict[str, int] = {}  # clubs whose outbox to settle -> writes to it so far
@@ -328,9 +330,21 @@ class MongoMembers:
         evidence, each message time after the member's last member event kept (the earliest few)
         and status_at of a member active by messages alone lowered to the earliest of them
         (status_at > t > hard_at also says the member is active by messages alone, so no field is
-        compared with another)."""
+        compared with another).
+
+        Three round trips where two would write the clubs: the account's times follow a joined_at
+        the flush moves back (an old message imported after the join), and a bulk update of
+        `clubs` cannot touch `users` nor tell which of its updates matched. So the accounts that
+        could owe anything are read first (those updated after the person's earliest message
+        here); live messages are newer than every account, the read finds none, and no account
+        is written. Only an old message costs more: the joined_ats it moves back, read before
+        they move, and one guarded write of the accounts. Read before the flush writes, not
+        after: the old joined_at is what the account's updated_at is compared with, and a flush
+        that fails after the accounts were written leaves them as the retry would."""
         form = self.db.forms["clubs"]
         first_seen = first_seen or {}
+        if first_seen:
+            self._flushed_back(first_seen)
         times = {key: sorted(set((message_times or {}).get(key) or [
             t for t in (first_seen.get(key), (active_since or {}).get(key), at) if t is not None]))
             for key, at in seen.items()}
