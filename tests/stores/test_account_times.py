@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, List, Tuple
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tgsync_cli.core.events import Person
@@ -184,5 +184,51 @@ def test_a_flushed_old_message_dates_back_an_account_the_app_stored_with_string_
         flush_message(store, club["_id"], DOUBLE_ID, datetime(2024, 12, 1, 11, 0))
         raw = store.users.find_one({"_id": "user_double"})
         assert (raw["created_at"], raw["updated_at"]) == ("2024-12-01T11:00:00Z", "2024-12-01T11:00:00Z")
+    finally:
+        close_backend(store)
+
+
+# events of one runner in two groups at distinct minutes: a join (observed as it arrives) or a
+# flush of buffered messages (the earliest message per group, one group or both in one flush)
+joins_and_flushes = st.lists(st.one_of(
+    st.tuples(st.just("join"), st.sampled_from([0, 1]), st.integers(0, 500)),
+    st.tuples(st.just("flush"), st.sampled_from([0, 1]), st.integers(0, 500)),
+    st.tuples(st.just("flush both"), st.just(2), st.integers(0, 500))), min_size=1, max_size=8,
+    unique_by=lambda e: e[2])
+
+
+@pytest.mark.parametrize("backend", ["sqlite-memory", "mongomock", "mongomock-app"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=joins_and_flushes)
+def test_joins_and_flushed_messages_in_any_order_end_in_the_account_of_their_earliest_evidence(backend, tmp_path,
+                                                                                              events):
+    """Whatever order joins and flushed old messages arrive in, each membership's joined_at is
+    its earliest evidence, and the account was created at the earliest of them and last updated
+    at the newest. A message flushed before any join in its group is one the store never
+    placed (a flush carries known members only): it is left out of the expectation."""
+    from tests.stores.backends import join
+
+    store, _ = open_backend(backend, tmp_path)
+    try:
+        clubs = [store.create_club(-1009001 - i, f"G{i}", None, {})[0]["_id"] for i in (0, 1)]
+        evidence: dict = {}
+        for kind, group, minute in events:
+            at = T + timedelta(minutes=minute)
+            if kind == "join":
+                store.observe(clubs[group], join(TID, at))
+                evidence.setdefault(group, []).append(at)
+                continue
+            groups = [g for g in ((0, 1) if group == 2 else (group,)) if g in evidence]
+            if not groups:
+                continue
+            # both groups in one flush: the second a minute apart from the first (not a drawn time)
+            times = {g: at + timedelta(seconds=30 * i) for i, g in enumerate(groups)}
+            keys = {(clubs[g], TID): t for g, t in times.items()}
+            store.flush_last_seen(keys, keys, keys, {k: [t] for k, t in keys.items()})
+            for g, t in times.items():
+                evidence[g].append(t)
+        assume(evidence)  # no join: no account to look at
+        joined = {g: min(ts) for g, ts in evidence.items()}
+        assert account_times(store) == (min(joined.values()), max(joined.values()))
     finally:
         close_backend(store)
