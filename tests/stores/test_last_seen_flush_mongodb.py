@@ -1,4 +1,5 @@
-"""last_seen on a `mongodb://` store: one bulk write of guarded positional updates (the embedded
+"""last_seen on a `mongodb://` store: one read of the accounts an old message could date back, one
+bulk write of guarded positional updates on the clubs, one of writers per week (the embedded
 backends take another path). MongoDB here is mongomock behind pymongo's own client class, so the
 `mongodb://` code path runs with no server and nothing leaves the machine."""
 
@@ -32,17 +33,19 @@ def mongo_store(monkeypatch):
     store.close()
 
 
-def test_a_flush_is_two_bulk_writes_and_never_moves_last_seen_backwards(mongo_store):
-    """Four when membership_log entries wait in the clubs' outbox: they are moved on the way."""
+def test_a_live_flush_is_one_read_and_two_bulk_writes_and_never_moves_last_seen_backwards(mongo_store):
+    """Live messages, newer than every account: the read of the accounts they could date back
+    finds none and no account is written. Two more when membership_log entries wait in the
+    clubs' outbox: they are moved on the way."""
     e = club_with_members(mongo_store)
     for i, p in enumerate(PEOPLE):
         e.handle(MessageSeen(CHATS[0], p, T0 + timedelta(minutes=10 + i)))
         e.handle(MessageSeen(CHATS[1], p, T0 + timedelta(minutes=30 + i)))
     ops = mongo_store.ops
     assert e.flush() == 2 * len(PEOPLE)
-    # the outbox as it is now, its entries copied into membership_log, last_seen on the clubs
-    # (emptying their outbox in the same bulk), writers per week beside them
-    assert mongo_store.ops - ops == 4
+    # the accounts, the outbox as it is now, its entries copied into membership_log, last_seen on
+    # the clubs (emptying their outbox in the same bulk), writers per week beside them
+    assert mongo_store.ops - ops == 5
     assert mongo_store.log.count_documents({}) == len(mongo_store.membership_log()) > 0
     assert not mongo_store.clubs.count_documents({"log_pending.0": {"$exists": True}})
     for i, p in enumerate(PEOPLE):
@@ -52,9 +55,25 @@ def test_a_flush_is_two_bulk_writes_and_never_moves_last_seen_backwards(mongo_st
     e.handle(MessageSeen(CHATS[0], PEOPLE[0], T0 + timedelta(minutes=1)))  # delivered late
     ops = mongo_store.ops
     e.flush()
-    assert mongo_store.ops - ops == 2  # no log entry waiting: last_seen and writers per week
+    assert mongo_store.ops - ops == 3  # no log entry waiting: accounts, last_seen, writers per week
     assert last_seen(mongo_store, CHATS[0], PEOPLE[0]) == T0 + timedelta(minutes=10)
     assert last_seen(mongo_store, CHATS[0], PEOPLE[1]) == T0 + timedelta(minutes=11)  # untouched
+
+
+def test_old_messages_cost_a_read_of_their_joined_ats_and_one_write_of_the_accounts(mongo_store):
+    """Given the runners added at T0, when a history import flushes a message of each from an
+    hour before, the flush reads their joined_ats and writes every account in one bulk (five
+    round trips, not a few per runner), and each account was created then."""
+    e = club_with_members(mongo_store)
+    mongo_store.settle()
+    for p in PEOPLE:
+        e.handle(MessageSeen(CHATS[0], p, T0 - timedelta(hours=1)))
+    ops = mongo_store.ops
+    e.flush()
+    assert mongo_store.ops - ops == 5
+    for p in PEOPLE:
+        u = mongo_store.user_by_telegram_id(p.id)
+        assert u["created_at"] == T0 - timedelta(hours=1)
 
 
 def test_a_late_leave_after_many_flushes_finds_the_first_message_after_it(mongo_store):

@@ -304,3 +304,26 @@ def test_a_flush_racing_an_older_leave_still_brings_them_back(server):
     assert (m["status"], m["last_seen"]) == ("active", at(30))
     assert log_of(mine, cid, 5) == [(at(1), None, "active", "member"), (at(20), "active", "left", "member"),
                                     (at(25), "left", "active", "member")]  # the flush logs its change
+
+
+# -- the flush dating an account back: guarded on the account's times as read ----------------------
+def flushed(cid: str, tid: int, when: datetime) -> tuple:
+    key = {(cid, tid): when}
+    return key, key, key, {(cid, tid): [when]}
+
+
+def test_an_account_another_flush_dated_back_meanwhile_is_dated_back_again_from_what_it_holds(server):
+    """Given a runner who joined at 10:00, when this process flushes their message of 9:00 and
+    another flushes one of 9:30 between this one's read of the account and its write, the
+    membership and the account end at 9:00, as one process flushing both would leave them."""
+    other = server.store()
+    cid = club_of(other)
+    other.observe(cid, join(5, at(240)))
+    racer = lambda: other.flush_last_seen(*flushed(cid, 5, at(210)))
+    mine = server.racing_store(Race("users", "update_one", racer, when=lambda flt, *a, **kw: "_id" in flt))
+    mine.flush_last_seen(*flushed(cid, 5, at(180)))
+    assert server.races_of(mine)[0].ran
+    u = mine.user_by_telegram_id(5)
+    assert (u["created_at"], u["updated_at"]) == (at(180), at(180))
+    member = next(m for m in mine.club_by_group(CHAT)["members"] if m["telegram_id"] == 5)
+    assert member["joined_at"] == at(180)

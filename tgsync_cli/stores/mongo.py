@@ -29,7 +29,7 @@ from tgsync_cli.core.errors import ConfigError, StoreConflict, StoreError, Store
 from tgsync_cli.core.events import Person
 from tgsync_cli.core.store import ClubIndex, account_fields, forgotten_key
 from tgsync_cli.stores.common import FORGOTTEN_KEEP_SECONDS, TOMBSTONE_DAYS, PartsStore, member_doc, new_id, redact_uri
-from tgsync_cli.stores.mongo_accounts import account_time_ops, date_account_back
+from tgsync_cli.stores.mongo_accounts import FlushedAccounts, account_time_ops, date_account_back
 from tgsync_cli.stores.mongo_db import MongoDb, cause  # noqa: F401 (cause re-exported)
 from tgsync_cli.stores.mongo_insights import MongoInsights
 from tgsync_cli.stores.mongo_members import RETRIES, MongoMembers
@@ -70,7 +70,8 @@ class MongoStore(PartsStore):
         self.activity, self.reconciles = self.db.activity, self.db.reconciles
         self.forgotten = self.db.forgotten
         self.insights = MongoInsights(self.db)
-        self.members = MongoMembers(self.db, self._upsert_account, self.insights, self._date_account_back)
+        self.members = MongoMembers(self.db, self._upsert_account, self.insights, self._date_account_back,
+                                    FlushedAccounts(self.db, lambda doc: not app_account(doc)).date_back)
         self.requests = MongoRequests(self.db)
         # how times are written per collection (the app's form, found at open: mongo_shapes.detect);
         # one dict shared with the parts through `db`

@@ -72,10 +72,12 @@ class MongoMembers:
     part (the flush records who wrote in which week)."""
 
     def __init__(self, db: MongoDb, account: Callable[[Person, datetime, bool], str],
-                 insights: MongoInsights, date_back: Callable[[int, datetime, datetime], None]) -> None:
+                 insights: MongoInsights, date_back: Callable[[int, datetime, datetime], None],
+                 flushed_back: Callable[[Dict[Tuple[str, int], datetime]], None]) -> None:
         self.db = db
         self._account = account
         self._date_back = date_back  # earlier evidence: the account's created_at moves back
+        self._flushed_back = flushed_back  # the same for the flush's messages, all at once
         self.insights = insights
         self._known: Dict[str, Set[int]] = {}  # club -> telegram ids it had (a hint: see above)
         self._outbox: Dict[str, int] = {}  # clubs whose outbox to settle -> writes to it so far
@@ -323,14 +325,28 @@ class MongoMembers:
                         first_seen: Optional[Dict[Tuple[str, int], datetime]] = None,
                         active_since: Optional[Dict[Tuple[str, int], datetime]] = None,
                         message_times: Optional[Dict[Tuple[str, int], List[datetime]]] = None) -> int:
-        """One bulk write, a few guarded updates per member that wrote: never backwards. The same
+        """One bulk write of the clubs, a few guarded updates per member that wrote: never backwards. The same
         rules as the SQLite flush: last_seen and proof_at forwards, joined_at/source by the earliest
         evidence, each message time after the member's last member event kept (the earliest few)
         and status_at of a member active by messages alone lowered to the earliest of them
         (status_at > t > hard_at also says the member is active by messages alone, so no field is
-        compared with another)."""
+        compared with another).
+
+        The account's times follow a joined_at the flush moves back (an old message imported
+        after the join), and a bulk update of `clubs` can neither touch `users` nor tell which of
+        its updates matched. So the flush first reads the accounts that could owe anything (updated
+        after the person's earliest message here): a third round trip, a read. Live messages are
+        newer than every account, so it finds none and no account is written; only old messages
+        cost more (a read of the joined_ats they move, one guarded bulk of the accounts). The read
+        goes before the clubs bulk, not after: the old joined_at is what updated_at is compared
+        with, and a flush that fails after the accounts were written is retried with nothing lost.
+        It is sound across processes because a joined_at only ever moves back and updated_at is
+        never older than any of the person's joined_ats: an account the read does not find has
+        no membership the flush can move (short of one forgotten and made again in between)."""
         form = self.db.forms["clubs"]
         first_seen = first_seen or {}
+        if first_seen:
+            self._flushed_back(first_seen)
         times = {key: sorted(set((message_times or {}).get(key) or [
             t for t in (first_seen.get(key), (active_since or {}).get(key), at) if t is not None]))
             for key, at in seen.items()}
@@ -381,7 +397,7 @@ class MongoMembers:
                         logged.add(cid)
                     ops.append(({"_id": cid, "members": {"$elemMatch": elem}}, upd, False))
         # the entries ride with their change. Whether one landed is not known without a read, so
-        # the flush stays two round trips: they move with the club's next logged write, an
+        # the flush reads no more for them: they move with the club's next logged write, an
         # explicit settle (a clean stop) or the next start; readers see the outbox meanwhile
         self._maybe_logged |= logged
         with self._settle_lock:  # log entries written since the last flush: moved on the way
