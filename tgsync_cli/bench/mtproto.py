@@ -228,10 +228,12 @@ class Rig:
         before = t.ns["engine"] if t is not None else 0
         while True:
             try:
-                item = p._q.get_nowait()
+                _seq, item = p._q.get_nowait()  # (journal sequence, event), as submit queues them
             except Exception:
                 break
-            p._with_retry(partial(self.engine.handle, item), type(item).__name__)
+            outcome = p._with_retry(partial(self.engine.handle, item), type(item).__name__)
+            if outcome is not True:  # a rig that cannot apply its events measures nothing
+                raise RuntimeError(f"the bench's {type(item).__name__} was not applied: {outcome}")
             p.forget.note_applied(item)
             p.applied += 1
         if t is not None:
