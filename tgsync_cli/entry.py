@@ -19,7 +19,7 @@ class EarlyStop(BaseException):
         self.signum = signum
 
 
-_stopping = {"now": False}
+_stopping = {"now": False, "early": False}
 
 
 def now_stopping() -> None:
@@ -30,7 +30,15 @@ def now_stopping() -> None:
 
 def _early(signum: int, frame: object) -> None:
     if not _stopping["now"]:
+        _stopping["early"] = True
         raise EarlyStop(signum)
+
+
+def signalled_early() -> bool:
+    """A stop signal reached the entry point's handler. Its EarlyStop normally ends the process
+    at once; a library that catches BaseException where the signal landed (an import, a lock)
+    can swallow it, and serve must then still stop instead of running on."""
+    return _stopping["early"]
 
 
 def main() -> None:

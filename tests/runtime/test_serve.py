@@ -402,3 +402,31 @@ def test_after_the_connection_drops_the_bot_s_status_is_asked_again_before_the_n
     assert sync["bot_is_admin"] is False and sync["bot_present"] is True
     assert 2 in roster(rig.store)  # and the update itself was applied after the check
     assert r.recheck_pending is False  # asked once, not before every update
+
+
+def test_a_stop_signal_whose_exception_a_library_swallowed_still_stops_serve_before_it_connects(tmp_path,
+                                                                                              monkeypatch):
+    """Given a SIGTERM that reached tgsync's entry handler while it was starting, inside a library
+    that caught the exception it raised (an `except BaseException` around an import), when serve's
+    runtime starts, it stops at once with status 0: it never connects, nothing is taken."""
+    from tgsync_cli import entry
+
+    monkeypatch.setitem(entry._stopping, "now", False)
+    monkeypatch.setitem(entry._stopping, "early", False)
+    store, tg = open_store("memory:"), Telegram()
+    runtime, reports = lifecycle_rig(store, tg, tmp_path / "spool.jsonl")
+    try:
+        entry._early(signal.SIGTERM, None)
+    except BaseException:  # what such a library does with it
+        pass
+    runtime.signalled_early = entry.signalled_early
+    ran: list = []
+    t = threading.Thread(target=lambda: ran.append(runtime.run()))
+    t.start()
+    t.join(10)
+    stopped_by_itself = not t.is_alive()
+    if not stopped_by_itself:  # it served on: end it, so the failure is reported, not a hang
+        runtime.request_stop("test")
+        t.join(10)
+    assert stopped_by_itself and ran == [0]
+    assert not runtime.client.started and reports == []

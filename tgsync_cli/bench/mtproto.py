@@ -131,6 +131,9 @@ class Rig:
 
     async def _setup(self) -> None:
         await self.client.storage.open()
+        from tgsync_cli.runtime.peer_memo import install as remember_peers
+
+        remember_peers(self.client)  # as serve does
         d = self.client.dispatcher
         d.locks_list.append(asyncio.Lock())
         for h in self.runtime.handlers():

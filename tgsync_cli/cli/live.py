@@ -17,7 +17,7 @@ from typing_extensions import Annotated
 from tgsync_cli.cli import render
 from tgsync_cli.cli.args import LiveChatArg
 from tgsync_cli.core.errors import TgsyncError
-from tgsync_cli.entry import EarlyStop, now_stopping, say_stopped
+from tgsync_cli.entry import EarlyStop, now_stopping, say_stopped, signalled_early
 from tgsync_cli.cli.base import (
     ConfigOpt,
     JsonOpt,
@@ -72,7 +72,7 @@ def serve(log_json: Annotated[bool, typer.Option("--log-json", help="JSON log li
             logging.getLogger("tgsync.config").warning("%s", text.removeprefix("warning: "))
         code = runtime.serve(settings, queue.value if queue else None,
                              on_started=lambda report: _show_startup(report, json_logs),
-                             on_stopping=now_stopping, listen=listen)
+                             on_stopping=now_stopping, listen=listen, signalled_early=signalled_early)
     except (KeyboardInterrupt, EarlyStop) as stop:  # before serve's own handlers: nothing taken yet
         _stopped_while_starting(json_logs, hard=isinstance(stop, EarlyStop))
         code = 0

@@ -64,6 +64,17 @@ class _Interned(dict):
 _CHATS = _Interned()
 _PEOPLE = _Interned()
 _EPOCH = datetime(1970, 1, 1)
+_DATES: Dict[int, datetime] = {}  # unix second -> naive UTC datetime: a busy second's messages share it
+
+
+def _date(unix: int) -> datetime:
+    """The same naive UTC second rules.from_unix gives, made once a second."""
+    at = _DATES.get(unix)
+    if at is None:
+        if len(_DATES) >= 4096:
+            _DATES.clear()
+        at = _DATES[unix] = _EPOCH + timedelta(seconds=unix)
+    return at
 
 
 def chat_of(message, chats: Dict[int, Any]) -> Optional[ChatRef]:
@@ -115,9 +126,7 @@ class FastPath:
             return None
         if not rt.engine.holds_active(chat.id, sender.id):
             return None
-        # the same naive UTC second rules.from_unix gives, for less
-        return MessageSeen(chat=chat, sender=sender, at=_EPOCH + timedelta(seconds=m.date), sender_chat_id=None,
-                           is_automatic_forward=False, text=m.message or None)
+        return MessageSeen(chat, sender, _date(m.date), None, False, m.message or None)
 
     def wrap(self, parser):
         """The dispatcher's parser for new messages, with this path in front of it."""

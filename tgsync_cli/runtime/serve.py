@@ -40,6 +40,8 @@ from tgsync_cli.core.engine import ClubInfo, Engine
 from tgsync_cli.core.errors import ConfigError
 from tgsync_cli.runtime.config import Settings
 from tgsync_cli.runtime.fast_path import install as install_fast_path
+from tgsync_cli.runtime.peer_memo import PeerMemo
+from tgsync_cli.runtime.peer_memo import install as remember_peers
 from tgsync_cli.runtime.live import start_client
 from tgsync_cli.runtime.pipeline import SPOOL_NAME, Pipeline
 from tgsync_cli.runtime.telegram_client import (
@@ -138,6 +140,8 @@ class Runtime:
         self.recheck_pending = False  # the connection dropped: updates may have been missed
         self.requests_poll_seconds = REQUESTS_POLL_SECONDS
         self.gate: Optional[UpdateStateGate] = None  # holds kurigram's update state back
+        self.signalled_early: Callable[[], bool] = lambda: False  # the entry point's, under serve
+        self.peer_memo: Optional[PeerMemo] = None  # set at start: skips unchanged peer writes
         # plain integers and times for /metrics: the update loop pays no lock for them
         self.received = {"message": 0, "chat_member": 0, "bot_stopped": 0, "chat_join_request": 0}
         self.last_update: Optional[float] = None  # Unix time the newest update arrived
@@ -219,6 +223,8 @@ class Runtime:
         # before the loop runs any code: a signal from here on is the loop's (request_stop), never
         # an exception inside one of its callbacks, where asyncio would log it and carry on
         signals = self._install_signals()
+        if self.signalled_early():  # a signal before ours whose exception something swallowed
+            self.request_stop("stop requested while starting")
         try:
             return self.loop.run_until_complete(self._main(signals))
         finally:
@@ -231,6 +237,7 @@ class Runtime:
                 self.client.add_handler(h)
             if self.fast_path:
                 install_fast_path(self.client, self)
+            self.peer_memo = remember_peers(self.client)  # unchanged peers: no session write
             if not await self._connect_unless_stopped():
                 log.info("stopped while connecting: nothing was taken from Telegram",
                          extra={"event": "stopped"})
@@ -304,6 +311,8 @@ class Runtime:
     async def _connect_unless_stopped(self) -> bool:
         """Connect, unless a stop request comes first: connecting can take half a minute or more
         (retries, an unanswering network), and SIGINT/SIGTERM must still end `serve` at once."""
+        if self._stop_requested:
+            return False
         connect = asyncio.ensure_future(start_client(self.client))
         stop = asyncio.ensure_future(self._stop.wait())
         await asyncio.wait({connect, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -381,14 +390,17 @@ def build_runtime(settings: Settings, queue: Optional[str] = None,
 def serve(settings: Settings, queue: Optional[str] = None,
           on_started: Optional[Callable[[StartupReport], None]] = None,
           on_stopping: Optional[Callable[[], None]] = None,
-          listen: Optional[Tuple[str, int]] = None) -> int:
-    """`listen` (host, port): the health and metrics endpoint, checked by the caller."""
+          listen: Optional[Tuple[str, int]] = None,
+          signalled_early: Callable[[], bool] = lambda: False) -> int:
+    """`listen` (host, port): the health and metrics endpoint, checked by the caller.
+    `signalled_early`: whether a stop signal arrived before serve's own handlers."""
     metrics = observed = None
     if listen is not None:
         from tgsync_cli.runtime.metrics import Metrics
 
         metrics = Metrics("serve")
     runtime = build_runtime(settings, queue, on_started, on_stopping, metrics=metrics)
+    runtime.signalled_early = signalled_early
     try:
         if metrics is not None and listen is not None:
             from tgsync_cli.runtime.observe import attach
