@@ -149,6 +149,8 @@ def test_the_mtproto_path_decrypts_what_telegram_would_send_and_applies_every_me
     assert set(stages) == set(mtproto.STAGES)
     assert stages["Message._parse"] > 0 and stages["decrypt + TL read"] > 0 and stages["engine"] > 0
     assert 0 < out["mtproto_slow_our_share"] < 1
+    # serve's journal is priced apart (the rigs have none), and the speedup with it beside
+    assert "journal_us_per_event" in out and out["mtproto_fast_path_speedup_with_journal"] > 0
 
 
 def test_a_packet_with_a_wrong_key_is_refused_by_pyrogram_as_telegram_s_would_be():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 from tgsync_cli.core import events as ev
 from tgsync_cli.core.errors import InputError
@@ -20,18 +20,47 @@ _NESTED = {"chat": ev.ChatRef, "actor": ev.Person, "old": ev.MemberState, "new":
            "state": ev.MemberState}
 
 
+# Why not dataclasses.asdict-like walking each time: every event serve accepts is written to its
+# journal, and walking the fields of the event, its chat and its sender cost ~10 us a message, more
+# than the rest of a known member's message. Field names are read once a class; the frozen parts
+# an event is made of (a chat, a person, a member state) are converted once and copied after (a
+# group's messages share their chat and, a member's, their sender).
+_FIELDS: Dict[type, Tuple[str, ...]] = {}
+_PARTS = (ev.ChatRef, ev.Person, ev.MemberState)
+_MEMO: Dict[Any, Dict[str, Any]] = {}  # a frozen part -> its plain form (bounded: starts over)
+_MEMO_LIMIT = 20_000
+_SCALARS = (str, int, float, bool)
+
+
+def _names(cls: type) -> Tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 def to_dict(event: Any) -> Dict[str, Any]:
     out: Dict[str, Any] = {"type": type(event).__name__}
-    for f in dataclasses.fields(event):
-        out[f.name] = _plain(getattr(event, f.name))
+    for name in _names(type(event)):
+        out[name] = _plain(getattr(event, name))
     return out
 
 
 def _plain(v: Any) -> Any:
+    if v is None or type(v) in _SCALARS:
+        return v
     if isinstance(v, datetime):
         return v.isoformat()
+    if type(v) in _PARTS:
+        d = _MEMO.get(v)
+        if d is None:
+            d = {n: _plain(getattr(v, n)) for n in _names(type(v))}
+            if len(_MEMO) >= _MEMO_LIMIT:
+                _MEMO.clear()
+            _MEMO[v] = d
+        return dict(d)  # a copy: a caller may change what it gets (forget erases a person)
     if dataclasses.is_dataclass(v):
-        return {f.name: _plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        return {n: _plain(getattr(v, n)) for n in _names(type(v))}
     if isinstance(v, (list, tuple)):
         return [_plain(x) for x in v]
     return v
