@@ -81,3 +81,20 @@ def test_a_join_that_loses_a_race_to_another_worker_is_tried_again_not_refused(m
     assert result.get() == "MemberStatusChanged"
     assert racing.lost == 1
     assert anna_status(club) == "active"
+
+
+def test_a_queued_event_about_someone_forgotten_meanwhile_does_not_bring_them_back(monkeypatch, club):
+    """Given Anna's join waiting in the queue, when an operator runs forget 701 before a worker
+    takes it, the worker drops it: nothing of Anna is stored afterwards."""
+    from tgsync_cli import ops
+    from tests.ops.test_forget import traces
+
+    worker_on(monkeypatch, club)
+    first = celery_queue.apply_event.apply(args=[joins()])
+    assert first.get() == "MemberStatusChanged" and anna_status(club) == "active"
+    ops.forget(club, None, ANNA.id)  # from another shell: only the store's note reaches the worker
+    monkeypatch.setattr("tgsync_cli.runtime.forget_filter.POLL_EVENTS", 1)  # look at once
+    late = to_dict(MemberStatusChanged(CHAT, ANNA, MEMBER, T0.replace(minute=9), old=LEFT))
+    assert celery_queue.apply_event.apply(args=[late]).get() == "forgotten"
+    celery_queue.flush_worker_engine()
+    assert traces(club, {ANNA.id}) == []

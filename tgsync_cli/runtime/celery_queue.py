@@ -134,6 +134,21 @@ def worker_engine():
         return _engine
 
 
+_watch: Any = None  # this worker process's look at `forget` runs (see _forgets)
+
+
+def _forgets(engine) -> Any:
+    """A `forget` run elsewhere reaches a worker as it reaches replay: every second the worker
+    reads the store's new notes; a queued event about the person, from before the erasure, is
+    dropped, and what this worker applied for them since its last look is erased again."""
+    global _watch
+    if _watch is None or _watch.engine is not engine:
+        from tgsync_cli.runtime.forget_filter import ForgetFilter
+
+        _watch = ForgetFilter(engine)
+    return _watch
+
+
 def _start_flush_timer(engine, seconds: float) -> None:
     def loop():
         while True:
@@ -150,12 +165,18 @@ def flush_worker_engine(engine=None) -> int:
     with _engine_lock:
         try:
             began = time.monotonic()
+            watch = _forgets(engine)
+            watch.flushing(engine.seen.people())
             written = engine.flush()
             _tell("flushed", time.monotonic() - began)
-            return written
         except TgsyncError as exc:  # kept in memory by the engine; the next flush retries
             log.warning("last_seen not flushed: %s", exc)
             return 0
+        try:
+            watch.poll()  # a forget that landed during the flush: erased again now
+        except TgsyncError as exc:
+            log.warning("forget notes not read after a flush, read at the next look: %s", exc)
+        return written
 
 
 @signals.worker_process_shutdown.connect
@@ -184,7 +205,9 @@ def apply_event(self, event_dict: dict) -> str:
     _tell("applying", event)
     try:
         with _engine_lock:
-            engine.handle(event)
+            kept = _forgets(engine).keep(event)
+            if kept is not None:
+                engine.handle(kept)
     except RETRIED:
         _tell("retried", event)
         raise  # Celery retries it, backing off
@@ -194,6 +217,9 @@ def apply_event(self, event_dict: dict) -> str:
             log.error("event %s not applied: %s", type(event).__name__, exc)
             return "refused"
         raise
+    if kept is None:  # about a person `forget` erased after this was queued
+        _tell("skipped", event)
+        return "forgotten"
     _tell("applied", event)
     waited = (event_dict.get("_club_wait") or 0) if isinstance(event_dict, dict) else 0
     if waited < CLUB_WAIT_SECONDS and waits_for_club(engine, event):

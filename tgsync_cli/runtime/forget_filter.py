@@ -23,7 +23,7 @@ POLL_EVENTS = 1000
 class ForgetFilter:
     def __init__(self, engine: Any):
         self.engine = engine
-        self._since = getattr(engine.store, "forgotten_since", None)
+        self._since = getattr(getattr(engine, "store", None), "forgotten_since", None)
         self._mark: Optional[datetime] = None
         self._notes: List[Tuple[str, str, datetime]] = []
         self._until: Dict[int, Optional[datetime]] = {}  # id → erased at (None: checked, not erased)
