@@ -41,27 +41,18 @@ def begin(cur: sqlite3.Cursor, write: bool, timeout: float = BUSY_TIMEOUT_MS / 1
     if not write:
         cur.execute("BEGIN")
         return 1
-    cur.execute("PRAGMA busy_timeout = 0")
-    try:
-        attempts, sleep, deadline = 0, FIRST_SLEEP, 0.0
-        while True:
-            attempts += 1
-            try:
-                cur.execute("BEGIN IMMEDIATE")
-                return attempts
-            except sqlite3.OperationalError as exc:
-                if not _busy(exc):
-                    raise
-                now = time.monotonic()
-                if not deadline:
-                    deadline = now + timeout
-                elif now > deadline:
-                    raise
-            time.sleep(sleep * (0.5 + random.random()))
-            sleep = min(sleep * 2, MAX_SLEEP)
-    finally:
-        # reads (and anything else on this connection) keep SQLite's own patience
-        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    attempts, sleep, deadline = 0, FIRST_SLEEP, 0.0
+    while True:
+        attempts += 1
+        if try_begin(cur):
+            return attempts
+        now = time.monotonic()
+        if not deadline:
+            deadline = now + timeout
+        elif now > deadline:
+            raise sqlite3.OperationalError("database is locked")
+        time.sleep(sleep * (0.5 + random.random()))
+        sleep = min(sleep * 2, MAX_SLEEP)
 
 
 def try_begin(cur: sqlite3.Cursor) -> bool:
@@ -75,6 +66,7 @@ def try_begin(cur: sqlite3.Cursor) -> bool:
             raise
         return False
     finally:
+        # reads (and anything else on this connection) keep SQLite's own patience
         cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
 
