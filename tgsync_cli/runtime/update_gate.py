@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
 log = logging.getLogger("tgsync.update_gate")
 PUMP_SECONDS = 0.02
@@ -41,7 +42,8 @@ class _Held:
 class UpdateStateGate:
     def __init__(self, marks: Callable[[], Tuple[int, int]]):
         self._marks = marks  # the pipeline's (accepted, durable) journal sequence numbers
-        self._held: List[_Held] = []
+        self._held: Deque[_Held] = deque()
+        self._by_call: Dict[int, List[_Held]] = {}  # a running call -> the held states waiting on it
         self._running: Set[int] = set()
         self._call_ids = itertools.count(1)
         self._tickets = 0  # updates queued for dispatch so far
@@ -116,17 +118,20 @@ class UpdateStateGate:
         held = _Held(states, set(self._running))
         if not held.calls:
             held.packets = self._tickets
+        for cid in held.calls:
+            self._by_call.setdefault(cid, []).append(held)
         self._held.append(held)
         self.held += len(states)
         self._ensure_pump()
 
     def _call_ended(self, cid: int) -> None:
+        """Only the states held while this call ran wait on it: a backlog of held states (a slow
+        disk under the journal) must not make every update cost a pass over all of them."""
         self._running.discard(cid)
-        for held in self._held:
-            if cid in held.calls:
-                held.calls.discard(cid)
-                if not held.calls:
-                    held.packets = self._tickets
+        for held in self._by_call.pop(cid, ()):
+            held.calls.discard(cid)
+            if not held.calls:
+                held.packets = self._tickets
 
     def _finish(self, ticket: int) -> None:
         self._finished.add(ticket)
@@ -147,7 +152,7 @@ class UpdateStateGate:
             if durable < held.journal:
                 break
             out.extend(held.states)
-            self._held.pop(0)
+            self._held.popleft()
         return out
 
     async def release_ready(self) -> int:
