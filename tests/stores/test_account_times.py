@@ -68,6 +68,11 @@ def test_an_account_the_app_holds_keeps_its_own_created_at_and_fields(tmp_path):
         close_backend(store)
 
 
+
+def two_groups(store) -> Tuple[Any, Any]:
+    """Two clubs the runner can belong to: A and B."""
+    return (store.create_club(-1009001, "A", None, {})[0], store.create_club(-1009002, "B", None, {})[0])
+
 @pytest.mark.parametrize("backend", ["sqlite-memory", "mongomock", "mongomock-app"])
 def test_a_join_delivered_after_a_later_one_dates_the_account_back(backend, tmp_path):
     """Given a runner first met by a join at 10:00, when their join of 9:00 in the same group
@@ -78,8 +83,7 @@ def test_a_join_delivered_after_a_later_one_dates_the_account_back(backend, tmp_
 
     store, _ = open_backend(backend, tmp_path)
     try:
-        a, _ = store.create_club(-1009001, "A", None, {})
-        b, _ = store.create_club(-1009002, "B", None, {})
+        a, b = two_groups(store)
         store.observe(a["_id"], join(TID, T + timedelta(minutes=120)))
         store.observe(a["_id"], join(TID, T + timedelta(minutes=60)))
         u = store.user_by_telegram_id(TID)
@@ -142,8 +146,7 @@ def test_old_messages_in_two_groups_date_the_account_back_to_the_newest_groups_f
 
     store, _ = open_backend(backend, tmp_path)
     try:
-        a, _ = store.create_club(-1009001, "A", None, {})
-        b, _ = store.create_club(-1009002, "B", None, {})
+        a, b = two_groups(store)
         store.observe(a["_id"], join(TID, T + timedelta(minutes=120)))
         store.observe(b["_id"], join(TID, T + timedelta(minutes=180)))
         flush_message(store, a["_id"], TID, T + timedelta(minutes=60))
@@ -210,7 +213,7 @@ def test_joins_and_flushed_messages_in_any_order_end_in_the_account_of_their_ear
 
     store, _ = open_backend(backend, tmp_path)
     try:
-        clubs = [store.create_club(-1009001 - i, f"G{i}", None, {})[0]["_id"] for i in (0, 1)]
+        clubs = [c["_id"] for c in two_groups(store)]
         evidence: dict = {}
         for kind, group, minute in events:
             at = T + timedelta(minutes=minute)
