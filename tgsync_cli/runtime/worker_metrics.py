@@ -154,6 +154,47 @@ class WorkerFigures:
         yield GaugeMetricFamily("tgsync_ready", "1 when /readyz answers 200", value=1 if ready else 0)
 
 
+SCRAPE_TRIES = 3
+
+
+def tolerant_multiprocess_collector(registry: Any, path: str) -> Any:
+    """prometheus_client's adder of the children's files, made to bear a child writing one.
+
+    A prefork child creates its file (empty, then sized, then filled) while the main process may
+    be reading the directory: read at that moment, the file fails to parse and the whole scrape
+    answered 500. A file that cannot be read yet holds nothing counted yet, so it is left out of
+    this scrape; one that changes while being added is read again (a few tries)."""
+    import glob
+    import struct
+    import time
+
+    from prometheus_client import multiprocess
+    from prometheus_client.mmap_dict import MmapedDict
+
+    unreadable = (struct.error, RuntimeError, OSError, UnicodeDecodeError, ValueError)
+
+    def readable(f: str) -> bool:
+        try:
+            list(MmapedDict.read_all_values_from_file(f))
+            return True
+        except unreadable:
+            return False
+
+    class Tolerant(multiprocess.MultiProcessCollector):
+        def collect(self) -> Any:
+            for attempt in range(SCRAPE_TRIES):
+                files = [f for f in glob.glob(os.path.join(path, "*.db")) if readable(f)]
+                try:
+                    return self.merge(files, accumulate=True)
+                except unreadable:
+                    if attempt == SCRAPE_TRIES - 1:
+                        raise
+                    time.sleep(0.01)
+            return []
+
+    return Tolerant(registry, path=path)
+
+
 class WorkerEndpoint:
     """The main process's endpoint; `tasks_metrics` makes the counters of a process that runs
     tasks (the main process with solo/threads, each child with prefork)."""
@@ -169,10 +210,8 @@ class WorkerEndpoint:
         self.health = WorkerHealth(settings, settings.metrics.stuck_seconds, probe_seconds)
         self._local: Optional[Metrics] = None
         if multiproc_dir:
-            from prometheus_client import multiprocess
-
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry, path=multiproc_dir)
+            tolerant_multiprocess_collector(registry, multiproc_dir)
             add_build_info(registry, "worker")
         else:
             self._local = Metrics("worker")
