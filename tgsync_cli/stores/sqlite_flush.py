@@ -74,7 +74,7 @@ UPDATE = (
     f" seen_times = {_SEEN_TIMES}"
     " WHERE club_id = :cid AND telegram_id = :tid")
 # the statement takes a flush row as it is (no dict built per member): each name, the row's field
-_ROW_FIELD = {"cid": 1, "tid": 2, "first": 3, "last": 4, "times": 8, "tmin": 9, "tmax": 10, "n": 11}
+_ROW_FIELD = {"cid": 1, "tid": 2, "first": 3, "last": 4, "times": 5, "tmin": 6, "tmax": 7, "n": 8}
 BY_ROW = re.sub(r":(\w+)", lambda m: f"?{_ROW_FIELD[m.group(1)]}", UPDATE)
 NOT_ACTIVE = (
     "SELECT m.club_id, m.telegram_id, m.hard_at FROM json_each(?) AS j"
@@ -85,8 +85,7 @@ NOT_ACTIVE = (
 ACTIVITY = ("INSERT OR IGNORE INTO activity (club_id, week, telegram_id) SELECT ?1, ?2, ?3"
             " WHERE EXISTS (SELECT 1 FROM memberships WHERE club_id = ?1 AND telegram_id = ?3)")
 
-Row = Tuple[str, int, Optional[str], Optional[str], Optional[str], Optional[str], Optional[str], str, str, str,
-            int]
+Row = Tuple[str, int, Optional[str], Optional[str], str, str, str, int]
 ActivityKey = Tuple[str, str, int]  # club id, ISO week, telegram id
 
 
@@ -116,9 +115,9 @@ def flush_rows(seen: Dict[Tuple[str, int], datetime], first_seen: Dict[Tuple[str
                message_times: Optional[Dict[Tuple[str, int], List[datetime]]] = None,
                ledger: Optional[WeekLedger] = None) -> Tuple[List[Row], List[ActivityKey]]:
     """The flush's rows in key order (the order `write` visits the table in), and the activity
-    keys `ledger` has not seen written. A row: (club, telegram id, first, last, since, week of
-    first if it differs, week of last, the message times as a JSON list: those given, else first,
-    since and last; the earliest, the newest and how many of them), times as the store's text.
+    keys `ledger` has not seen written. A row: (club, telegram id, first, last, the message times
+    as a JSON list: those given, else first, since and last; the earliest, the newest and how many
+    of them), times as the store's text.
 
     Why it is written this way: it runs once a flush for every member who wrote (30,000 rows at
     1,000 busy clubs), and its Python cost was as large as the database's. A flush spans minutes:
@@ -164,9 +163,7 @@ def flush_rows(seen: Dict[Tuple[str, int], datetime], first_seen: Dict[Tuple[str
             texts = sorted({of(t)[0] for t in times})
             kept, tmin, tmax, n = '["' + '","'.join(texts) + '"]', texts[0], texts[-1], len(texts)
         rows.append((key[0], key[1], None if fm is None else fm[0], None if lm is None else lm[0],
-                     None if since is None else (lm if since is last and lm is not None else of(since))[0],
-                     None if fm is None or lm is None or fm[1] == lm[1] else fm[1],
-                     None if lm is None else lm[1], kept, tmin, tmax, n))
+                     kept, tmin, tmax, n))
     new.sort()
     return rows, new
 
