@@ -97,6 +97,11 @@ class Server:
         return self.client[DB]
 
 
+def track_night(store: MongoStore, chat: int) -> str:
+    """The club a race story runs in (the bot present), as the stories' id."""
+    return store.create_club(chat, "Track Night", None, {"bot_present": True})[0]["_id"]
+
+
 def member_filter(tid: int) -> Callable[..., bool]:
     """A clubs update guarded on this member's element (a compare-and-set)."""
     def match(flt: Dict[str, Any], *a: Any, **kw: Any) -> bool:

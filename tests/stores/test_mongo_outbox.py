@@ -12,7 +12,7 @@ import pytest
 from pymongo.errors import AutoReconnect
 
 from tests.stores.backends import join, leave, message
-from tests.stores.racing import Race, Server, member_filter, pushes_member
+from tests.stores.racing import Race, Server, member_filter, pushes_member, track_night
 from tgsync_cli.core.errors import StoreUnavailable
 from tgsync_cli.core.events import ChatRef, MemberState, MemberStatusChanged, MessageSeen, Person
 from tgsync_cli.sim.faults import FaultyStore
@@ -201,13 +201,8 @@ def at(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-@pytest.fixture
-def racing() -> Server:
-    return Server()
-
-
 def racing_club(store: MongoStore) -> str:
-    return store.create_club(RACE_CHAT, "Track Night", None, {"bot_present": True})[0]["_id"]
+    return track_night(store, RACE_CHAT)
 
 
 def reading_as_a_server_does(racing: Server) -> MongoStore:
